@@ -1,0 +1,66 @@
+/*
+ * nodeconf.h: the node's configuration, /etc/arceus/arceus.conf.
+ *
+ * One table for the whole file (all sections), so that
+ * `arceus-control -n -c FILE` checks everything.  Control is the node's
+ * authority and owns the file; the dataplane reads its [node] and
+ * [dataplane] sections through the same table until control hands them
+ * over on its socket.
+ *
+ * Sections: [node] identity and directories; [dataplane] transport and
+ * peers; the control sections ([control], [discovery], [membership],
+ * [raft], [http]) are added by control/.
+ */
+#ifndef ARC_NODECONF_H
+#define ARC_NODECONF_H
+
+#include <stdint.h>
+
+#include "conf.h"
+
+#define NODECONF_PATH		"/etc/arceus/arceus.conf"
+#define NODECONF_MAX_PEERS	64
+#define NODECONF_MAX_SEEDS	32
+
+/* A static peer: "id@a.b.c.d:port" (a [dataplane] peer = line). */
+struct nodeconf_peer {
+	uint32_t	id;
+	char		addr[64];	/* IPv4 literal or host name */
+	uint16_t	port;
+};
+
+struct nodeconf {
+	/* [node] */
+	int64_t		node_id;	/* 0: derived and persisted */
+	char		name[64];
+	char		run_dir[256];	/* sockets: control.sock, ... */
+	char		state_dir[256];	/* node id, raft log, checkpoints */
+	char		key_file[256];	/* cluster key (32 bytes) */
+
+	/* [dataplane] */
+	char		transport[16];	/* auto | rdma | dpdk | tcp */
+	char		dp_listen[64];	/* address to bind, 0.0.0.0 = any */
+	int64_t		dp_port;
+	uint64_t	arena_size;	/* shared memory for local workers */
+	uint64_t	chunk_size;	/* collective pipeline chunk */
+	int64_t		peer_timeout_ms;
+	char		dpdk_port[256];	/* PCI address or vdev spec */
+	char		dpdk_eal[256];	/* extra EAL arguments */
+	char		rdma_dev[64];	/* empty: first device */
+	int		npeers;
+	struct nodeconf_peer peers[NODECONF_MAX_PEERS];
+
+	/* [control] and friends: control/ adds its fields below. */
+	/* CONTROL-FIELDS */
+};
+
+extern const struct conf_key nodeconf_keys[];
+
+/*
+ * Defaults, then path.  Errors go to errs as file:line: reason.
+ * @return 0 or -1.
+ */
+int	nodeconf_load(struct nodeconf *nc, const char *path,
+	    struct conf_errs *errs);
+
+#endif /* ARC_NODECONF_H */

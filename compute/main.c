@@ -1,0 +1,106 @@
+/*
+ * main.c: arceus-worker.  For now, the standalone trainer:
+ *
+ *   arceus-worker --standalone --job FILE [--set section.key=value ...]
+ *                 [--metrics-out FILE] [-q] [-v]
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compute.h"
+#include "fault.h"
+#include "log.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: arceus-worker --standalone --job FILE "
+	    "[--set section.key=value ...]\n"
+	    "                     [--metrics-out FILE] [-q] [-v] [-n]\n"
+	    "  --standalone        train on this node alone\n"
+	    "  --job FILE          job file (configs/jobs/*.conf)\n"
+	    "  --set S.K=V         override one job key (repeatable)\n"
+	    "  --metrics-out FILE  append one JSON object per step\n"
+	    "  -n                  check the job file and exit\n"
+	    "  -q                  no progress lines\n"
+	    "  -v                  more logging\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "standalone", no_argument, NULL, 's' },
+		{ "job", required_argument, NULL, 'j' },
+		{ "set", required_argument, NULL, 'S' },
+		{ "metrics-out", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct train_opts topts = { 0 };
+	const char *jobpath = NULL;
+	char **sets;
+	int nsets = 0, standalone = 0, checkonly = 0, level = LOG_LEVEL_INFO;
+	int ch;
+	struct job job;
+
+	log_init("arceus-worker", LOG_LEVEL_INFO);
+	if ((sets = calloc((size_t)argc + 1, sizeof(*sets))) == NULL)
+		fatal("calloc");
+	while ((ch = getopt_long(argc, argv, "nqvh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			standalone = 1;
+			break;
+		case 'j':
+			jobpath = optarg;
+			break;
+		case 'S':
+			sets[nsets++] = optarg;
+			break;
+		case 'm':
+			topts.metrics_out = optarg;
+			break;
+		case 'n':
+			checkonly = 1;
+			break;
+		case 'q':
+			topts.quiet = 1;
+			break;
+		case 'v':
+			level++;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "arceus-worker: unexpected argument '%s'\n",
+		    argv[optind]);
+		usage();
+	}
+	log_setlevel(level);
+	if (jobpath == NULL) {
+		fprintf(stderr, "arceus-worker: --job FILE is required\n");
+		usage();
+	}
+	if (job_load(&job, jobpath, sets, nsets) < 0)
+		return 1;
+	free(sets);
+	if (checkonly) {
+		printf("%s: ok\n", jobpath);
+		return 0;
+	}
+	if (!standalone) {
+		fprintf(stderr, "arceus-worker: only --standalone is "
+		    "implemented so far; the cluster mode attaches to "
+		    "arceus-dataplane\n");
+		return 2;
+	}
+	fault_init_env();
+	return train_run(&job, &topts) == 0 ? 0 : 1;
+}
