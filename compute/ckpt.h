@@ -27,6 +27,19 @@
 
 #define CKPT_NAME_MAX	32	/* segment name, NUL included */
 #define CKPT_MAX_SEGS	64
+#define CKPT_MAX_SHARDS	4096	/* entries of one MANIFEST */
+#define CKPT_ALIGN	4096	/* segments start on this file offset */
+
+/*
+ * Layout of every file a backend writes: hdr at offset 0, then segment i at
+ * the first multiple of CKPT_ALIGN at or after the end of the piece before
+ * it (zeros in between); the file ends exactly where the last piece ends.
+ */
+static inline uint64_t
+ckpt_align_up(uint64_t x)
+{
+	return (x + CKPT_ALIGN - 1) & ~(uint64_t)(CKPT_ALIGN - 1);
+}
 
 /* One named piece of state (params, adam_m, adam_v, trainer, ...). */
 struct ckpt_seg {
@@ -46,8 +59,10 @@ struct ckpt_shard_info {
 struct storage_ops {
 	const char	*name;
 	/*
-	 * Writes the concatenation of iov to a new file at path (mode 0644,
-	 * O_EXCL; the caller renames it) and fsyncs it.  @return 0 or -errno.
+	 * Writes hdr and segs, laid out as above (ckpt_align_up), to a new
+	 * file at path (mode 0644, O_EXCL; the caller renames it) and fsyncs
+	 * it.  segs may be NULL when nseg is 0.  @return 0 or -errno; on
+	 * error path is removed and storage_fail() has said what failed.
 	 */
 	int	(*write_file)(const char *path, const struct ckpt_seg *segs,
 		    int nseg, const void *hdr, size_t hdrlen);
@@ -56,6 +71,40 @@ struct storage_ops {
 };
 extern const struct storage_ops storage_uring_ops;
 extern const struct storage_ops storage_posix_ops;
+
+/*
+ * Backends record what failed here ("write <path> at offset N"), with
+ * strerror(-rc) appended; ckpt.c copies it into the caller's err.  Per
+ * thread.  @return rc.
+ */
+int	storage_fail(int rc, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+const char	*storage_last_error(void);
+
+/*
+ * storage_uring.c knobs, for tests and bench/ckpt (0 / NULL: defaults,
+ * QD 16, 1 MiB chunks, O_DIRECT and registered buffers when allowed).
+ * Process-wide; set them before saving, not while a save runs.
+ */
+struct storage_uring_conf {
+	int	qd;		/* writes in flight, 1..64 */
+	size_t	chunk;		/* bytes per write, multiple of CKPT_ALIGN */
+	int	no_direct;	/* 1: buffered writes even where O_DIRECT works */
+	int	no_register;	/* 1: never register buffers */
+};
+void	storage_uring_configure(const struct storage_uring_conf *c);
+
+/* What the last storage_uring_ops.write_file of this process did. */
+struct storage_uring_stats {
+	int		direct;		/* the file was written with O_DIRECT */
+	int		registered;	/* from registered buffers */
+	int		fixed_file;	/* through a registered file */
+	int		posix_fallback;	/* no io_uring here: posix did it */
+	unsigned long	writes;		/* write requests submitted */
+	unsigned long	short_writes;	/* of which requeued after a short write */
+	unsigned long	direct_refused;	/* EINVAL under O_DIRECT: went buffered */
+};
+void	storage_uring_last(struct storage_uring_stats *st);
 
 /* "uring" (default) or "posix". @return 0 or -EINVAL. */
 int	ckpt_set_backend(const char *name);
@@ -74,6 +123,10 @@ int	ckpt_write_shard(const char *dir, uint64_t step, uint32_t rank,
  * Writes the MANIFEST of step (making it complete), then deletes complete
  * steps older than the newest `keep` ones (keep = 0: keep all) and any
  * incomplete step older than this one.  @return 0 or -errno.
+ *
+ * Every shard listed must already be under its final name with the size
+ * given (else -ENOENT / -EINVAL, nothing committed).  A failure of the
+ * retention pass is logged, not returned: the step is committed then.
  */
 int	ckpt_commit(const char *dir, uint64_t step,
 	    const struct ckpt_shard_info *shards, int nshards, int keep,
@@ -89,6 +142,13 @@ int	ckpt_save(const char *dir, uint64_t step, const struct ckpt_seg *segs,
  * with the reason).  Newer steps that are skipped are logged with why
  * ("torn", "checksum mismatch", ...).  @return 0 with *step set, -ENOENT
  * if there is no usable checkpoint, or another -errno (err says why).
+ *
+ * Precisely: -ENOENT when no step under dir has a MANIFEST (or dir does
+ * not exist): nothing was ever committed, start fresh.  -EINVAL when no
+ * step loaded and at least one was refused because its segments differ
+ * (a different model or config: do not start fresh over it).  -EIO when
+ * complete steps exist but none verifies.  On any error the contents of
+ * segs' data are unspecified (a step may have been read half-way).
  */
 int	ckpt_load_latest(const char *dir, uint32_t rank, uint64_t *step,
 	    const struct ckpt_seg *segs, int nseg, char *err, size_t errlen);

@@ -79,6 +79,13 @@ extern const struct kern_ops kern_dnnl_ops;	/* kern_dnnl.c: oneDNN */
 void	kern_set_threads(int n);
 /* kern_dnnl.c: "ref" or "dnnl"; NULL if unknown */
 const struct kern_ops *kern_lookup(const char *name);
+/*
+ * kern_dnnl.c: releases the cached oneDNN primitives, memory objects and
+ * scratch buffers (they are rebuilt on the next call).  Also run by a
+ * destructor at exit.  A failing oneDNN call is a programming error: the
+ * dnnl ops log it and exit.
+ */
+void	kern_dnnl_fini(void);
 
 /* attn.c: memory-efficient attention (tiled, online softmax; backward
  * recomputes the scores tile by tile).  Never holds a T x T matrix. */
@@ -266,7 +273,23 @@ struct train_opts {
 	const char	*metrics_out;	/* JSON lines, or NULL */
 	int		 quiet;
 };
+/* The "trainer" checkpoint segment. Fixed widths: it is on disk. */
+struct trainer_state {
+	uint64_t	step;		/* optimizer steps done */
+	int64_t		adam_t;
+	uint64_t	data_rng[2];
+	uint64_t	drop_rng[2];
+	uint64_t	tokens_seen;
+	uint32_t	shape[5];	/* L, NH, C, maxT, V */
+	uint32_t	pad;
+};
 int	train_run(const struct job *job, const struct train_opts *o);
+/* the checkpoint segments of a model and its optimizer; @return count */
+int	train_segs(struct gpt *m, struct adamw *o, struct trainer_state *ts,
+	    struct ckpt_seg *segs);
+/* loads the newest checkpoint of dir into m, o, ts; -ENOENT if none */
+int	train_load(const char *dir, struct gpt *m, struct adamw *o,
+	    struct trainer_state *ts, char *err, size_t errlen);
 
 /* tool.c: arceusctl subcommands that live in compute */
 int	tool_dataset_build(int argc, char **argv);

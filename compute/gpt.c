@@ -1,0 +1,513 @@
+/*
+ * gpt.c: a GPT-2 style decoder, forward and backward, in the manner of
+ * llm.c's train_gpt2.c: parameters and activations are carved from a few
+ * large blocks; kernels come from an ops table (kern_ref.c or
+ * kern_dnnl.c), so the same model runs on the scalar reference and on
+ * oneDNN.
+ *
+ *   tokens -> wte + wpe -> [dropout] ->
+ *   L x { x += [dropout] proj(attn(LN1(x)));  x += [dropout] mlp(LN2(x)) }
+ *   -> LNf -> logits = x . wte^T (tied head) -> softmax -> cross-entropy
+ *
+ * Dropout, when enabled, is applied to the embedding and to the outputs of
+ * both residual branches (nanoGPT's resid_dropout); attention-weight
+ * dropout is not, since the attention kernel never forms the weights.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compute.h"
+#include "log.h"
+
+/* Activations of one forward pass over B x T, shapes beside each. */
+struct gpt_acts {
+	size_t	 cap;		/* capacity in tokens (B * T) */
+	float	*block;		/* everything below, one allocation */
+	float	*encoded;	/* [N, C] */
+	float	*ln1;		/* [L, N, C] */
+	float	*ln1_mean;	/* [L, N] */
+	float	*ln1_rstd;	/* [L, N] */
+	float	*qkv;		/* [L, N, 3C] */
+	float	*atty;		/* [L, N, C] */
+	float	*lse;		/* [L, B, NH, T] = [L, N * NH] */
+	float	*attproj;	/* [L, N, C] */
+	float	*residual2;	/* [L, N, C] */
+	float	*ln2;		/* [L, N, C] */
+	float	*ln2_mean;	/* [L, N] */
+	float	*ln2_rstd;	/* [L, N] */
+	float	*fch;		/* [L, N, 4C] */
+	float	*fch_gelu;	/* [L, N, 4C] */
+	float	*fcproj;	/* [L, N, C] */
+	float	*residual3;	/* [L, N, C] */
+	float	*lnf;		/* [N, C] */
+	float	*lnf_mean;	/* [N] */
+	float	*lnf_rstd;	/* [N] */
+	float	*logits;	/* [N, V] */
+	float	*probs;		/* [N, V] */
+	float	*losses;	/* [N] */
+	int	*targets;	/* [N] copy of the last targets, or NULL */
+	int	*inputs;	/* [N] */
+	/* dropout scales (0 or 1/(1-p)), only when dropout > 0 */
+	float	*mask_emb;	/* [N, C] */
+	float	*mask_att;	/* [L, N, C] */
+	float	*mask_mlp;	/* [L, N, C] */
+	/* backward scratch */
+	float	*dres;		/* [N, C] gradient of the residual stream */
+	float	*dtmp;		/* [N, C] */
+	float	*dln;		/* [N, C] */
+	float	*datty;		/* [N, C] */
+	float	*dqkv;		/* [N, 3C] */
+	float	*dfch;		/* [N, 4C] */
+	float	*dfch_gelu;	/* [N, 4C] */
+	float	*dlogits;	/* [N, V] */
+};
+
+static void
+param_sizes(const struct gpt_config *c, size_t *s)
+{
+	size_t L = c->L, C = c->C;
+
+	s[0] = (size_t)c->V * C;	/* wte */
+	s[1] = (size_t)c->maxT * C;	/* wpe */
+	s[2] = L * C;			/* ln1w */
+	s[3] = L * C;			/* ln1b */
+	s[4] = L * 3 * C * C;		/* qkvw */
+	s[5] = L * 3 * C;		/* qkvb */
+	s[6] = L * C * C;		/* attprojw */
+	s[7] = L * C;			/* attprojb */
+	s[8] = L * C;			/* ln2w */
+	s[9] = L * C;			/* ln2b */
+	s[10] = L * 4 * C * C;		/* fcw */
+	s[11] = L * 4 * C;		/* fcb */
+	s[12] = L * C * 4 * C;		/* fcprojw */
+	s[13] = L * C;			/* fcprojb */
+	s[14] = C;			/* lnfw */
+	s[15] = C;			/* lnfb */
+}
+
+static void
+point_params(struct gpt_params *p, float *base, const size_t *s)
+{
+	float **ptrs[GPT_NPARAMS] = {
+		&p->wte, &p->wpe, &p->ln1w, &p->ln1b, &p->qkvw, &p->qkvb,
+		&p->attprojw, &p->attprojb, &p->ln2w, &p->ln2b, &p->fcw,
+		&p->fcb, &p->fcprojw, &p->fcprojb, &p->lnfw, &p->lnfb,
+	};
+
+	for (int i = 0; i < GPT_NPARAMS; i++) {
+		*ptrs[i] = base;
+		base += s[i];
+	}
+}
+
+int
+gpt_param_decays(int i)
+{
+	/* matrices (wte, wpe, qkvw, attprojw, fcw, fcprojw) */
+	return i == 0 || i == 1 || i == 4 || i == 6 || i == 10 || i == 12;
+}
+
+int
+gpt_init(struct gpt *m, const struct gpt_config *cfg,
+    const struct kern_ops *k)
+{
+	memset(m, 0, sizeof(*m));
+	if (cfg->L < 1 || cfg->NH < 1 || cfg->C < 1 || cfg->C % cfg->NH ||
+	    cfg->maxT < 1 || cfg->V < 1)
+		return -EINVAL;
+	m->cfg = *cfg;
+	m->k = k;
+	param_sizes(cfg, m->sizes);
+	for (int i = 0; i < GPT_NPARAMS; i++)
+		m->nparams += m->sizes[i];
+	m->params = calloc(m->nparams, sizeof(float));
+	m->grads = calloc(m->nparams, sizeof(float));
+	if (m->params == NULL || m->grads == NULL) {
+		gpt_fini(m);
+		return -ENOMEM;
+	}
+	point_params(&m->p, m->params, m->sizes);
+	point_params(&m->g, m->grads, m->sizes);
+	m->training = 1;
+	return 0;
+}
+
+static void
+acts_free(struct gpt_acts *a)
+{
+	if (a == NULL)
+		return;
+	free(a->block);
+	free(a->targets);
+	free(a->inputs);
+	free(a);
+}
+
+void
+gpt_fini(struct gpt *m)
+{
+	free(m->params);
+	free(m->grads);
+	acts_free(m->acts);
+	memset(m, 0, sizeof(*m));
+}
+
+void
+gpt_init_weights(struct gpt *m, struct rng *r)
+{
+	const struct gpt_config *c = &m->cfg;
+	float proj_std = 0.02f / sqrtf(2.0f * (float)c->L);
+	float *base = m->params;
+
+	for (int i = 0; i < GPT_NPARAMS; i++) {
+		float std = (i == 6 || i == 12) ? proj_std : 0.02f;
+
+		for (size_t j = 0; j < m->sizes[i]; j++) {
+			if (i == 2 || i == 8 || i == 14)	/* LN weights */
+				base[j] = 1.0f;
+			else if (gpt_param_decays(i))
+				base[j] = rng_normal(r) * std;
+			else
+				base[j] = 0.0f;			/* biases */
+		}
+		base += m->sizes[i];
+	}
+}
+
+/* Allocates activations for N = B * T tokens, reusing them if they fit. */
+static int
+acts_reserve(struct gpt *m, int B, int T)
+{
+	const struct gpt_config *c = &m->cfg;
+	size_t N = (size_t)B * T, L = c->L, C = c->C, V = c->V, NH = c->NH;
+	struct gpt_acts *a = m->acts;
+	int drop = m->dropout > 0;
+
+	if (a != NULL && a->cap >= N)
+		return 0;
+	acts_free(a);
+	m->acts = NULL;
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return -ENOMEM;
+	struct { float **p; size_t n; } t[] = {
+		{ &a->encoded, N * C },
+		{ &a->ln1, L * N * C }, { &a->ln1_mean, L * N },
+		{ &a->ln1_rstd, L * N }, { &a->qkv, L * N * 3 * C },
+		{ &a->atty, L * N * C }, { &a->lse, L * N * NH },
+		{ &a->attproj, L * N * C }, { &a->residual2, L * N * C },
+		{ &a->ln2, L * N * C }, { &a->ln2_mean, L * N },
+		{ &a->ln2_rstd, L * N }, { &a->fch, L * N * 4 * C },
+		{ &a->fch_gelu, L * N * 4 * C }, { &a->fcproj, L * N * C },
+		{ &a->residual3, L * N * C }, { &a->lnf, N * C },
+		{ &a->lnf_mean, N }, { &a->lnf_rstd, N },
+		{ &a->logits, N * V }, { &a->probs, N * V }, { &a->losses, N },
+		{ &a->mask_emb, drop ? N * C : 0 },
+		{ &a->mask_att, drop ? L * N * C : 0 },
+		{ &a->mask_mlp, drop ? L * N * C : 0 },
+		{ &a->dres, N * C }, { &a->dtmp, N * C }, { &a->dln, N * C },
+		{ &a->datty, N * C }, { &a->dqkv, N * 3 * C },
+		{ &a->dfch, N * 4 * C }, { &a->dfch_gelu, N * 4 * C },
+		{ &a->dlogits, N * V },
+	};
+	size_t total = 0, nt = sizeof(t) / sizeof(t[0]);
+
+	/* 16-float (64-byte) alignment for every tensor */
+	for (size_t i = 0; i < nt; i++)
+		total += (t[i].n + 15) & ~(size_t)15;
+	a->block = aligned_alloc(64, total * sizeof(float));
+	a->targets = malloc(N * sizeof(int));
+	a->inputs = malloc(N * sizeof(int));
+	if (a->block == NULL || a->targets == NULL || a->inputs == NULL) {
+		acts_free(a);
+		return -ENOMEM;
+	}
+	float *p = a->block;
+	for (size_t i = 0; i < nt; i++) {
+		*t[i].p = t[i].n ? p : NULL;
+		p += (t[i].n + 15) & ~(size_t)15;
+	}
+	a->cap = N;
+	m->acts = a;
+	return 0;
+}
+
+static void
+dropout_fwd(float *x, float *mask, size_t n, float p, struct rng *r)
+{
+	float keep = 1.0f / (1.0f - p);
+
+	for (size_t i = 0; i < n; i++) {
+		mask[i] = rng_uniform(r) < p ? 0.0f : keep;
+		x[i] *= mask[i];
+	}
+}
+
+static void
+add_vec(float *out, const float *a, const float *b, size_t n)
+{
+#pragma omp parallel for simd if (n > (1 << 16))
+	for (size_t i = 0; i < n; i++)
+		out[i] = a[i] + b[i];
+}
+
+int
+gpt_forward(struct gpt *m, const int *inputs, const int *targets, int B,
+    int T)
+{
+	const struct kern_ops *k = m->k;
+	const struct gpt_config *c = &m->cfg;
+	const struct gpt_params *p = &m->p;
+	int C = c->C, NH = c->NH, V = c->V, N = B * T;
+	int drop = m->training && m->dropout > 0;
+	struct gpt_acts *a;
+
+	if (T > c->maxT || T < 1 || B < 1)
+		return -EINVAL;
+	for (int i = 0; i < N; i++)
+		if (inputs[i] < 0 || inputs[i] >= V ||
+		    (targets && (targets[i] < 0 || targets[i] >= V)))
+			return -EINVAL;
+	if (acts_reserve(m, B, T) < 0)
+		return -ENOMEM;
+	a = m->acts;
+	m->B = B;
+	m->T = T;
+	memcpy(a->inputs, inputs, sizeof(int) * N);
+
+	for (int b = 0; b < B; b++)
+		for (int t = 0; t < T; t++) {
+			float *o = a->encoded + ((size_t)b * T + t) * C;
+			const float *te = p->wte + (size_t)inputs[b * T + t] * C;
+			const float *pe = p->wpe + (size_t)t * C;
+
+			for (int i = 0; i < C; i++)
+				o[i] = te[i] + pe[i];
+		}
+	if (drop)
+		dropout_fwd(a->encoded, a->mask_emb, (size_t)N * C, m->dropout,
+		    &m->drop_rng);
+
+	const float *res = a->encoded;
+	for (int l = 0; l < c->L; l++) {
+		size_t NC = (size_t)N * C;
+		float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC;
+		float *atty = a->atty + l * NC;
+		float *lse = a->lse + (size_t)l * N * NH;
+		float *attproj = a->attproj + l * NC;
+		float *res2 = a->residual2 + l * NC, *ln2 = a->ln2 + l * NC;
+		float *fch = a->fch + l * 4 * NC;
+		float *fchg = a->fch_gelu + l * 4 * NC;
+		float *fcproj = a->fcproj + l * NC;
+		float *res3 = a->residual3 + l * NC;
+
+		k->layernorm_fwd(ln1, a->ln1_mean + (size_t)l * N,
+		    a->ln1_rstd + (size_t)l * N, res, p->ln1w + l * C,
+		    p->ln1b + l * C, N, C);
+		k->matmul_fwd(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C,
+		    p->qkvb + (size_t)l * 3 * C, N, C, 3 * C);
+		k->attn_fwd(atty, lse, qkv, B, T, C, NH);
+		k->matmul_fwd(attproj, atty, p->attprojw + (size_t)l * C * C,
+		    p->attprojb + (size_t)l * C, N, C, C);
+		if (drop)
+			dropout_fwd(attproj, a->mask_att + l * NC, NC,
+			    m->dropout, &m->drop_rng);
+		add_vec(res2, res, attproj, NC);
+		k->layernorm_fwd(ln2, a->ln2_mean + (size_t)l * N,
+		    a->ln2_rstd + (size_t)l * N, res2, p->ln2w + l * C,
+		    p->ln2b + l * C, N, C);
+		k->matmul_fwd(fch, ln2, p->fcw + (size_t)l * 4 * C * C,
+		    p->fcb + (size_t)l * 4 * C, N, C, 4 * C);
+		k->gelu_fwd(fchg, fch, 4 * NC);
+		k->matmul_fwd(fcproj, fchg, p->fcprojw + (size_t)l * 4 * C * C,
+		    p->fcprojb + (size_t)l * C, N, 4 * C, C);
+		if (drop)
+			dropout_fwd(fcproj, a->mask_mlp + l * NC, NC,
+			    m->dropout, &m->drop_rng);
+		add_vec(res3, res2, fcproj, NC);
+		res = res3;
+	}
+	k->layernorm_fwd(a->lnf, a->lnf_mean, a->lnf_rstd, res, p->lnfw,
+	    p->lnfb, N, C);
+	k->matmul_fwd(a->logits, a->lnf, p->wte, NULL, N, C, V);
+	k->softmax_fwd(a->probs, a->logits, N, V);
+
+	if (targets != NULL) {
+		double sum = 0;
+
+		memcpy(a->targets, targets, sizeof(int) * N);
+		for (int i = 0; i < N; i++) {
+			float pr = a->probs[(size_t)i * V + targets[i]];
+
+			/* a probability that underflowed must not give inf */
+			a->losses[i] = -logf(pr > 1e-30f ? pr : 1e-30f);
+			sum += a->losses[i];
+		}
+		m->loss = (float)(sum / N);
+	} else {
+		m->loss = -1.0f;
+	}
+	return 0;
+}
+
+void
+gpt_zero_grad(struct gpt *m)
+{
+	memset(m->grads, 0, m->nparams * sizeof(float));
+}
+
+void
+gpt_backward(struct gpt *m, float scale)
+{
+	const struct kern_ops *k = m->k;
+	const struct gpt_config *c = &m->cfg;
+	const struct gpt_params *p = &m->p, *g = &m->g;
+	struct gpt_acts *a = m->acts;
+	int B = m->B, T = m->T, C = c->C, NH = c->NH, V = c->V, N = B * T;
+	size_t NC = (size_t)N * C;
+	int drop = m->dropout > 0 && m->training;
+	float dl = scale / (float)N;
+
+	/* d loss / d logits = (probs - onehot) / N, times scale */
+	for (int i = 0; i < N; i++) {
+		const float *pr = a->probs + (size_t)i * V;
+		float *d = a->dlogits + (size_t)i * V;
+
+		for (int v = 0; v < V; v++)
+			d[v] = pr[v] * dl;
+		d[a->targets[i]] -= dl;
+	}
+	memset(a->dln, 0, NC * sizeof(float));
+	k->matmul_bwd(a->dln, g->wte, NULL, a->dlogits, a->lnf, p->wte, N, C,
+	    V);
+	memset(a->dres, 0, NC * sizeof(float));
+	k->layernorm_bwd(a->dres, g->lnfw, g->lnfb, a->dln,
+	    a->residual3 + (size_t)(c->L - 1) * NC, p->lnfw, a->lnf_mean,
+	    a->lnf_rstd, N, C);
+
+	for (int l = c->L - 1; l >= 0; l--) {
+		const float *res = l == 0 ? a->encoded :
+		    a->residual3 + (size_t)(l - 1) * NC;
+		const float *dbranch;
+
+		/* MLP branch: dres is d residual3 */
+		dbranch = a->dres;
+		if (drop) {
+			const float *mk = a->mask_mlp + l * NC;
+
+			for (size_t i = 0; i < NC; i++)
+				a->dtmp[i] = a->dres[i] * mk[i];
+			dbranch = a->dtmp;
+		}
+		memset(a->dfch_gelu, 0, 4 * NC * sizeof(float));
+		k->matmul_bwd(a->dfch_gelu, g->fcprojw + (size_t)l * 4 * C * C,
+		    g->fcprojb + (size_t)l * C, dbranch,
+		    a->fch_gelu + l * 4 * NC, p->fcprojw + (size_t)l * 4 * C * C,
+		    N, 4 * C, C);
+		memset(a->dfch, 0, 4 * NC * sizeof(float));
+		k->gelu_bwd(a->dfch, a->fch + l * 4 * NC, a->dfch_gelu, 4 * NC);
+		memset(a->dln, 0, NC * sizeof(float));
+		k->matmul_bwd(a->dln, g->fcw + (size_t)l * 4 * C * C,
+		    g->fcb + (size_t)l * 4 * C, a->dfch, a->ln2 + l * NC,
+		    p->fcw + (size_t)l * 4 * C * C, N, C, 4 * C);
+		k->layernorm_bwd(a->dres, g->ln2w + l * C, g->ln2b + l * C,
+		    a->dln, a->residual2 + l * NC, p->ln2w + l * C,
+		    a->ln2_mean + (size_t)l * N, a->ln2_rstd + (size_t)l * N,
+		    N, C);
+
+		/* attention branch: dres is now d residual2 */
+		dbranch = a->dres;
+		if (drop) {
+			const float *mk = a->mask_att + l * NC;
+
+			for (size_t i = 0; i < NC; i++)
+				a->dtmp[i] = a->dres[i] * mk[i];
+			dbranch = a->dtmp;
+		}
+		memset(a->datty, 0, NC * sizeof(float));
+		k->matmul_bwd(a->datty, g->attprojw + (size_t)l * C * C,
+		    g->attprojb + (size_t)l * C, dbranch, a->atty + l * NC,
+		    p->attprojw + (size_t)l * C * C, N, C, C);
+		memset(a->dqkv, 0, 3 * NC * sizeof(float));
+		k->attn_bwd(a->dqkv, a->datty, a->qkv + l * 3 * NC,
+		    a->atty + l * NC, a->lse + (size_t)l * N * NH, B, T, C, NH);
+		memset(a->dln, 0, NC * sizeof(float));
+		k->matmul_bwd(a->dln, g->qkvw + (size_t)l * 3 * C * C,
+		    g->qkvb + (size_t)l * 3 * C, a->dqkv, a->ln1 + l * NC,
+		    p->qkvw + (size_t)l * 3 * C * C, N, C, 3 * C);
+		k->layernorm_bwd(a->dres, g->ln1w + l * C, g->ln1b + l * C,
+		    a->dln, res, p->ln1w + l * C, a->ln1_mean + (size_t)l * N,
+		    a->ln1_rstd + (size_t)l * N, N, C);
+	}
+	/* dres is d encoded */
+	if (drop)
+		for (size_t i = 0; i < NC; i++)
+			a->dres[i] *= a->mask_emb[i];
+	for (int b = 0; b < B; b++)
+		for (int t = 0; t < T; t++) {
+			const float *d = a->dres + ((size_t)b * T + t) * C;
+			float *dte = g->wte + (size_t)a->inputs[b * T + t] * C;
+			float *dpe = g->wpe + (size_t)t * C;
+
+			for (int i = 0; i < C; i++) {
+				dte[i] += d[i];
+				dpe[i] += d[i];
+			}
+		}
+}
+
+const float *
+gpt_probs(const struct gpt *m, int b, int t)
+{
+	return m->acts->probs + ((size_t)b * m->T + t) * m->cfg.V;
+}
+
+int
+gpt_generate(struct gpt *m, const uint8_t *prompt, int plen, uint8_t *out,
+    int n, float temperature, struct rng *r)
+{
+	int maxT = m->cfg.maxT, V = m->cfg.V, len = 0, rc = 0;
+	int *ctx = malloc(sizeof(int) * (size_t)(plen + n + 1));
+	double *w = malloc(sizeof(double) * (size_t)V);
+	int was_training = m->training;
+
+	if (ctx == NULL || w == NULL) {
+		free(ctx);
+		free(w);
+		return -ENOMEM;
+	}
+	m->training = 0;
+	/* an empty prompt starts from a newline, a natural text boundary */
+	if (plen == 0)
+		ctx[len++] = '\n';
+	for (int i = 0; i < plen; i++)
+		ctx[len++] = prompt[i];
+	for (int i = 0; i < n; i++) {
+		int T = len < maxT ? len : maxT;
+		const float *pr;
+		double sum = 0, u;
+		int v;
+
+		if ((rc = gpt_forward(m, ctx + len - T, NULL, 1, T)) < 0)
+			break;
+		/* p^(1/temperature), renormalised: sharper when < 1 */
+		pr = gpt_probs(m, 0, T - 1);
+		for (v = 0; v < V; v++) {
+			w[v] = pow((double)pr[v] + 1e-30, 1.0 / temperature);
+			sum += w[v];
+		}
+		u = rng_uniform(r) * sum;
+		for (v = 0; v < V - 1; v++) {
+			if (u < w[v])
+				break;
+			u -= w[v];
+		}
+		out[i] = (uint8_t)v;
+		ctx[len++] = v;
+	}
+	m->training = was_training;
+	free(ctx);
+	free(w);
+	return rc;
+}

@@ -1,0 +1,116 @@
+/*
+ * job.c: the key table of job files (configs/jobs/NAME.conf) and their
+ * cross-key checks.  Defaults follow nanoGPT where it has one.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "compute.h"
+
+#define J(f)	offsetof(struct job, f)
+#define JS(f)	J(f), sizeof(((struct job *)0)->f)
+
+const struct conf_key job_keys[] = {
+	{ "model", "n_layer", CONF_INT, J(n_layer), 0, 1, 256, "4",
+	    "transformer blocks", NULL, 0 },
+	{ "model", "n_head", CONF_INT, J(n_head), 0, 1, 256, "4",
+	    "attention heads per block", NULL, 0 },
+	{ "model", "n_embd", CONF_INT, J(n_embd), 0, 1, 16384, "128",
+	    "model width; a multiple of n_head", NULL, 0 },
+	{ "model", "block_size", CONF_INT, J(block_size), 0, 1, 65536, "64",
+	    "context length in tokens (bytes)", NULL, 0 },
+
+	{ "train", "batch_size", CONF_INT, J(batch_size), 0, 1, 65536, "12",
+	    "sequences per micro-batch", NULL, 0 },
+	{ "train", "steps", CONF_INT, J(steps), 0, 1, 1e12, "1000",
+	    "optimizer steps", NULL, 0 },
+	{ "train", "lr", CONF_DOUBLE, J(lr), 0, 0, 10, "1e-3",
+	    "peak learning rate", NULL, 0 },
+	{ "train", "min_lr", CONF_DOUBLE, J(min_lr), 0, 0, 10, "1e-4",
+	    "learning rate at the end of the cosine decay", NULL, 0 },
+	{ "train", "warmup_steps", CONF_INT, J(warmup_steps), 0, 0, 1e12,
+	    "100", "linear warmup steps", NULL, 0 },
+	{ "train", "decay_steps", CONF_INT, J(decay_steps), 0, 0, 1e12, "0",
+	    "cosine decay ends here (0: at steps)", NULL, 0 },
+	{ "train", "weight_decay", CONF_DOUBLE, J(weight_decay), 0, 0, 10,
+	    "0.1", "AdamW decoupled weight decay (matrices only)", NULL, 0 },
+	{ "train", "beta1", CONF_DOUBLE, J(beta1), 0, 0, 0.99999, "0.9",
+	    "AdamW beta1", NULL, 0 },
+	{ "train", "beta2", CONF_DOUBLE, J(beta2), 0, 0, 0.99999, "0.95",
+	    "AdamW beta2", NULL, 0 },
+	{ "train", "eps", CONF_DOUBLE, J(eps), 0, 1e-12, 1, "1e-8",
+	    "AdamW epsilon", NULL, 0 },
+	{ "train", "grad_clip", CONF_DOUBLE, J(grad_clip), 0, 0, 1e6, "1.0",
+	    "global gradient norm clip; 0: off", NULL, 0 },
+	{ "train", "dropout", CONF_DOUBLE, J(dropout), 0, 0, 0.95, "0",
+	    "residual and embedding dropout", NULL, 0 },
+	{ "train", "seed", CONF_INT, J(seed), 0, 0, 9.2e18, "1337",
+	    "seed of initialisation, batches and dropout", NULL, 0 },
+	{ "train", "eval_interval", CONF_INT, J(eval_interval), 0, 0, 1e12,
+	    "100", "validation every this many steps; 0: at the end", NULL,
+	    0 },
+	{ "train", "eval_iters", CONF_INT, J(eval_iters), 0, 1, 100000, "20",
+	    "validation batches per evaluation", NULL, 0 },
+	{ "train", "accumulate", CONF_INT, J(accumulate), 0, 1, 65536, "1",
+	    "micro-batches per optimizer step", NULL, 0 },
+	{ "train", "threads", CONF_INT, J(threads), 0, 0, 1024, "0",
+	    "compute threads; 0: all cores", NULL, 0 },
+	{ "train", "log_interval", CONF_INT, J(log_interval), 0, 1, 1e9, "10",
+	    "progress line every this many steps", NULL, 0 },
+	{ "train", "kernels", CONF_STR, JS(kernels), 1, 0, "dnnl",
+	    "dnnl (oneDNN) or ref (scalar reference, slow)", NULL, 0 },
+	{ "train", "sample_len", CONF_INT, J(sample_len), 0, 0, 65536, "200",
+	    "bytes of text generated at the end; 0: none", NULL, 0 },
+	{ "train", "temperature", CONF_DOUBLE, J(temperature), 0, 0.01, 10,
+	    "0.8", "sampling temperature", NULL, 0 },
+
+	{ "data", "path", CONF_STR, JS(path), 1, 0, "data/corpus.txt",
+	    "text or token file (relative to the working directory)", NULL,
+	    0 },
+	{ "data", "val_fraction", CONF_DOUBLE, J(val_fraction), 0, 0.001, 0.5,
+	    "0.1", "tail of the file held out for validation", NULL, 0 },
+
+	{ "checkpoint", "dir", CONF_STR, JS(ckpt_dir), 0, 0, "",
+	    "checkpoint directory; empty: no checkpoints", NULL, 0 },
+	{ "checkpoint", "interval", CONF_INT, J(ckpt_interval), 0, 0, 1e12,
+	    "0", "checkpoint every this many steps; 0: only at the end",
+	    NULL, 0 },
+	{ "checkpoint", "keep", CONF_INT, J(ckpt_keep), 0, 0, 1000000, "3",
+	    "complete checkpoints kept; 0: all", NULL, 0 },
+	{ "checkpoint", "resume", CONF_BOOL, J(resume), 0, 0, 0, "yes",
+	    "resume from the newest complete checkpoint in dir", NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0 },
+};
+
+int
+job_load(struct job *job, const char *path, char **sets, int nsets)
+{
+	struct conf_errs errs = { 0 };
+	const char *where = path ? path : "job";
+
+	memset(job, 0, sizeof(*job));
+	conf_defaults(job_keys, job, &errs);
+	if (path != NULL)
+		conf_load(job_keys, job, path, &errs);
+	for (int i = 0; i < nsets; i++)
+		conf_set(job_keys, job, sets[i], "--set", &errs);
+	if (errs.n == 0) {
+		/* Cross-key checks, reported against the job file. */
+		if (job->n_embd % job->n_head != 0)
+			conf_err(&errs, where, 0, "model.n_embd = %lld is not a "
+			    "multiple of model.n_head = %lld",
+			    (long long)job->n_embd, (long long)job->n_head);
+		if (job->min_lr > job->lr)
+			conf_err(&errs, where, 0, "train.min_lr = %g is above "
+			    "train.lr = %g", job->min_lr, job->lr);
+		if (kern_lookup(job->kernels) == NULL)
+			conf_err(&errs, where, 0, "train.kernels = '%s': must "
+			    "be dnnl or ref", job->kernels);
+	}
+	if (errs.n > 0) {
+		conf_errs_print(&errs, stderr);
+		return -1;
+	}
+	return 0;
+}

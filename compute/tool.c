@@ -1,0 +1,155 @@
+/*
+ * tool.c: the arceusctl subcommands that belong to compute:
+ *
+ *   arceusctl dataset build --text FILE --out FILE
+ *   arceusctl sample --job FILE [--checkpoint DIR] [--prompt TEXT]
+ *                    [--len N] [--temperature T] [--seed N]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compute.h"
+#include "log.h"
+
+int
+tool_dataset_build(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "text", required_argument, NULL, 't' },
+		{ "out", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *text = NULL, *out = NULL;
+	char err[512];
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 't': text = optarg; break;
+		case 'o': out = optarg; break;
+		default: goto usage;
+		}
+	}
+	if (text == NULL || out == NULL || optind != argc)
+		goto usage;
+	if (data_build(text, out, err, sizeof(err)) < 0) {
+		fprintf(stderr, "arceusctl dataset build: %s\n", err);
+		return 1;
+	}
+	printf("%s: token file written\n", out);
+	return 0;
+usage:
+	fprintf(stderr, "usage: arceusctl dataset build --text FILE "
+	    "--out FILE\n");
+	return 2;
+}
+
+int
+tool_sample(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "job", required_argument, NULL, 'j' },
+		{ "checkpoint", required_argument, NULL, 'c' },
+		{ "prompt", required_argument, NULL, 'p' },
+		{ "len", required_argument, NULL, 'n' },
+		{ "temperature", required_argument, NULL, 't' },
+		{ "seed", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *jobpath = NULL, *dir = NULL, *prompt = "", *why;
+	int64_t len = 200, seed = 1;
+	double temp = 0.8;
+	struct trainer_state ts;
+	struct adamw opt = { 0 };
+	struct gpt_config cfg;
+	struct job job;
+	struct gpt m;
+	struct rng r;
+	uint8_t *out = NULL;
+	char err[512];
+	int ch, rc = 1;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'j': jobpath = optarg; break;
+		case 'c': dir = optarg; break;
+		case 'p': prompt = optarg; break;
+		case 'n':
+			if (conf_parse_int(optarg, &len, &why) < 0 ||
+			    len < 1 || len > 1000000) {
+				fprintf(stderr, "arceusctl sample: --len %s: "
+				    "must be 1..1000000\n", optarg);
+				return 2;
+			}
+			break;
+		case 't':
+			if (conf_parse_double(optarg, &temp, &why) < 0 ||
+			    temp < 0.01 || temp > 10) {
+				fprintf(stderr, "arceusctl sample: "
+				    "--temperature %s: must be 0.01..10\n",
+				    optarg);
+				return 2;
+			}
+			break;
+		case 's':
+			if (conf_parse_int(optarg, &seed, &why) < 0) {
+				fprintf(stderr, "arceusctl sample: --seed %s: "
+				    "%s\n", optarg, why);
+				return 2;
+			}
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (jobpath == NULL || optind != argc)
+		goto usage;
+	if (job_load(&job, jobpath, NULL, 0) < 0)
+		return 1;
+	if (dir == NULL)
+		dir = job.ckpt_dir;
+	if (dir[0] == '\0') {
+		fprintf(stderr, "arceusctl sample: %s has no [checkpoint] dir; "
+		    "give --checkpoint DIR\n", jobpath);
+		return 1;
+	}
+	cfg = (struct gpt_config){ (int)job.n_layer, (int)job.n_head,
+	    (int)job.n_embd, (int)job.block_size, GPT_VOCAB };
+	kern_set_threads((int)job.threads);
+	if (gpt_init(&m, &cfg, kern_lookup(job.kernels)) < 0 ||
+	    adamw_init(&opt, m.nparams) < 0) {
+		fprintf(stderr, "arceusctl sample: out of memory\n");
+		goto out;
+	}
+	if (train_load(dir, &m, &opt, &ts, err, sizeof(err)) < 0) {
+		fprintf(stderr, "arceusctl sample: %s\n", err);
+		goto out;
+	}
+	adamw_fini(&opt);	/* moments are not needed to sample */
+	rng_seed(&r, (uint64_t)seed);
+	if ((out = malloc((size_t)len)) == NULL)
+		goto out;
+	if (gpt_generate(&m, (const uint8_t *)prompt, (int)strlen(prompt), out,
+	    (int)len, (float)temp, &r) < 0) {
+		fprintf(stderr, "arceusctl sample: generation failed\n");
+		goto out;
+	}
+	fwrite(prompt, 1, strlen(prompt), stdout);
+	fwrite(out, 1, (size_t)len, stdout);
+	putchar('\n');
+	rc = 0;
+out:
+	free(out);
+	adamw_fini(&opt);
+	gpt_fini(&m);
+	return rc;
+usage:
+	fprintf(stderr, "usage: arceusctl sample --job FILE [--checkpoint DIR] "
+	    "[--prompt TEXT] [--len N] [--temperature T] [--seed N]\n");
+	return 2;
+}

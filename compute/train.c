@@ -1,0 +1,355 @@
+/*
+ * train.c: the standalone training loop of arceus-worker.
+ *
+ *   for each step:
+ *     zero grads; for each of `accumulate` micro-batches: forward, backward
+ *     (each scaled by 1/accumulate, so the gradient is the mean);
+ *     clip the global norm; AdamW with the scheduled learning rate;
+ *     report; every eval_interval: validation loss; every interval:
+ *     checkpoint (a failed checkpoint is reported, training goes on).
+ *
+ * Everything a resumed run needs is in the checkpoint: parameters, both
+ * AdamW moments and its step count, the step, and the states of the batch
+ * and dropout generators, so that N steps + resume + N steps ends with
+ * the same parameters, bit for bit, as 2N steps.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "compute.h"
+#include "log.h"
+
+static volatile sig_atomic_t train_stop;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	train_stop = 1;
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void
+fmt_eta(char *buf, size_t len, double s)
+{
+	long t = (long)(s + 0.5);
+
+	if (t >= 3600)
+		snprintf(buf, len, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60,
+		    t % 60);
+	else
+		snprintf(buf, len, "%ld:%02ld", t / 60, t % 60);
+}
+
+int
+train_segs(struct gpt *m, struct adamw *o, struct trainer_state *ts,
+    struct ckpt_seg *segs)
+{
+	segs[0] = (struct ckpt_seg){ "params", m->params,
+	    m->nparams * sizeof(float) };
+	segs[1] = (struct ckpt_seg){ "adam_m", o->m, o->n * sizeof(float) };
+	segs[2] = (struct ckpt_seg){ "adam_v", o->v, o->n * sizeof(float) };
+	segs[3] = (struct ckpt_seg){ "trainer", ts, sizeof(*ts) };
+	return 4;
+}
+
+static void
+shape_of(const struct gpt *m, uint32_t *shape)
+{
+	shape[0] = (uint32_t)m->cfg.L;
+	shape[1] = (uint32_t)m->cfg.NH;
+	shape[2] = (uint32_t)m->cfg.C;
+	shape[3] = (uint32_t)m->cfg.maxT;
+	shape[4] = (uint32_t)m->cfg.V;
+}
+
+/*
+ * Loads the newest checkpoint of dir into m and o.  @return 0 with *ts
+ * filled, -ENOENT if there is none, another -errno with err set.
+ */
+int
+train_load(const char *dir, struct gpt *m, struct adamw *o,
+    struct trainer_state *ts, char *err, size_t errlen)
+{
+	struct ckpt_seg segs[4];
+	uint32_t shape[5];
+	uint64_t step;
+	int n, rc;
+
+	n = train_segs(m, o, ts, segs);
+	rc = ckpt_load_latest(dir, 0, &step, segs, n, err, errlen);
+	if (rc < 0)
+		return rc;
+	shape_of(m, shape);
+	if (memcmp(shape, ts->shape, sizeof(shape)) != 0 ||
+	    ts->step != step) {
+		snprintf(err, errlen, "%s: checkpoint of step %llu is of "
+		    "another model (layers %u heads %u width %u block %u): "
+		    "use another checkpoint dir", dir,
+		    (unsigned long long)step, ts->shape[0], ts->shape[1],
+		    ts->shape[2], ts->shape[3]);
+		return -EINVAL;
+	}
+	o->t = ts->adam_t;
+	return 0;
+}
+
+static float
+evaluate(struct gpt *m, const struct dataset *d, int B, int T, int iters,
+    int *in, int *tg)
+{
+	double sum = 0;
+
+	m->training = 0;
+	for (int i = 0; i < iters; i++) {
+		data_val_batch(d, i, B, T, in, tg);
+		if (gpt_forward(m, in, tg, B, T) < 0)
+			return NAN;
+		sum += m->loss;
+	}
+	m->training = 1;
+	return (float)(sum / iters);
+}
+
+static void
+progress(const struct train_opts *o, int tty, int64_t step, int64_t steps,
+    float loss, float val, double ms, double tps, double eta, int newline)
+{
+	char etab[32], valb[32] = "";
+
+	if (o->quiet)
+		return;
+	fmt_eta(etab, sizeof(etab), eta);
+	if (!isnan(val))
+		snprintf(valb, sizeof(valb), " | val %.4f", val);
+	fprintf(stderr, "%s step %lld/%lld | loss %.4f%s | %.1f ms/step | "
+	    "%.0f tok/s | ETA %s%s", tty ? "\r\033[K" : "", (long long)step,
+	    (long long)steps, loss, valb, ms, tps, etab,
+	    (tty && !newline) ? "" : "\n");
+	fflush(stderr);
+}
+
+static int
+checkpoint(const struct job *j, struct gpt *m, struct adamw *o,
+    struct trainer_state *ts, uint64_t *last_ok)
+{
+	struct ckpt_seg segs[4];
+	char err[512];
+	double t0 = now_s();
+	int n = train_segs(m, o, ts, segs), rc;
+
+	rc = ckpt_save(j->ckpt_dir, ts->step, segs, n, (int)j->ckpt_keep, err,
+	    sizeof(err));
+	if (rc < 0) {
+		if (*last_ok)
+			log_warnx("checkpoint of step %llu failed: %s; training "
+			    "goes on, the checkpoint of step %llu stays valid",
+			    (unsigned long long)ts->step, err,
+			    (unsigned long long)*last_ok);
+		else
+			log_warnx("checkpoint of step %llu failed: %s; training "
+			    "goes on, with no complete checkpoint yet",
+			    (unsigned long long)ts->step, err);
+		return rc;
+	}
+	*last_ok = ts->step;
+	log_debug("checkpoint of step %llu written in %.0f ms",
+	    (unsigned long long)ts->step, (now_s() - t0) * 1e3);
+	return 0;
+}
+
+int
+train_run(const struct job *j, const struct train_opts *o)
+{
+	const struct kern_ops *k = kern_lookup(j->kernels);
+	struct gpt_config cfg = { (int)j->n_layer, (int)j->n_head,
+	    (int)j->n_embd, (int)j->block_size, GPT_VOCAB };
+	int B = (int)j->batch_size, T = (int)j->block_size, rc = -1;
+	int tty = isatty(STDERR_FILENO) && !o->quiet;
+	struct trainer_state ts;
+	struct dataset data = { 0 };
+	struct adamw opt = { 0 };
+	struct rng init_rng, data_rng, sample_rng;
+	struct gpt m;
+	FILE *mf = NULL;
+	uint64_t last_ckpt = 0;
+	float val = NAN;
+	double ema_ms = 0, t_start;
+	int *in = NULL, *tg = NULL;
+	char err[512];
+
+	memset(&ts, 0, sizeof(ts));
+	kern_set_threads((int)j->threads);
+	if (data_load(&data, j->path, j->val_fraction, T, err,
+	    sizeof(err)) < 0) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	if (gpt_init(&m, &cfg, k) < 0) {
+		log_warnx("model: out of memory");
+		goto out;
+	}
+	m.dropout = (float)j->dropout;
+	if (adamw_init(&opt, m.nparams) < 0) {
+		log_warnx("optimizer: out of memory");
+		goto out;
+	}
+	in = malloc(sizeof(int) * (size_t)B * T);
+	tg = malloc(sizeof(int) * (size_t)B * T);
+	if (in == NULL || tg == NULL)
+		goto out;
+	rng_seed(&init_rng, (uint64_t)j->seed);
+	rng_seed(&data_rng, (uint64_t)j->seed + 1);
+	rng_seed(&m.drop_rng, (uint64_t)j->seed + 2);
+	rng_seed(&sample_rng, (uint64_t)j->seed + 3);
+	gpt_init_weights(&m, &init_rng);
+	shape_of(&m, ts.shape);
+
+	if (j->ckpt_dir[0] != '\0' && j->resume) {
+		rc = train_load(j->ckpt_dir, &m, &opt, &ts, err, sizeof(err));
+		if (rc == 0) {
+			memcpy(data_rng.s, ts.data_rng, sizeof(data_rng.s));
+			memcpy(m.drop_rng.s, ts.drop_rng, sizeof(m.drop_rng.s));
+			last_ckpt = ts.step;
+			log_info("resumed from %s at step %llu", j->ckpt_dir,
+			    (unsigned long long)ts.step);
+		} else if (rc == -ENOENT) {
+			log_info("no checkpoint in %s: starting fresh",
+			    j->ckpt_dir);
+		} else {
+			log_warnx("%s", err);
+			goto out;
+		}
+		rc = -1;
+	}
+	if (o->metrics_out != NULL &&
+	    (mf = fopen(o->metrics_out, "a")) == NULL) {
+		log_warn("%s", o->metrics_out);
+		goto out;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	log_info("model: %d layers, %d heads, width %d, block %d: %.2fM "
+	    "parameters; kernels %s; %lld steps of %d x %d tokens x %lld",
+	    cfg.L, cfg.NH, cfg.C, cfg.maxT, m.nparams / 1e6, k->name,
+	    (long long)j->steps, B, T, (long long)j->accumulate);
+	log_info("data: %s, %zu tokens (%zu train, %zu validation)", j->path,
+	    data.ntokens, data.ntrain, data.ntokens - data.ntrain);
+
+	t_start = now_s();
+	int64_t first = (int64_t)ts.step;
+	while ((int64_t)ts.step < j->steps && !train_stop) {
+		double t0 = now_s(), ms, tps;
+		float lr = lr_at(j, (int64_t)ts.step), loss = 0, norm;
+		int eval_now;
+
+		gpt_zero_grad(&m);
+		for (int a = 0; a < j->accumulate; a++) {
+			data_train_batch(&data, &data_rng, B, T, in, tg);
+			if (gpt_forward(&m, in, tg, B, T) < 0) {
+				log_warnx("forward failed: out of memory");
+				goto out;
+			}
+			gpt_backward(&m, 1.0f / (float)j->accumulate);
+			loss += m.loss / (float)j->accumulate;
+		}
+		norm = grad_clip(m.grads, m.nparams, (float)j->grad_clip);
+		adamw_step(&opt, m.params, m.grads, &m, lr, (float)j->beta1,
+		    (float)j->beta2, (float)j->eps, (float)j->weight_decay);
+		ts.step++;
+		ts.tokens_seen += (uint64_t)B * T * j->accumulate;
+		if (!isfinite(loss)) {
+			log_warnx("step %llu: loss is %f; stopping (lower "
+			    "train.lr or check the data)",
+			    (unsigned long long)ts.step, loss);
+			goto out;
+		}
+		ms = (now_s() - t0) * 1e3;
+		ema_ms = ts.step - 1 == (uint64_t)first ? ms :
+		    0.9 * ema_ms + 0.1 * ms;
+		tps = (double)B * T * j->accumulate / (ms / 1e3);
+
+		eval_now = (j->eval_interval > 0 &&
+		    ts.step % (uint64_t)j->eval_interval == 0) ||
+		    (int64_t)ts.step == j->steps;
+		if (eval_now)
+			val = evaluate(&m, &data, B, T, (int)j->eval_iters, in,
+			    tg);
+		if (mf != NULL) {
+			fprintf(mf, "{\"step\":%llu,\"loss\":%.6f,\"lr\":%.6g,"
+			    "\"grad_norm\":%.6g,\"ms_per_step\":%.3f,"
+			    "\"tokens_per_s\":%.1f", (unsigned long long)ts.step,
+			    loss, lr, norm, ms, tps);
+			if (eval_now)
+				fprintf(mf, ",\"val_loss\":%.6f", val);
+			fprintf(mf, "}\n");
+			fflush(mf);
+		}
+		if (eval_now || ts.step % (uint64_t)j->log_interval == 0 ||
+		    ts.step == 1)
+			progress(o, tty, (int64_t)ts.step, j->steps, loss, val,
+			    ema_ms, (double)B * T * j->accumulate /
+			    (ema_ms / 1e3), ema_ms / 1e3 *
+			    (double)(j->steps - (int64_t)ts.step), eval_now);
+		if (j->ckpt_dir[0] != '\0' && j->ckpt_interval > 0 &&
+		    ts.step % (uint64_t)j->ckpt_interval == 0) {
+			memcpy(ts.data_rng, data_rng.s, sizeof(ts.data_rng));
+			memcpy(ts.drop_rng, m.drop_rng.s, sizeof(ts.drop_rng));
+			ts.adam_t = opt.t;
+			checkpoint(j, &m, &opt, &ts, &last_ckpt);
+		}
+	}
+	if (tty)
+		fputc('\n', stderr);
+	if (train_stop)
+		log_info("stopped by signal at step %llu",
+		    (unsigned long long)ts.step);
+	if (j->ckpt_dir[0] != '\0' && last_ckpt != ts.step) {
+		memcpy(ts.data_rng, data_rng.s, sizeof(ts.data_rng));
+		memcpy(ts.drop_rng, m.drop_rng.s, sizeof(ts.drop_rng));
+		ts.adam_t = opt.t;
+		checkpoint(j, &m, &opt, &ts, &last_ckpt);
+	}
+	if ((int64_t)ts.step > first)
+		log_info("done: %llu steps in %.1f s, final loss %.4f, "
+		    "validation loss %.4f", (unsigned long long)(ts.step - first),
+		    now_s() - t_start, m.loss, val);
+	if (j->sample_len > 0 && !train_stop) {
+		uint8_t *s = malloc((size_t)j->sample_len);
+
+		if (s != NULL && gpt_generate(&m, NULL, 0, s,
+		    (int)j->sample_len, (float)j->temperature,
+		    &sample_rng) == 0) {
+			printf("--- sample (%lld bytes, temperature %.2f) ---\n",
+			    (long long)j->sample_len, j->temperature);
+			fwrite(s, 1, (size_t)j->sample_len, stdout);
+			printf("\n---\n");
+			fflush(stdout);
+		}
+		free(s);
+	}
+	rc = 0;
+out:
+	if (mf != NULL)
+		fclose(mf);
+	free(in);
+	free(tg);
+	adamw_fini(&opt);
+	gpt_fini(&m);
+	data_free(&data);
+	return rc;
+}
