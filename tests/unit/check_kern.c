@@ -1,0 +1,427 @@
+/*
+ * check_kern.c: every kern_dnnl op against its scalar reference in
+ * kern_ref.c, forward and backward, by relative error (llm.c
+ * check_tensor), on several shapes including odd ones; backward ops are
+ * run on pre-filled gradient buffers to test that they accumulate.
+ *
+ * ARCEUS_SMALL=1 shrinks the sizes (valgrind runs).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "../../compute/compute.h"
+
+static int small;	/* ARCEUS_SMALL=1 */
+
+static uint64_t test_rng = 0x243f6a8885a308d3ULL;
+
+/* xorshift64*, uniform in [lo, hi) */
+static float
+urand(float lo, float hi)
+{
+	test_rng ^= test_rng >> 12;
+	test_rng ^= test_rng << 25;
+	test_rng ^= test_rng >> 27;
+	return lo + (hi - lo) * (float)((test_rng * 0x2545F4914F6CDD1DULL) >>
+	    40) / (float)(1 << 24);
+}
+
+static float *
+fill(size_t n, float lo, float hi)
+{
+	float *p = malloc(sizeof(float) * (n ? n : 1));
+
+	ck_assert_ptr_nonnull(p);
+	for (size_t i = 0; i < n; i++)
+		p[i] = urand(lo, hi);
+	return p;
+}
+
+static float *
+dup(const float *src, size_t n)
+{
+	float *p = malloc(sizeof(float) * (n ? n : 1));
+
+	ck_assert_ptr_nonnull(p);
+	memcpy(p, src, sizeof(float) * n);
+	return p;
+}
+
+/*
+ * ||got - want|| / ||want|| (L2) must be <= tol.  On failure prints the
+ * first elements that differ by more than tol relative to the RMS of want.
+ */
+static void
+check_rel(const char *what, const float *got, const float *want, size_t n,
+    double tol)
+{
+	double num = 0, den = 0, rms, rel;
+	int shown = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		double d = (double)got[i] - want[i];
+
+		num += d * d;
+		den += (double)want[i] * want[i];
+	}
+	rms = sqrt(den / (n ? n : 1));
+	rel = sqrt(num) / (sqrt(den) > 1e-30 ? sqrt(den) : 1e-30);
+	if (rel <= tol && !isnan(rel))
+		return;
+	fprintf(stderr, "%s: relative error %.3g > %.3g (n=%zu)\n", what, rel,
+	    tol, n);
+	for (size_t i = 0; i < n && shown < 5; i++)
+		if (!(fabs((double)got[i] - want[i]) <= tol * (fabs(want[i]) +
+		    rms))) {
+			fprintf(stderr, "  [%zu] got %.9g want %.9g\n", i,
+			    got[i], want[i]);
+			shown++;
+		}
+	ck_abort_msg("%s: relative error %.3g > %.3g", what, rel, tol);
+}
+
+/*
+ * An accumulating gradient: both kernels start from the same random
+ * pre-fill; the result minus the pre-fill is compared in double, with
+ * room for the float rounding of pre + grad (half an ulp of each sum, in
+ * both results), so a large pre-fill neither hides nor fakes an error.
+ */
+static void
+check_acc(const char *what, const float *got, const float *want,
+    const float *pre, size_t n, double tol)
+{
+	float *g = malloc(sizeof(float) * (n ? n : 1));
+	float *w = malloc(sizeof(float) * (n ? n : 1));
+	double npre = 0, nw = 0;
+
+	ck_assert_ptr_nonnull(g);
+	ck_assert_ptr_nonnull(w);
+	for (size_t i = 0; i < n; i++) {
+		g[i] = (float)((double)got[i] - pre[i]);
+		w[i] = (float)((double)want[i] - pre[i]);
+		npre += (double)pre[i] * pre[i];
+		nw += (double)w[i] * w[i];
+	}
+	nw = sqrt(nw) > 1e-30 ? sqrt(nw) : 1e-30;
+	check_rel(what, g, w, n, tol + 1.2e-7 * (sqrt(npre) + nw) / nw);
+	free(g);
+	free(w);
+}
+
+struct mm_shape {
+	int N, C, OC;
+};
+
+static const struct mm_shape mm_shapes[] = {
+	{ 1, 1, 1 },
+	{ 7, 13, 5 },
+	{ 33, 17, 49 },
+	{ 64, 128, 384 },
+	{ 100, 129, 257 },
+	{ 768, 128, 512 },
+};
+#define NMM	(int)(sizeof(mm_shapes) / sizeof(mm_shapes[0]))
+
+static struct mm_shape
+mm_at(int i)
+{
+	struct mm_shape s = mm_shapes[i];
+
+	if (small && s.N > 64)
+		s.N = 40;
+	return s;
+}
+
+START_TEST(test_matmul)
+{
+	struct mm_shape s = mm_at(_i);
+	size_t ni = (size_t)s.N * s.C, nw = (size_t)s.OC * s.C;
+	size_t no = (size_t)s.N * s.OC;
+	float *inp = fill(ni, -1, 1), *w = fill(nw, -1, 1);
+	float *bias = fill(s.OC, -1, 1), *dout = fill(no, -1, 1);
+	float *o0 = fill(no, -5, 5), *o1 = fill(no, -5, 5);
+	float *pdi = fill(ni, -1, 1), *pdw = fill(nw, -1, 1);
+	float *pdb = fill(s.OC, -1, 1);
+	float *di0 = dup(pdi, ni), *di1 = dup(pdi, ni);
+	float *dw0 = dup(pdw, nw), *dw1 = dup(pdw, nw);
+	float *db0 = dup(pdb, s.OC), *db1 = dup(pdb, s.OC);
+	char what[96];
+
+	/* with bias */
+	kern_ref_ops.matmul_fwd(o0, inp, w, bias, s.N, s.C, s.OC);
+	kern_dnnl_ops.matmul_fwd(o1, inp, w, bias, s.N, s.C, s.OC);
+	snprintf(what, sizeof(what), "matmul fwd N=%d C=%d OC=%d", s.N, s.C,
+	    s.OC);
+	check_rel(what, o1, o0, no, 1e-5);
+	/* without */
+	kern_ref_ops.matmul_fwd(o0, inp, w, NULL, s.N, s.C, s.OC);
+	kern_dnnl_ops.matmul_fwd(o1, inp, w, NULL, s.N, s.C, s.OC);
+	check_rel("matmul fwd, no bias", o1, o0, no, 1e-5);
+
+	kern_ref_ops.matmul_bwd(di0, dw0, db0, dout, inp, w, s.N, s.C, s.OC);
+	kern_dnnl_ops.matmul_bwd(di1, dw1, db1, dout, inp, w, s.N, s.C, s.OC);
+	snprintf(what, sizeof(what), "matmul bwd dinp N=%d C=%d OC=%d", s.N,
+	    s.C, s.OC);
+	check_acc(what, di1, di0, pdi, ni, 1e-5);
+	snprintf(what, sizeof(what), "matmul bwd dw N=%d C=%d OC=%d", s.N, s.C,
+	    s.OC);
+	check_acc(what, dw1, dw0, pdw, nw, 1e-5);
+	snprintf(what, sizeof(what), "matmul bwd dbias N=%d C=%d OC=%d", s.N,
+	    s.C, s.OC);
+	check_acc(what, db1, db0, pdb, s.OC, 1e-5);
+
+	/* dinp and dbias may be NULL */
+	memcpy(dw0, pdw, sizeof(float) * nw);
+	memcpy(dw1, pdw, sizeof(float) * nw);
+	kern_ref_ops.matmul_bwd(NULL, dw0, NULL, dout, inp, w, s.N, s.C, s.OC);
+	kern_dnnl_ops.matmul_bwd(NULL, dw1, NULL, dout, inp, w, s.N, s.C,
+	    s.OC);
+	check_acc("matmul bwd dw, NULL dinp/dbias", dw1, dw0, pdw, nw, 1e-5);
+
+	free(inp); free(w); free(bias); free(dout); free(o0); free(o1);
+	free(pdi); free(pdw); free(pdb); free(di0); free(di1); free(dw0);
+	free(dw1); free(db0); free(db1);
+}
+END_TEST
+
+struct nc_shape {
+	int N, C;
+};
+
+static const struct nc_shape nc_shapes[] = {
+	{ 1, 1 },
+	{ 1, 3 },
+	{ 5, 7 },
+	{ 17, 33 },
+	{ 64, 128 },
+	{ 768, 384 },
+	{ 3, 256 },
+};
+#define NNC	(int)(sizeof(nc_shapes) / sizeof(nc_shapes[0]))
+
+static struct nc_shape
+nc_at(int i)
+{
+	struct nc_shape s = nc_shapes[i];
+
+	if (small && s.N > 64)
+		s.N = 40;
+	return s;
+}
+
+START_TEST(test_layernorm)
+{
+	struct nc_shape s = nc_at(_i);
+	size_t n = (size_t)s.N * s.C;
+	/* an offset and a spread per row, as residual streams have */
+	float *inp = fill(n, -1, 1), *w = fill(s.C, 0.5f, 1.5f);
+	float *b = fill(s.C, -0.5f, 0.5f), *dout = fill(n, -1, 1);
+	float *o0 = fill(n, -5, 5), *o1 = fill(n, -5, 5);
+	float *m0 = fill(s.N, -5, 5), *m1 = fill(s.N, -5, 5);
+	float *r0 = fill(s.N, -5, 5), *r1 = fill(s.N, -5, 5);
+	float *pdi = fill(n, -1, 1), *pdw = fill(s.C, -1, 1);
+	float *pdb = fill(s.C, -1, 1);
+	float *di0 = dup(pdi, n), *di1 = dup(pdi, n);
+	float *dw0 = dup(pdw, s.C), *dw1 = dup(pdw, s.C);
+	float *db0 = dup(pdb, s.C), *db1 = dup(pdb, s.C);
+	char what[96];
+
+	for (int r = 0; r < s.N; r++) {
+		float off = urand(-3, 3), mul = urand(0.1f, 4);
+
+		for (int c = 0; c < s.C; c++)
+			inp[(size_t)r * s.C + c] = inp[(size_t)r * s.C + c] *
+			    mul + off;
+	}
+	kern_ref_ops.layernorm_fwd(o0, m0, r0, inp, w, b, s.N, s.C);
+	kern_dnnl_ops.layernorm_fwd(o1, m1, r1, inp, w, b, s.N, s.C);
+	snprintf(what, sizeof(what), "layernorm fwd out N=%d C=%d", s.N, s.C);
+	check_rel(what, o1, o0, n, 1e-5);
+	check_rel("layernorm fwd mean", m1, m0, s.N, 1e-5);
+	check_rel("layernorm fwd rstd", r1, r0, s.N, 1e-5);
+
+	/* both backward passes from the reference's statistics */
+	kern_ref_ops.layernorm_bwd(di0, dw0, db0, dout, inp, w, m0, r0, s.N,
+	    s.C);
+	kern_dnnl_ops.layernorm_bwd(di1, dw1, db1, dout, inp, w, m0, r0, s.N,
+	    s.C);
+	snprintf(what, sizeof(what), "layernorm bwd dinp N=%d C=%d", s.N, s.C);
+	check_acc(what, di1, di0, pdi, n, 2e-5);
+	snprintf(what, sizeof(what), "layernorm bwd dw N=%d C=%d", s.N, s.C);
+	check_acc(what, dw1, dw0, pdw, s.C, 1e-5);
+	snprintf(what, sizeof(what), "layernorm bwd db N=%d C=%d", s.N, s.C);
+	check_acc(what, db1, db0, pdb, s.C, 1e-5);
+
+	free(inp); free(w); free(b); free(dout); free(o0); free(o1);
+	free(m0); free(m1); free(r0); free(r1); free(pdi); free(pdw);
+	free(pdb); free(di0); free(di1); free(dw0); free(dw1); free(db0);
+	free(db1);
+}
+END_TEST
+
+static const size_t gelu_sizes[] = { 1, 7, 100, 4099, 393216 };
+#define NGELU	(int)(sizeof(gelu_sizes) / sizeof(gelu_sizes[0]))
+
+START_TEST(test_gelu)
+{
+	size_t n = gelu_sizes[_i];
+	float *inp, *dout, *o0, *o1, *pre, *d0, *d1;
+	char what[64];
+
+	if (small && n > 5000)
+		n = 5000;
+	inp = fill(n, -6, 6);
+	dout = fill(n, -1, 1);
+	o0 = fill(n, -5, 5);
+	o1 = fill(n, -5, 5);
+	pre = fill(n, -1, 1);
+	d0 = dup(pre, n);
+	d1 = dup(pre, n);
+	kern_ref_ops.gelu_fwd(o0, inp, n);
+	kern_dnnl_ops.gelu_fwd(o1, inp, n);
+	snprintf(what, sizeof(what), "gelu fwd n=%zu", n);
+	check_rel(what, o1, o0, n, 1e-5);
+	kern_ref_ops.gelu_bwd(d0, inp, dout, n);
+	kern_dnnl_ops.gelu_bwd(d1, inp, dout, n);
+	snprintf(what, sizeof(what), "gelu bwd n=%zu", n);
+	check_acc(what, d1, d0, pre, n, 1e-5);
+	free(inp); free(dout); free(o0); free(o1); free(pre); free(d0);
+	free(d1);
+}
+END_TEST
+
+struct nv_shape {
+	int N, V;
+};
+
+static const struct nv_shape sm_shapes[] = {
+	{ 1, 1 }, { 3, 7 }, { 33, 256 }, { 768, 256 }, { 5, 1000 },
+};
+#define NSM	(int)(sizeof(sm_shapes) / sizeof(sm_shapes[0]))
+
+START_TEST(test_softmax)
+{
+	struct nv_shape s = sm_shapes[_i];
+	size_t n;
+	float *lg, *p0, *p1;
+	char what[64];
+
+	if (small && s.N > 64)
+		s.N = 40;
+	n = (size_t)s.N * s.V;
+	lg = fill(n, -10, 10);
+	p0 = fill(n, -5, 5);
+	p1 = fill(n, -5, 5);
+	lg[0] = 80;	/* a large logit: exp would overflow unshifted */
+	kern_ref_ops.softmax_fwd(p0, lg, s.N, s.V);
+	kern_dnnl_ops.softmax_fwd(p1, lg, s.N, s.V);
+	snprintf(what, sizeof(what), "softmax fwd N=%d V=%d", s.N, s.V);
+	check_rel(what, p1, p0, n, 1e-5);
+	free(lg);
+	free(p0);
+	free(p1);
+}
+END_TEST
+
+/* The table's attention is the flash one; against the naive reference. */
+START_TEST(test_attn_ops)
+{
+	const int B = 2, T = small ? 20 : 48, C = 48, NH = 3;
+	size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C;
+	size_t nlse = (size_t)B * NH * T;
+	float *qkv = fill(nqkv, -2, 2), *dout = fill(nout, -1, 1);
+	float *o0 = fill(nout, -1, 1), *o1 = fill(nout, -1, 1);
+	float *l0 = fill(nlse, -1, 1), *l1 = fill(nlse, -1, 1);
+	float *pre = fill(nqkv, -1, 1);
+	float *d0 = dup(pre, nqkv), *d1 = dup(pre, nqkv);
+
+	kern_ref_ops.attn_fwd(o0, l0, qkv, B, T, C, NH);
+	kern_dnnl_ops.attn_fwd(o1, l1, qkv, B, T, C, NH);
+	check_rel("dnnl attn fwd out", o1, o0, nout, 2e-5);
+	check_rel("dnnl attn fwd lse", l1, l0, nlse, 2e-6);
+	kern_ref_ops.attn_bwd(d0, dout, qkv, o0, l0, B, T, C, NH);
+	kern_dnnl_ops.attn_bwd(d1, dout, qkv, o0, l0, B, T, C, NH);
+	check_acc("dnnl attn bwd", d1, d0, pre, nqkv, 5e-5);
+	free(qkv); free(dout); free(o0); free(o1); free(l0); free(l1);
+	free(pre); free(d0); free(d1);
+}
+END_TEST
+
+START_TEST(test_lookup)
+{
+	ck_assert_ptr_eq(kern_lookup("ref"), &kern_ref_ops);
+	ck_assert_ptr_eq(kern_lookup("dnnl"), &kern_dnnl_ops);
+	ck_assert_ptr_null(kern_lookup("cuda"));
+	ck_assert_ptr_null(kern_lookup(NULL));
+	ck_assert_str_eq(kern_lookup("dnnl")->name, "dnnl");
+}
+END_TEST
+
+/*
+ * More shapes than the primitive cache holds, twice, then fini and again:
+ * eviction and re-creation give the same results.
+ */
+START_TEST(test_cache_eviction)
+{
+	const int C = 24;
+	float *x = fill((size_t)80 * C, -1, 1), *w = fill(C, 0.5f, 1.5f);
+	float *b = fill(C, -1, 1), *o0 = fill((size_t)80 * C, 0, 1);
+	float *o1 = fill((size_t)80 * C, 0, 1);
+	float m[80], r[80];
+
+	for (int pass = 0; pass < 3; pass++) {
+		for (int N = 1; N <= 80; N += 2) {
+			kern_ref_ops.layernorm_fwd(o0, m, r, x, w, b, N, C);
+			kern_dnnl_ops.layernorm_fwd(o1, m, r, x, w, b, N, C);
+			check_rel("layernorm fwd, cache churn", o1, o0,
+			    (size_t)N * C, 1e-5);
+			kern_ref_ops.gelu_fwd(o0, x, (size_t)N * C);
+			kern_dnnl_ops.gelu_fwd(o1, x, (size_t)N * C);
+			check_rel("gelu fwd, cache churn", o1, o0,
+			    (size_t)N * C, 1e-5);
+		}
+		if (pass == 1)
+			kern_dnnl_fini();
+	}
+	free(x); free(w); free(b); free(o0); free(o1);
+}
+END_TEST
+
+static Suite *
+kern_suite(void)
+{
+	Suite *s = suite_create("kern");
+	TCase *tc = tcase_create("kern");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, test_matmul, 0, NMM);
+	tcase_add_loop_test(tc, test_layernorm, 0, NNC);
+	tcase_add_loop_test(tc, test_gelu, 0, NGELU);
+	tcase_add_loop_test(tc, test_softmax, 0, NSM);
+	tcase_add_test(tc, test_attn_ops);
+	tcase_add_test(tc, test_lookup);
+	tcase_add_test(tc, test_cache_eviction);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	const char *e = getenv("ARCEUS_SMALL");
+	SRunner *sr;
+	int nfail;
+
+	small = e != NULL && *e != '\0' && strcmp(e, "0") != 0;
+	sr = srunner_create(kern_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	nfail = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	kern_dnnl_fini();
+	return nfail == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
