@@ -1,0 +1,312 @@
+/*
+ * check_common.c: common/: the INI reader (every kind of error, reported
+ * as file:line: reason, all at once), crc32c, the fault seam, nodeconf.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "crc32c.h"
+#include "fault.h"
+#include "nodeconf.h"
+
+struct tconf {
+	int64_t		i;
+	uint64_t	sz;
+	double		d;
+	int		b;
+	char		s[8];
+};
+
+static const struct conf_key tkeys[] = {
+	{ "a", "i", CONF_INT, offsetof(struct tconf, i), 0, -5, 100, "1",
+	    "", NULL, 0 },
+	{ "a", "sz", CONF_SIZE, offsetof(struct tconf, sz), 0, 0, 1e12, "4K",
+	    "", NULL, 0 },
+	{ "b", "d", CONF_DOUBLE, offsetof(struct tconf, d), 0, 0, 1, "0.5",
+	    "", NULL, 0 },
+	{ "b", "b", CONF_BOOL, offsetof(struct tconf, b), 0, 0, 0, "no", "",
+	    NULL, 0 },
+	{ "b", "s", CONF_STR, offsetof(struct tconf, s), 8, 0, 0, "x", "",
+	    NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0 },
+};
+
+static char tmpl[64];
+
+static const char *
+write_tmp(const char *text)
+{
+	int fd;
+
+	strcpy(tmpl, "/tmp/check_conf.XXXXXX");
+	fd = mkstemp(tmpl);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return tmpl;
+}
+
+/* Loads text; @return the errors (caller inspects). */
+static struct conf_errs *
+load(const char *text, struct tconf *c)
+{
+	static struct conf_errs e;
+	const char *p = write_tmp(text);
+
+	memset(&e, 0, sizeof(e));
+	memset(c, 0, sizeof(*c));
+	ck_assert_int_eq(conf_defaults(tkeys, c, &e), 0);
+	conf_load(tkeys, c, p, &e);
+	unlink(p);
+	return &e;
+}
+
+static void
+expect_err(const struct conf_errs *e, int idx, int line, const char *needle)
+{
+	char prefix[128];
+
+	ck_assert_msg(e->n > idx, "expected an error %d ('%s'), got %d", idx,
+	    needle, e->n);
+	snprintf(prefix, sizeof(prefix), "%s:%d: ", tmpl, line);
+	ck_assert_msg(strncmp(e->msg[idx], prefix, strlen(prefix)) == 0,
+	    "error '%s' does not start with '%s'", e->msg[idx], prefix);
+	ck_assert_msg(strstr(e->msg[idx], needle) != NULL,
+	    "error '%s' does not say '%s'", e->msg[idx], needle);
+}
+
+START_TEST(test_conf_ok)
+{
+	struct tconf c;
+	struct conf_errs *e = load("# comment\n[a]\ni = -5\nsz = 2M  # x\n"
+	    "\n[b]\n; other comment\nd = 1e-1\nb = yes\ns = \"hi\"\n", &c);
+
+	ck_assert_int_eq(e->n, 0);
+	ck_assert_int_eq(c.i, -5);
+	ck_assert_uint_eq(c.sz, 2u << 20);
+	ck_assert_double_eq_tol(c.d, 0.1, 1e-12);
+	ck_assert_int_eq(c.b, 1);
+	ck_assert_str_eq(c.s, "hi");
+}
+END_TEST
+
+START_TEST(test_conf_defaults)
+{
+	struct tconf c;
+	struct conf_errs *e = load("", &c);
+
+	ck_assert_int_eq(e->n, 0);
+	ck_assert_int_eq(c.i, 1);
+	ck_assert_uint_eq(c.sz, 4096);
+	ck_assert_str_eq(c.s, "x");
+}
+END_TEST
+
+/* Every kind of error, each with its line, all in one pass. */
+START_TEST(test_conf_errors)
+{
+	struct tconf c;
+	struct conf_errs *e = load(
+	    "i = 3\n"			/* 1: outside any section */
+	    "[a\n"			/* 2: unterminated header */
+	    "[a]\n"
+	    "i = 12x\n"			/* 4: not an integer */
+	    "sz = 2T\n"			/* 5: out of bounds */
+	    "nope = 1\n"		/* 6: unknown key */
+	    "this line has no equals\n"	/* 7: syntax */
+	    "[zzz]\n"
+	    "q = 1\n"			/* 9: unknown section */
+	    "[b]\n"
+	    "d = 2\n"			/* 11: out of bounds */
+	    "b = maybe\n"		/* 12: not a boolean */
+	    "s = toolongvalue\n"	/* 13: too long */
+	    "[a]\n"
+	    "i = 2\n",			/* 15: duplicate */
+	    &c);
+	const char *why;
+	double d;
+	uint64_t u;
+
+	ck_assert_int_eq(e->n, 11);
+	expect_err(e, 0, 1, "outside of any [section]");
+	expect_err(e, 1, 2, "without ']'");
+	expect_err(e, 2, 4, "not an integer");
+	expect_err(e, 3, 5, "out of bounds");
+	expect_err(e, 4, 6, "unknown key 'nope'");
+	expect_err(e, 5, 7, "expected 'key = value'");
+	expect_err(e, 6, 9, "unknown section [zzz]");
+	expect_err(e, 7, 11, "out of bounds");
+	expect_err(e, 8, 12, "not a boolean");
+	expect_err(e, 9, 13, "longer than 7 bytes");
+	expect_err(e, 10, 15, "duplicate key a.i (first set on line 4)");
+	ck_assert_int_eq(conf_parse_double("nan", &d, &why), -1);
+	ck_assert_int_eq(conf_parse_double("1e999", &d, &why), -1);
+	ck_assert_int_eq(conf_parse_size("3Q", &u, &why), -1);
+	ck_assert_int_eq(conf_parse_size("-1", &u, &why), -1);
+	ck_assert_int_eq(conf_parse_size("99999999999T", &u, &why), -1);
+	ck_assert_int_eq(conf_parse_size("3MiB", &u, &why), 0);
+	ck_assert_uint_eq(u, 3u << 20);
+}
+END_TEST
+
+START_TEST(test_conf_missing_file)
+{
+	struct conf_errs e = { 0 };
+	struct tconf c;
+
+	ck_assert_int_eq(conf_load(tkeys, &c, "/nonexistent/x.conf", &e), -1);
+	ck_assert_int_eq(e.n, 1);
+	ck_assert_msg(strstr(e.msg[0], "/nonexistent/x.conf: cannot open")
+	    != NULL, "%s", e.msg[0]);
+}
+END_TEST
+
+START_TEST(test_conf_binary_garbage)
+{
+	struct tconf c;
+	char junk[3000];
+	struct conf_errs *e;
+
+	for (size_t i = 0; i < sizeof(junk) - 1; i++)
+		junk[i] = (char)(1 + (i * 7919) % 255);
+	junk[sizeof(junk) - 1] = '\0';
+	e = load(junk, &c);	/* must not crash; must complain */
+	ck_assert_int_gt(e->n, 0);
+}
+END_TEST
+
+START_TEST(test_conf_set)
+{
+	struct conf_errs e = { 0 };
+	struct tconf c;
+
+	conf_defaults(tkeys, &c, &e);
+	ck_assert_int_eq(conf_set(tkeys, &c, "a.i=42", "--set", &e), 0);
+	ck_assert_int_eq(c.i, 42);
+	ck_assert_int_eq(conf_set(tkeys, &c, "a.zz=1", "--set", &e), -1);
+	ck_assert_int_eq(conf_set(tkeys, &c, "novalue", "--set", &e), -1);
+	ck_assert_int_eq(conf_set(tkeys, &c, "b.d=7", "--set", &e), -1);
+	ck_assert_int_eq(e.n, 3);
+	ck_assert_msg(strstr(e.msg[0], "--set: unknown key 'a.zz'"), "%s",
+	    e.msg[0]);
+	ck_assert_msg(strstr(e.msg[1], "section.key=value"), "%s", e.msg[1]);
+	ck_assert_msg(strstr(e.msg[2], "out of bounds"), "%s", e.msg[2]);
+}
+END_TEST
+
+START_TEST(test_nodeconf)
+{
+	struct conf_errs e = { 0 };
+	struct nodeconf nc;
+	const char *p = write_tmp("[node]\nid = 7\n[dataplane]\n"
+	    "transport = tcp\npeer = 2@10.0.0.2:7710\npeer = 3@10.0.0.3:7711\n"
+	    "peer = 3@10.0.0.4:1\npeer = x@y\ntransport = warp\n");
+
+	nodeconf_load(&nc, p, &e);
+	unlink(p);
+	ck_assert_int_eq(nc.node_id, 7);
+	ck_assert_int_eq(nc.npeers, 2);
+	ck_assert_uint_eq(nc.peers[1].id, 3);
+	ck_assert_str_eq(nc.peers[1].addr, "10.0.0.3");
+	ck_assert_uint_eq(nc.peers[1].port, 7711);
+	ck_assert_int_eq(e.n, 3);
+	ck_assert_msg(strstr(e.msg[0], ":7: ") && strstr(e.msg[0],
+	    "duplicate peer id"), "%s", e.msg[0]);
+	ck_assert_msg(strstr(e.msg[1], ":8: "), "%s", e.msg[1]);
+	ck_assert_msg(strstr(e.msg[2], ":9: ") && strstr(e.msg[2],
+	    "duplicate key"), "%s", e.msg[2]);
+}
+END_TEST
+
+/* Known CRC-32C values (RFC 3720 B.4), and hardware == table. */
+START_TEST(test_crc32c)
+{
+	uint8_t zeros[32] = { 0 }, ones[32], inc[32];
+	char buf[1000];
+
+	memset(ones, 0xff, sizeof(ones));
+	for (int i = 0; i < 32; i++)
+		inc[i] = (uint8_t)i;
+	ck_assert_uint_eq(crc32c(0, zeros, 32), 0x8A9136AA);
+	ck_assert_uint_eq(crc32c(0, ones, 32), 0x62A8AB43);
+	ck_assert_uint_eq(crc32c(0, inc, 32), 0x46DD794E);
+	ck_assert_uint_eq(crc32c(0, "123456789", 9), 0xE3069283);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (char)(i * 31 + 7);
+	for (size_t n = 0; n < sizeof(buf); n += 37) {
+		uint32_t whole = crc32c(0, buf, n);
+
+		ck_assert_uint_eq(whole, crc32c_sw(0, buf, n));
+		ck_assert_uint_eq(whole, crc32c(crc32c(0, buf, n / 3),
+		    buf + n / 3, n - n / 3));
+	}
+}
+END_TEST
+
+START_TEST(test_fault_countdown)
+{
+	const char *why;
+
+	ck_assert_int_eq(fault_hit(FAULT_CKPT_WRITE), 0);
+	fault_arm(FAULT_CKPT_WRITE, 3, ENOSPC, 0);
+	ck_assert_int_eq(fault_hit(FAULT_CKPT_WRITE), 0);
+	ck_assert_int_eq(fault_hit(FAULT_CKPT_FSYNC), 0);
+	ck_assert_int_eq(fault_hit(FAULT_CKPT_WRITE), 0);
+	ck_assert_int_eq(fault_hit(FAULT_CKPT_WRITE), -ENOSPC);
+	ck_assert_int_eq(fault_hit(FAULT_CKPT_WRITE), 0);	/* transient */
+	ck_assert_uint_eq(fault_injected(FAULT_CKPT_WRITE), 1);
+	fault_arm(FAULT_CKPT_FSYNC, 1, EIO, 1);
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(fault_hit(FAULT_CKPT_FSYNC), -EIO);
+	fault_disarm_all();
+	ck_assert_int_eq(fault_hit(FAULT_CKPT_FSYNC), 0);
+
+	ck_assert_int_eq(fault_parse("ckpt_write:2:ENOSPC:persistent,"
+	    "net_drop:rate=0.5", &why), 0);
+	ck_assert_int_eq(fault_hit(FAULT_CKPT_WRITE), 0);
+	ck_assert_int_eq(fault_hit(FAULT_CKPT_WRITE), -ENOSPC);
+	ck_assert_int_eq(fault_hit(FAULT_CKPT_WRITE), -ENOSPC);
+	int drops = 0;
+	for (int i = 0; i < 1000; i++)
+		drops += fault_hit(FAULT_NET_DROP) != 0;
+	ck_assert_msg(drops > 400 && drops < 600, "%d drops of 1000", drops);
+	fault_disarm_all();
+	ck_assert_int_eq(fault_parse("bogus:1", &why), -1);
+	ck_assert_int_eq(fault_parse("ckpt_write:0", &why), -1);
+	ck_assert_int_eq(fault_parse("ckpt_write:1:EWHAT", &why), -1);
+	ck_assert_int_eq(fault_parse("ckpt_write:1:EIO:forever", &why), -1);
+	ck_assert_int_eq(fault_parse("net_drop:rate=2", &why), -1);
+	ck_assert_int_eq(fault_hit(FAULT_CKPT_WRITE), 0);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("common");
+	TCase *tc = tcase_create("common");
+	SRunner *sr;
+	int nf;
+
+	tcase_add_test(tc, test_conf_ok);
+	tcase_add_test(tc, test_conf_defaults);
+	tcase_add_test(tc, test_conf_errors);
+	tcase_add_test(tc, test_conf_missing_file);
+	tcase_add_test(tc, test_conf_binary_garbage);
+	tcase_add_test(tc, test_conf_set);
+	tcase_add_test(tc, test_nodeconf);
+	tcase_add_test(tc, test_crc32c);
+	tcase_add_test(tc, test_fault_countdown);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	nf = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return nf == 0 ? 0 : 1;
+}
