@@ -67,6 +67,9 @@ $(BUILD)/tests/check_$(1): $(BUILD)/obj/tests/unit/check_$(1).o $(2)
 	$$(CC) $$(ALDFLAGS) -o $$@ $$^ $(3) $$(CHECK_LIBS)
 endef
 
+# Unit tests see every area's private header.
+CFLAGS_tests/unit/ := -Icompute -Idataplane -Icontrol
+
 $(eval $(call unit_test,common,$(COMMON_LIB),-lm))
 
 include compute/build.mk
