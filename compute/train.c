@@ -187,7 +187,7 @@ train_run(const struct job *j, const struct train_opts *o)
 	struct gpt m;
 	FILE *mf = NULL;
 	uint64_t last_ckpt = 0;
-	float val = NAN;
+	float val = NAN, last_loss = NAN;
 	double ema_ms = 0, t_start;
 	int *in = NULL, *tg = NULL;
 	char err[512];
@@ -271,6 +271,7 @@ train_run(const struct job *j, const struct train_opts *o)
 		adamw_step(&opt, m.params, m.grads, &m, lr, (float)j->beta1,
 		    (float)j->beta2, (float)j->eps, (float)j->weight_decay);
 		ts.step++;
+		last_loss = loss;
 		ts.tokens_seen += (uint64_t)B * T * j->accumulate;
 		if (!isfinite(loss)) {
 			log_warnx("step %llu: loss is %f; stopping (lower "
@@ -327,7 +328,7 @@ train_run(const struct job *j, const struct train_opts *o)
 	if ((int64_t)ts.step > first)
 		log_info("done: %llu steps in %.1f s, final loss %.4f, "
 		    "validation loss %.4f", (unsigned long long)(ts.step - first),
-		    now_s() - t_start, m.loss, val);
+		    now_s() - t_start, last_loss, val);
 	if (j->sample_len > 0 && !train_stop) {
 		uint8_t *s = malloc((size_t)j->sample_len);
 
