@@ -25,3 +25,7 @@ $(eval $(call unit_test,planner,$(CTL_PLAN_OBJ) $(COMMON_LIB),-lm))
 VALGRIND_TESTS	+= check_planner
 HDR_CFLAGS	+= -Icontrol
 CFLAGS_tests/unit/ += -Icontrol
+
+CTL_SODIUM	 = $(call pc,--libs,libsodium)
+$(eval $(call unit_test,swim,$(BUILD)/obj/control/swim.o $(COMMON_LIB),$$(CTL_SODIUM)))
+VALGRIND_TESTS	+= check_swim

@@ -1,0 +1,165 @@
+/*
+ * swim.h: SWIM-style membership (Das, Gupta, Motivala 2002), a state
+ * machine with no I/O of its own: the caller gives it the time, the
+ * datagrams it received and a function to send with, so that unit tests
+ * drive it with a simulated clock and network and the daemon with libuv.
+ *
+ * Every datagram carries a keyed MAC (libsodium crypto_auth, HMAC-SHA-512
+ * truncated to 256 bits) over all of its bytes, and a per-sender boot id
+ * and sequence number: a node without the key cannot join, and forged,
+ * replayed or malformed datagrams are dropped and counted.
+ *
+ * Member states:
+ *
+ *            ack / alive(inc' > inc)
+ *       +-------------------------------+
+ *       v                               |
+ *    ALIVE --no ack, direct + k indirect--> SUSPECT --suspect_timeout--> DEAD
+ *       ^   (or gossip: suspect(inc >= i))     |                          |
+ *       |                                      | refuted: alive(inc+1)    |
+ *       +--------------------------------------+                          |
+ *       +------------------ alive(inc' > inc): it came back --------------+
+ *    any --leave(inc)--> LEFT     (graceful; final for that incarnation)
+ *
+ * A node hearing itself suspected or declared dead raises its incarnation
+ * and gossips ALIVE.  Updates ride on every probe and ack (piggybacked),
+ * each retransmitted about 3 log2(n) times.  DEAD and LEFT members are
+ * probed again now and then, so that a healed partition merges.
+ */
+#ifndef ARC_SWIM_H
+#define ARC_SWIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SWIM_MAGIC		0x41525357u	/* "ARSW" */
+#define SWIM_VERSION		1
+#define SWIM_MAX_MEMBERS	1024
+#define SWIM_MAX_UPDATES	16	/* piggybacked per datagram */
+#define SWIM_HDR_LEN		52
+#define SWIM_UPD_LEN		20
+#define SWIM_MAC_LEN		32	/* crypto_auth_BYTES */
+#define SWIM_KEY_LEN		32	/* crypto_auth_KEYBYTES */
+#define SWIM_MAX_DGRAM		(SWIM_HDR_LEN + SWIM_MAX_UPDATES * \
+				 SWIM_UPD_LEN + SWIM_MAC_LEN)
+#define SWIM_RELAYS		64	/* indirect probes in flight for others */
+#define SWIM_REPLAY_WINDOW	64
+
+enum swim_state {
+	SWIM_ALIVE = 0,
+	SWIM_SUSPECT,
+	SWIM_DEAD,
+	SWIM_LEFT,
+};
+
+enum swim_type {
+	SWIM_PING = 1,
+	SWIM_ACK,
+	SWIM_PING_REQ,
+	SWIM_LEAVE,
+};
+
+struct swim_conf {
+	uint32_t probe_interval_ms;	/* one probe per period */
+	uint32_t probe_timeout_ms;	/* direct ack wait, then indirect */
+	uint32_t suspect_timeout_ms;	/* suspect -> dead */
+	uint32_t indirect;		/* k: ping-req fan-out */
+	uint32_t rejoin_interval_ms;	/* probe a dead member or a seed */
+};
+
+struct swim_member {
+	uint32_t id;
+	uint32_t addr;			/* IPv4, network order */
+	uint16_t port;			/* gossip UDP port */
+	uint16_t http_port;
+	uint16_t raft_port;
+	uint8_t	 state;			/* enum swim_state */
+	uint32_t incarnation;
+	uint64_t since_ms;		/* in this state since */
+	uint64_t suspect_deadline;
+	int	 gossip_left;		/* retransmissions of its update */
+	/* anti-replay: the sender's boot and highest sequence seen */
+	uint64_t boot;
+	uint64_t seq_hi;
+	uint64_t seq_window;		/* bit i: seq_hi - i seen */
+	double	 rtt_ms;		/* last direct probe round trip */
+	uint64_t last_heard_ms;
+};
+
+struct swim_stats {
+	uint64_t rx, tx;
+	uint64_t rx_bytes, tx_bytes;
+	uint64_t bad_mac;		/* forged or wrong key */
+	uint64_t replayed;
+	uint64_t malformed;
+	uint64_t probes, probe_fail, indirect;
+	uint64_t refuted;
+};
+
+/* Sends one datagram; errors are the caller's to count. */
+typedef void swim_send_fn(void *ctx, uint32_t addr, uint16_t port,
+    const void *buf, size_t len);
+/* A member changed state (old == new for a new member: joined). */
+typedef void swim_change_fn(void *ctx, const struct swim_member *m,
+    int old_state);
+
+struct swim {
+	struct swim_conf conf;
+	unsigned char	key[SWIM_KEY_LEN];
+	struct swim_member self;	/* state, incarnation, ports */
+	uint64_t	 seq;		/* last sequence sent */
+	int		 leaving;
+	struct swim_member *m;		/* [SWIM_MAX_MEMBERS] */
+	int		 nm;
+	/* the probe in flight */
+	int		 order_pos;
+	uint32_t	*order;		/* probe order, ids */
+	int		 norder;
+	uint32_t	 probe_target;	/* 0: none */
+	uint32_t	 probe_seq;
+	uint64_t	 probe_sent;
+	uint64_t	 probe_end;	/* end of this period */
+	int		 probe_acked;
+	int		 probe_indirect;
+	uint64_t	 next_rejoin;
+	struct {
+		uint32_t seq;		/* our ping to the target */
+		uint32_t req_id;	/* who asked */
+		uint32_t req_seq;	/* their probe sequence */
+		uint64_t expires;
+	} relay[SWIM_RELAYS];
+	/* seeds: addresses to ping while alone */
+	int		 nseeds;
+	struct { uint32_t addr; uint16_t port; } seeds[32];
+	uint64_t	 rng;
+	struct swim_stats st;
+	swim_send_fn	*send;
+	swim_change_fn	*change;
+	void		*ctx;
+};
+
+/*
+ * Initializes sw for node id (its own addr is learned by others from the
+ * datagrams' source).  boot must grow across restarts (wall-clock ns).
+ * @return 0 or -ENOMEM.
+ */
+int	swim_init(struct swim *sw, const struct swim_conf *conf, uint32_t id,
+	    uint64_t boot, const unsigned char key[SWIM_KEY_LEN],
+	    uint16_t http_port, uint16_t raft_port, swim_send_fn *send,
+	    swim_change_fn *change, void *ctx);
+void	swim_fini(struct swim *sw);
+/* Adds a seed (also used by discovery to introduce a peer). */
+void	swim_add_seed(struct swim *sw, uint32_t addr, uint16_t port);
+/* Drives timers; call at least every few milliseconds. */
+void	swim_tick(struct swim *sw, uint64_t now_ms);
+/* One datagram from addr:port. Never fails: bad input is counted. */
+void	swim_recv(struct swim *sw, uint64_t now_ms, uint32_t addr,
+	    uint16_t port, const void *buf, size_t len);
+/* Graceful leave: tells a few members, and marks self LEFT. */
+void	swim_leave(struct swim *sw, uint64_t now_ms);
+const struct swim_member *swim_find(const struct swim *sw, uint32_t id);
+/* Members counted by state (self included as ALIVE). */
+int	swim_count(const struct swim *sw, int state);
+const char *swim_state_name(int state);
+
+#endif /* ARC_SWIM_H */

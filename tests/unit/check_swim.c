@@ -1,0 +1,427 @@
+/*
+ * check_swim.c: the SWIM state machine (control/swim.c) on a simulated
+ * clock and network: join, crash and freeze detection times, no false
+ * deaths under loss and delay or for a slow node, partitions and healing,
+ * graceful leave, and the authentication: wrong key, forgery, replay and
+ * malformed datagrams are dropped and counted, never fatal.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "swim.h"
+
+#define MAXN	16
+#define MAXQ	65536
+#define PORT	7700
+
+struct pkt {
+	uint64_t at;
+	int	from, to;
+	size_t	len;
+	uint8_t	buf[SWIM_MAX_DGRAM];
+};
+
+struct node {
+	struct swim sw;
+	int	i;
+	int	up;		/* running */
+	int	frozen;		/* SIGSTOP: neither ticks nor receives */
+	int	extra_delay;	/* ms on everything it sends and receives */
+};
+
+static struct sim {
+	struct node n[MAXN];
+	int	nn;
+	uint64_t now;
+	struct pkt *q;
+	int	nq;
+	int	cut[MAXN][MAXN];
+	double	loss;
+	int	delay, jitter;
+	uint64_t rng;
+	struct pkt last;	/* the last datagram sent, for replay */
+} S;
+
+static const struct swim_conf CONF = { 100, 40, 300, 3, 1000 };
+
+static double
+urand(void)
+{
+	S.rng ^= S.rng >> 12;
+	S.rng ^= S.rng << 25;
+	S.rng ^= S.rng >> 27;
+	return (double)((S.rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+static uint32_t
+addr_of(int i)
+{
+	return (10u << 24 | (uint32_t)(i + 1));
+}
+
+static void
+sim_send(void *ctx, uint32_t addr, uint16_t port, const void *buf, size_t len)
+{
+	struct node *from = ctx;
+	int to = (int)(addr & 0xff) - 1;
+	struct pkt *p;
+
+	if (to < 0 || to >= S.nn || port != PORT || S.nq == MAXQ)
+		return;
+	memcpy(S.last.buf, buf, len);
+	S.last.len = len;
+	S.last.from = from->i;
+	S.last.to = to;
+	if (S.cut[from->i][to] || urand() < S.loss)
+		return;
+	p = &S.q[S.nq++];
+	p->at = S.now + 1 + (uint64_t)S.delay + (uint64_t)(urand() * S.jitter) +
+	    (uint64_t)from->extra_delay + (uint64_t)S.n[to].extra_delay;
+	p->from = from->i;
+	p->to = to;
+	p->len = len;
+	memcpy(p->buf, buf, len);
+}
+
+static void
+sim_init(int nn, unsigned seed)
+{
+	unsigned char key[SWIM_KEY_LEN];
+
+	memset(&S, 0, sizeof(S));
+	S.q = calloc(MAXQ, sizeof(*S.q));
+	S.rng = seed * 0x9E3779B97F4A7C15ull + 1;
+	S.nn = nn;
+	S.now = 1000;
+	memset(key, 0x5a, sizeof(key));
+	for (int i = 0; i < nn; i++) {
+		struct node *n = &S.n[i];
+
+		n->i = i;
+		n->up = 1;
+		ck_assert_int_eq(swim_init(&n->sw, &CONF, (uint32_t)(100 + i),
+		    S.now * 1000000ull, key, 8080, 7701, sim_send, NULL, n), 0);
+		if (i > 0)
+			swim_add_seed(&n->sw, addr_of(0), PORT);
+	}
+}
+
+static void
+sim_fini(void)
+{
+	for (int i = 0; i < S.nn; i++)
+		swim_fini(&S.n[i].sw);
+	free(S.q);
+}
+
+static void
+sim_step(void)
+{
+	S.now++;
+	for (int k = 0; k < S.nq; ) {
+		struct pkt *p = &S.q[k];
+
+		if (p->at > S.now) {
+			k++;
+			continue;
+		}
+		if (S.n[p->to].up && !S.n[p->to].frozen)
+			swim_recv(&S.n[p->to].sw, S.now, addr_of(p->from), PORT,
+			    p->buf, p->len);
+		S.q[k] = S.q[--S.nq];
+	}
+	for (int i = 0; i < S.nn; i++)
+		if (S.n[i].up && !S.n[i].frozen)
+			swim_tick(&S.n[i].sw, S.now);
+}
+
+static void
+sim_run(uint64_t ms)
+{
+	for (uint64_t t = 0; t < ms; t++)
+		sim_step();
+}
+
+/* State of node j as seen by node i. */
+static int
+seen(int i, int j)
+{
+	const struct swim_member *m = swim_find(&S.n[i].sw,
+	    (uint32_t)(100 + j));
+
+	return m ? m->state : -1;
+}
+
+/* Do all live nodes except `except` see j in state st? */
+static int
+all_see(int j, int st, int except)
+{
+	for (int i = 0; i < S.nn; i++)
+		if (i != j && i != except && S.n[i].up && !S.n[i].frozen &&
+		    seen(i, j) != st)
+			return 0;
+	return 1;
+}
+
+static int
+converged(void)
+{
+	for (int i = 0; i < S.nn; i++)
+		for (int j = 0; j < S.nn; j++)
+			if (i != j && S.n[i].up && S.n[j].up &&
+			    seen(i, j) != SWIM_ALIVE)
+				return 0;
+	return 1;
+}
+
+/* Runs until cond or limit ms; @return ms taken, or -1. */
+#define RUN_UNTIL(cond, limit) ({					\
+	uint64_t t0_ = S.now;						\
+	long r_ = -1;							\
+	while (S.now - t0_ < (limit)) {					\
+		if (cond) { r_ = (long)(S.now - t0_); break; }		\
+		sim_step();						\
+	}								\
+	r_;								\
+})
+
+static void
+join_all(void)
+{
+	long t = RUN_UNTIL(converged(), 5000);
+
+	ck_assert_msg(t >= 0, "no convergence in 5 s");
+}
+
+START_TEST(test_join)
+{
+	long t;
+
+	sim_init(8, 1);
+	t = RUN_UNTIL(converged(), 5000);
+	printf("8 nodes converged in %ld ms\n", t);
+	ck_assert_int_ge(t, 0);
+	ck_assert_int_lt(t, 3000);
+	sim_fini();
+}
+END_TEST
+
+START_TEST(test_crash_detected)
+{
+	long t;
+
+	sim_init(5, 2);
+	join_all();
+	sim_run(2000);
+	S.n[3].up = 0;			/* SIGKILL */
+	t = RUN_UNTIL(all_see(3, SWIM_DEAD, -1), 5000);
+	printf("crash detected by all in %ld ms\n", t);
+	ck_assert_int_ge(t, 0);
+	ck_assert_int_lt(t, 1000);
+	/* and nobody else was hurt */
+	for (int j = 0; j < 5; j++)
+		if (j != 3)
+			ck_assert(all_see(j, SWIM_ALIVE, 3));
+	sim_fini();
+}
+END_TEST
+
+START_TEST(test_freeze_and_return)
+{
+	long t;
+
+	sim_init(5, 3);
+	join_all();
+	S.n[2].frozen = 1;		/* SIGSTOP */
+	t = RUN_UNTIL(all_see(2, SWIM_DEAD, -1), 5000);
+	printf("frozen node declared dead in %ld ms\n", t);
+	ck_assert_int_ge(t, 0);
+	ck_assert_int_lt(t, 1000);
+	sim_run(2000);
+	S.n[2].frozen = 0;		/* SIGCONT: it refutes and returns */
+	t = RUN_UNTIL(converged(), 5000);
+	printf("thawed node back in %ld ms\n", t);
+	ck_assert_int_ge(t, 0);
+	ck_assert_uint_gt(S.n[2].sw.self.incarnation, 1);
+	sim_fini();
+}
+END_TEST
+
+START_TEST(test_no_false_death_under_loss)
+{
+	sim_init(8, 4);
+	join_all();
+	S.loss = 0.05;
+	S.delay = 2;
+	S.jitter = 8;
+	for (int k = 0; k < 20000; k++) {
+		sim_step();
+		for (int j = 0; j < 8; j++)
+			for (int i = 0; i < 8; i++)
+				ck_assert_msg(i == j || seen(i, j) != SWIM_DEAD,
+				    "node %d declared %d dead at 5%% loss", i, j);
+	}
+	sim_fini();
+}
+END_TEST
+
+START_TEST(test_slow_node_not_dead)
+{
+	sim_init(5, 5);
+	join_all();
+	S.n[4].extra_delay = 30;	/* RTT 60 ms > probe timeout 40 ms */
+	for (int k = 0; k < 10000; k++) {
+		sim_step();
+		for (int i = 0; i < 4; i++)
+			ck_assert_msg(seen(i, 4) != SWIM_DEAD,
+			    "slow node declared dead by %d", i);
+	}
+	sim_fini();
+}
+END_TEST
+
+START_TEST(test_partition_heals)
+{
+	long t;
+
+	sim_init(5, 6);
+	join_all();
+	for (int a = 0; a < 5; a++)
+		for (int b = 0; b < 5; b++)
+			S.cut[a][b] = (a < 3) != (b < 3);
+	t = RUN_UNTIL(all_see(3, SWIM_DEAD, 4) && all_see(4, SWIM_DEAD, 3) &&
+	    seen(3, 0) == SWIM_DEAD && seen(4, 1) == SWIM_DEAD, 5000);
+	printf("partition seen by both sides in %ld ms\n", t);
+	ck_assert_int_ge(t, 0);
+	ck_assert_int_lt(t, 1500);
+	memset(S.cut, 0, sizeof(S.cut));
+	t = RUN_UNTIL(converged(), 10000);
+	printf("healed in %ld ms\n", t);
+	ck_assert_int_ge(t, 0);
+	sim_fini();
+}
+END_TEST
+
+START_TEST(test_leave)
+{
+	long t;
+
+	sim_init(5, 7);
+	join_all();
+	swim_leave(&S.n[1].sw, S.now);
+	t = RUN_UNTIL(all_see(1, SWIM_LEFT, 1), 2000);
+	ck_assert_int_ge(t, 0);
+	ck_assert_int_lt(t, 300);
+	sim_fini();
+}
+END_TEST
+
+START_TEST(test_wrong_key_refused)
+{
+	unsigned char bad[SWIM_KEY_LEN];
+
+	sim_init(5, 8);
+	join_all();
+	/* node 4 restarts with another key */
+	swim_fini(&S.n[4].sw);
+	memset(bad, 0x77, sizeof(bad));
+	ck_assert_int_eq(swim_init(&S.n[4].sw, &CONF, 104, S.now * 1000000ull,
+	    bad, 8080, 7701, sim_send, NULL, &S.n[4]), 0);
+	swim_add_seed(&S.n[4].sw, addr_of(0), PORT);
+	sim_run(3000);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_ne(seen(i, 4), SWIM_ALIVE);
+	ck_assert_int_eq(swim_count(&S.n[4].sw, SWIM_ALIVE), 1);
+	ck_assert_uint_gt(S.n[0].sw.st.bad_mac, 0);
+	ck_assert_uint_gt(S.n[4].sw.st.bad_mac, 0);
+	sim_fini();
+}
+END_TEST
+
+START_TEST(test_replay_and_garbage)
+{
+	struct pkt p;
+	uint8_t buf[SWIM_MAX_DGRAM + 64];
+	unsigned char key[SWIM_KEY_LEN];
+	uint64_t before;
+
+	sim_init(3, 9);
+	join_all();
+	/* replay the last datagram (captured on the wire) */
+	p = S.last;
+	before = S.n[p.to].sw.st.replayed;
+	swim_recv(&S.n[p.to].sw, S.now, addr_of(p.from), PORT, p.buf, p.len);
+	swim_recv(&S.n[p.to].sw, S.now, addr_of(p.from), PORT, p.buf, p.len);
+	ck_assert_uint_ge(S.n[p.to].sw.st.replayed, before + 1);
+	/* one flipped bit: the MAC fails */
+	before = S.n[p.to].sw.st.bad_mac;
+	p.buf[20] ^= 1;
+	swim_recv(&S.n[p.to].sw, S.now, addr_of(p.from), PORT, p.buf, p.len);
+	ck_assert_uint_eq(S.n[p.to].sw.st.bad_mac, before + 1);
+	/* random bytes of every length */
+	for (int k = 0; k < 20000; k++) {
+		size_t len = (size_t)(urand() * sizeof(buf));
+
+		for (size_t b = 0; b < len; b++)
+			buf[b] = (uint8_t)(urand() * 256);
+		swim_recv(&S.n[0].sw, S.now, addr_of(1), PORT, buf, len);
+	}
+	/* authentic but malformed: the key holder's bug, still no crash */
+	memset(key, 0x5a, sizeof(key));
+	for (int k = 0; k < 2000; k++) {
+		size_t len = SWIM_HDR_LEN + (size_t)(urand() * 8) *
+		    SWIM_UPD_LEN;
+
+		for (size_t b = 0; b < len; b++)
+			buf[b] = (uint8_t)(urand() * 256);
+		if (k & 1) {
+			buf[0] = 0x41; buf[1] = 0x52; buf[2] = 0x53;
+			buf[3] = 0x57; buf[4] = SWIM_VERSION;
+		}
+		crypto_auth(buf + len, buf, len, key);
+		swim_recv(&S.n[0].sw, S.now, addr_of(1), PORT, buf,
+		    len + SWIM_MAC_LEN);
+	}
+	ck_assert_uint_gt(S.n[0].sw.st.malformed, 1000);
+	/* and the cluster is fine */
+	sim_run(1000);
+	ck_assert(converged());
+	sim_fini();
+}
+END_TEST
+
+static Suite *
+swim_suite(void)
+{
+	Suite *s = suite_create("swim");
+	TCase *tc = tcase_create("sim");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_join);
+	tcase_add_test(tc, test_crash_detected);
+	tcase_add_test(tc, test_freeze_and_return);
+	tcase_add_test(tc, test_no_false_death_under_loss);
+	tcase_add_test(tc, test_slow_node_not_dead);
+	tcase_add_test(tc, test_partition_heals);
+	tcase_add_test(tc, test_leave);
+	tcase_add_test(tc, test_wrong_key_refused);
+	tcase_add_test(tc, test_replay_and_garbage);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(swim_suite());
+	int nf;
+
+	srunner_run_all(sr, CK_NORMAL);
+	nf = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return nf != 0;
+}
