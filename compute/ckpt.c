@@ -735,7 +735,7 @@ ckpt_save(const char *dir, uint64_t step, const struct ckpt_seg *segs,
     int nseg, int keep, char *err, size_t errlen)
 {
 	struct ckpt_shard_info info;
-	char stepdir[PATH_MAX];
+	char mani[PATH_MAX];
 	int rc;
 
 	rc = ckpt_write_shard(dir, step, 0, segs, nseg, &info, err, errlen);
@@ -743,10 +743,11 @@ ckpt_save(const char *dir, uint64_t step, const struct ckpt_seg *segs,
 		rc = ckpt_commit(dir, step, &info, 1, keep, err, errlen);
 	/*
 	 * A failed save leaves an incomplete step that nothing will load:
-	 * give its space back now (a full disk is the usual cause).
+	 * give its space back now (a full disk is the usual cause).  A
+	 * complete step (bad arguments to a rewrite) is left alone.
 	 */
-	if (rc < 0 && rc != -EINVAL && ckpt_path(stepdir, sizeof(stepdir),
-	    dir, step, NULL) == 0)
+	if (rc < 0 && ckpt_path(mani, sizeof(mani), dir, step, MANIFEST) == 0 &&
+	    access(mani, F_OK) < 0 && errno == ENOENT)
 		ckpt_remove_step(dir, step);
 	return rc;
 }

@@ -66,7 +66,10 @@ struct storage_ops {
 	 */
 	int	(*write_file)(const char *path, const struct ckpt_seg *segs,
 		    int nseg, const void *hdr, size_t hdrlen);
-	/* Reads len bytes at off of path into buf. @return 0 or -errno. */
+	/*
+	 * Reads len bytes at off of fd (opened by ckpt.c, buffered) into buf.
+	 * @return 0 or -errno; -EIO if the file ends first.
+	 */
 	int	(*read_at)(int fd, void *buf, size_t len, uint64_t off);
 };
 extern const struct storage_ops storage_uring_ops;
@@ -91,6 +94,7 @@ struct storage_uring_conf {
 	size_t	chunk;		/* bytes per write, multiple of CKPT_ALIGN */
 	int	no_direct;	/* 1: buffered writes even where O_DIRECT works */
 	int	no_register;	/* 1: never register buffers */
+	int	no_fallocate;	/* 1: do not reserve the file's blocks first */
 };
 void	storage_uring_configure(const struct storage_uring_conf *c);
 
@@ -113,7 +117,9 @@ int	ckpt_set_backend(const char *name);
  * Writes shard `rank` of `step` under dir (creating dir and the step
  * directory).  Fills *info for the manifest.  @return 0 or -errno; on
  * error err says what failed (file, operation, reason) and nothing
- * half-written is left under its final name.
+ * half-written is left under its final name.  If step is already complete
+ * (saved again), its MANIFEST is removed first: it is incomplete until the
+ * next ckpt_commit.
  */
 int	ckpt_write_shard(const char *dir, uint64_t step, uint32_t rank,
 	    const struct ckpt_seg *segs, int nseg,

@@ -492,6 +492,18 @@ uring_write_file(const char *path, const struct ckpt_seg *segs, int nseg,
 		return storage_fail(rc, "io_uring setup for %s", path);
 	}
 	ur_probe_direct(&f);
+	/*
+	 * Reserve the blocks first: a full disk fails here, before any
+	 * write, and writes inside i_size run in parallel (ext4 serializes
+	 * O_DIRECT writes that extend the file).
+	 */
+	if (!ur_conf.no_fallocate && size > 0 &&
+	    fallocate(f.fd, 0, 0, ckpt_align_up(size)) < 0 &&
+	    errno != EOPNOTSUPP && errno != ENOSYS) {
+		rc = storage_fail(-errno, "fallocate %s (%ju bytes)", path,
+		    (uintmax_t)size);
+		goto close_file;
+	}
 
 	rc = ur_stage(&f, hdr, hdrlen);
 	for (i = 0; rc == 0 && i < nseg; i++) {
