@@ -1,0 +1,42 @@
+# dataplane/: arceus-dataplane, libarceus-dp (what workers link), the
+# dataplane's tests, fuzz harness and benchmark.  Included by the Makefile.
+
+# libarceus-dp: the worker side (client and rings); the header is
+# dataplane/arceus_dp.h.  Workers also link $(COMMON_LIB) (msg.c).
+DP_LIB		:= $(BUILD)/libarceus-dp.a
+DP_LIB_SRC	:= dataplane/client.c dataplane/ring.c
+# The engine: everything of the daemon but main.c (tests link it).
+DP_ENGINE	:= $(BUILD)/libarc-dp-engine.a
+DP_ENGINE_SRC	:= $(filter-out dataplane/main.c dataplane/dptool.c \
+		   $(DP_LIB_SRC),$(wildcard dataplane/*.c))
+DP_LDLIBS	 = $(call pc,--libs,liburing) -lm -lpthread
+
+PROGRAMS	+= $(BUILD)/arceus-dataplane $(BUILD)/arceus-dptool $(DP_LIB)
+
+$(DP_LIB): $(DP_LIB_SRC:%.c=$(BUILD)/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(DP_ENGINE): $(DP_ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/arceus-dataplane: $(BUILD)/obj/dataplane/main.o $(DP_ENGINE) \
+    $(DP_LIB) $(COMMON_LIB)
+	$(CC) $(ALDFLAGS) -o $@ $^ $(DP_LDLIBS)
+
+# The operator's and tests' tool: links, probes, status, test worker, bench.
+$(BUILD)/arceus-dptool: $(BUILD)/obj/dataplane/dptool.o $(DP_ENGINE) \
+    $(DP_LIB) $(COMMON_LIB)
+	$(CC) $(ALDFLAGS) -o $@ $^ $(DP_LDLIBS)
+
+DP_TESTS	:= $(patsubst tests/unit/check_%.c,%,$(wildcard $(patsubst \
+		   %,tests/unit/check_%.c,ring wire msg compress reduce \
+		   collective arena)))
+$(foreach t,$(DP_TESTS),$(eval $(call unit_test,$(t),\
+    $(DP_ENGINE) $(DP_LIB) $(COMMON_LIB),$(DP_LDLIBS))))
+
+VALGRIND_TESTS	+= $(DP_TESTS:%=check_%)
+HDR_CFLAGS	+= -Idataplane
+CHECK_SCRIPTS	+= $(wildcard tests/cluster/dp_cluster.sh tests/fuzz/dp_fuzz.sh)
+$(foreach t,$(DP_TESTS),$(eval CFLAGS_tests/unit/check_$(t).c := -Idataplane))

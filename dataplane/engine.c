@@ -1,0 +1,284 @@
+/*
+ * engine.c: struct dp, one node's engine: pools, the per-peer send queues
+ * and the progress loop.  Everything runs on one thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "dataplane.h"
+
+uint64_t
+dp_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t
+random_boot_id(void)
+{
+	uint64_t v = 0;
+	int fd;
+
+	if ((fd = open("/dev/urandom", 0)) >= 0) {
+		if (read(fd, &v, sizeof(v)) != sizeof(v))
+			v = 0;
+		close(fd);
+	}
+	return v ^ dp_now_ns() ^ ((uint64_t)getpid() << 32);
+}
+
+struct dp *
+dp_new(const struct dp_conf *conf)
+{
+	struct dp *dp;
+
+	if (conf->node_id == 0 || conf->chunk_bytes < 4096 ||
+	    conf->chunk_bytes > WIRE_MAX_PAYLOAD / 2) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((dp = calloc(1, sizeof(*dp))) == NULL)
+		return NULL;
+	dp->conf = *conf;
+	dp->conf.chunk_bytes &= ~(size_t)3;
+	dp->boot_id = random_boot_id();
+	TAILQ_INIT(&dp->groups);
+	TAILQ_INIT(&dp->all_ops);
+	TAILQ_INIT(&dp->stash);
+	TAILQ_INIT(&dp->msg_free);
+	/* room for the largest encoding of a chunk (sparse is 2x) */
+	dp->buf_size = wire_codec_max(WIRE_CODEC_SPARSE,
+	    (uint32_t)(dp->conf.chunk_bytes / 4));
+	if (dp->buf_size < DP_PROBE_CHUNK)
+		dp->buf_size = DP_PROBE_CHUNK;
+	dp->now_ns = dp_now_ns();
+	return dp;
+}
+
+void
+dp_free(struct dp *dp)
+{
+	struct dp_stash *s;
+	struct tp_msg *m;
+	struct dp_op *op;
+
+	if (dp == NULL)
+		return;
+	coll_fail_peer(dp, NULL, -ECANCELED);
+	for (int i = 0; i < dp->npeers; i++)
+		while ((m = dp_tx_pull(dp, dp->peers[i])) != NULL)
+			dp_on_sent(dp, dp->peers[i], m, -ECANCELED);
+	if (dp->ops != NULL && dp->tp != NULL)
+		dp->ops->fini(dp->tp);	/* reports what it had pulled */
+	dp->tp = NULL;
+	TAILQ_FOREACH(op, &dp->all_ops, all) {
+		op->tx_inflight = 0;
+		op->finished = 1;
+	}
+	coll_reap(dp);
+	group_clear_all(dp);
+	for (int i = 0; i < dp->npeers; i++)
+		free(dp->peers[i]);
+	while ((s = TAILQ_FIRST(&dp->stash)) != NULL) {
+		TAILQ_REMOVE(&dp->stash, s, entry);
+		free(s->payload);
+		free(s);
+	}
+	while ((m = TAILQ_FIRST(&dp->msg_free)) != NULL) {
+		TAILQ_REMOVE(&dp->msg_free, m, entry);
+		free(m);
+	}
+	for (int i = 0; i < dp->nbuf_free; i++)
+		free(dp->buf_free[i]);
+	free(dp->buf_free);
+	free(dp);
+}
+
+int
+dp_start(struct dp *dp)
+{
+	const struct tp_ops *cand[4];
+	int n, r = -ENOTSUP;
+
+	n = tp_candidates(dp->conf.transport, cand, 4);
+	if (n == 0) {
+		log_warnx("dp: transport %s: not available in this build",
+		    dp->conf.transport);
+		return -ENOTSUP;
+	}
+	/* auto: the first (fastest) backend that initialises */
+	for (int i = 0; i < n; i++) {
+		if ((r = cand[i]->init(dp, &dp->tp)) == 0) {
+			dp->ops = cand[i];
+			break;
+		}
+		log_info("dp: transport %s unavailable (%s)%s", cand[i]->name,
+		    strerror(-r), i + 1 < n ? ", trying the next" : "");
+	}
+	if (dp->ops == NULL)
+		return r;
+	for (int i = 0; i < dp->npeers; i++) {
+		dp->peers[i]->ops = dp->ops;
+		dp->peers[i]->next_connect_ns = 0;
+	}
+	peer_tick(dp, dp_now_ns());
+	return 0;
+}
+
+int
+dp_fd(struct dp *dp)
+{
+	if (dp->ops == NULL || dp->ops->fd == NULL)
+		return -1;
+	return dp->ops->fd(dp->tp);
+}
+
+int
+dp_progress(struct dp *dp)
+{
+	static const uint64_t tick = DP_TICK_MS * 1000000ull;
+	int n = 0;
+
+	dp->now_ns = dp_now_ns();
+	if (dp->ops != NULL)
+		n = dp->ops->poll(dp->tp);
+	dp->now_ns = dp_now_ns();
+	if (dp->now_ns - dp->last_tick_ns >= tick / 2) {
+		dp->last_tick_ns = dp->now_ns;
+		peer_tick(dp, dp->now_ns);
+		coll_tick(dp, dp->now_ns);
+	}
+	coll_reap(dp);
+	return n;
+}
+
+struct tp_msg *
+dp_msg_new(struct dp *dp)
+{
+	struct tp_msg *m;
+
+	if ((m = TAILQ_FIRST(&dp->msg_free)) != NULL)
+		TAILQ_REMOVE(&dp->msg_free, m, entry);
+	else if ((m = malloc(sizeof(*m))) == NULL)
+		return NULL;
+	memset(m, 0, sizeof(*m));
+	return m;
+}
+
+void
+dp_msg_free(struct dp *dp, struct tp_msg *m)
+{
+	if (m == NULL)
+		return;
+	if (m->owned != NULL)
+		dp_buf_put(dp, m->owned);
+	m->owned = NULL;
+#ifdef DP_DEBUG_NO_POOLS
+	free(m);
+#else
+	TAILQ_INSERT_HEAD(&dp->msg_free, m, entry);
+#endif
+}
+
+uint8_t *
+dp_buf_get(struct dp *dp)
+{
+	if (dp->nbuf_free > 0)
+		return dp->buf_free[--dp->nbuf_free];
+	return malloc(dp->buf_size);
+}
+
+void
+dp_buf_put(struct dp *dp, uint8_t *b)
+{
+	uint8_t **nb;
+
+#ifdef DP_DEBUG_NO_POOLS
+	free(b);
+	return;
+#endif
+	if (dp->nbuf_free == dp->cap_buf_free) {
+		int cap = dp->cap_buf_free ? dp->cap_buf_free * 2 : 16;
+
+		if (cap > 256 ||
+		    (nb = realloc(dp->buf_free, sizeof(*nb) * (size_t)cap)) ==
+		    NULL) {
+			free(b);
+			return;
+		}
+		dp->buf_free = nb;
+		dp->cap_buf_free = cap;
+	}
+	dp->buf_free[dp->nbuf_free++] = b;
+}
+
+void
+dp_send(struct dp *dp, struct dp_peer *p, struct tp_msg *m)
+{
+	if (m->op != NULL)
+		m->op->tx_inflight++;
+	TAILQ_INSERT_TAIL(&p->txq, m, entry);
+	p->txq_len++;
+	if (p->out_up && p->ops != NULL)
+		p->ops->kick(dp->tp, p);
+}
+
+struct tp_msg *
+dp_tx_pull(struct dp *dp, struct dp_peer *p)
+{
+	struct tp_msg *m;
+
+	(void)dp;
+	if ((m = TAILQ_FIRST(&p->ctlq)) != NULL) {
+		TAILQ_REMOVE(&p->ctlq, m, entry);
+		return m;
+	}
+	if ((m = TAILQ_FIRST(&p->txq)) == NULL)
+		return NULL;
+	TAILQ_REMOVE(&p->txq, m, entry);
+	p->txq_len--;
+	return m;
+}
+
+int
+dp_unqueue_op(struct dp *dp, struct dp_op *op)
+{
+	struct tp_msg *m, *next;
+	int n = 0;
+
+	for (int i = 0; i < dp->npeers; i++) {
+		struct dp_peer *p = dp->peers[i];
+
+		for (m = TAILQ_FIRST(&p->txq); m != NULL; m = next) {
+			next = TAILQ_NEXT(m, entry);
+			if (m->op != op)
+				continue;
+			TAILQ_REMOVE(&p->txq, m, entry);
+			p->txq_len--;
+			op->tx_inflight--;
+			dp_msg_free(dp, m);
+			n++;
+		}
+	}
+	return n;
+}
+
+void
+dp_on_sent(struct dp *dp, struct dp_peer *p, struct tp_msg *m, int res)
+{
+	struct dp_op *op = m->op;
+
+	if (res >= 0)
+		p->tx_bytes += WIRE_HDR_LEN + m->len;
+	dp_msg_free(dp, m);
+	if (op != NULL)
+		coll_sent(dp, op, p, res);
+}

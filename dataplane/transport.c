@@ -1,0 +1,40 @@
+/*
+ * transport.c: the table of backends built in, and what transport= in
+ * arceus.conf selects.  New backends (DPDK, RDMA) add a line to backends[]
+ * in order of preference; `auto` tries them in that order.
+ */
+#include <string.h>
+
+#include "dataplane.h"
+
+static const struct tp_ops *const backends[] = {
+	/* fastest first: &tp_rdma_ops, &tp_dpdk_ops go here */
+	&tp_tcp_ops,
+};
+
+int
+tp_candidates(const char *name, const struct tp_ops **out, int max)
+{
+	int n = 0;
+
+	if (strcmp(name, "loop") == 0) {
+		if (max > 0)
+			out[n++] = &tp_loop_ops;
+		return n;
+	}
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (n < max && (strcmp(name, "auto") == 0 ||
+		    strcmp(name, backends[i]->name) == 0))
+			out[n++] = backends[i];
+	return n;
+}
+
+uint32_t
+tp_backends_all(void)
+{
+	uint32_t b = DP_BACKEND_LOOP;
+
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		b |= backends[i]->backend;
+	return b;
+}

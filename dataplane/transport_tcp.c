@@ -1,0 +1,670 @@
+/*
+ * transport_tcp.c: the always-available backend: kernel TCP sockets driven
+ * by io_uring.
+ *
+ * Per peer two connections: ours (outbound, we only send on it; a small
+ * receive stays posted to see the peer close it) and the peer's (inbound,
+ * we only receive).  Each begins with the sender's HELLO.
+ *
+ * Outbound: one SENDMSG in flight per connection, gathering up to
+ * DP_TX_BATCH queued messages (header + payload iovecs, payloads straight
+ * from the arena); a short send resubmits the rest, so the byte stream
+ * never interleaves.  Inbound: RECV of exactly a header (MSG_WAITALL),
+ * wire_decode() to frame it (a header that does not decode has lost the
+ * stream: the connection closes), RECV of exactly the payload into the
+ * connection's buffer, then the upcall; the buffer is reused for the next.
+ *
+ * A connection dies in two steps: shutdown() makes its posted requests
+ * complete, and the last completion closes the fd and frees it.  Every
+ * io_uring request carries a struct ureq naming its connection.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fault.h"
+#include "log.h"
+#include "dataplane.h"
+
+#define TCP_RING_ENTRIES	256
+#define TCP_BATCH_BYTES		(8u << 20)	/* gather at most this */
+
+enum ureq_kind {
+	UREQ_ACCEPT = 1,
+	UREQ_CONNECT,
+	UREQ_SEND,
+	UREQ_RECV,
+	UREQ_WATCH,
+};
+
+struct tcp_conn;
+
+struct ureq {
+	enum ureq_kind	 kind;
+	struct tcp_conn	*c;
+};
+
+struct tcp_conn {
+	LIST_ENTRY(tcp_conn) entry;
+	int		 fd;
+	int		 outbound;
+	int		 connected;
+	int		 closing;
+	int		 pending;	/* requests in flight */
+	struct dp_peer	*peer;		/* NULL: inbound before its hello */
+	struct ureq	 rq_conn, rq_send, rq_recv, rq_watch;
+	struct sockaddr_in sa;
+
+	/* receive (inbound) */
+	int		 rx_payload;	/* 0: reading a header */
+	uint32_t	 rx_got;
+	uint8_t		 rx_hdr[WIRE_HDR_LEN];
+	struct wire_hdr	 h;
+	uint8_t		*rxbuf;
+	size_t		 rxcap;
+	uint8_t		 watch[16];
+
+	/* send (outbound) */
+	struct tp_msg	*tx[DP_TX_BATCH];
+	int		 ntx;
+	int		 tx_first;	/* first message not fully sent */
+	size_t		 tx_total;
+	size_t		 tx_done;
+	struct iovec	 iov[2 * DP_TX_BATCH];
+	struct msghdr	 mh;
+	uint8_t		*hold[DP_TX_BATCH];	/* buffers the kernel may read */
+	int		 nhold;
+};
+
+struct tcp_peer {
+	struct tcp_conn	*out;
+	struct tcp_conn	*in;
+};
+
+struct tcp_state {
+	struct dp	*dp;
+	struct io_uring	 ring;
+	int		 efd;
+	int		 lfd;
+	struct ureq	 rq_accept;
+	LIST_HEAD(, tcp_conn) conns;
+};
+
+static struct io_uring_sqe *
+get_sqe(struct tcp_state *st)
+{
+	struct io_uring_sqe *sqe;
+
+	if ((sqe = io_uring_get_sqe(&st->ring)) == NULL) {
+		io_uring_submit(&st->ring);
+		sqe = io_uring_get_sqe(&st->ring);
+	}
+	return sqe;
+}
+
+static int
+post_accept(struct tcp_state *st)
+{
+	struct io_uring_sqe *sqe;
+
+	if ((sqe = get_sqe(st)) == NULL)
+		return -EBUSY;
+	io_uring_prep_accept(sqe, st->lfd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data(sqe, &st->rq_accept);
+	return 0;
+}
+
+static struct tcp_peer *
+tpeer(struct dp_peer *p)
+{
+	if (p->tp == NULL)
+		p->tp = calloc(1, sizeof(struct tcp_peer));
+	return p->tp;
+}
+
+static struct tcp_conn *
+conn_new(struct tcp_state *st, int fd, int outbound)
+{
+	struct tcp_conn *c;
+	int one = 1;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->fd = fd;
+	c->outbound = outbound;
+	c->rq_conn = (struct ureq){ UREQ_CONNECT, c };
+	c->rq_send = (struct ureq){ UREQ_SEND, c };
+	c->rq_recv = (struct ureq){ UREQ_RECV, c };
+	c->rq_watch = (struct ureq){ UREQ_WATCH, c };
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	LIST_INSERT_HEAD(&st->conns, c, entry);
+	return c;
+}
+
+static void
+conn_free(struct tcp_conn *c)
+{
+	LIST_REMOVE(c, entry);
+	close(c->fd);
+	for (int i = 0; i < c->nhold; i++)
+		free(c->hold[i]);
+	free(c->rxbuf);
+	free(c);
+}
+
+/*
+ * Takes c away from its peer and reports the messages it holds as failed
+ * (their buffers stay with c until the kernel is done).  Then closes it.
+ */
+static void
+conn_close(struct tcp_state *st, struct tcp_conn *c, int err)
+{
+	struct dp_peer *p = c->peer;
+
+	if (c->closing)
+		return;
+	c->closing = 1;
+	c->peer = NULL;
+	if (p != NULL && p->tp != NULL) {
+		struct tcp_peer *tp = p->tp;
+
+		if (tp->out == c)
+			tp->out = NULL;
+		if (tp->in == c)
+			tp->in = NULL;
+	}
+	for (int i = c->tx_first; i < c->ntx; i++) {
+		struct tp_msg *m = c->tx[i];
+
+		if (m->owned != NULL && c->nhold < DP_TX_BATCH) {
+			c->hold[c->nhold++] = m->owned;
+			m->owned = NULL;
+		}
+		if (p != NULL)
+			dp_on_sent(st->dp, p, m, err);
+		else
+			dp_msg_free(st->dp, m);
+	}
+	c->ntx = c->tx_first = 0;
+	shutdown(c->fd, SHUT_RDWR);
+	if (c->pending == 0)
+		conn_free(c);
+}
+
+/* A connection of peer p broke: the link goes down. */
+static void
+conn_broken(struct tcp_state *st, struct tcp_conn *c, int err,
+    const char *what)
+{
+	struct dp_peer *p = c->peer;
+	char why[64];
+
+	conn_close(st, c, err);
+	if (p == NULL)
+		return;
+	snprintf(why, sizeof(why), "%s: %s", what,
+	    err == 0 ? "closed by peer" : strerror(-err));
+	dp_on_down(st->dp, p, err == 0 ? -ECONNRESET : err, why);
+}
+
+static void
+post_recv(struct tcp_state *st, struct tcp_conn *c)
+{
+	struct io_uring_sqe *sqe;
+	void *buf;
+	size_t len;
+
+	if (c->closing || (sqe = get_sqe(st)) == NULL)
+		return;
+	if (!c->rx_payload) {
+		buf = c->rx_hdr + c->rx_got;
+		len = WIRE_HDR_LEN - c->rx_got;
+	} else {
+		buf = c->rxbuf + c->rx_got;
+		len = c->h.length - c->rx_got;
+	}
+	io_uring_prep_recv(sqe, c->fd, buf, len, MSG_WAITALL);
+	io_uring_sqe_set_data(sqe, &c->rq_recv);
+	c->pending++;
+}
+
+static void
+post_watch(struct tcp_state *st, struct tcp_conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->closing || (sqe = get_sqe(st)) == NULL)
+		return;
+	io_uring_prep_recv(sqe, c->fd, c->watch, sizeof(c->watch), 0);
+	io_uring_sqe_set_data(sqe, &c->rq_watch);
+	c->pending++;
+}
+
+/* Builds the iovecs from tx_done on and submits one SENDMSG. */
+static void
+post_send(struct tcp_state *st, struct tcp_conn *c)
+{
+	struct io_uring_sqe *sqe;
+	size_t skip = c->tx_done, pos = 0;
+	int niov = 0;
+
+	for (int i = 0; i < c->ntx; i++) {
+		struct tp_msg *m = c->tx[i];
+		const uint8_t *parts[2] = { m->hdr, m->payload };
+		size_t lens[2] = { WIRE_HDR_LEN, m->len };
+
+		for (int k = 0; k < 2; k++) {
+			if (pos + lens[k] <= skip) {
+				pos += lens[k];
+				continue;
+			}
+			size_t off = skip > pos ? skip - pos : 0;
+
+			if (lens[k] > off) {
+				c->iov[niov].iov_base = (void *)(parts[k] + off);
+				c->iov[niov].iov_len = lens[k] - off;
+				niov++;
+			}
+			pos += lens[k];
+		}
+	}
+	memset(&c->mh, 0, sizeof(c->mh));
+	c->mh.msg_iov = c->iov;
+	c->mh.msg_iovlen = (size_t)niov;
+	if ((sqe = get_sqe(st)) == NULL) {
+		conn_broken(st, c, -EBUSY, "send");
+		return;
+	}
+	io_uring_prep_sendmsg(sqe, c->fd, &c->mh, MSG_NOSIGNAL);
+	io_uring_sqe_set_data(sqe, &c->rq_send);
+	c->pending++;
+}
+
+static void
+tcp_kick(void *state, struct dp_peer *p)
+{
+	struct tcp_state *st = state;
+	struct tcp_conn *c;
+	struct tp_msg *m;
+	size_t bytes = 0;
+
+	if (p->tp == NULL || (c = ((struct tcp_peer *)p->tp)->out) == NULL ||
+	    !c->connected || c->closing || c->ntx > 0)
+		return;
+	while (c->ntx < DP_TX_BATCH && bytes < TCP_BATCH_BYTES &&
+	    (m = dp_tx_pull(st->dp, p)) != NULL) {
+		if (fault_hit(FAULT_NET_CORRUPT) < 0)
+			m->hdr[44] ^= 0x01;	/* the receiver's CRC sees it */
+		c->tx[c->ntx++] = m;
+		bytes += WIRE_HDR_LEN + m->len;
+	}
+	if (c->ntx == 0)
+		return;
+	c->tx_first = 0;
+	c->tx_total = bytes;
+	c->tx_done = 0;
+	if (fault_hit(FAULT_NET_SEND) < 0) {
+		conn_broken(st, c, -EIO, "send (injected)");
+		return;
+	}
+	post_send(st, c);
+}
+
+static void
+on_send(struct tcp_state *st, struct tcp_conn *c, int res)
+{
+	struct dp_peer *p = c->peer;
+	size_t pos = 0;
+
+	if (c->closing)
+		return;
+	if (res < 0) {
+		conn_broken(st, c, res, "send");
+		return;
+	}
+	c->tx_done += (size_t)res;
+	/* report the messages now wholly sent */
+	for (int i = 0; i < c->ntx; i++) {
+		pos += WIRE_HDR_LEN + c->tx[i]->len;
+		if (i < c->tx_first)
+			continue;
+		if (pos > c->tx_done)
+			break;
+		c->tx_first = i + 1;
+		dp_on_sent(st->dp, p, c->tx[i], 0);
+		if (c->closing)
+			return;
+	}
+	if (c->tx_done < c->tx_total) {
+		post_send(st, c);
+		return;
+	}
+	c->ntx = c->tx_first = 0;
+	tcp_kick(st, p);
+}
+
+static void
+on_recv(struct tcp_state *st, struct tcp_conn *c, int res)
+{
+	enum wire_err e;
+	uint32_t want;
+
+	if (c->closing)
+		return;
+	if (res <= 0) {
+		conn_broken(st, c, res, "receive");
+		return;
+	}
+	if (fault_hit(FAULT_NET_RECV) < 0) {
+		conn_broken(st, c, -EIO, "receive (injected)");
+		return;
+	}
+	c->rx_got += (uint32_t)res;
+	want = c->rx_payload ? c->h.length : WIRE_HDR_LEN;
+	if (c->rx_got < want) {
+		post_recv(st, c);
+		return;
+	}
+	if (!c->rx_payload) {
+		if ((e = wire_decode(c->rx_hdr, WIRE_HDR_LEN, &c->h)) !=
+		    WIRE_OK) {
+			/* the stream lost its framing: nothing after is good */
+			dp_on_bad(st->dp, c->peer, e);
+			conn_broken(st, c, -EPROTO, "framing");
+			return;
+		}
+		if (c->h.length > 0) {
+			if (c->h.length > c->rxcap) {
+				uint8_t *nb = realloc(c->rxbuf, c->h.length);
+
+				if (nb == NULL) {
+					conn_broken(st, c, -ENOMEM, "receive");
+					return;
+				}
+				c->rxbuf = nb;
+				c->rxcap = c->h.length;
+			}
+			c->rx_payload = 1;
+			c->rx_got = 0;
+			post_recv(st, c);
+			return;
+		}
+	}
+	c->rx_payload = 0;
+	c->rx_got = 0;
+	if (c->peer == NULL) {
+		struct dp_peer *p;
+		struct tcp_peer *tp;
+
+		p = dp_on_hello(st->dp, &c->h, c->rx_hdr, c->rxbuf);
+		if (p == NULL || (tp = tpeer(p)) == NULL) {
+			conn_close(st, c, -EPROTO);
+			return;
+		}
+		if (tp->in != NULL)	/* the peer reconnected: old one goes */
+			conn_close(st, tp->in, -ECONNRESET);
+		tp->in = c;
+		c->peer = p;
+	} else
+		dp_on_recv(st->dp, c->peer, &c->h, c->rx_hdr, c->rxbuf);
+	post_recv(st, c);
+}
+
+static void
+on_accept(struct tcp_state *st, int res)
+{
+	struct tcp_conn *c;
+
+	if (res >= 0) {
+		if ((c = conn_new(st, res, 0)) == NULL)
+			close(res);
+		else
+			post_recv(st, c);
+	} else if (res != -EINTR && res != -ECONNABORTED)
+		log_warnx("dp.tcp: accept: %s", strerror(-res));
+	post_accept(st);
+}
+
+static void
+on_connect(struct tcp_state *st, struct tcp_conn *c, int res)
+{
+	struct dp_peer *p = c->peer;
+
+	if (c->closing)
+		return;
+	if (res < 0) {
+		char why[64];
+
+		snprintf(why, sizeof(why), "connect: %s", strerror(-res));
+		conn_close(st, c, res);
+		if (p != NULL)
+			dp_on_down(st->dp, p, res, why);
+		return;
+	}
+	c->connected = 1;
+	post_watch(st, c);
+	dp_on_connected(st->dp, p);
+}
+
+static int
+tcp_connect(void *state, struct dp_peer *p)
+{
+	struct tcp_state *st = state;
+	struct io_uring_sqe *sqe;
+	struct tcp_peer *tp;
+	struct tcp_conn *c;
+	int fd;
+
+	if ((tp = tpeer(p)) == NULL)
+		return -ENOMEM;
+	if (tp->out != NULL)
+		conn_close(st, tp->out, -ECONNRESET);
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return -errno;
+	if ((c = conn_new(st, fd, 1)) == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	c->sa.sin_family = AF_INET;
+	c->sa.sin_port = htons(p->port);
+	if (inet_pton(AF_INET, p->addr, &c->sa.sin_addr) != 1) {
+		struct addrinfo hints = { .ai_family = AF_INET }, *ai;
+
+		if (getaddrinfo(p->addr, NULL, &hints, &ai) != 0) {
+			log_warnx("dp.tcp: peer %u: cannot resolve %s", p->id,
+			    p->addr);
+			conn_close(st, c, -EHOSTUNREACH);
+			return -EHOSTUNREACH;
+		}
+		c->sa.sin_addr = ((struct sockaddr_in *)(void *)
+		    ai->ai_addr)->sin_addr;
+		freeaddrinfo(ai);
+	}
+	c->peer = p;
+	tp->out = c;
+	if ((sqe = get_sqe(st)) == NULL) {
+		conn_close(st, c, -EBUSY);
+		return -EBUSY;
+	}
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&c->sa,
+	    sizeof(c->sa));
+	io_uring_sqe_set_data(sqe, &c->rq_conn);
+	c->pending++;
+	io_uring_submit(&st->ring);
+	return 0;
+}
+
+static void
+tcp_disconnect(void *state, struct dp_peer *p)
+{
+	struct tcp_state *st = state;
+	struct tcp_peer *tp = p->tp;
+
+	if (tp == NULL)
+		return;
+	if (tp->out != NULL)
+		conn_close(st, tp->out, -ECONNRESET);
+	if (tp->in != NULL)
+		conn_close(st, tp->in, -ECONNRESET);
+	io_uring_submit(&st->ring);
+}
+
+static int
+tcp_poll(void *state)
+{
+	struct tcp_state *st = state;
+	struct io_uring_cqe *cqe;
+	uint64_t v;
+	int n = 0;
+
+	if (read(st->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn("dp.tcp: eventfd");
+	while (io_uring_peek_cqe(&st->ring, &cqe) == 0) {
+		struct ureq *rq = io_uring_cqe_get_data(cqe);
+		int res = cqe->res;
+		struct tcp_conn *c;
+
+		io_uring_cqe_seen(&st->ring, cqe);
+		n++;
+		if (rq == NULL)
+			continue;
+		if (rq->kind == UREQ_ACCEPT) {
+			on_accept(st, res);
+			continue;
+		}
+		c = rq->c;
+		c->pending--;
+		switch (rq->kind) {
+		case UREQ_CONNECT:
+			on_connect(st, c, res);
+			break;
+		case UREQ_SEND:
+			on_send(st, c, res);
+			break;
+		case UREQ_RECV:
+			on_recv(st, c, res);
+			break;
+		case UREQ_WATCH:
+			/* outbound connections carry nothing our way */
+			if (!c->closing)
+				conn_broken(st, c, res < 0 ? res : 0,
+				    "connection");
+			break;
+		default:
+			break;
+		}
+		if (c->closing && c->pending == 0)
+			conn_free(c);
+	}
+	io_uring_submit(&st->ring);
+	return n;
+}
+
+static int
+tcp_fd(void *state)
+{
+	return ((struct tcp_state *)state)->efd;
+}
+
+static int
+tcp_init(struct dp *dp, void **state)
+{
+	struct tcp_state *st;
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int one = 1, r;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return -ENOMEM;
+	st->dp = dp;
+	st->lfd = st->efd = -1;
+	LIST_INIT(&st->conns);
+	st->rq_accept.kind = UREQ_ACCEPT;
+	if ((r = io_uring_queue_init(TCP_RING_ENTRIES, &st->ring, 0)) < 0) {
+		log_warnx("dp.tcp: io_uring_queue_init: %s", strerror(-r));
+		free(st);
+		return r;
+	}
+	if ((st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+	    io_uring_register_eventfd(&st->ring, st->efd) < 0) {
+		r = -errno;
+		log_warn("dp.tcp: eventfd");
+		goto fail_ring;
+	}
+	sa.sin_port = htons(dp->conf.port);
+	if (inet_pton(AF_INET, dp->conf.listen, &sa.sin_addr) != 1) {
+		log_warnx("dp.tcp: listen address %s: not an IPv4 address",
+		    dp->conf.listen);
+		r = -EINVAL;
+		goto fail_efd;
+	}
+	if ((st->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    setsockopt(st->lfd, SOL_SOCKET, SO_REUSEADDR, &one,
+	    sizeof(one)) < 0 ||
+	    bind(st->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(st->lfd, 128) < 0) {
+		r = -errno;
+		log_warn("dp.tcp: listen on %s:%u", dp->conf.listen,
+		    dp->conf.port);
+		goto fail_sock;
+	}
+	post_accept(st);
+	io_uring_submit(&st->ring);
+	*state = st;
+	return 0;
+
+fail_sock:
+	if (st->lfd >= 0)
+		close(st->lfd);
+fail_efd:
+	close(st->efd);
+fail_ring:
+	io_uring_queue_exit(&st->ring);
+	free(st);
+	return r;
+}
+
+static void
+tcp_fini(void *state)
+{
+	struct tcp_state *st = state;
+	struct tcp_conn *c, *next;
+
+	for (c = LIST_FIRST(&st->conns); c != NULL; c = next) {
+		next = LIST_NEXT(c, entry);
+		conn_close(st, c, -ECANCELED);	/* may free c */
+	}
+	for (int i = 0; i < st->dp->npeers; i++) {
+		free(st->dp->peers[i]->tp);
+		st->dp->peers[i]->tp = NULL;
+	}
+	close(st->lfd);
+	/* exiting the ring cancels what is in flight */
+	io_uring_queue_exit(&st->ring);
+	while ((c = LIST_FIRST(&st->conns)) != NULL)
+		conn_free(c);
+	close(st->efd);
+	free(st);
+}
+
+const struct tp_ops tp_tcp_ops = {
+	.name = "tcp",
+	.backend = DP_BACKEND_TCP,
+	.caps = TP_CAP_ZEROCOPY_TX | TP_CAP_RELIABLE | TP_CAP_POLLFD,
+	.init = tcp_init,
+	.fini = tcp_fini,
+	.connect = tcp_connect,
+	.kick = tcp_kick,
+	.disconnect = tcp_disconnect,
+	.fd = tcp_fd,
+	.poll = tcp_poll,
+};

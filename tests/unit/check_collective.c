@@ -1,0 +1,543 @@
+/*
+ * check_collective.c: the collectives of coll.c, on 1 to 4 engines in one
+ * process over the loop backend, against independent local computations:
+ * the exact ring summation order for random floats (bitwise), plain sums
+ * for integer data (exact in any order), error bounds for lossy codecs;
+ * then peers that die, and corrupted traffic.
+ */
+#include <check.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fault.h"
+#include "log.h"
+#include "dataplane.h"
+
+#define MAXN	4
+
+static struct dp *dps[MAXN + 1];
+static int ndps;
+
+struct done {
+	int		fired;
+	int		status;
+	uint32_t	peer;
+	uint64_t	wire;
+	uint64_t	raw;
+	uint64_t	count;
+	int		order;
+};
+static int done_seq;
+
+static void
+on_done(struct dp_op *op, void *arg)
+{
+	struct done *d = arg;
+
+	d->fired++;
+	d->status = op->status;
+	d->peer = op->err_peer;
+	d->wire = op->wire_bytes;
+	d->raw = op->raw_bytes;
+	d->count = op->recv_count;
+	d->order = done_seq++;
+}
+
+static void
+mesh(int n, size_t chunk, int timeout_ms)
+{
+	loop_reset();
+	ndps = n;
+	for (int i = 1; i <= n; i++) {
+		struct dp_conf c = { .node_id = (uint32_t)i, .epoch = 1,
+		    .chunk_bytes = chunk, .peer_timeout_ms = timeout_ms,
+		    .op_timeout_ms = timeout_ms };
+
+		strcpy(c.transport, "loop");
+		dps[i] = dp_new(&c);
+		ck_assert_ptr_nonnull(dps[i]);
+		for (int j = 1; j <= n; j++)
+			ck_assert_int_eq(peer_add(dps[i], (uint32_t)j,
+			    "127.0.0.1", 1), 0);
+		ck_assert_int_eq(dp_start(dps[i]), 0);
+	}
+}
+
+static void
+unmesh(void)
+{
+	for (int i = 1; i <= ndps; i++) {
+		dp_free(dps[i]);
+		dps[i] = NULL;
+	}
+}
+
+static void
+group_all(uint32_t gid, const uint32_t *m, int n)
+{
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(group_set(dps[m[i]], gid, m, n), 0);
+}
+
+/* Drives every live engine until all of d[0..n) fired or ms pass. */
+static int
+drive(struct done *d, int n, int ms)
+{
+	uint64_t end = dp_now_ns() + (uint64_t)ms * 1000000ull;
+
+	while (dp_now_ns() < end) {
+		int all = 1;
+
+		for (int i = 1; i <= ndps; i++)
+			if (dps[i] != NULL)
+				dp_progress(dps[i]);
+		for (int i = 0; i < n; i++)
+			all &= d[i].fired > 0;
+		if (all)
+			return 1;
+	}
+	return 0;
+}
+
+static float
+frand(unsigned *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return (float)((int)(*s >> 8) % 20001 - 10000) / 997.0f;
+}
+
+/* All-reduce of random floats: bitwise equal to the ring order. */
+static void
+allreduce_case(int n, size_t count, size_t chunk, float divisor)
+{
+	uint32_t m[MAXN];
+	float *x[MAXN + 1], *buf[MAXN + 1], *want;
+	struct done d[MAXN + 1];
+	unsigned seed = (unsigned)(count * 31 + (size_t)n);
+
+	mesh(n, chunk, 2000);
+	for (int i = 0; i < n; i++)
+		m[i] = (uint32_t)i + 1;
+	group_all(7, m, n);
+	want = calloc(count + 1, sizeof(float));
+	memset(d, 0, sizeof(d));
+	for (int i = 1; i <= n; i++) {
+		x[i] = malloc((count + 1) * sizeof(float));
+		buf[i] = malloc((count + 1) * sizeof(float));
+		for (size_t k = 0; k < count; k++)
+			x[i][k] = frand(&seed);
+		memcpy(buf[i], x[i], count * sizeof(float));
+	}
+	/* reference: segment j is summed from rank j+1 around to rank j */
+	for (int j = 0; j < n; j++) {
+		size_t s = coll_seg_start(count, n, j);
+		size_t len = coll_seg_len(count, n, j);
+
+		for (size_t k = s; k < s + len; k++) {
+			float acc = x[(j + 1) % n + 1][k];
+
+			for (int step = 2; step <= n; step++)
+				acc = x[(j + step) % n + 1][k] + acc;
+			if (divisor != 0 && divisor != 1)
+				acc = acc / divisor;
+			want[k] = acc;
+		}
+	}
+	for (int i = 1; i <= n; i++) {
+		struct dp_op_args a = { .opcode = ARC_DP_ALLREDUCE,
+		    .group = 7, .buf = buf[i], .count = count,
+		    .divisor = divisor };
+
+		ck_assert_int_eq(dp_post(dps[i], &a, on_done, &d[i], 0), 0);
+	}
+	ck_assert_msg(drive(d + 1, n, 5000), "all-reduce n=%d count=%zu hung",
+	    n, count);
+	for (int i = 1; i <= n; i++) {
+		ck_assert_int_eq(d[i].status, 0);
+		for (size_t k = 0; k < count; k++)
+			if (memcmp(&buf[i][k], &want[k], 4) != 0)
+				ck_abort_msg("n=%d count=%zu rank %d [%zu]: "
+				    "%.9g != %.9g", n, count, i, k,
+				    buf[i][k], want[k]);
+		free(x[i]);
+		free(buf[i]);
+	}
+	free(want);
+	unmesh();
+}
+
+START_TEST(test_allreduce_exact_order)
+{
+	static const size_t counts[] = { 0, 1, 3, 7, 1024, 1025, 5003,
+	    70001 };
+
+	for (int n = 1; n <= 4; n++)
+		for (size_t c = 0; c < sizeof(counts) / sizeof(*counts); c++)
+			allreduce_case(n, counts[c], 4096, 0);
+	allreduce_case(3, 30001, 4096, 3.0f);
+	allreduce_case(4, 9999, 8192, 4.0f);
+}
+END_TEST
+
+/* Integer data: sums are exact in any order. */
+static void
+fill_int(float *b, size_t count, int rank, int salt)
+{
+	for (size_t k = 0; k < count; k++)
+		b[k] = (float)((int)((k * 7 + (size_t)rank * 13 +
+		    (size_t)salt) % 17) - 8);
+}
+
+START_TEST(test_reduce_scatter_allgather_subset)
+{
+	/* group {4, 2, 1} out of 4 nodes, in that ring order */
+	static const uint32_t m[3] = { 4, 2, 1 };
+	const size_t count = 10007;
+	float *rs[5], *ag[5];
+	struct done d[8];
+
+	mesh(4, 4096, 2000);
+	group_all(9, m, 3);
+	memset(d, 0, sizeof(d));
+	for (int r = 0; r < 3; r++) {
+		uint32_t id = m[r];
+		struct dp_op_args a = { .opcode = ARC_DP_REDUCE_SCATTER,
+		    .group = 9, .count = count };
+		struct dp_op_args b = { .opcode = ARC_DP_ALLGATHER,
+		    .group = 9, .count = count };
+
+		rs[id] = malloc(count * 4);
+		ag[id] = calloc(count, 4);
+		fill_int(rs[id], count, (int)id, 1);
+		/* all-gather: rank r fills only its segment */
+		for (size_t k = coll_seg_start(count, 3, r);
+		    k < coll_seg_start(count, 3, r) + coll_seg_len(count, 3, r);
+		    k++)
+			ag[id][k] = (float)(k % 1000) + 0.5f * (float)r;
+		a.buf = rs[id];
+		b.buf = ag[id];
+		ck_assert_int_eq(dp_post(dps[id], &a, on_done, &d[r], 0), 0);
+		ck_assert_int_eq(dp_post(dps[id], &b, on_done, &d[3 + r], 0),
+		    0);
+	}
+	ck_assert(drive(d, 6, 5000));
+	for (int r = 0; r < 3; r++) {
+		uint32_t id = m[r];
+		size_t s = coll_seg_start(count, 3, r);
+
+		ck_assert_int_eq(d[r].status, 0);
+		ck_assert_int_eq(d[3 + r].status, 0);
+		ck_assert_int_lt(d[r].order, d[3 + r].order);
+		for (size_t k = s; k < s + coll_seg_len(count, 3, r); k++) {
+			float want = 0;
+
+			for (int q = 0; q < 3; q++) {
+				float v[1];
+
+				fill_int(v, 1, (int)m[q], 1 + (int)k * 0);
+				/* fill_int(b, 1, ...) gives element 0 only */
+				want += (float)((int)((k * 7 + m[q] * 13 + 1) %
+				    17) - 8);
+				(void)v;
+			}
+			ck_assert_msg(rs[id][k] == want, "rs rank %d [%zu]", r,
+			    k);
+		}
+		for (int q = 0; q < 3; q++)
+			for (size_t k = coll_seg_start(count, 3, q);
+			    k < coll_seg_start(count, 3, q) +
+			    coll_seg_len(count, 3, q); k++)
+				ck_assert(ag[id][k] == (float)(k % 1000) +
+				    0.5f * (float)q);
+		free(rs[id]);
+		free(ag[id]);
+	}
+	unmesh();
+}
+END_TEST
+
+START_TEST(test_broadcast_and_sendrecv)
+{
+	static const uint32_t m[4] = { 1, 2, 3, 4 };
+	const size_t count = 12345;
+	float *b[5], *src, *dst;
+	struct done d[8];
+
+	mesh(4, 4096, 2000);
+	group_all(3, m, 4);
+	memset(d, 0, sizeof(d));
+	for (int i = 1; i <= 4; i++) {
+		struct dp_op_args a = { .opcode = ARC_DP_BROADCAST,
+		    .group = 3, .count = count, .peer = 3 };
+
+		b[i] = malloc(count * 4);
+		for (size_t k = 0; k < count; k++)
+			b[i][k] = i == 3 ? (float)k * 0.25f : -1.0f;
+		a.buf = b[i];
+		ck_assert_int_eq(dp_post(dps[i], &a, on_done, &d[i - 1], 0),
+		    0);
+	}
+	/* send 2 -> 4 of an odd length into a larger receive buffer */
+	src = malloc(5001 * 4);
+	dst = calloc(6000, 4);
+	for (size_t k = 0; k < 5001; k++)
+		src[k] = (float)k - 2500.5f;
+	{
+		struct dp_op_args r = { .opcode = ARC_DP_RECV, .peer = 2,
+		    .buf = dst, .count = 6000 };
+		struct dp_op_args s = { .opcode = ARC_DP_SEND, .peer = 4,
+		    .buf = src, .count = 5001 };
+
+		/* the receive is posted after the data came: stashed */
+		ck_assert_int_eq(dp_post(dps[2], &s, on_done, &d[4], 0), 0);
+		for (int k = 0; k < 50; k++)
+			for (int i = 1; i <= 4; i++)
+				dp_progress(dps[i]);
+		ck_assert_int_eq(dp_post(dps[4], &r, on_done, &d[5], 0), 0);
+	}
+	ck_assert(drive(d, 6, 5000));
+	for (int i = 1; i <= 4; i++) {
+		ck_assert_int_eq(d[i - 1].status, 0);
+		for (size_t k = 0; k < count; k++)
+			ck_assert(b[i][k] == (float)k * 0.25f);
+		free(b[i]);
+	}
+	ck_assert_int_eq(d[4].status, 0);
+	ck_assert_int_eq(d[5].status, 0);
+	ck_assert_uint_eq(d[5].count, 5001);
+	ck_assert(memcmp(src, dst, 5001 * 4) == 0);
+	ck_assert(dst[5001] == 0.0f);
+	free(src);
+	free(dst);
+	unmesh();
+}
+END_TEST
+
+/* Several all-reduces in flight on one group complete in posting order. */
+START_TEST(test_in_flight_order)
+{
+	static const uint32_t m[3] = { 1, 2, 3 };
+	enum { NOPS = 6 };
+	const size_t count = 4099;
+	float *b[4][NOPS];
+	struct done d[4][NOPS];
+
+	mesh(3, 4096, 2000);
+	group_all(1, m, 3);
+	memset(d, 0, sizeof(d));
+	done_seq = 0;
+	for (int i = 1; i <= 3; i++)
+		for (int o = 0; o < NOPS; o++) {
+			struct dp_op_args a = { .opcode = ARC_DP_ALLREDUCE,
+			    .group = 1, .count = count };
+
+			b[i][o] = malloc(count * 4);
+			fill_int(b[i][o], count, i, o);
+			a.buf = b[i][o];
+			ck_assert_int_eq(dp_post(dps[i], &a, on_done,
+			    &d[i][o], 0), 0);
+		}
+	ck_assert(drive(&d[1][0], 3 * NOPS, 5000));
+	for (int i = 1; i <= 3; i++)
+		for (int o = 0; o < NOPS; o++) {
+			ck_assert_int_eq(d[i][o].status, 0);
+			if (o > 0)
+				ck_assert_int_lt(d[i][o - 1].order,
+				    d[i][o].order);
+			for (size_t k = 0; k < count; k++) {
+				float w = 0;
+
+				for (int q = 1; q <= 3; q++)
+					w += (float)((int)((k * 7 +
+					    (size_t)q * 13 + (size_t)o) % 17) -
+					    8);
+				ck_assert(b[i][o][k] == w);
+			}
+			free(b[i][o]);
+		}
+	unmesh();
+}
+END_TEST
+
+/* Compressed all-reduce: bf16 exact on small integers, int8 and top-k
+ * within their bounds, wire bytes smaller than raw. */
+START_TEST(test_allreduce_compressed)
+{
+	static const uint32_t m[4] = { 1, 2, 3, 4 };
+	const size_t count = 20011;
+
+	for (int comp = ARC_DP_COMP_BF16; comp <= ARC_DP_COMP_TOPK; comp++) {
+		float *b[5], *truth;
+		struct done d[5];
+		unsigned seed = 99;
+		double maxerr = 0, maxabs = 0;
+
+		mesh(4, 4096, 2000);
+		group_all(2, m, 4);
+		memset(d, 0, sizeof(d));
+		truth = calloc(count, 4);
+		for (int i = 1; i <= 4; i++) {
+			struct dp_op_args a = { .opcode = ARC_DP_ALLREDUCE,
+			    .group = 2, .count = count, .comp = comp,
+			    .ratio = 1.0f };
+
+			b[i] = malloc(count * 4);
+			for (size_t k = 0; k < count; k++) {
+				b[i][k] = comp == ARC_DP_COMP_BF16 ?
+				    (float)((int)(k % 61) - 30) :
+				    frand(&seed);
+				truth[k] += b[i][k];
+			}
+			a.buf = b[i];
+			ck_assert_int_eq(dp_post(dps[i], &a, on_done,
+			    &d[i], 0), 0);
+		}
+		ck_assert(drive(d + 1, 4, 5000));
+		for (size_t k = 0; k < count; k++)
+			if (fabs(truth[k]) > maxabs)
+				maxabs = fabs(truth[k]);
+		for (int i = 1; i <= 4; i++) {
+			ck_assert_int_eq(d[i].status, 0);
+			/* every rank ends with the same values */
+			ck_assert(memcmp(b[i], b[1], count * 4) == 0);
+			for (size_t k = 0; k < count; k++) {
+				double e = fabs((double)b[i][k] - truth[k]);
+
+				if (e > maxerr)
+					maxerr = e;
+			}
+			if (comp != ARC_DP_COMP_TOPK)
+				ck_assert_uint_lt(d[i].wire, d[i].raw);
+		}
+		if (comp == ARC_DP_COMP_BF16)
+			ck_assert(maxerr == 0);
+		else if (comp == ARC_DP_COMP_INT8)
+			/* 7 quantizations of at most max/254 each */
+			ck_assert_msg(maxerr < 7 * maxabs / 254 + 1e-3,
+			    "int8 error %g (max %g)", maxerr, maxabs);
+		else	/* ratio 1: top-k keeps everything, sparse or dense */
+			ck_assert_msg(maxerr < 1e-3, "topk error %g", maxerr);
+		for (int i = 1; i <= 4; i++)
+			free(b[i]);
+		free(truth);
+		unmesh();
+	}
+}
+END_TEST
+
+/* A node dies mid-run: the others fail naming it, within the timeout. */
+START_TEST(test_peer_death)
+{
+	static const uint32_t m[4] = { 1, 2, 3, 4 };
+	const size_t count = 200000;
+	float *b[5];
+	struct done d[5];
+	uint64_t t0;
+
+	mesh(4, 4096, 300);
+	group_all(5, m, 4);
+	memset(d, 0, sizeof(d));
+	/* let the links come up and do one good all-reduce */
+	for (int k = 0; k < 100; k++)
+		for (int i = 1; i <= 4; i++)
+			dp_progress(dps[i]);
+	for (int i = 1; i <= 4; i++) {
+		struct dp_op_args a = { .opcode = ARC_DP_ALLREDUCE,
+		    .group = 5, .count = count };
+
+		b[i] = calloc(count, 4);
+		a.buf = b[i];
+		ck_assert_int_eq(dp_post(dps[i], &a, on_done, &d[i], 0), 0);
+	}
+	for (int k = 0; k < 3; k++)
+		for (int i = 1; i <= 4; i++)
+			dp_progress(dps[i]);
+	t0 = dp_now_ns();
+	loop_kill(3);
+	dp_free(dps[3]);
+	dps[3] = NULL;
+	ck_assert(drive(d + 1, 2, 3000));
+	ck_assert(drive(d + 4, 1, 3000));
+	ck_assert_uint_lt(dp_now_ns() - t0, 1000000000ull);
+	for (int i = 1; i <= 4; i++) {
+		if (i == 3)
+			continue;
+		ck_assert_int_ne(d[i].status, 0);
+		ck_assert_uint_eq(d[i].peer, 3);
+	}
+	for (int i = 1; i <= 4; i++)
+		free(b[i]);
+	unmesh();
+}
+END_TEST
+
+/* Corrupted messages are dropped and counted; ops fail by timeout. */
+START_TEST(test_corruption_counted)
+{
+	static const uint32_t m[2] = { 1, 2 };
+	const size_t count = 50000;
+	float *b[3];
+	struct done d[3];
+
+	mesh(2, 4096, 400);
+	group_all(4, m, 2);
+	memset(d, 0, sizeof(d));
+	for (int k = 0; k < 50; k++)
+		for (int i = 1; i <= 2; i++)
+			dp_progress(dps[i]);
+	fault_arm(FAULT_NET_CORRUPT, 5, 0, 0);	/* the 5th message */
+	for (int i = 1; i <= 2; i++) {
+		struct dp_op_args a = { .opcode = ARC_DP_ALLREDUCE,
+		    .group = 4, .count = count };
+
+		b[i] = calloc(count, 4);
+		a.buf = b[i];
+		ck_assert_int_eq(dp_post(dps[i], &a, on_done, &d[i], 0), 0);
+	}
+	ck_assert(drive(d + 1, 2, 3000));
+	ck_assert_uint_eq(fault_injected(FAULT_NET_CORRUPT), 1);
+	fault_disarm_all();
+	ck_assert_uint_eq(dps[1]->stats.rx_bad + dps[2]->stats.rx_bad, 1);
+	/* one side misses a chunk: it times out naming the other */
+	ck_assert(d[1].status == -ETIMEDOUT || d[2].status == -ETIMEDOUT);
+	for (int i = 1; i <= 2; i++)
+		if (d[i].status != 0)
+			ck_assert_uint_eq(d[i].peer, (uint32_t)(3 - i));
+	free(b[1]);
+	free(b[2]);
+	unmesh();
+}
+END_TEST
+
+static Suite *
+collective_suite(void)
+{
+	Suite *s = suite_create("collective");
+	TCase *tc = tcase_create("loop");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_allreduce_exact_order);
+	tcase_add_test(tc, test_reduce_scatter_allgather_subset);
+	tcase_add_test(tc, test_broadcast_and_sendrecv);
+	tcase_add_test(tc, test_in_flight_order);
+	tcase_add_test(tc, test_allreduce_compressed);
+	tcase_add_test(tc, test_peer_death);
+	tcase_add_test(tc, test_corruption_counted);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(collective_suite());
+	int nf;
+
+	log_init("check_collective", LOG_LEVEL_ERR);
+	srunner_run_all(sr, CK_NORMAL);
+	nf = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return nf == 0 ? 0 : 1;
+}
