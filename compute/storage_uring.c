@@ -148,8 +148,10 @@ ur_submit(struct ur_file *f, struct ur_req *r)
 	uint64_t off = r->off + r->done;
 
 	/* inflight <= nreq <= ring entries: an sqe is always there */
-	if ((sqe = io_uring_get_sqe(&f->ring)) == NULL)
+	if ((sqe = io_uring_get_sqe(&f->ring)) == NULL) {
+		r->state = UR_FREE;
 		return -EBUSY;
+	}
 	if (!f->writing)
 		io_uring_prep_read(sqe, fd, buf, n, off);
 	else if (f->registered)
