@@ -393,8 +393,8 @@ ckpt_write_shard(const char *dir, uint64_t step, uint32_t rank,
 	 * shard other than the one on disk.
 	 */
 	if (unlink(mani) == 0) {
-		log_warnx("checkpoint %s: rewriting complete step %" PRIu64,
-		    dir, step);
+		log_warnx("checkpoint %s: saving step %" PRIu64 " again: "
+		    "its old MANIFEST is removed first", dir, step);
 		if ((rc = fsync_dir(stepdir)) < 0)
 			return ckpt_fail(err, errlen, rc,
 			    "fsync directory %s", stepdir);

@@ -889,7 +889,7 @@ START_TEST(test_rewrite_step)
 	save_ok(cdir, 4, &m, 0);
 	cap_begin();
 	save_ok(cdir, 4, &m, 0);
-	expect_in(cap_end(), "rewriting complete step 4");
+	expect_in(cap_end(), "saving step 4 again");
 	load_expect(&m, 4);
 	model_fini(&m);
 }
