@@ -59,6 +59,42 @@ peer_apply(const struct conf_key *k, void *dst, const char *value,
 	return 0;
 }
 
+/* "a.b.c.d:port" */
+static int
+seed_apply(const struct conf_key *k, void *dst, const char *value,
+    const char **why)
+{
+	struct nodeconf *nc = dst;
+	struct nodeconf_seed *sd;
+	const char *colon = strrchr(value, ':');
+	unsigned a, b, c, d;
+	unsigned long port;
+	char *end, extra;
+
+	(void)k;
+	if (nc->nseeds == NODECONF_MAX_SEEDS) {
+		*why = "too many seeds";
+		return -1;
+	}
+	sd = &nc->seeds[nc->nseeds];
+	if (colon == NULL || (size_t)(colon - value) >= sizeof(sd->addr) ||
+	    sscanf(value, "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) != 5 ||
+	    extra != ':' || a > 255 || b > 255 || c > 255 || d > 255) {
+		*why = "expected a.b.c.d:port";
+		return -1;
+	}
+	port = strtoul(colon + 1, &end, 10);
+	if (*end != '\0' || end == colon + 1 || port == 0 || port > 65535) {
+		*why = "port must be 1..65535";
+		return -1;
+	}
+	memcpy(sd->addr, value, (size_t)(colon - value));
+	sd->addr[colon - value] = '\0';
+	sd->port = (uint16_t)port;
+	nc->nseeds++;
+	return 0;
+}
+
 static int
 transport_apply(const struct conf_key *k, void *dst, const char *value,
     const char **why)
@@ -113,6 +149,43 @@ const struct conf_key nodeconf_keys[] = {
 	{ "dataplane", "peer", CONF_CUSTOM, 0, 0, 0, 0, NULL,
 	    "static peer id@address:port (repeatable)", peer_apply, 1 },
 	/* CONTROL-KEYS */
+	{ "control", "listen", CONF_STR, STR(ctl_listen), 1, 0, "0.0.0.0",
+	    "address gossip (UDP) and raft (TCP) bind", NULL, 0 },
+	{ "control", "advertise", CONF_STR, STR(ctl_advertise), 0, 0, "",
+	    "IPv4 address peers reach us at; empty: the listen address or "
+	    "the first non-loopback one", NULL, 0 },
+	{ "control", "gossip_port", CONF_INT, NC(gossip_port), 0, 1, 65535,
+	    "7700", "SWIM membership, UDP", NULL, 0 },
+	{ "control", "raft_port", CONF_INT, NC(raft_port), 0, 1, 65535,
+	    "7701", "raft, TCP", NULL, 0 },
+	{ "control", "http_listen", CONF_STR, STR(http_listen), 1, 0,
+	    "0.0.0.0", "address of /metrics, /api and the dashboard", NULL,
+	    0 },
+	{ "control", "http_port", CONF_INT, NC(http_port), 0, 0, 65535,
+	    "7780", "HTTP port; 0: no HTTP", NULL, 0 },
+	{ "control", "voters", CONF_INT, NC(voters), 0, 1, 9, "3",
+	    "raft voters (odd; all nodes when fewer)", NULL, 0 },
+	{ "control", "discovery", CONF_BOOL, NC(discovery), 0, 0, 0, "yes",
+	    "find peers by DNS-SD (_arceus._udp) through avahi", NULL, 0 },
+	{ "control", "seed", CONF_CUSTOM, 0, 0, 0, 0, NULL,
+	    "a.b.c.d:port of a peer's gossip (repeatable)", seed_apply, 1 },
+	{ "membership", "probe_interval_ms", CONF_INT, NC(probe_interval_ms),
+	    0, 10, 60000, "100", "one probe per interval", NULL, 0 },
+	{ "membership", "probe_timeout_ms", CONF_INT, NC(probe_timeout_ms),
+	    0, 1, 60000, "40", "direct ack wait before indirect probes",
+	    NULL, 0 },
+	{ "membership", "suspect_timeout_ms", CONF_INT,
+	    NC(suspect_timeout_ms), 0, 10, 600000, "300",
+	    "suspect -> dead unless refuted", NULL, 0 },
+	{ "membership", "indirect_probes", CONF_INT, NC(indirect_probes), 0,
+	    0, 16, "3", "k members asked to probe for us", NULL, 0 },
+	{ "membership", "rejoin_interval_ms", CONF_INT,
+	    NC(rejoin_interval_ms), 0, 100, 600000, "1000",
+	    "probe a dead member or a seed this often", NULL, 0 },
+	{ "raft", "election_timeout_ms", CONF_INT, NC(election_timeout_ms),
+	    0, 50, 60000, "300", "raft election timeout", NULL, 0 },
+	{ "raft", "heartbeat_ms", CONF_INT, NC(heartbeat_ms), 0, 5, 10000,
+	    "30", "raft heartbeat", NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0 },
 };
 

@@ -52,6 +52,29 @@ struct nodeconf {
 
 	/* [control] and friends: control/ adds its fields below. */
 	/* CONTROL-FIELDS */
+	/* [control] */
+	char		ctl_listen[64];	/* gossip and raft bind address */
+	char		ctl_advertise[64];	/* told to peers; "" = listen */
+	int64_t		gossip_port;	/* UDP, SWIM */
+	int64_t		raft_port;	/* TCP, raft */
+	char		http_listen[64];
+	int64_t		http_port;	/* /metrics, /api, dashboard */
+	int64_t		voters;		/* raft voters (odd) */
+	int		discovery;	/* DNS-SD through avahi */
+	int		nseeds;
+	struct nodeconf_seed {
+		char	 addr[64];	/* IPv4 literal */
+		uint16_t port;
+	} seeds[NODECONF_MAX_SEEDS];
+	/* [membership] */
+	int64_t		probe_interval_ms;
+	int64_t		probe_timeout_ms;
+	int64_t		suspect_timeout_ms;
+	int64_t		indirect_probes;
+	int64_t		rejoin_interval_ms;
+	/* [raft] */
+	int64_t		election_timeout_ms;
+	int64_t		heartbeat_ms;
 };
 
 extern const struct conf_key nodeconf_keys[];

@@ -39,6 +39,8 @@ usage(FILE *fp)
 	    "  plan --cluster FILE --job FILE [--global-batch N]\n"
 	    "       [--micro-batch N] [--drop ID,...] [--json]\n"
 	    "                           plan for a described cluster\n"
+	    "  report STEP LOSS TOKENS_PER_S [CKPT_STEP]\n"
+	    "                           training progress, as workers send it\n"
 	    "  dataset build --text FILE --out FILE\n"
 	    "  sample ...\n"
 	    "  -s SOCKET: control socket (default %s)\n",
@@ -198,6 +200,29 @@ cmd_plan(int argc, char **argv)
 	return ctl_query(sock_path, "plan", json);
 }
 
+/* report STEP LOSS TOKENS_PER_S [CKPT_STEP]: what workers send */
+static int
+cmd_report(int argc, char **argv)
+{
+	struct ctl_report r;
+
+	if (argc < 4 || argc > 5) {
+		fprintf(stderr, "usage: arceusctl report STEP LOSS TOKENS_PER_S "
+		    "[CKPT_STEP]\n");
+		return 1;
+	}
+	memset(&r, 0, sizeof(r));
+	r.version = CTL_VERSION;
+	r.step = strtoll(argv[1], NULL, 10);
+	r.loss = strtod(argv[2], NULL);
+	r.tokens_per_s = strtod(argv[3], NULL);
+	if (argc == 5) {
+		r.ckpt_step = strtoll(argv[4], NULL, 10);
+		r.ckpt_unix = (int64_t)time(NULL);
+	}
+	return ctl_report_send(sock_path, &r);
+}
+
 static int
 cmd_simple(int argc, char **argv)
 {
@@ -238,6 +263,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[0], "plan") == 0)
 		return cmd_plan(argc, argv);
+	if (strcmp(argv[0], "report") == 0)
+		return cmd_report(argc, argv);
 	if (strcmp(argv[0], "status") == 0 || strcmp(argv[0], "members") == 0 ||
 	    strcmp(argv[0], "metrics") == 0)
 		return cmd_simple(argc, argv);

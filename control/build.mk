@@ -5,6 +5,10 @@ CTL_PLAN_OBJ	:= $(BUILD)/obj/control/planner.o $(BUILD)/obj/control/cluster.o
 CTL_CLI_OBJ	:= $(BUILD)/obj/control/arceusctl.o \
 		   $(BUILD)/obj/control/ctlclient.o
 
+DEBS		+= libuv1-dev libsodium-dev libmicrohttpd-dev libsystemd-dev \
+		   libraft-dev libavahi-client-dev avahi-daemon dbus \
+		   chromium systemd
+
 # arceusctl dispatches `dataset build` and `sample` to compute/tool.c when
 # the compute library has it (CTL_NO_COMPUTE=1 leaves them out).
 ifneq ($(wildcard compute/tool.c)$(CTL_NO_COMPUTE),compute/tool.c)
@@ -14,7 +18,16 @@ CTL_CLI_LIBS	:= $(COMPUTE_LIB)
 CTL_CLI_LDLIBS	 = $(COMPUTE_LDLIBS)
 endif
 
-PROGRAMS	+= $(BUILD)/arceusctl
+PROGRAMS	+= $(BUILD)/arceusctl $(BUILD)/arceus-control
+
+CTL_DAEMON_OBJ	:= $(patsubst %.c,$(BUILD)/obj/%.o,control/main.c \
+		   control/swim.c control/report.c control/ctlsock.c \
+		   control/http.c control/profile.c)
+CTL_DAEMON_LDLIBS = $(call pc,--libs,libuv libsodium libmicrohttpd \
+		   libsystemd) -ldnnl -lm -lpthread
+
+$(BUILD)/arceus-control: $(CTL_DAEMON_OBJ) $(CTL_PLAN_OBJ) $(COMMON_LIB)
+	$(CC) $(ALDFLAGS) -o $@ $^ $(CTL_DAEMON_LDLIBS)
 
 $(BUILD)/arceusctl: $(CTL_CLI_OBJ) $(CTL_PLAN_OBJ) $(CTL_CLI_LIBS) \
     $(COMMON_LIB)
@@ -29,3 +42,6 @@ CFLAGS_tests/unit/ += -Icontrol
 CTL_SODIUM	 = $(call pc,--libs,libsodium)
 $(eval $(call unit_test,swim,$(BUILD)/obj/control/swim.o $(COMMON_LIB),$$(CTL_SODIUM)))
 VALGRIND_TESTS	+= check_swim
+$(eval $(call unit_test,ctlconf,$(COMMON_LIB),))
+VALGRIND_TESTS	+= check_ctlconf
+CHECK_SCRIPTS	+= tests/cluster/ctl_units.sh

@@ -9,8 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include "conf.h"
+#include "nodeconf.h"
 #include "planner.h"
+#include "swim.h"
 
 #define CTL_SOCK_DEFAULT	"/run/arceus/control.sock"
 
@@ -34,6 +38,7 @@ int	job_plan_load(const char *path, struct plan_model *m,
 	    struct plan_job *j, struct conf_errs *errs);
 
 /* ------------------------------------------------------------------ */
+struct ctl_report;
 /* ctlclient.c: arceusctl's side of control.sock                       */
 /*
  * Sends one request ("status", "members", "metrics", "plan") and prints
@@ -41,5 +46,123 @@ int	job_plan_load(const char *path, struct plan_model *m,
  * process exit status (1 with a clear message when control is down).
  */
 int	ctl_query(const char *sock, const char *what, int json);
+/* Sends training progress (what a worker does). @return exit status. */
+int	ctl_report_send(const char *sock, const struct ctl_report *r);
+
+/* ------------------------------------------------------------------ */
+/* control.sock: framed records {type u16, flags u16, len u32} + payload */
+#define CTL_VERSION		1
+#define CTL_HDR_LEN		8
+#define CTL_MAX_PAYLOAD		(60u << 10)
+enum ctl_type {
+	IMSG_CTL_QUERY		= 64,	/* ctl_query: what to answer */
+	IMSG_CTL_DATA		= 65,	/* text or JSON, in chunks */
+	IMSG_CTL_END		= 66,	/* ctl_end: done, with a status */
+	IMSG_CTL_REPORT		= 67,	/* ctl_report: training progress */
+};
+struct ctl_hdr {
+	uint16_t	type;
+	uint16_t	flags;
+	uint32_t	len;
+};
+struct ctl_query {
+	uint32_t	version;	/* CTL_VERSION */
+	uint32_t	json;		/* 1: JSON, 0: human tables */
+	char		what[24];	/* status, members, metrics, plan */
+};
+struct ctl_end {
+	int32_t		status;		/* 0 or positive errno */
+	uint32_t	pad;
+};
+struct ctl_report {
+	uint32_t	version;
+	uint32_t	pad;
+	int64_t		step;
+	double		loss;
+	double		tokens_per_s;
+	int64_t		ckpt_step;	/* last committed checkpoint */
+	int64_t		ckpt_unix;	/* its time, seconds */
+};
+_Static_assert(sizeof(struct ctl_hdr) == CTL_HDR_LEN, "ctl_hdr size");
+_Static_assert(sizeof(struct ctl_query) == 32, "ctl_query size");
+_Static_assert(sizeof(struct ctl_end) == 8, "ctl_end size");
+_Static_assert(sizeof(struct ctl_report) == 48, "ctl_report size");
+
+/* ------------------------------------------------------------------ */
+/* report.c: what control shows (control.sock, HTTP), from its state    */
+
+/* A growable string. */
+struct sbuf {
+	char	*s;
+	size_t	 len, cap;
+	int	 oom;
+};
+void	sbuf_printf(struct sbuf *b, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	sbuf_json_str(struct sbuf *b, const char *s);
+void	sbuf_free(struct sbuf *b);
+
+#define TRAIN_HISTORY	512	/* points of the loss curve kept */
+
+/* Training progress reported by the workers (IMSG_CTL_REPORT). */
+struct train_state {
+	int	have;
+	struct ctl_report last;
+	double	at;			/* when (monotonic s) */
+	int	nhist, hpos;
+	struct { int64_t step; double loss, tps; } hist[TRAIN_HISTORY];
+};
+
+/* ------------------------------------------------------------------ */
+/* main.c: the daemon's state, shared by the loop and the HTTP thread   */
+struct profile {
+	int	cores;
+	double	mem_bytes;		/* physical memory */
+	double	gflops;			/* GEMM probe */
+};
+
+struct ctl {
+	const struct nodeconf *nc;
+	uint32_t	id;		/* node id */
+	uint64_t	boot;		/* boot id: wall-clock ns at start */
+	char		name[64];
+	char		addr[16];	/* advertised IPv4 */
+	double		start;		/* monotonic s */
+	pthread_mutex_t	mu;		/* guards everything below */
+	struct swim	sw;
+	struct profile	prof;
+	struct train_state train;
+	uint64_t	view;		/* membership changes seen */
+	uint64_t	epoch;		/* committed epoch (raft), 0: none */
+	uint64_t	term;
+	const char	*role;		/* leader, follower, standby, ... */
+	uint64_t	sock_errors;
+	void		*http;		/* struct MHD_Daemon */
+	void		*ctlsrv;	/* ctlsock.c state */
+	void		*loop;		/* uv_loop_t */
+};
+
+double	ctl_now(void);			/* monotonic seconds */
+void	report_status(struct ctl *c, struct sbuf *b, int json);
+void	report_members(struct ctl *c, struct sbuf *b, int json);
+void	report_metrics(struct ctl *c, struct sbuf *b);
+void	report_plan(struct ctl *c, struct sbuf *b, int json);
+void	report_train(struct ctl *c, struct sbuf *b);
+void	train_record(struct train_state *t, const struct ctl_report *r,
+	    double now);
+
+/* ------------------------------------------------------------------ */
+/* http.c: /metrics, /api/status, /api/members, /api/plan, /api/train, / */
+int	http_start(struct ctl *c, const char *addr, int port);
+void	http_stop(struct ctl *c);
+
+/* ------------------------------------------------------------------ */
+/* ctlsock.c: the server side of control.sock                           */
+int	ctlsock_start(struct ctl *c, const char *path);
+void	ctlsock_stop(struct ctl *c);
+
+/* ------------------------------------------------------------------ */
+/* profile.c: this node's measurements (probe: run the GEMM probe)      */
+void	profile_measure(struct profile *p, int probe);
 
 #endif /* ARC_CONTROL_H */

@@ -1,0 +1,521 @@
+/*
+ * main.c: arceus-control, the node's authority (ARCHITECTURE.md §1-2).
+ *
+ *   arceus-control [-c FILE] [-n] [-v]
+ *     -c FILE  configuration (default /etc/arceus/arceus.conf)
+ *     -n       check the configuration and the key, print every error as
+ *              file:line: reason, and exit (like nginx -t)
+ *     -v       verbose (debug) logging
+ *
+ * One libuv loop runs gossip (SWIM over UDP), control.sock and timers;
+ * libmicrohttpd serves HTTP from its own thread; both take c->mu.
+ *
+ * The control's states (logged on every transition, with view, epoch and
+ * term):
+ *
+ *   STARTING --config, key, sockets ok--> ALONE --a peer answers--> MEMBER
+ *                                           ^                          |
+ *                                           +----all peers dead/left---+
+ *   ALONE | MEMBER --SIGTERM/SIGINT--> LEAVING --leave sent--> STOPPED
+ *
+ * Member states are SWIM's (swim.h).  SWIM only suspects; deciding epochs
+ * is raft's job (ARCHITECTURE.md §2), not built yet: epoch stays 0 and
+ * role "no-raft" until it is.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <systemd/sd-daemon.h>
+#include <uv.h>
+
+#include "control.h"
+#include "log.h"
+#include "nodeconf.h"
+
+#define TICK_MS		5	/* SWIM timer resolution */
+#define LEAVE_MS	150	/* time for leave datagrams to go out */
+
+enum ctl_state {
+	CTL_STARTING,
+	CTL_ALONE,
+	CTL_MEMBER,
+	CTL_LEAVING,
+	CTL_STOPPED,
+};
+
+static const char *const state_names[] = { "starting", "alone", "member",
+	"leaving", "stopped" };
+
+static struct ctl	 C;
+static struct nodeconf	 NC;
+static uv_loop_t	 loop;
+static uv_udp_t		 udp;
+static uv_timer_t	 tick_timer, slow_timer, leave_timer;
+static uv_signal_t	 sigterm, sigint;
+static enum ctl_state	 state = CTL_STARTING;
+static uint64_t		 udp_send_errors;
+static uint64_t		 watchdog_usec;
+
+double
+ctl_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t
+now_ms(void)
+{
+	return (uint64_t)(ctl_now() * 1000.0);
+}
+
+static void
+state_set(enum ctl_state s)
+{
+	if (s == state)
+		return;
+	log_info("ctl: %s -> %s (view %llu, epoch %llu, term %llu)",
+	    state_names[state], state_names[s], (unsigned long long)C.view,
+	    (unsigned long long)C.epoch, (unsigned long long)C.term);
+	state = s;
+}
+
+/* ---- configuration, identity, key ------------------------------------ */
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: arceus-control [-c FILE] [-n] [-v]\n");
+	exit(1);
+}
+
+/* 32 raw bytes, or 64 hex digits and an optional newline. */
+static int
+key_load(const char *path, unsigned char key[SWIM_KEY_LEN], char *why,
+    size_t whylen)
+{
+	unsigned char buf[130];
+	size_t bin = 0;
+	ssize_t n;
+	struct stat sb;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		snprintf(why, whylen, "%s: %s (hint: create one with "
+		    "'head -c 32 /dev/urandom > %s' and copy it to every node)",
+		    path, strerror(errno), path);
+		return -1;
+	}
+	if (fstat(fd, &sb) == 0 && (sb.st_mode & 077) != 0)
+		log_warnx("key %s is readable by others (mode %o): chmod 600",
+		    path, sb.st_mode & 0777);
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n == SWIM_KEY_LEN) {
+		memcpy(key, buf, SWIM_KEY_LEN);
+		return 0;
+	}
+	if ((n == 64 || (n == 65 && buf[64] == '\n')) &&
+	    sodium_hex2bin(key, SWIM_KEY_LEN, (char *)buf, 64, NULL, &bin,
+	    NULL) == 0 && bin == SWIM_KEY_LEN)
+		return 0;
+	snprintf(why, whylen, "%s: expected 32 bytes or 64 hex digits, got %zd "
+	    "bytes", path, n);
+	return -1;
+}
+
+/* The configured id, or the one kept in state_dir, or a new one. */
+static uint32_t
+node_id_get(const struct nodeconf *nc)
+{
+	char path[512];
+	uint32_t id = 0;
+	FILE *fp;
+
+	if (nc->node_id != 0)
+		return (uint32_t)nc->node_id;
+	snprintf(path, sizeof(path), "%s/node-id", nc->state_dir);
+	if ((fp = fopen(path, "r")) != NULL) {
+		if (fscanf(fp, "%u", &id) != 1)
+			id = 0;
+		fclose(fp);
+		if (id != 0)
+			return id;
+		log_warnx("%s: no id in it, making a new one", path);
+	}
+	while (id == 0)
+		id = randombytes_random() & 0x7fffffff;
+	mkdir(nc->state_dir, 0750);
+	if ((fp = fopen(path, "w")) == NULL)
+		fatal("cannot keep the node id in %s (hint: state_dir in "
+		    "[node] must be writable)", path);
+	fprintf(fp, "%u\n", id);
+	if (fclose(fp) != 0)
+		fatal("%s", path);
+	return id;
+}
+
+/* The IPv4 address peers reach us at. */
+static int
+advertise_get(const struct nodeconf *nc, char *out)
+{
+	struct ifaddrs *ifa, *i;
+
+	if (nc->ctl_advertise[0] != '\0') {
+		snprintf(out, 16, "%s", nc->ctl_advertise);
+		return 0;
+	}
+	if (strcmp(nc->ctl_listen, "0.0.0.0") != 0) {
+		snprintf(out, 16, "%s", nc->ctl_listen);
+		return 0;
+	}
+	if (getifaddrs(&ifa) < 0)
+		return -1;
+	for (i = ifa; i != NULL; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+		    !(i->ifa_flags & IFF_LOOPBACK) && (i->ifa_flags & IFF_UP)) {
+			inet_ntop(AF_INET,
+			    &((struct sockaddr_in *)i->ifa_addr)->sin_addr,
+			    out, 16);
+			freeifaddrs(ifa);
+			return 0;
+		}
+	freeifaddrs(ifa);
+	snprintf(out, 16, "127.0.0.1");
+	return 0;
+}
+
+/* Checks beyond the key table. @return errors found. */
+static int
+conf_check_more(const struct nodeconf *nc, const char *path,
+    unsigned char key[SWIM_KEY_LEN])
+{
+	char why[512];
+	struct in_addr a;
+	int bad = 0;
+
+	if (key_load(nc->key_file, key, why, sizeof(why)) < 0) {
+		fprintf(stderr, "%s: key_file: %s\n", path, why);
+		bad++;
+	}
+	if (inet_pton(AF_INET, nc->ctl_listen, &a) != 1) {
+		fprintf(stderr, "%s: [control] listen: '%s' is not an IPv4 "
+		    "address\n", path, nc->ctl_listen);
+		bad++;
+	}
+	if (nc->ctl_advertise[0] && inet_pton(AF_INET, nc->ctl_advertise,
+	    &a) != 1) {
+		fprintf(stderr, "%s: [control] advertise: '%s' is not an IPv4 "
+		    "address\n", path, nc->ctl_advertise);
+		bad++;
+	}
+	if (nc->http_port && inet_pton(AF_INET, nc->http_listen, &a) != 1) {
+		fprintf(stderr, "%s: [control] http_listen: '%s' is not an "
+		    "IPv4 address\n", path, nc->http_listen);
+		bad++;
+	}
+	if (nc->voters % 2 == 0) {
+		fprintf(stderr, "%s: [control] voters: %lld is even; use an "
+		    "odd number (3 or 5)\n", path, (long long)nc->voters);
+		bad++;
+	}
+	if (nc->probe_timeout_ms >= nc->probe_interval_ms) {
+		fprintf(stderr, "%s: [membership] probe_timeout_ms (%lld) must "
+		    "be less than probe_interval_ms (%lld)\n", path,
+		    (long long)nc->probe_timeout_ms,
+		    (long long)nc->probe_interval_ms);
+		bad++;
+	}
+	for (int i = 0; i < nc->nseeds; i++)
+		if (inet_pton(AF_INET, nc->seeds[i].addr, &a) != 1) {
+			fprintf(stderr, "%s: [control] seed %s: not an IPv4 "
+			    "address\n", path, nc->seeds[i].addr);
+			bad++;
+		}
+	return bad;
+}
+
+/* ---- gossip over UDP --------------------------------------------------- */
+
+static void
+gossip_send(void *ctx, uint32_t addr, uint16_t port, const void *buf,
+    size_t len)
+{
+	struct sockaddr_in to;
+	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+
+	(void)ctx;
+	memset(&to, 0, sizeof(to));
+	to.sin_family = AF_INET;
+	to.sin_addr.s_addr = addr;
+	to.sin_port = htons(port);
+	if (uv_udp_try_send(&udp, &b, 1, (struct sockaddr *)&to) < 0)
+		udp_send_errors++;
+}
+
+static void
+member_changed(void *ctx, const struct swim_member *m, int old)
+{
+	struct ctl *c = ctx;
+	char a[16];
+	struct in_addr in = { m->addr };
+
+	c->view++;
+	inet_ntop(AF_INET, &in, a, sizeof(a));
+	if (old == m->state)
+		log_info("ctl.member: node %u at %s:%u joined (view %llu, "
+		    "epoch %llu, term %llu)", m->id, a, m->port,
+		    (unsigned long long)c->view, (unsigned long long)c->epoch,
+		    (unsigned long long)c->term);
+	else
+		log_info("ctl.member: node %u at %s:%u %s -> %s, incarnation "
+		    "%u (view %llu, epoch %llu, term %llu)", m->id, a, m->port,
+		    swim_state_name(old), swim_state_name(m->state),
+		    m->incarnation, (unsigned long long)c->view,
+		    (unsigned long long)c->epoch, (unsigned long long)c->term);
+}
+
+static void
+udp_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	static char rbuf[2048];
+
+	(void)h;
+	(void)hint;
+	*buf = uv_buf_init(rbuf, sizeof(rbuf));
+}
+
+static void
+udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf,
+    const struct sockaddr *from, unsigned flags)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)from;
+
+	(void)h;
+	if (n <= 0 || from == NULL || from->sa_family != AF_INET)
+		return;
+	pthread_mutex_lock(&C.mu);
+	if (flags & UV_UDP_PARTIAL)
+		C.sw.st.malformed++;
+	else
+		swim_recv(&C.sw, now_ms(), sin->sin_addr.s_addr,
+		    ntohs(sin->sin_port), buf->base, (size_t)n);
+	pthread_mutex_unlock(&C.mu);
+}
+
+static void
+on_tick(uv_timer_t *t)
+{
+	int others;
+
+	(void)t;
+	pthread_mutex_lock(&C.mu);
+	swim_tick(&C.sw, now_ms());
+	others = swim_count(&C.sw, SWIM_ALIVE) + swim_count(&C.sw,
+	    SWIM_SUSPECT) - 1;
+	pthread_mutex_unlock(&C.mu);
+	if (state == CTL_ALONE && others > 0)
+		state_set(CTL_MEMBER);
+	else if (state == CTL_MEMBER && others == 0)
+		state_set(CTL_ALONE);
+}
+
+static void
+on_slow(uv_timer_t *t)
+{
+	(void)t;
+	if (watchdog_usec)
+		sd_notify(0, "WATCHDOG=1");
+}
+
+/* ---- shutdown ----------------------------------------------------------- */
+
+static void
+close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void
+on_leave_done(uv_timer_t *t)
+{
+	(void)t;
+	state_set(CTL_STOPPED);
+	ctlsock_stop(&C);
+	uv_walk(&loop, close_walk, NULL);
+}
+
+static void
+on_signal(uv_signal_t *s, int signum)
+{
+	(void)s;
+	if (state == CTL_LEAVING)
+		return;
+	log_info("ctl: signal %d: leaving the cluster", signum);
+	sd_notify(0, "STOPPING=1");
+	state_set(CTL_LEAVING);
+	pthread_mutex_lock(&C.mu);
+	swim_leave(&C.sw, now_ms());
+	pthread_mutex_unlock(&C.mu);
+	uv_timer_stop(&tick_timer);
+	uv_timer_start(&leave_timer, on_leave_done, LEAVE_MS, 0);
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+int
+main(int argc, char **argv)
+{
+	const char *path = NODECONF_PATH;
+	struct conf_errs errs;
+	unsigned char key[SWIM_KEY_LEN];
+	struct swim_conf sc;
+	struct sockaddr_in sin;
+	char sock[512];
+	int ch, check = 0, verbose = 0, rc, bad;
+
+	while ((ch = getopt(argc, argv, "c:nvh")) != -1) {
+		switch (ch) {
+		case 'c': path = optarg; break;
+		case 'n': check = 1; break;
+		case 'v': verbose = 1; break;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	log_init("arceus-control", verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	if (sodium_init() < 0)
+		fatalx("libsodium cannot initialize");
+	memset(&errs, 0, sizeof(errs));
+	rc = nodeconf_load(&NC, path, &errs);
+	if (rc < 0)
+		conf_errs_print(&errs, stderr);
+	bad = rc < 0 ? errs.n : 0;
+	bad += conf_check_more(&NC, path, key);
+	if (check) {
+		if (bad) {
+			fprintf(stderr, "%s: %d error%s\n", path, bad,
+			    bad == 1 ? "" : "s");
+			return 1;
+		}
+		printf("%s: configuration ok\n", path);
+		return 0;
+	}
+	if (bad)
+		fatalx("%s: %d configuration error%s (hint: arceus-control -n "
+		    "-c %s)", path, bad, bad == 1 ? "" : "s", path);
+	signal(SIGPIPE, SIG_IGN);	/* raft and sockets: see MACHINE.md */
+
+	/* identity */
+	C.nc = &NC;
+	C.start = ctl_now();
+	C.boot = (uint64_t)time(NULL) * 1000000000ull +
+	    (uint64_t)(ctl_now() * 1e3) % 1000000000ull;
+	C.id = node_id_get(&NC);
+	C.role = "no-raft";
+	if (NC.name[0])
+		snprintf(C.name, sizeof(C.name), "%s", NC.name);
+	else
+		gethostname(C.name, sizeof(C.name) - 1);
+	if (advertise_get(&NC, C.addr) < 0)
+		fatal("cannot find an address to advertise (hint: set "
+		    "[control] advertise)");
+	pthread_mutex_init(&C.mu, NULL);
+	profile_measure(&C.prof, getenv("ARCEUS_NO_PROBE") == NULL);
+	log_info("node %u (%s) at %s, %d cores, %.1f GiB, %.1f GFLOP/s",
+	    C.id, C.name, C.addr, C.prof.cores,
+	    C.prof.mem_bytes / 1073741824.0, C.prof.gflops);
+
+	/* membership */
+	sc.probe_interval_ms = (uint32_t)NC.probe_interval_ms;
+	sc.probe_timeout_ms = (uint32_t)NC.probe_timeout_ms;
+	sc.suspect_timeout_ms = (uint32_t)NC.suspect_timeout_ms;
+	sc.indirect = (uint32_t)NC.indirect_probes;
+	sc.rejoin_interval_ms = (uint32_t)NC.rejoin_interval_ms;
+	if (swim_init(&C.sw, &sc, C.id, C.boot, key, (uint16_t)NC.http_port,
+	    (uint16_t)NC.raft_port, gossip_send, member_changed, &C) < 0)
+		fatalx("out of memory");
+	sodium_memzero(key, sizeof(key));
+	inet_pton(AF_INET, C.addr, &C.sw.self.addr);
+	C.sw.self.port = (uint16_t)NC.gossip_port;
+	for (int i = 0; i < NC.nseeds; i++) {
+		struct in_addr a;
+
+		inet_pton(AF_INET, NC.seeds[i].addr, &a);
+		swim_add_seed(&C.sw, a.s_addr, NC.seeds[i].port);
+	}
+	if (NC.discovery)
+		log_info("discovery: DNS-SD is not built yet; using the %d "
+		    "seed%s", NC.nseeds, NC.nseeds == 1 ? "" : "s");
+
+	/* the loop */
+	uv_loop_init(&loop);
+	C.loop = &loop;
+	uv_udp_init(&loop, &udp);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)NC.gossip_port);
+	inet_pton(AF_INET, NC.ctl_listen, &sin.sin_addr);
+	if ((rc = uv_udp_bind(&udp, (struct sockaddr *)&sin, 0)) < 0)
+		fatalx("gossip: bind %s:%lld: %s (hint: another arceus-control "
+		    "on this port? set [control] gossip_port)", NC.ctl_listen,
+		    (long long)NC.gossip_port, uv_strerror(rc));
+	uv_udp_recv_start(&udp, udp_alloc, udp_recv);
+	mkdir(NC.run_dir, 0755);
+	snprintf(sock, sizeof(sock), "%s/control.sock", NC.run_dir);
+	if ((rc = ctlsock_start(&C, sock)) < 0)
+		fatalx("control.sock: %s: %s (hint: [node] run_dir must be "
+		    "writable)", sock, uv_strerror(rc));
+	if (NC.http_port && (rc = http_start(&C, NC.http_listen,
+	    (int)NC.http_port)) < 0)
+		fatalx("http: cannot listen on %s:%lld (hint: port in use? set "
+		    "[control] http_port, 0 to turn HTTP off)", NC.http_listen,
+		    (long long)NC.http_port);
+	uv_timer_init(&loop, &tick_timer);
+	uv_timer_init(&loop, &slow_timer);
+	uv_timer_init(&loop, &leave_timer);
+	uv_timer_start(&tick_timer, on_tick, TICK_MS, TICK_MS);
+	if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
+		watchdog_usec = 0;
+	uv_timer_start(&slow_timer, on_slow, watchdog_usec ?
+	    watchdog_usec / 2000 : 1000, watchdog_usec ? watchdog_usec / 2000 :
+	    1000);
+	uv_signal_init(&loop, &sigterm);
+	uv_signal_init(&loop, &sigint);
+	uv_signal_start(&sigterm, on_signal, SIGTERM);
+	uv_signal_start(&sigint, on_signal, SIGINT);
+	state_set(CTL_ALONE);
+	log_info("ready: gossip %s:%lld, http %s:%lld, %s", NC.ctl_listen,
+	    (long long)NC.gossip_port, NC.http_listen,
+	    (long long)NC.http_port, sock);
+	sd_notify(0, "READY=1");
+
+	uv_run(&loop, UV_RUN_DEFAULT);
+
+	http_stop(&C);
+	uv_loop_close(&loop);
+	free(C.ctlsrv);
+	swim_fini(&C.sw);
+	if (udp_send_errors)
+		log_info("gossip: %llu send errors",
+		    (unsigned long long)udp_send_errors);
+	log_info("stopped");
+	return 0;
+}

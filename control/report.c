@@ -1,0 +1,328 @@
+/*
+ * report.c: what control shows operators, as human tables, JSON and
+ * Prometheus text.  Callers hold c->mu.
+ */
+#include <arpa/inet.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "control.h"
+
+void
+sbuf_printf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		size_t room = b->cap - b->len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(b->s ? b->s + b->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = 1;
+			return;
+		}
+		if ((size_t)n < room) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+		char *s;
+
+		while (cap - b->len <= (size_t)n)
+			cap *= 2;
+		if ((s = realloc(b->s, cap)) == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->s = s;
+		b->cap = cap;
+	}
+}
+
+void
+sbuf_json_str(struct sbuf *b, const char *s)
+{
+	sbuf_printf(b, "\"");
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			sbuf_printf(b, "\\%c", ch);
+		else if (ch < 0x20)
+			sbuf_printf(b, "\\u%04x", ch);
+		else
+			sbuf_printf(b, "%c", ch);
+	}
+	sbuf_printf(b, "\"");
+}
+
+void
+sbuf_free(struct sbuf *b)
+{
+	free(b->s);
+	memset(b, 0, sizeof(*b));
+}
+
+static const char *
+ip(uint32_t addr, char *buf)
+{
+	struct in_addr a = { addr };
+
+	inet_ntop(AF_INET, &a, buf, 16);
+	return buf;
+}
+
+void
+train_record(struct train_state *t, const struct ctl_report *r, double now)
+{
+	t->have = 1;
+	t->last = *r;
+	t->at = now;
+	t->hist[t->hpos].step = r->step;
+	t->hist[t->hpos].loss = r->loss;
+	t->hist[t->hpos].tps = r->tokens_per_s;
+	t->hpos = (t->hpos + 1) % TRAIN_HISTORY;
+	if (t->nhist < TRAIN_HISTORY)
+		t->nhist++;
+}
+
+static double
+num_or_null(double v)
+{
+	return isfinite(v) ? v : 0.0;
+}
+
+void
+report_status(struct ctl *c, struct sbuf *b, int json)
+{
+	double now = ctl_now();
+	int alive = swim_count(&c->sw, SWIM_ALIVE);
+	int suspect = swim_count(&c->sw, SWIM_SUSPECT);
+	int dead = swim_count(&c->sw, SWIM_DEAD);
+	int left = swim_count(&c->sw, SWIM_LEFT);
+
+	if (!json) {
+		sbuf_printf(b, "node      %u (%s) at %s\n", c->id, c->name,
+		    c->addr);
+		sbuf_printf(b, "uptime    %.0f s\n", now - c->start);
+		sbuf_printf(b, "members   %d alive, %d suspect, %d dead, "
+		    "%d left\n", alive, suspect, dead, left);
+		sbuf_printf(b, "view      %llu changes\n",
+		    (unsigned long long)c->view);
+		sbuf_printf(b, "epoch     %llu (term %llu, %s)\n",
+		    (unsigned long long)c->epoch,
+		    (unsigned long long)c->term, c->role);
+		sbuf_printf(b, "profile   %d cores, %.1f GiB, %.1f GFLOP/s\n",
+		    c->prof.cores, c->prof.mem_bytes / 1073741824.0,
+		    c->prof.gflops);
+		sbuf_printf(b, "gossip    rx %llu tx %llu, dropped: %llu bad "
+		    "MAC, %llu replayed, %llu malformed\n",
+		    (unsigned long long)c->sw.st.rx,
+		    (unsigned long long)c->sw.st.tx,
+		    (unsigned long long)c->sw.st.bad_mac,
+		    (unsigned long long)c->sw.st.replayed,
+		    (unsigned long long)c->sw.st.malformed);
+		if (c->train.have)
+			sbuf_printf(b, "training  step %lld, loss %.4f, %.0f "
+			    "tokens/s\n", (long long)c->train.last.step,
+			    c->train.last.loss, c->train.last.tokens_per_s);
+		else
+			sbuf_printf(b, "training  no job reporting\n");
+		return;
+	}
+	sbuf_printf(b, "{\"node_id\":%u,\"name\":", c->id);
+	sbuf_json_str(b, c->name);
+	sbuf_printf(b, ",\"addr\":\"%s\",\"boot\":%llu,\"uptime_s\":%.3f,"
+	    "\"members\":{\"alive\":%d,\"suspect\":%d,\"dead\":%d,"
+	    "\"left\":%d},\"view\":%llu,\"epoch\":%llu,\"term\":%llu,"
+	    "\"role\":\"%s\",", c->addr, (unsigned long long)c->boot,
+	    now - c->start, alive, suspect, dead, left,
+	    (unsigned long long)c->view, (unsigned long long)c->epoch,
+	    (unsigned long long)c->term, c->role);
+	sbuf_printf(b, "\"profile\":{\"cores\":%d,\"mem_bytes\":%.0f,"
+	    "\"gflops\":%.3f},", c->prof.cores, c->prof.mem_bytes,
+	    c->prof.gflops);
+	sbuf_printf(b, "\"gossip\":{\"rx\":%llu,\"tx\":%llu,\"rx_bytes\":%llu,"
+	    "\"tx_bytes\":%llu,\"bad_mac\":%llu,\"replayed\":%llu,"
+	    "\"malformed\":%llu,\"probes\":%llu,\"probe_failures\":%llu,"
+	    "\"refuted\":%llu},",
+	    (unsigned long long)c->sw.st.rx, (unsigned long long)c->sw.st.tx,
+	    (unsigned long long)c->sw.st.rx_bytes,
+	    (unsigned long long)c->sw.st.tx_bytes,
+	    (unsigned long long)c->sw.st.bad_mac,
+	    (unsigned long long)c->sw.st.replayed,
+	    (unsigned long long)c->sw.st.malformed,
+	    (unsigned long long)c->sw.st.probes,
+	    (unsigned long long)c->sw.st.probe_fail,
+	    (unsigned long long)c->sw.st.refuted);
+	if (c->train.have)
+		sbuf_printf(b, "\"train\":{\"step\":%lld,\"loss\":%.6g,"
+		    "\"tokens_per_s\":%.6g,\"ckpt_step\":%lld,"
+		    "\"ckpt_age_s\":%.3f}}",
+		    (long long)c->train.last.step,
+		    num_or_null(c->train.last.loss),
+		    num_or_null(c->train.last.tokens_per_s),
+		    (long long)c->train.last.ckpt_step,
+		    c->train.last.ckpt_unix ? (double)time(NULL) -
+		    (double)c->train.last.ckpt_unix : -1.0);
+	else
+		sbuf_printf(b, "\"train\":null}");
+}
+
+static void
+member_row(struct sbuf *b, const struct swim_member *m, int self,
+    double now_ms, int json, int first)
+{
+	char a[16];
+
+	if (json) {
+		sbuf_printf(b, "%s{\"id\":%u,\"addr\":\"%s\",\"gossip_port\":%u,"
+		    "\"http_port\":%u,\"raft_port\":%u,\"state\":\"%s\","
+		    "\"incarnation\":%u,\"rtt_ms\":%.3f,\"since_s\":%.3f,"
+		    "\"self\":%s}", first ? "" : ",", m->id,
+		    self ? "self" : ip(m->addr, a), m->port, m->http_port,
+		    m->raft_port, swim_state_name(m->state), m->incarnation,
+		    m->rtt_ms, self ? 0.0 : (now_ms - (double)m->since_ms) /
+		    1000.0, self ? "true" : "false");
+		return;
+	}
+	sbuf_printf(b, "%-10u %-15s %-6u %-8s %-5u %8.2f%s\n", m->id,
+	    self ? "(self)" : ip(m->addr, a), m->port,
+	    swim_state_name(m->state), m->incarnation, m->rtt_ms,
+	    self ? " *" : "");
+}
+
+void
+report_members(struct ctl *c, struct sbuf *b, int json)
+{
+	double now_ms = ctl_now() * 1000.0;
+	struct swim_member self = c->sw.self;
+
+	if (json)
+		sbuf_printf(b, "[");
+	else
+		sbuf_printf(b, "%-10s %-15s %-6s %-8s %-5s %8s\n", "ID",
+		    "ADDRESS", "PORT", "STATE", "INC", "RTT_MS");
+	self.state = c->sw.leaving ? SWIM_LEFT : SWIM_ALIVE;
+	member_row(b, &self, 1, now_ms, json, 1);
+	for (int i = 0; i < c->sw.nm; i++)
+		member_row(b, &c->sw.m[i], 0, now_ms, json, 0);
+	if (json)
+		sbuf_printf(b, "]");
+}
+
+void
+report_plan(struct ctl *c, struct sbuf *b, int json)
+{
+	(void)c;
+	if (json)
+		sbuf_printf(b, "{\"ok\":false,\"why\":\"no job running\"}");
+	else
+		sbuf_printf(b, "no plan: no job running\n");
+}
+
+void
+report_train(struct ctl *c, struct sbuf *b)
+{
+	struct train_state *t = &c->train;
+	int start = (t->hpos - t->nhist + TRAIN_HISTORY) % TRAIN_HISTORY;
+
+	sbuf_printf(b, "{\"points\":[");
+	for (int i = 0; i < t->nhist; i++) {
+		int k = (start + i) % TRAIN_HISTORY;
+
+		sbuf_printf(b, "%s[%lld,%.6g,%.6g]", i ? "," : "",
+		    (long long)t->hist[k].step, num_or_null(t->hist[k].loss),
+		    num_or_null(t->hist[k].tps));
+	}
+	sbuf_printf(b, "]}");
+}
+
+void
+report_metrics(struct ctl *c, struct sbuf *b)
+{
+	static const char *const st[] = { "alive", "suspect", "dead", "left" };
+	char a[16];
+
+	sbuf_printf(b, "# HELP arceus_members Members by state, as this node "
+	    "sees them.\n# TYPE arceus_members gauge\n");
+	for (int s = 0; s <= SWIM_LEFT; s++)
+		sbuf_printf(b, "arceus_members{state=\"%s\"} %d\n", st[s],
+		    swim_count(&c->sw, s));
+	sbuf_printf(b, "# HELP arceus_member_up 1 if the member is alive or "
+	    "suspect.\n# TYPE arceus_member_up gauge\n");
+	sbuf_printf(b, "arceus_member_up{node=\"%u\",addr=\"self\"} 1\n",
+	    c->id);
+	for (int i = 0; i < c->sw.nm; i++) {
+		const struct swim_member *m = &c->sw.m[i];
+
+		sbuf_printf(b, "arceus_member_up{node=\"%u\",addr=\"%s\"} %d\n",
+		    m->id, ip(m->addr, a), m->state <= SWIM_SUSPECT);
+	}
+	sbuf_printf(b, "# HELP arceus_link_rtt_seconds Round trip of the "
+	    "last direct probe.\n# TYPE arceus_link_rtt_seconds gauge\n");
+	for (int i = 0; i < c->sw.nm; i++)
+		if (c->sw.m[i].rtt_ms > 0)
+			sbuf_printf(b, "arceus_link_rtt_seconds{peer=\"%u\"} "
+			    "%.6f\n", c->sw.m[i].id, c->sw.m[i].rtt_ms / 1e3);
+	sbuf_printf(b, "# HELP arceus_epoch Committed epoch.\n"
+	    "# TYPE arceus_epoch gauge\narceus_epoch %llu\n"
+	    "# HELP arceus_view_changes_total Membership changes seen.\n"
+	    "# TYPE arceus_view_changes_total counter\n"
+	    "arceus_view_changes_total %llu\n",
+	    (unsigned long long)c->epoch, (unsigned long long)c->view);
+	sbuf_printf(b, "# HELP arceus_gossip_bytes_total Gossip bytes on the "
+	    "wire.\n# TYPE arceus_gossip_bytes_total counter\n"
+	    "arceus_gossip_bytes_total{dir=\"rx\"} %llu\n"
+	    "arceus_gossip_bytes_total{dir=\"tx\"} %llu\n",
+	    (unsigned long long)c->sw.st.rx_bytes,
+	    (unsigned long long)c->sw.st.tx_bytes);
+	sbuf_printf(b, "# HELP arceus_gossip_messages_total Gossip datagrams."
+	    "\n# TYPE arceus_gossip_messages_total counter\n"
+	    "arceus_gossip_messages_total{dir=\"rx\"} %llu\n"
+	    "arceus_gossip_messages_total{dir=\"tx\"} %llu\n",
+	    (unsigned long long)c->sw.st.rx, (unsigned long long)c->sw.st.tx);
+	sbuf_printf(b, "# HELP arceus_dropped_total Messages dropped, by "
+	    "reason.\n# TYPE arceus_dropped_total counter\n"
+	    "arceus_dropped_total{reason=\"bad_mac\"} %llu\n"
+	    "arceus_dropped_total{reason=\"replayed\"} %llu\n"
+	    "arceus_dropped_total{reason=\"malformed\"} %llu\n",
+	    (unsigned long long)c->sw.st.bad_mac,
+	    (unsigned long long)c->sw.st.replayed,
+	    (unsigned long long)c->sw.st.malformed);
+	sbuf_printf(b, "# HELP arceus_probe_failures_total Probes without "
+	    "an ack.\n# TYPE arceus_probe_failures_total counter\n"
+	    "arceus_probe_failures_total %llu\n",
+	    (unsigned long long)c->sw.st.probe_fail);
+	sbuf_printf(b, "# HELP arceus_node_gflops Measured GEMM speed.\n"
+	    "# TYPE arceus_node_gflops gauge\narceus_node_gflops %.3f\n",
+	    c->prof.gflops);
+	if (c->train.have) {
+		sbuf_printf(b, "# HELP arceus_train_step Last reported step.\n"
+		    "# TYPE arceus_train_step gauge\narceus_train_step %lld\n"
+		    "# HELP arceus_train_loss Last reported loss.\n"
+		    "# TYPE arceus_train_loss gauge\narceus_train_loss %.6g\n"
+		    "# HELP arceus_train_tokens_per_second Throughput.\n"
+		    "# TYPE arceus_train_tokens_per_second gauge\n"
+		    "arceus_train_tokens_per_second %.6g\n",
+		    (long long)c->train.last.step,
+		    num_or_null(c->train.last.loss),
+		    num_or_null(c->train.last.tokens_per_s));
+		if (c->train.last.ckpt_unix > 0)
+			sbuf_printf(b, "# HELP arceus_checkpoint_age_seconds "
+			    "Since the last committed checkpoint.\n"
+			    "# TYPE arceus_checkpoint_age_seconds gauge\n"
+			    "arceus_checkpoint_age_seconds %.0f\n",
+			    (double)time(NULL) -
+			    (double)c->train.last.ckpt_unix);
+	}
+}
