@@ -153,8 +153,9 @@ int	ckpt_save(const char *dir, uint64_t step, const struct ckpt_seg *segs,
  * not exist): nothing was ever committed, start fresh.  -EINVAL when no
  * step loaded and at least one was refused because its segments differ
  * (a different model or config: do not start fresh over it).  -EIO when
- * complete steps exist but none verifies.  On any error the contents of
- * segs' data are unspecified (a step may have been read half-way).
+ * complete steps exist but none verifies.  -ENOENT leaves segs' data
+ * untouched; after other errors their contents are unspecified (a step
+ * may have been read half-way).
  */
 int	ckpt_load_latest(const char *dir, uint32_t rank, uint64_t *step,
 	    const struct ckpt_seg *segs, int nseg, char *err, size_t errlen);
