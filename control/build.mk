@@ -44,4 +44,5 @@ $(eval $(call unit_test,swim,$(BUILD)/obj/control/swim.o $(COMMON_LIB),$$(CTL_SO
 VALGRIND_TESTS	+= check_swim
 $(eval $(call unit_test,ctlconf,$(COMMON_LIB),))
 VALGRIND_TESTS	+= check_ctlconf
-CHECK_SCRIPTS	+= tests/cluster/ctl_units.sh tests/cluster/ctl_hosts.sh
+CHECK_SCRIPTS	+= tests/cluster/ctl_units.sh tests/cluster/ctl_hosts.sh \
+		   tests/browser/ctl_dashboard.sh
