@@ -62,6 +62,13 @@ attn_alloc(size_t nfloats)
 	return p;
 }
 
+/*
+ * 8-lane vectors (GCC vector extensions): AVX2 registers here, two SSE
+ * registers each where AVX is off (the valgrind build).  All functions
+ * taking them are static to this file, so the psABI note GCC gives for
+ * 256-bit arguments without AVX does not apply.
+ */
+#pragma GCC diagnostic ignored "-Wpsabi"
 typedef float v8sf __attribute__((vector_size(32)));
 
 static inline v8sf
@@ -80,6 +87,18 @@ v8_store(float *p, v8sf v)
 }
 
 typedef int32_t v8si __attribute__((vector_size(32)));
+
+/*
+ * Pins a vector in a register.  Without it GCC folds a B vector's load
+ * into each of its four FMAs as a memory operand (3 loads per FMA where
+ * 1.5 will do); measured 30% faster attention with it on AVX2.  Without
+ * AVX a 256-bit vector is two SSE registers and the hint is left out.
+ */
+#if defined(__AVX__)
+#define ATTN_PIN(v)	__asm__("" : "+x"(v))
+#else
+#define ATTN_PIN(v)	do { } while (0)
+#endif
 
 /* lanes where mask is set take a, others b (masks are 0 or -1) */
 static inline v8sf
@@ -157,8 +176,14 @@ attn_gemm(int M, int N, int K, float alpha, const float *restrict A,
 			for (int k = 0; k < K; k++) {
 				const float *b = B + (size_t)k * ldb + j;
 				v8sf b0 = v8_load(b), b1 = v8_load(b + 8);
-				float x0 = a0[k * acs], x1 = a1[k * acs];
-				float x2 = a2[k * acs], x3 = a3[k * acs];
+				float x0, x1, x2, x3;
+
+				ATTN_PIN(b0);
+				ATTN_PIN(b1);
+				x0 = a0[k * acs];
+				x1 = a1[k * acs];
+				x2 = a2[k * acs];
+				x3 = a3[k * acs];
 
 				s00 += x0 * b0;
 				s01 += x0 * b1;
@@ -198,6 +223,7 @@ attn_gemm(int M, int N, int K, float alpha, const float *restrict A,
 			for (int k = 0; k < K; k++) {
 				v8sf b0 = v8_load(B + (size_t)k * ldb + j);
 
+				ATTN_PIN(b0);
 				s0 += a0[k * acs] * b0;
 				s1 += a1[k * acs] * b0;
 				s2 += a2[k * acs] * b0;
