@@ -1,0 +1,357 @@
+/*
+ * raftfsm.c: the replicated state machine and the leader's decisions;
+ * see raftfsm.h.  No I/O: runs under libraft's fixture in tests and under
+ * its libuv backend in the daemon.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raftfsm.h"
+
+#define HDR_LEN		8
+#define SNAP_MAGIC	0x41525350u	/* "ARSP" */
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24;
+	p[1] = (v >> 16) & 0xff;
+	p[2] = (v >> 8) & 0xff;
+	p[3] = v & 0xff;
+}
+
+static void
+put64(uint8_t *p, uint64_t v)
+{
+	put32(p, v >> 32);
+	put32(p + 4, v & 0xffffffffu);
+}
+
+static uint32_t
+get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t
+get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) << 32 | get32(p + 4);
+}
+
+static int
+entry_new(struct raft_buffer *b, int type, size_t body)
+{
+	uint8_t *p;
+
+	/* raft wants 8-byte multiples: pad with zeros */
+	b->len = (HDR_LEN + body + 7) & ~(size_t)7;
+	if ((b->base = raft_calloc(1, b->len)) == NULL)
+		return -ENOMEM;
+	p = b->base;
+	put32(p, EPOCH_MAGIC);
+	p[4] = EPOCH_VERSION;
+	p[5] = (uint8_t)type;
+	return 0;
+}
+
+int
+entry_epoch(struct raft_buffer *b, uint64_t epoch, int64_t resume,
+    const uint32_t *ids, int n)
+{
+	uint8_t *p;
+	int rc;
+
+	if (n < 0 || n > EPOCH_MAX_MEMBERS)
+		return -EINVAL;
+	if ((rc = entry_new(b, ENTRY_EPOCH, 20 + 4 * (size_t)n)) < 0)
+		return rc;
+	p = (uint8_t *)b->base + HDR_LEN;
+	put64(p, epoch);
+	put64(p + 8, (uint64_t)resume);
+	put32(p + 16, (uint32_t)n);
+	for (int i = 0; i < n; i++)
+		put32(p + 20 + 4 * i, ids[i]);
+	return 0;
+}
+
+int
+entry_job(struct raft_buffer *b, int running, const char *name)
+{
+	uint8_t *p;
+	int rc;
+
+	if ((rc = entry_new(b, ENTRY_JOB, 4 + JOB_NAME_LEN)) < 0)
+		return rc;
+	p = (uint8_t *)b->base + HDR_LEN;
+	p[0] = running ? 1 : 0;
+	strncpy((char *)p + 4, name, JOB_NAME_LEN - 1);
+	return 0;
+}
+
+int
+entry_ckpt(struct raft_buffer *b, int64_t step)
+{
+	int rc;
+
+	if ((rc = entry_new(b, ENTRY_CKPT, 8)) < 0)
+		return rc;
+	put64((uint8_t *)b->base + HDR_LEN, (uint64_t)step);
+	return 0;
+}
+
+static int
+u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* @return entry type, or -EBADMSG / -ESTALE (applied as a no-op). */
+static int
+apply_entry(struct cluster_state *st, const uint8_t *p, size_t len)
+{
+	if (len < HDR_LEN || get32(p) != EPOCH_MAGIC || p[4] != EPOCH_VERSION)
+		return -EBADMSG;
+	switch (p[5]) {
+	case ENTRY_EPOCH: {
+		uint64_t epoch;
+		uint32_t n;
+
+		if (len < HDR_LEN + 20)
+			return -EBADMSG;
+		epoch = get64(p + HDR_LEN);
+		n = get32(p + HDR_LEN + 16);
+		if (n > EPOCH_MAX_MEMBERS || len < HDR_LEN + 20 + 4 * (size_t)n)
+			return -EBADMSG;
+		if (epoch != st->epoch + 1)
+			return -ESTALE;
+		st->epoch = epoch;
+		st->resume_step = (int64_t)get64(p + HDR_LEN + 8);
+		st->nmembers = (int)n;
+		for (uint32_t i = 0; i < n; i++)
+			st->members[i] = get32(p + HDR_LEN + 20 + 4 * i);
+		qsort(st->members, n, sizeof(uint32_t), u32_cmp);
+		return ENTRY_EPOCH;
+	}
+	case ENTRY_JOB:
+		if (len < HDR_LEN + 4 + JOB_NAME_LEN)
+			return -EBADMSG;
+		st->job_running = p[HDR_LEN] != 0;
+		memcpy(st->job, p + HDR_LEN + 4, JOB_NAME_LEN);
+		st->job[JOB_NAME_LEN - 1] = '\0';
+		return ENTRY_JOB;
+	case ENTRY_CKPT:
+		if (len < HDR_LEN + 8)
+			return -EBADMSG;
+		st->ckpt_step = (int64_t)get64(p + HDR_LEN);
+		return ENTRY_CKPT;
+	}
+	return -EBADMSG;
+}
+
+static int
+fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+	struct cluster_fsm *f = fsm->data;
+	int type = apply_entry(&f->st, buf->base, buf->len);
+
+	f->st.applied++;
+	if (type == -ESTALE)
+		f->st.stale++;
+	else if (type < 0)
+		f->st.bad++;
+	/* business errors go to the result, never to raft */
+	*result = (void *)(intptr_t)(type < 0 ? type : 0);
+	if (type > 0 && f->applied)
+		f->applied(f->ctx, type, &f->st);
+	return 0;
+}
+
+/* Snapshot: the whole state, fixed layout. */
+static int
+fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+    unsigned *n_bufs)
+{
+	struct cluster_fsm *f = fsm->data;
+	const struct cluster_state *st = &f->st;
+	size_t len = 48 + JOB_NAME_LEN + 4 * (size_t)st->nmembers;
+	uint8_t *p;
+
+	if ((*bufs = raft_malloc(sizeof(**bufs))) == NULL)
+		return RAFT_NOMEM;
+	if ((p = raft_calloc(1, len)) == NULL) {
+		raft_free(*bufs);
+		return RAFT_NOMEM;
+	}
+	put32(p, SNAP_MAGIC);
+	put32(p + 4, (uint32_t)st->nmembers);
+	put64(p + 8, st->epoch);
+	put64(p + 16, (uint64_t)st->resume_step);
+	put64(p + 24, (uint64_t)st->ckpt_step);
+	put64(p + 32, st->stale);
+	p[40] = (uint8_t)st->job_running;
+	memcpy(p + 48, st->job, JOB_NAME_LEN);
+	for (int i = 0; i < st->nmembers; i++)
+		put32(p + 48 + JOB_NAME_LEN + 4 * i, st->members[i]);
+	(*bufs)[0].base = p;
+	(*bufs)[0].len = len;
+	*n_bufs = 1;
+	return 0;
+}
+
+static int
+fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+	struct cluster_fsm *f = fsm->data;
+	struct cluster_state *st = &f->st;
+	const uint8_t *p = buf->base;
+	uint32_t n;
+
+	if (buf->len < 48 + JOB_NAME_LEN || get32(p) != SNAP_MAGIC)
+		return RAFT_CORRUPT;
+	n = get32(p + 4);
+	if (n > EPOCH_MAX_MEMBERS || buf->len < 48 + JOB_NAME_LEN + 4 * n)
+		return RAFT_CORRUPT;
+	st->nmembers = (int)n;
+	st->epoch = get64(p + 8);
+	st->resume_step = (int64_t)get64(p + 16);
+	st->ckpt_step = (int64_t)get64(p + 24);
+	st->stale = get64(p + 32);
+	st->job_running = p[40];
+	memcpy(st->job, p + 48, JOB_NAME_LEN);
+	st->job[JOB_NAME_LEN - 1] = '\0';
+	for (uint32_t i = 0; i < n; i++)
+		st->members[i] = get32(p + 48 + JOB_NAME_LEN + 4 * i);
+	raft_free(buf->base);	/* restore owns the buffer */
+	return 0;
+}
+
+void
+cluster_fsm_init(struct cluster_fsm *f, fsm_applied_fn *applied, void *ctx)
+{
+	memset(f, 0, sizeof(*f));
+	f->fsm.version = 1;
+	f->fsm.data = f;
+	f->fsm.apply = fsm_apply;
+	f->fsm.snapshot = fsm_snapshot;
+	f->fsm.restore = fsm_restore;
+	f->applied = applied;
+	f->ctx = ctx;
+}
+
+/* ---- decisions ------------------------------------------------------- */
+
+static int
+is_alive(const uint32_t *alive, int n, uint32_t id)
+{
+	return bsearch(&id, alive, (size_t)n, sizeof(*alive), u32_cmp) != NULL;
+}
+
+static const struct raft_server *
+conf_find(const struct raft_configuration *c, uint32_t id)
+{
+	for (unsigned i = 0; i < c->n; i++)
+		if (c->servers[i].id == id)
+			return &c->servers[i];
+	return NULL;
+}
+
+void
+roles_next(const struct raft_configuration *conf, const uint32_t *alive,
+    int nalive, int voters, uint32_t self, struct role_change *out)
+{
+	int av = 0, target = voters < nalive ? voters : nalive;
+	const struct raft_server *pick = NULL;
+
+	memset(out, 0, sizeof(*out));
+	/* newcomers first, lowest id first (alive is sorted) */
+	for (int i = 0; i < nalive; i++)
+		if (conf_find(conf, alive[i]) == NULL) {
+			out->action = ROLE_ADD;
+			out->id = alive[i];
+			return;
+		}
+	for (unsigned i = 0; i < conf->n; i++) {
+		const struct raft_server *s = &conf->servers[i];
+
+		if (s->role == RAFT_SPARE && is_alive(alive, nalive,
+		    (uint32_t)s->id) && s->id != self) {
+			out->action = ROLE_ASSIGN;
+			out->id = (uint32_t)s->id;
+			out->role = RAFT_STANDBY;
+			return;
+		}
+		if (s->role == RAFT_VOTER && is_alive(alive, nalive,
+		    (uint32_t)s->id))
+			av++;
+	}
+	if (av < target) {
+		for (unsigned i = 0; i < conf->n; i++) {
+			const struct raft_server *s = &conf->servers[i];
+
+			if (s->role == RAFT_STANDBY && is_alive(alive, nalive,
+			    (uint32_t)s->id) && (pick == NULL ||
+			    s->id < pick->id))
+				pick = s;
+		}
+		if (pick != NULL) {
+			out->action = ROLE_ASSIGN;
+			out->id = (uint32_t)pick->id;
+			out->role = RAFT_VOTER;
+			return;
+		}
+	}
+	/* dead voters go once enough alive ones stand */
+	for (unsigned i = 0; i < conf->n; i++) {
+		const struct raft_server *s = &conf->servers[i];
+
+		if (s->role == RAFT_VOTER && s->id != self &&
+		    !is_alive(alive, nalive, (uint32_t)s->id) && av >= target &&
+		    av >= 1) {
+			out->action = ROLE_REMOVE;
+			out->id = (uint32_t)s->id;
+			return;
+		}
+	}
+	if (av > target && av > 1) {
+		for (unsigned i = 0; i < conf->n; i++) {
+			const struct raft_server *s = &conf->servers[i];
+
+			if (s->role == RAFT_VOTER && s->id != self &&
+			    is_alive(alive, nalive, (uint32_t)s->id) &&
+			    (pick == NULL || s->id > pick->id))
+				pick = s;
+		}
+		if (pick != NULL) {
+			out->action = ROLE_ASSIGN;
+			out->id = (uint32_t)pick->id;
+			out->role = RAFT_STANDBY;
+			return;
+		}
+	}
+	for (unsigned i = 0; i < conf->n; i++) {
+		const struct raft_server *s = &conf->servers[i];
+
+		if (s->role != RAFT_VOTER && s->id != self &&
+		    !is_alive(alive, nalive, (uint32_t)s->id)) {
+			out->action = ROLE_REMOVE;
+			out->id = (uint32_t)s->id;
+			return;
+		}
+	}
+}
+
+int
+epoch_needed(const struct cluster_state *st, const uint32_t *alive,
+    int nalive)
+{
+	if (st->epoch == 0 || st->nmembers != nalive)
+		return 1;
+	return memcmp(st->members, alive, sizeof(uint32_t) *
+	    (size_t)nalive) != 0;
+}

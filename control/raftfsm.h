@@ -1,0 +1,102 @@
+/*
+ * raftfsm.h: what the raft log holds and what the leader decides from it.
+ *
+ * The log's entries (big endian, magic "AREP", version 1):
+ *   EPOCH  epoch u64, resume step i64, n u32, member ids u32[n]
+ *          epochs are numbered 1, 2, ...: an entry whose number is not
+ *          the next one is stale (two leaders in quick succession) and
+ *          is applied as a no-op, counted;
+ *   JOB    running u8, pad[3], name[64]: job start/stop;
+ *   CKPT   step i64: a committed checkpoint, where a new epoch resumes.
+ * Malformed entries are applied as no-ops too (libraft retries an apply
+ * that fails forever, MACHINE.md): the error goes to the apply's result.
+ *
+ * The decisions are pure functions of (configuration, alive set), so the
+ * fixture tests and the daemon run the same code: roles_next() says the
+ * one configuration change to make next (libraft allows one at a time),
+ * epoch_needed() whether the committed member set is stale.
+ */
+#ifndef ARC_RAFTFSM_H
+#define ARC_RAFTFSM_H
+
+#include <stdint.h>
+
+#include <raft.h>
+
+#define EPOCH_MAGIC		0x41524550u	/* "AREP" */
+#define EPOCH_VERSION		1
+#define EPOCH_MAX_MEMBERS	1024
+#define JOB_NAME_LEN		64
+
+enum entry_type {
+	ENTRY_EPOCH = 1,
+	ENTRY_JOB = 2,
+	ENTRY_CKPT = 3,
+};
+
+struct cluster_state {
+	uint64_t epoch;			/* last committed epoch, 0: none */
+	int64_t	 resume_step;
+	int	 nmembers;
+	uint32_t members[EPOCH_MAX_MEMBERS];	/* sorted */
+	int	 job_running;
+	char	 job[JOB_NAME_LEN];
+	int64_t	 ckpt_step;		/* last committed checkpoint */
+	uint64_t applied;		/* entries applied */
+	uint64_t stale;			/* stale epochs skipped */
+	uint64_t bad;			/* malformed entries skipped */
+};
+
+/* Called after an entry is applied (logging, tests). */
+typedef void fsm_applied_fn(void *ctx, int type,
+    const struct cluster_state *st);
+
+struct cluster_fsm {
+	struct raft_fsm	 fsm;		/* fsm.data points here */
+	struct cluster_state st;
+	fsm_applied_fn	*applied;
+	void		*ctx;
+};
+
+void	cluster_fsm_init(struct cluster_fsm *f, fsm_applied_fn *applied,
+	    void *ctx);
+
+/*
+ * Encoders.  The buffer comes from raft_malloc (raft_apply wants that);
+ * on success the caller gives it to raft_apply or raft_free()s it.
+ * @return 0 or -ENOMEM / -EINVAL.
+ */
+int	entry_epoch(struct raft_buffer *b, uint64_t epoch, int64_t resume,
+	    const uint32_t *ids, int n);
+int	entry_job(struct raft_buffer *b, int running, const char *name);
+int	entry_ckpt(struct raft_buffer *b, int64_t step);
+
+enum role_action {
+	ROLE_NONE = 0,
+	ROLE_ADD,		/* raft_add: an alive node not in the config */
+	ROLE_ASSIGN,		/* raft_assign(id, role) */
+	ROLE_REMOVE,		/* raft_remove: a dead node */
+};
+
+struct role_change {
+	int	 action;
+	uint32_t id;
+	int	 role;		/* ROLE_ASSIGN: RAFT_VOTER or RAFT_STANDBY */
+};
+
+/*
+ * The next configuration change: add alive newcomers, make spares
+ * standbys, keep min(voters, alive) voters by promoting alive standbys
+ * (lowest id first), then remove dead voters, demote surplus voters, and
+ * remove dead standbys.  Never touches self.  alive: sorted ids, self
+ * included.
+ */
+void	roles_next(const struct raft_configuration *conf,
+	    const uint32_t *alive, int nalive, int voters, uint32_t self,
+	    struct role_change *out);
+
+/* Does the committed member set differ from alive (sorted)? */
+int	epoch_needed(const struct cluster_state *st, const uint32_t *alive,
+	    int nalive);
+
+#endif /* ARC_RAFTFSM_H */

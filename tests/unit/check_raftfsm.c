@@ -1,0 +1,408 @@
+/*
+ * check_raftfsm.c: epochs committed through libraft's in-memory fixture
+ * (raft/fixture.h), with control's FSM and decisions (control/raftfsm.c):
+ * commits reach every member; a new leader after leader loss commits the
+ * next epoch; a lost voter is replaced by a standby and removed; a leader
+ * cut off in a minority commits nothing and the majority goes on; stale
+ * and malformed entries are no-ops; the roles policy on its own.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <raft.h>
+#include <raft/fixture.h>
+
+#include "raftfsm.h"
+
+#define N	5
+
+static struct raft_fixture F;
+static struct cluster_fsm FSM[N];
+
+static void
+setup(void)
+{
+	struct raft_configuration conf;
+
+	ck_assert_int_eq(raft_fixture_initialize(&F), 0);
+	for (int i = 0; i < N; i++) {
+		cluster_fsm_init(&FSM[i], NULL, NULL);
+		ck_assert_int_eq(raft_fixture_grow(&F, &FSM[i].fsm), 0);
+		raft_set_pre_vote(raft_fixture_get(&F, (unsigned)i), true);
+	}
+	/* 3 voters (ids 1-3), 2 standbys (4, 5) */
+	ck_assert_int_eq(raft_fixture_configuration(&F, 3, &conf), 0);
+	ck_assert_int_eq(raft_fixture_bootstrap(&F, &conf), 0);
+	raft_configuration_close(&conf);
+	ck_assert_int_eq(raft_fixture_start(&F), 0);
+	ck_assert(raft_fixture_step_until_has_leader(&F, 10000));
+}
+
+static void
+teardown(void)
+{
+	raft_fixture_close(&F);
+}
+
+/* Requests live until the fixture is closed (it may still call back). */
+static struct raft_apply applies[16];
+static struct raft_change changes[16];
+static int napplies, nchanges;
+
+static void
+apply_cb(struct raft_apply *req, int status, void *result)
+{
+	(void)req;
+	(void)status;
+	(void)result;
+}
+
+static void
+change_cb(struct raft_change *req, int status)
+{
+	(void)req;
+	(void)status;
+}
+
+static void
+apply_epoch(unsigned leader, uint64_t epoch, const uint32_t *ids, int n)
+{
+	struct raft_apply *req = &applies[napplies++ % 16];
+	struct raft_buffer b;
+
+	ck_assert_int_eq(entry_epoch(&b, epoch, 100 * (int64_t)epoch, ids, n),
+	    0);
+	ck_assert_int_eq(raft_apply(raft_fixture_get(&F, leader), req, &b, 1,
+	    apply_cb), 0);
+}
+
+struct want {
+	unsigned i;
+	uint64_t epoch;
+};
+
+static bool
+has_epoch(struct raft_fixture *f, void *arg)
+{
+	struct want *w = arg;
+
+	(void)f;
+	return FSM[w->i].st.epoch == w->epoch;
+}
+
+static int
+wait_epoch(unsigned i, uint64_t epoch, unsigned ms)
+{
+	struct want w = { i, epoch };
+
+	return raft_fixture_step_until(&F, has_epoch, &w, ms);
+}
+
+static void
+assert_same(unsigned a, unsigned b)
+{
+	ck_assert_uint_eq(FSM[a].st.epoch, FSM[b].st.epoch);
+	ck_assert_int_eq(FSM[a].st.nmembers, FSM[b].st.nmembers);
+	ck_assert_mem_eq(FSM[a].st.members, FSM[b].st.members,
+	    sizeof(uint32_t) * (size_t)FSM[a].st.nmembers);
+}
+
+START_TEST(test_commit_reaches_all)
+{
+	uint32_t ids[] = { 5, 3, 1, 2, 4 };
+	unsigned l = raft_fixture_leader_index(&F);
+	apply_epoch(l, 1, ids, 5);
+
+	for (unsigned i = 0; i < N; i++) {
+		ck_assert_msg(wait_epoch(i, 1, 5000), "server %u", i);
+		assert_same(i, l);
+	}
+	ck_assert_uint_eq(FSM[0].st.members[0], 1);	/* sorted */
+	ck_assert_uint_eq(FSM[0].st.members[4], 5);
+	ck_assert_int_eq(FSM[2].st.resume_step, 100);
+}
+END_TEST
+
+START_TEST(test_leader_loss)
+{
+	uint32_t all[] = { 1, 2, 3, 4, 5 }, rest[4];
+	unsigned l = raft_fixture_leader_index(&F), l2;
+	apply_epoch(l, 1, all, 5);
+	int n = 0;
+
+	for (unsigned i = 0; i < N; i++)
+		ck_assert(wait_epoch(i, 1, 5000));
+	raft_fixture_kill(&F, l);
+	ck_assert(raft_fixture_step_until_has_no_leader(&F, 10000));
+	ck_assert(raft_fixture_step_until_has_leader(&F, 10000));
+	l2 = raft_fixture_leader_index(&F);
+	ck_assert_uint_ne(l2, l);
+	for (int i = 0; i < 5; i++)
+		if ((unsigned)i != l)
+			rest[n++] = all[i];
+	apply_epoch(l2, FSM[l2].st.epoch + 1, rest, n);
+	for (unsigned i = 0; i < N; i++)
+		if (i != l)
+			ck_assert(wait_epoch(i, 2, 5000));
+	/* the old leader comes back and catches up */
+	raft_fixture_revive(&F, l);
+	ck_assert(wait_epoch(l, 2, 10000));
+	for (unsigned i = 0; i < N; i++)
+		assert_same(i, l2);
+	ck_assert_int_eq(FSM[l].st.nmembers, 4);
+}
+END_TEST
+
+static void
+alive_except(uint32_t dead, uint32_t *alive, int *n)
+{
+	*n = 0;
+	for (uint32_t id = 1; id <= N; id++)
+		if (id != dead)
+			alive[(*n)++] = id;
+}
+
+static void
+do_change(unsigned l, const struct role_change *rc)
+{
+	struct raft_change *req = &changes[nchanges++ % 16];
+	struct raft *r = raft_fixture_get(&F, l);
+
+	if (rc->action == ROLE_ASSIGN)
+		ck_assert_int_eq(raft_assign(r, req, rc->id, rc->role,
+		    change_cb), 0);
+	else if (rc->action == ROLE_REMOVE)
+		ck_assert_int_eq(raft_remove(r, req, rc->id, change_cb), 0);
+	else
+		ck_abort_msg("unexpected action %d", rc->action);
+}
+
+static int
+voters_alive(const struct raft_configuration *c, uint32_t dead)
+{
+	int n = 0;
+
+	for (unsigned i = 0; i < c->n; i++)
+		n += c->servers[i].role == RAFT_VOTER && c->servers[i].id != dead;
+	return n;
+}
+
+START_TEST(test_voter_replacement)
+{
+	unsigned l = raft_fixture_leader_index(&F), victim = 0;
+	uint32_t alive[N], dead;
+	struct role_change rc;
+	struct raft *r;
+	int n;
+
+	/* kill a voter that is not the leader */
+	while (victim == l)
+		victim++;
+	dead = (uint32_t)victim + 1;
+	raft_fixture_kill(&F, victim);
+	alive_except(dead, alive, &n);
+	r = raft_fixture_get(&F, l);
+	/* first: promote a standby (the lowest id, 4) */
+	roles_next(&r->configuration, alive, n, 3, (uint32_t)l + 1, &rc);
+	ck_assert_int_eq(rc.action, ROLE_ASSIGN);
+	ck_assert_uint_eq(rc.id, 4);
+	ck_assert_int_eq(rc.role, RAFT_VOTER);
+	do_change(l, &rc);
+	raft_fixture_step_until_elapsed(&F, 2000);
+	r = raft_fixture_get(&F, raft_fixture_leader_index(&F));
+	ck_assert_int_eq(voters_alive(&r->configuration, dead), 3);
+	/* then: remove the dead voter */
+	roles_next(&r->configuration, alive, n, 3, r->id, &rc);
+	ck_assert_int_eq(rc.action, ROLE_REMOVE);
+	ck_assert_uint_eq(rc.id, dead);
+	do_change(raft_fixture_leader_index(&F), &rc);
+	raft_fixture_step_until_elapsed(&F, 2000);
+	r = raft_fixture_get(&F, raft_fixture_leader_index(&F));
+	ck_assert_uint_eq(r->configuration.n, 4);
+	ck_assert_int_eq(voters_alive(&r->configuration, dead), 3);
+	/* nothing more to do */
+	roles_next(&r->configuration, alive, n, 3, r->id, &rc);
+	ck_assert_int_eq(rc.action, ROLE_NONE);
+	/* and the new voter set commits on its own: kill another old voter */
+	for (unsigned i = 0; i < 3; i++)
+		if (i != victim && i != raft_fixture_leader_index(&F)) {
+			raft_fixture_kill(&F, i);
+			break;
+		}
+	{
+		uint32_t ids[] = { 1, 2 };
+		apply_epoch(raft_fixture_leader_index(&F), 1, ids, 2);
+
+		ck_assert(wait_epoch(raft_fixture_leader_index(&F), 1, 5000));
+	}
+}
+END_TEST
+
+START_TEST(test_minority_leader_commits_nothing)
+{
+	uint32_t ids[] = { 1, 2, 3 };
+	unsigned l, l2;
+
+	/* make server 0 (a voter) the leader, then cut it off */
+	raft_fixture_depose(&F);
+	raft_fixture_elect(&F, 0);
+	l = raft_fixture_leader_index(&F);
+	ck_assert_uint_eq(l, 0);
+	for (unsigned j = 1; j < N; j++) {
+		raft_fixture_saturate(&F, 0, j);
+		raft_fixture_saturate(&F, j, 0);
+	}
+	apply_epoch(0, 1, ids, 3);
+	/* the majority side elects a leader and commits its own epoch */
+	raft_fixture_step_until_elapsed(&F, 3000);
+	ck_assert_uint_eq(FSM[0].st.epoch, 0);	/* the minority's stayed out */
+	l2 = N;
+	for (unsigned i = 1; i < N; i++)
+		if (raft_state(raft_fixture_get(&F, i)) == RAFT_LEADER)
+			l2 = i;
+	ck_assert_msg(l2 < N, "no leader on the majority side");
+	{
+		uint32_t maj[] = { 2, 3, 4, 5 };
+
+		apply_epoch(l2, 1, maj, 4);
+	}
+	for (unsigned i = 1; i < N; i++)
+		ck_assert(wait_epoch(i, 1, 5000));
+	ck_assert_uint_eq(FSM[0].st.epoch, 0);
+	/* heal: the old leader drops its entry and takes the majority's */
+	for (unsigned j = 1; j < N; j++) {
+		raft_fixture_desaturate(&F, 0, j);
+		raft_fixture_desaturate(&F, j, 0);
+	}
+	ck_assert(wait_epoch(0, 1, 10000));
+	for (unsigned i = 0; i < N; i++)
+		assert_same(i, l2);
+	ck_assert_int_eq(FSM[0].st.nmembers, 4);
+}
+END_TEST
+
+START_TEST(test_stale_and_malformed)
+{
+	struct cluster_fsm f;
+	struct raft_buffer b;
+	void *result;
+	uint32_t ids[] = { 7 };
+	uint8_t junk[64];
+
+	cluster_fsm_init(&f, NULL, NULL);
+	ck_assert_int_eq(entry_epoch(&b, 2, 0, ids, 1), 0);	/* not 1 */
+	ck_assert_int_eq(f.fsm.apply(&f.fsm, &b, &result), 0);
+	ck_assert_int_eq((int)(intptr_t)result, -ESTALE);
+	ck_assert_uint_eq(f.st.epoch, 0);
+	ck_assert_uint_eq(f.st.stale, 1);
+	raft_free(b.base);
+	for (int k = 0; k < 1000; k++) {
+		struct raft_buffer jb = { junk, (size_t)(k % 64) };
+
+		for (size_t i = 0; i < sizeof(junk); i++)
+			junk[i] = (uint8_t)(k * 31 + i * 7);
+		if (k % 3 == 0) {	/* right magic, garbage after */
+			junk[0] = 0x41; junk[1] = 0x52; junk[2] = 0x45;
+			junk[3] = 0x50; junk[4] = EPOCH_VERSION;
+			junk[5] = (uint8_t)(1 + k % 4);
+		}
+		ck_assert_int_eq(f.fsm.apply(&f.fsm, &jb, &result), 0);
+	}
+	ck_assert_uint_gt(f.st.bad, 500);
+	/* snapshot and restore round trip */
+	{
+		struct raft_buffer *bufs;
+		unsigned nb;
+		struct cluster_fsm g;
+
+		ck_assert_int_eq(entry_epoch(&b, 1, 42, ids, 1), 0);
+		f.fsm.apply(&f.fsm, &b, &result);
+		raft_free(b.base);
+		ck_assert_int_eq(f.fsm.snapshot(&f.fsm, &bufs, &nb), 0);
+		cluster_fsm_init(&g, NULL, NULL);
+		ck_assert_int_eq(g.fsm.restore(&g.fsm, &bufs[0]), 0);
+		ck_assert_uint_eq(g.st.epoch, 1);
+		ck_assert_int_eq(g.st.resume_step, 42);
+		ck_assert_uint_eq(g.st.members[0], 7);
+		raft_free(bufs);
+	}
+}
+END_TEST
+
+START_TEST(test_roles_policy)
+{
+	struct raft_configuration c;
+	struct role_change rc;
+	uint32_t alive[] = { 1, 2, 3, 6 };
+
+	raft_configuration_init(&c);
+	raft_configuration_add(&c, 1, "1", RAFT_VOTER);
+	raft_configuration_add(&c, 2, "2", RAFT_VOTER);
+	raft_configuration_add(&c, 3, "3", RAFT_VOTER);
+	raft_configuration_add(&c, 4, "4", RAFT_STANDBY);
+	/* a newcomer (6) is added first */
+	roles_next(&c, alive, 4, 3, 1, &rc);
+	ck_assert_int_eq(rc.action, ROLE_ADD);
+	ck_assert_uint_eq(rc.id, 6);
+	raft_configuration_add(&c, 6, "6", RAFT_SPARE);
+	roles_next(&c, alive, 4, 3, 1, &rc);
+	ck_assert_int_eq(rc.action, ROLE_ASSIGN);
+	ck_assert_int_eq(rc.role, RAFT_STANDBY);
+	c.servers[4].role = RAFT_STANDBY;
+	/* a dead standby (4) is removed */
+	roles_next(&c, alive, 4, 3, 1, &rc);
+	ck_assert_int_eq(rc.action, ROLE_REMOVE);
+	ck_assert_uint_eq(rc.id, 4);
+	/* fewer voters wanted: the highest alive voter, never self */
+	{
+		uint32_t a2[] = { 1, 2, 3, 4, 6 };
+
+		roles_next(&c, a2, 5, 1, 3, &rc);
+		ck_assert_int_eq(rc.action, ROLE_ASSIGN);
+		ck_assert_int_eq(rc.role, RAFT_STANDBY);
+		ck_assert_uint_eq(rc.id, 2);
+	}
+	/* epochs: needed until the member set matches */
+	{
+		struct cluster_state st;
+		uint32_t a[] = { 1, 2, 3 };
+
+		memset(&st, 0, sizeof(st));
+		ck_assert(epoch_needed(&st, a, 3));
+		st.epoch = 1;
+		st.nmembers = 3;
+		memcpy(st.members, a, sizeof(a));
+		ck_assert(!epoch_needed(&st, a, 3));
+		ck_assert(epoch_needed(&st, a, 2));
+	}
+	raft_configuration_close(&c);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("raftfsm");
+	TCase *fx = tcase_create("fixture"), *pure = tcase_create("pure");
+	SRunner *sr;
+	int nf;
+
+	tcase_add_checked_fixture(fx, setup, teardown);
+	tcase_set_timeout(fx, 60);
+	tcase_add_test(fx, test_commit_reaches_all);
+	tcase_add_test(fx, test_leader_loss);
+	tcase_add_test(fx, test_voter_replacement);
+	tcase_add_test(fx, test_minority_leader_commits_nothing);
+	tcase_add_test(pure, test_stale_and_malformed);
+	tcase_add_test(pure, test_roles_policy);
+	suite_add_tcase(s, fx);
+	suite_add_tcase(s, pure);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	nf = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return nf != 0;
+}
