@@ -291,7 +291,7 @@ proc_status_kb(const char *key)
  */
 START_TEST(test_memory_linear)
 {
-	const int B = 1, T = small ? 512 : 4096, C = 32, NH = 2;
+	const int B = 1, T = small ? 512 : 4096, C = 8, NH = 1;
 	size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C;
 	size_t tt = (size_t)T * T * sizeof(float) / 1024;	/* kB */
 	float *qkv = fill(nqkv, -2, 2), *dout = fill(nout, -1, 1);
