@@ -73,12 +73,13 @@ model_fill(struct model *m, uint64_t seed)
 
 	for (s = 0; s < 4; s++) {
 		unsigned char *p = m->segs[s].data;
+		size_t n = m->segs[s].len;
 
-		for (i = 0; i < m->segs[s].len; i++) {
+		for (i = 0; i < n; i += 8) {
 			x ^= x << 13;
 			x ^= x >> 7;
 			x ^= x << 17;
-			p[i] = (unsigned char)x;
+			memcpy(p + i, &x, n - i < 8 ? n - i : 8);
 		}
 	}
 }
