@@ -45,6 +45,8 @@ main(int argc, char **argv)
 		    { 0, 0, 0, 0, 0 } },
 		{ "  same, without fallocate", &storage_uring_ops,
 		    { 0, 0, 0, 0, 1 } },
+		{ "uring O_DIRECT registered QD1 1M", &storage_uring_ops,
+		    { 1, 0, 0, 0, 0 } },
 		{ "uring O_DIRECT registered QD32 4M", &storage_uring_ops,
 		    { 32, 4 << 20, 0, 0, 0 } },
 		{ "uring O_DIRECT unregistered", &storage_uring_ops,
