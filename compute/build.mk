@@ -31,10 +31,19 @@ $(CORPUS):
 	@tests/fetch-corpus.sh $@
 
 # arceus-worker against PyTorch in the same run (bench/compute).
-bench-compute: all corpus
-	bench/compute/run.sh
+BENCH_DEBS	:= python3-torch libopenblas0-pthread
+$(BUILD)/bench/sgemm_probe: bench/compute/sgemm_probe.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) -O2 $(ARCH) $(WARN) -fopenmp -o $@ $< -ldnnl
 
-.PHONY: corpus bench-compute
+deps-bench:
+	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(BENCH_DEBS)"
+
+bench-compute: all corpus $(BUILD)/bench/sgemm_probe
+	@$(MAKE) --no-print-directory deps-bench
+	BUILD=$(BUILD) bench/compute/run.sh $(BENCH_ARGS)
+
+.PHONY: corpus bench-compute deps-bench
 
 # Kernels (attn.c, kern_dnnl.c): per-file flags.  attn.c uses 256-bit GCC
 # vector extensions in static functions; without AVX (the valgrind build,

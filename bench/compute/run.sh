@@ -1,0 +1,111 @@
+#!/bin/bash
+# bench/compute: arceus-worker against PyTorch (Debian's python3-torch,
+# CPU) on the same machine, in the same run, same shapes, batch, threads
+# and optimizer.  Prints ms/step of both and the ratio per config and
+# thread count, the achieved GFLOP/s of arceus' step against raw
+# dnnl_sgemm on the same shapes, and the convergence check: validation
+# loss of tiny.conf after the same steps, both.
+#
+# usage: bench/compute/run.sh [--steps N] [--conv-steps N] [--no-conv]
+# Machines are shared and noisy: absolute times mean little; each pair is
+# measured back to back, and the ratio is what to read.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+PY=/usr/bin/python3
+steps=30
+conv_steps=2000
+conv=1
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--steps) steps=$2; shift 2 ;;
+	--conv-steps) conv_steps=$2; shift 2 ;;
+	--no-conv) conv=0; shift ;;
+	*) echo "usage: $0 [--steps N] [--conv-steps N] [--no-conv]" >&2
+	   exit 2 ;;
+	esac
+done
+if ! $PY -c 'import torch' 2>/dev/null; then
+	echo "bench-compute: python3-torch is missing: run 'make deps-bench'" >&2
+	exit 1
+fi
+# PyTorch in its fastest setting: OpenBLAS (not the reference BLAS), and
+# on AVX-512 CPUs the core type OpenBLAS 0.3.21 fails to detect.
+blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 || true)
+if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; fi
+echo "# torch $($PY -c 'import torch; print(torch.__version__)'), BLAS $blas," \
+    "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto}"
+echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+    "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+median() { $PY -c "
+import json,statistics,sys
+v=[json.loads(l)['ms_per_step'] for l in open(sys.argv[1])][3:]
+print('%.3f' % statistics.median(v))" "$1"; }
+
+arceus_ms() {	# L H C T B threads steps
+	rm -f "$tmp/m.jsonl"
+	"$BUILD/arceus-worker" --standalone --job configs/jobs/tiny.conf -q \
+	    --set model.n_layer="$1" --set model.n_head="$2" \
+	    --set model.n_embd="$3" --set model.block_size="$4" \
+	    --set train.batch_size="$5" --set train.threads="$6" \
+	    --set train.steps="$7" --set train.eval_interval=0 \
+	    --set train.eval_iters=1 --set train.sample_len=0 \
+	    --set checkpoint.dir= --metrics-out "$tmp/m.jsonl" 2>/dev/null
+	median "$tmp/m.jsonl"
+}
+
+torch_ms() {
+	$PY bench/compute/torch_gpt.py --data data/corpus.txt --layers "$1" \
+	    --heads "$2" --embd "$3" --block "$4" --batch "$5" \
+	    --threads "$6" --steps "$7" --eval-iters 1 | \
+	    $PY -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["ms_per_step"])'
+}
+
+printf '%-6s %7s %12s %12s %8s %14s %14s\n' config threads arceus_ms \
+    torch_ms speedup step_gflops sgemm_gflops
+worst=999
+for cfg in "tiny 4 4 128 64 12" "small 6 6 384 256 12"; do
+	set -- $cfg
+	name=$1 L=$2 H=$3 C=$4 T=$5 B=$6
+	n=$steps
+	[ "$name" = small ] && n=$(( steps / 2 > 8 ? steps / 2 : 8 ))
+	for th in 1 2; do
+		a=$(arceus_ms "$L" "$H" "$C" "$T" "$B" "$th" "$n")
+		t=$(torch_ms "$L" "$H" "$C" "$T" "$B" "$th" "$n")
+		probe=$("$BUILD/bench/sgemm_probe" "$L" "$C" "$T" "$B" "$th")
+		read -r ratio gf sg < <($PY -c "
+import json,sys
+a,t=float(sys.argv[1]),float(sys.argv[2]); p=json.loads(sys.argv[3])
+L,C,T,B=map(int,sys.argv[4:8])
+attn=2.0*B*T*T*C*L*3.5          # causal QK^T and PV, fwd + bwd
+flops=p['matmul_flops_per_step']+attn
+print('%.2f %.1f %.1f' % (t/a, flops/(a/1e3)/1e9, p['sgemm_gflops']))" \
+		    "$a" "$t" "$probe" "$L" "$C" "$T" "$B")
+		printf '%-6s %7s %12s %12s %7sx %14s %14s\n' "$name" "$th" \
+		    "$a" "$t" "$ratio" "$gf" "$sg"
+		worst=$($PY -c "print(min($worst, $ratio))")
+	done
+done
+echo "speedup_vs_torch_min=$worst"
+
+if [ "$conv" = 1 ]; then
+	echo "# convergence: tiny.conf, $conv_steps steps, 2 threads, both"
+	"$BUILD/arceus-worker" --standalone --job configs/jobs/tiny.conf -q \
+	    --set train.steps="$conv_steps" --set train.threads=2 \
+	    --set train.eval_interval=0 --set train.sample_len=0 \
+	    --set checkpoint.dir= --metrics-out "$tmp/c.jsonl" 2>/dev/null
+	av=$($PY -c "
+import json,sys
+print([json.loads(l) for l in open(sys.argv[1])][-1]['val_loss'])" "$tmp/c.jsonl")
+	tv=$($PY bench/compute/torch_gpt.py --data data/corpus.txt --layers 4 \
+	    --heads 4 --embd 128 --block 64 --batch 12 --threads 2 \
+	    --steps "$conv_steps" --eval-iters 20 | \
+	    $PY -c 'import json,sys; print(json.load(sys.stdin)["val_loss"])')
+	$PY -c "
+a,t=$av,$tv
+print('val_loss arceus=%.4f torch=%.4f difference=%+.2f%%' % (a,t,100*(a-t)/t))
+print('val_loss_within_2pct=%s' % ('yes' if abs(a-t)/t <= 0.02 else 'no'))"
+fi
