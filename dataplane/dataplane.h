@@ -106,6 +106,13 @@ struct tp_ops {
 	void		(*disconnect)(void *state, struct dp_peer *p);
 	/* (optional) fd readable when poll has work; -1 none. */
 	int		(*fd)(void *state);
+	/*
+	 * (optional) Sleeps until the backend has work, fd (the caller's
+	 * epoll) is readable, or timeout_ms passed.  Preferred over fd():
+	 * io_uring completes sockets through task work, which runs only
+	 * while the process is inside io_uring, not in epoll_wait.
+	 */
+	int		(*wait)(void *state, int fd, int timeout_ms);
 	/* Handles what is ready, without blocking. @return events handled */
 	int		(*poll)(void *state);
 };
@@ -349,6 +356,8 @@ int		 dp_start(struct dp *dp);
 /* Polls the backend and runs timers. @return events handled */
 int		 dp_progress(struct dp *dp);
 int		 dp_fd(struct dp *dp);
+/* Sleeps until the backend or fd has work; -ENOTSUP if it cannot. */
+int		 dp_wait(struct dp *dp, int fd, int timeout_ms);
 struct tp_msg	*dp_msg_new(struct dp *dp);
 void		 dp_msg_free(struct dp *dp, struct tp_msg *m);
 uint8_t		*dp_buf_get(struct dp *dp);

@@ -142,6 +142,14 @@ dp_fd(struct dp *dp)
 }
 
 int
+dp_wait(struct dp *dp, int fd, int timeout_ms)
+{
+	if (dp->ops == NULL || dp->ops->wait == NULL)
+		return -ENOTSUP;
+	return dp->ops->wait(dp->tp, fd, timeout_ms);
+}
+
+int
 dp_progress(struct dp *dp)
 {
 	static const uint64_t tick = DP_TICK_MS * 1000000ull;

@@ -136,7 +136,8 @@ ctl_queue(struct dp *dp, struct dp_peer *p, struct wire_hdr *h,
 	h->epoch = dp->conf.epoch;
 	h->source = dp->conf.node_id;
 	h->length = len;
-	memcpy(m->inl, payload, len);
+	if (len > 0)
+		memcpy(m->inl, payload, len);
 	m->payload = m->inl;
 	m->len = len;
 	wire_encode(h, m->inl, len, m->hdr);

@@ -25,6 +25,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ enum ureq_kind {
 	UREQ_SEND,
 	UREQ_RECV,
 	UREQ_WATCH,
+	UREQ_EXT,	/* the caller's fd became readable (tcp_wait) */
 };
 
 struct tcp_conn;
@@ -78,6 +80,7 @@ struct tcp_conn {
 	struct tp_msg	*tx[DP_TX_BATCH];
 	int		 ntx;
 	int		 tx_first;	/* first message not fully sent */
+	size_t		 tx_first_pos;	/* where it starts in the batch */
 	size_t		 tx_total;
 	size_t		 tx_done;
 	struct iovec	 iov[2 * DP_TX_BATCH];
@@ -97,6 +100,8 @@ struct tcp_state {
 	int		 efd;
 	int		 lfd;
 	struct ureq	 rq_accept;
+	struct ureq	 rq_ext;
+	int		 ext_armed;
 	LIST_HEAD(, tcp_conn) conns;
 };
 
@@ -197,8 +202,7 @@ conn_close(struct tcp_state *st, struct tcp_conn *c, int err)
 	}
 	c->ntx = c->tx_first = 0;
 	shutdown(c->fd, SHUT_RDWR);
-	if (c->pending == 0)
-		conn_free(c);
+	/* freed by tcp_poll once its last request completed */
 }
 
 /* A connection of peer p broke: the link goes down. */
@@ -250,24 +254,24 @@ post_watch(struct tcp_state *st, struct tcp_conn *c)
 	c->pending++;
 }
 
-/* Builds the iovecs from tx_done on and submits one SENDMSG. */
+/*
+ * Builds the iovecs from tx_done on and submits one SENDMSG.  Only the
+ * messages from tx_first on are looked at: the ones before were reported
+ * sent and may already be reused.
+ */
 static void
 post_send(struct tcp_state *st, struct tcp_conn *c)
 {
 	struct io_uring_sqe *sqe;
-	size_t skip = c->tx_done, pos = 0;
+	size_t skip = c->tx_done, pos = c->tx_first_pos;
 	int niov = 0;
 
-	for (int i = 0; i < c->ntx; i++) {
+	for (int i = c->tx_first; i < c->ntx; i++) {
 		struct tp_msg *m = c->tx[i];
 		const uint8_t *parts[2] = { m->hdr, m->payload };
 		size_t lens[2] = { WIRE_HDR_LEN, m->len };
 
 		for (int k = 0; k < 2; k++) {
-			if (pos + lens[k] <= skip) {
-				pos += lens[k];
-				continue;
-			}
 			size_t off = skip > pos ? skip - pos : 0;
 
 			if (lens[k] > off) {
@@ -311,6 +315,7 @@ tcp_kick(void *state, struct dp_peer *p)
 	if (c->ntx == 0)
 		return;
 	c->tx_first = 0;
+	c->tx_first_pos = 0;
 	c->tx_total = bytes;
 	c->tx_done = 0;
 	if (fault_hit(FAULT_NET_SEND) < 0) {
@@ -318,13 +323,13 @@ tcp_kick(void *state, struct dp_peer *p)
 		return;
 	}
 	post_send(st, c);
+	io_uring_submit(&st->ring);
 }
 
 static void
 on_send(struct tcp_state *st, struct tcp_conn *c, int res)
 {
 	struct dp_peer *p = c->peer;
-	size_t pos = 0;
 
 	if (c->closing)
 		return;
@@ -334,14 +339,15 @@ on_send(struct tcp_state *st, struct tcp_conn *c, int res)
 	}
 	c->tx_done += (size_t)res;
 	/* report the messages now wholly sent */
-	for (int i = 0; i < c->ntx; i++) {
-		pos += WIRE_HDR_LEN + c->tx[i]->len;
-		if (i < c->tx_first)
-			continue;
-		if (pos > c->tx_done)
+	while (c->tx_first < c->ntx) {
+		struct tp_msg *m = c->tx[c->tx_first];
+		size_t end = c->tx_first_pos + WIRE_HDR_LEN + m->len;
+
+		if (end > c->tx_done)
 			break;
-		c->tx_first = i + 1;
-		dp_on_sent(st->dp, p, c->tx[i], 0);
+		c->tx_first++;
+		c->tx_first_pos = end;
+		dp_on_sent(st->dp, p, m, 0);
 		if (c->closing)
 			return;
 	}
@@ -524,6 +530,7 @@ tcp_poll(void *state)
 {
 	struct tcp_state *st = state;
 	struct io_uring_cqe *cqe;
+	struct tcp_conn *c, *next;
 	uint64_t v;
 	int n = 0;
 
@@ -532,7 +539,6 @@ tcp_poll(void *state)
 	while (io_uring_peek_cqe(&st->ring, &cqe) == 0) {
 		struct ureq *rq = io_uring_cqe_get_data(cqe);
 		int res = cqe->res;
-		struct tcp_conn *c;
 
 		io_uring_cqe_seen(&st->ring, cqe);
 		n++;
@@ -540,6 +546,10 @@ tcp_poll(void *state)
 			continue;
 		if (rq->kind == UREQ_ACCEPT) {
 			on_accept(st, res);
+			continue;
+		}
+		if (rq->kind == UREQ_EXT) {
+			st->ext_armed = 0;
 			continue;
 		}
 		c = rq->c;
@@ -563,11 +573,34 @@ tcp_poll(void *state)
 		default:
 			break;
 		}
+	}
+	/* connections closed and drained */
+	for (c = LIST_FIRST(&st->conns); c != NULL; c = next) {
+		next = LIST_NEXT(c, entry);
 		if (c->closing && c->pending == 0)
 			conn_free(c);
 	}
 	io_uring_submit(&st->ring);
 	return n;
+}
+
+static int
+tcp_wait(void *state, int fd, int timeout_ms)
+{
+	struct tcp_state *st = state;
+	struct __kernel_timespec ts = { .tv_sec = timeout_ms / 1000,
+	    .tv_nsec = (long long)(timeout_ms % 1000) * 1000000 };
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	int r;
+
+	if (fd >= 0 && !st->ext_armed && (sqe = get_sqe(st)) != NULL) {
+		io_uring_prep_poll_add(sqe, fd, POLLIN);
+		io_uring_sqe_set_data(sqe, &st->rq_ext);
+		st->ext_armed = 1;
+	}
+	r = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1, &ts, NULL);
+	return r < 0 && r != -ETIME && r != -EINTR ? r : 0;
 }
 
 static int
@@ -589,6 +622,7 @@ tcp_init(struct dp *dp, void **state)
 	st->lfd = st->efd = -1;
 	LIST_INIT(&st->conns);
 	st->rq_accept.kind = UREQ_ACCEPT;
+	st->rq_ext.kind = UREQ_EXT;
 	if ((r = io_uring_queue_init(TCP_RING_ENTRIES, &st->ring, 0)) < 0) {
 		log_warnx("dp.tcp: io_uring_queue_init: %s", strerror(-r));
 		free(st);
@@ -650,6 +684,7 @@ tcp_fini(void *state)
 	close(st->lfd);
 	/* exiting the ring cancels what is in flight */
 	io_uring_queue_exit(&st->ring);
+	/* conn_close() above reported every pulled message */
 	while ((c = LIST_FIRST(&st->conns)) != NULL)
 		conn_free(c);
 	close(st->efd);
@@ -666,5 +701,6 @@ const struct tp_ops tp_tcp_ops = {
 	.kick = tcp_kick,
 	.disconnect = tcp_disconnect,
 	.fd = tcp_fd,
+	.wait = tcp_wait,
 	.poll = tcp_poll,
 };

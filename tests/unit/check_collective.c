@@ -487,7 +487,7 @@ START_TEST(test_corruption_counted)
 	for (int k = 0; k < 50; k++)
 		for (int i = 1; i <= 2; i++)
 			dp_progress(dps[i]);
-	fault_arm(FAULT_NET_CORRUPT, 5, 0, 0);	/* the 5th message */
+	fault_arm(FAULT_NET_CORRUPT, 5, EIO, 0);	/* the 5th message */
 	for (int i = 1; i <= 2; i++) {
 		struct dp_op_args a = { .opcode = ARC_DP_ALLREDUCE,
 		    .group = 4, .count = count };
