@@ -49,3 +49,4 @@ bench-compute: all corpus $(BUILD)/bench/sgemm_probe
 # vector extensions in static functions; without AVX (the valgrind build,
 # -march=x86-64-v2) GCC notes a psABI change that cannot apply to them.
 CFLAGS_compute/attn.c	:= -Wno-psabi
+CHECK_SCRIPTS	+= tests/cli/worker_cli.sh
