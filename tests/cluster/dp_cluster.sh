@@ -1,0 +1,237 @@
+#!/bin/sh
+# dp_cluster.sh: the dataplane across simulated hosts.
+#
+# For 2, 3 and 4 hosts: network namespaces on a private bridge (made and
+# removed here), one arceus-dataplane per host over the tcp backend, and
+# per host an arceus-dptool test worker that attaches through the arena
+# and checks all-reduce (sum, average), reduce-scatter, all-gather,
+# broadcast and send/recv exactly against a local computation, for odd
+# lengths, for the whole group and for subsets, with and without
+# compression.  Then one dataplane is killed mid-run and the others must
+# report a failure naming that peer within the timeout.
+#
+# Needs root and iproute2 (exit 77 otherwise).  Every process is started
+# here, remembered by PID and killed by PID; everything is bounded in time.
+set -u
+
+BUILD=${BUILD:-build}
+DP=$BUILD/arceus-dataplane
+TOOL=$BUILD/arceus-dptool
+TAG=adp$$
+NET=10.$((200 + $$ % 50)).$(( ($$ / 50) % 250 ))
+TMP=$(mktemp -d /tmp/arceus-dpc.XXXXXX)
+PIDS=""
+NS=""
+FAILS=0
+
+log() { printf 'dp_cluster: %s\n' "$*"; }
+
+cleanup() {
+	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	PIDS=""
+	for n in $NS; do ip netns del "$n" 2>/dev/null; done
+	NS=""
+	ip link del "${TAG}br" 2>/dev/null
+	for i in 1 2 3 4; do ip link del "${TAG}h$i" 2>/dev/null; done
+}
+trap 'cleanup; rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM
+
+if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null 2>&1; then
+	log "SKIP: needs root and iproute2"; exit 77
+fi
+if ! ip netns add "${TAG}probe" 2>/dev/null; then
+	log "SKIP: cannot make network namespaces"; exit 77
+fi
+ip netns del "${TAG}probe"
+[ -x "$DP" ] && [ -x "$TOOL" ] || { log "build $DP and $TOOL first"; exit 1; }
+
+# until SECONDS CMD...: run CMD every 50 ms until it succeeds or time runs out
+until_ok() {
+	t=$1; shift
+	end=$(( $(date +%s%N) / 1000000 + t * 1000 ))
+	while ! "$@" >/dev/null 2>&1; do
+		[ $(( $(date +%s%N) / 1000000 )) -ge $end ] && return 1
+		sleep 0.05
+	done
+}
+
+# hosts N: N namespaces on one bridge, a dataplane in each
+hosts() {
+	n=$1
+	ip link add "${TAG}br" type bridge || return 1
+	ip link set "${TAG}br" up
+	conf=$TMP/arceus.conf
+	{
+		echo "[dataplane]"
+		echo "transport = tcp"
+		echo "port = 7710"
+		echo "arena_size = 256M"
+		echo "chunk_size = 64K"
+		echo "peer_timeout_ms = 1000"
+		echo "op_timeout_ms = 3000"
+		for i in $(seq 1 "$n"); do echo "peer = $i@$NET.$i:7710"; done
+	} > "$conf"
+	for i in $(seq 1 "$n"); do
+		ns=${TAG}n$i
+		ip netns add "$ns" || return 1
+		NS="$NS $ns"
+		ip link add "${TAG}h$i" type veth peer name "${TAG}v$i" || return 1
+		ip link set "${TAG}v$i" netns "$ns"
+		ip -n "$ns" link set "${TAG}v$i" name eth0
+		ip -n "$ns" addr add "$NET.$i/24" dev eth0
+		ip -n "$ns" link set eth0 up
+		ip -n "$ns" link set lo up
+		ip link set "${TAG}h$i" master "${TAG}br" up
+		mkdir -p "$TMP/n$i"
+		ip netns exec "$ns" "$DP" -c "$conf" -o node.id=$i \
+		    -o "node.run_dir=$TMP/n$i" -o "dataplane.listen=$NET.$i" \
+		    > "$TMP/dp$i.log" 2>&1 &
+		PIDS="$PIDS $!"
+		eval "DPPID$i=$!"
+	done
+	for i in $(seq 1 "$n"); do
+		if ! until_ok 10 up "$i" $((n - 1)); then
+			log "FAIL: host $i: links not up"; cat "$TMP/dp$i.log"
+			return 1
+		fi
+	done
+}
+
+# run_test NAME GROUP MEMBERS ARGS...: the test worker on every member
+run_test() {
+	name=$1 g=$2 members=$3; shift 3
+	wp=""
+	for i in $(echo "$members" | tr , ' '); do
+		timeout 60 ip netns exec "${TAG}n$i" "$TOOL" \
+		    -s "$TMP/n$i/dataplane.sock" test -g "$g" -m "$members" "$@" \
+		    > "$TMP/w$i.log" 2>&1 &
+		wp="$wp $!"
+	done
+	ok=1
+	for p in $wp; do wait "$p" || ok=0; done
+	if [ $ok = 1 ]; then
+		log "ok $name ($(grep -h '^ok' "$TMP"/w*.log | wc -l) checks)"
+	else
+		log "FAIL $name"
+		grep -h 'FAIL' "$TMP"/w*.log | head -20
+		FAILS=$((FAILS + 1))
+	fi
+	rm -f "$TMP"/w*.log
+}
+
+# kill_test N VICTIM: hammer all-reduces, SIGKILL one dataplane mid-run
+kill_test() {
+	n=$1 victim=$2
+	members=$(seq -s, 1 "$n")
+	hp=""
+	for i in $(seq 1 "$n"); do
+		timeout 30 ip netns exec "${TAG}n$i" "$TOOL" \
+		    -s "$TMP/n$i/dataplane.sock" hammer -g 99 -m "$members" \
+		    -t 20 -n 65536 > "$TMP/h$i.log" 2>&1 &
+		hp="$hp $!"
+	done
+	running() { grep -q RUNNING "$TMP/h1.log"; }
+	until_ok 10 running || { log "FAIL kill: hammer did not start"; \
+	    FAILS=$((FAILS + 1)); return; }
+	eval "vp=\$DPPID$victim"
+	t0=$(date +%s%N)
+	kill -9 "$vp"
+	for p in $hp; do wait "$p"; done
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	for i in $(seq 1 "$n"); do
+		[ "$i" = "$victim" ] && continue
+		if ! grep -q "FAILED.*peer=$victim " "$TMP/h$i.log"; then
+			log "FAIL kill: host $i did not name peer $victim:"
+			cat "$TMP/h$i.log"
+			FAILS=$((FAILS + 1))
+		fi
+	done
+	if ! grep -q "dataplane unreachable" "$TMP/h$victim.log"; then
+		log "FAIL kill: the victim's worker was not told"
+		cat "$TMP/h$victim.log"
+		FAILS=$((FAILS + 1))
+	fi
+	# the peer timeout is 1000 ms; a kill shows as a reset much sooner
+	if [ "$ms" -gt 3000 ]; then
+		log "FAIL kill: failures took $ms ms"; FAILS=$((FAILS + 1))
+	else
+		log "ok kill: $((n - 1)) hosts named peer $victim within $ms ms"
+	fi
+}
+
+# stall_test N VICTIM: SIGSTOP one dataplane; the others must name it
+# within the peer timeout (1000 ms) plus slack, then it comes back
+stall_test() {
+	n=$1 victim=$2
+	members=$(seq -s, 1 "$n")
+	hp=""
+	for i in $(seq 1 "$n"); do
+		[ "$i" = "$victim" ] && continue
+		timeout 30 ip netns exec "${TAG}n$i" "$TOOL" \
+		    -s "$TMP/n$i/dataplane.sock" hammer -g 98 -m "$members" \
+		    -t 20 -n 65536 > "$TMP/s$i.log" 2>&1 &
+		hp="$hp $!"
+	done
+	eval "vp=\$DPPID$victim"
+	kill -STOP "$vp"
+	t0=$(date +%s%N)
+	for p in $hp; do wait "$p"; done
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	kill -CONT "$vp"
+	for i in $(seq 1 "$n"); do
+		[ "$i" = "$victim" ] && continue
+		if ! grep -q "FAILED.*peer=$victim " "$TMP/s$i.log"; then
+			log "FAIL stall: host $i did not name peer $victim:"
+			cat "$TMP/s$i.log"; FAILS=$((FAILS + 1))
+		fi
+	done
+	if [ "$ms" -gt 3500 ]; then
+		log "FAIL stall: failures took $ms ms"; FAILS=$((FAILS + 1))
+	else
+		log "ok stall: $((n - 1)) hosts named stopped peer $victim" \
+		    "within $ms ms (timeout 1000)"
+	fi
+	# the links come back once it runs again
+	for i in $(seq 1 "$n"); do
+		until_ok 10 up "$i" $((n - 1)) || { log "FAIL: links of" \
+		    "host $i did not come back"; FAILS=$((FAILS + 1)); }
+	done
+}
+
+up() { [ "$("$TOOL" -s "$TMP/n$1/dataplane.sock" links | \
+    grep -c ' up ')" = "$2" ]; }
+
+for n in 2 3 4; do
+	log "== $n hosts"
+	if ! hosts "$n"; then FAILS=$((FAILS + 1)); cleanup; continue; fi
+	all=$(seq -s, 1 "$n")
+	run_test "all-$n" 10 "$all" -n 1,7,1001,65537,200003
+	# reversed ring order, and compression
+	rev=$(seq -s, "$n" -1 1)
+	run_test "reversed-$n-bf16" 11 "$rev" -c bf16 -n 3,4099,100001
+	run_test "all-$n-int8" 12 "$all" -c int8 -n 5,70001
+	run_test "all-$n-topk" 13 "$all" -c topk:0.1 -n 9,50001
+	if [ "$n" -ge 3 ]; then
+		run_test "subset-$n" 14 "$n,1" -n 2,999,33333
+		run_test "subset-$n-int8" 15 "2,$n,1" -c int8 -n 1001
+	fi
+	if [ "$n" = 4 ]; then
+		stall_test "$n" 3
+	fi
+	if [ "$n" -ge 3 ]; then
+		kill_test "$n" 2
+	fi
+	for i in $(seq 1 "$n"); do
+		if grep -q "AddressSanitizer\|runtime error" "$TMP/dp$i.log"; then
+			log "FAIL: sanitizer report on host $i"
+			cat "$TMP/dp$i.log"; FAILS=$((FAILS + 1))
+		fi
+	done
+	cleanup
+done
+
+if [ $FAILS -gt 0 ]; then log "FAIL: $FAILS"; exit 1; fi
+log "PASS"
+exit 0
