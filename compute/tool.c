@@ -14,6 +14,24 @@
 #include "compute.h"
 #include "log.h"
 
+/*
+ * The subcommands get their own arguments only (argv[0] is the first
+ * option); getopt wants a program name first, so make a copy that has one.
+ * The caller frees the result.
+ */
+static char **
+with_progname(const char *name, int argc, char **argv)
+{
+	char **v = calloc((size_t)argc + 2, sizeof(*v));
+
+	if (v == NULL)
+		return NULL;
+	v[0] = (char *)name;
+	for (int i = 0; i < argc; i++)
+		v[i + 1] = argv[i];
+	return v;
+}
+
 int
 tool_dataset_build(int argc, char **argv)
 {
@@ -23,9 +41,14 @@ tool_dataset_build(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *text = NULL, *out = NULL;
-	char err[512];
-	int ch;
+	char err[512], **av = with_progname("arceusctl dataset build", argc,
+	    argv);
+	int ch, rc;
 
+	if (av == NULL)
+		return 1;
+	argv = av;
+	argc++;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
@@ -36,13 +59,15 @@ tool_dataset_build(int argc, char **argv)
 	}
 	if (text == NULL || out == NULL || optind != argc)
 		goto usage;
-	if (data_build(text, out, err, sizeof(err)) < 0) {
+	free(av);
+	if ((rc = data_build(text, out, err, sizeof(err))) < 0) {
 		fprintf(stderr, "arceusctl dataset build: %s\n", err);
 		return 1;
 	}
 	printf("%s: token file written\n", out);
 	return 0;
 usage:
+	free(av);
 	fprintf(stderr, "usage: arceusctl dataset build --text FILE "
 	    "--out FILE\n");
 	return 2;
@@ -70,9 +95,13 @@ tool_sample(int argc, char **argv)
 	struct gpt m;
 	struct rng r;
 	uint8_t *out = NULL;
-	char err[512];
+	char err[512], **av = with_progname("arceusctl sample", argc, argv);
 	int ch, rc = 1;
 
+	if (av == NULL)
+		return 1;
+	argv = av;
+	argc++;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
@@ -84,7 +113,7 @@ tool_sample(int argc, char **argv)
 			    len < 1 || len > 1000000) {
 				fprintf(stderr, "arceusctl sample: --len %s: "
 				    "must be 1..1000000\n", optarg);
-				return 2;
+				goto bad;
 			}
 			break;
 		case 't':
@@ -93,14 +122,14 @@ tool_sample(int argc, char **argv)
 				fprintf(stderr, "arceusctl sample: "
 				    "--temperature %s: must be 0.01..10\n",
 				    optarg);
-				return 2;
+				goto bad;
 			}
 			break;
 		case 's':
 			if (conf_parse_int(optarg, &seed, &why) < 0) {
 				fprintf(stderr, "arceusctl sample: --seed %s: "
 				    "%s\n", optarg, why);
-				return 2;
+				goto bad;
 			}
 			break;
 		default:
@@ -109,6 +138,8 @@ tool_sample(int argc, char **argv)
 	}
 	if (jobpath == NULL || optind != argc)
 		goto usage;
+	free(av);
+	av = NULL;
 	if (job_load(&job, jobpath, NULL, 0) < 0)
 		return 1;
 	if (dir == NULL)
@@ -151,5 +182,7 @@ out:
 usage:
 	fprintf(stderr, "usage: arceusctl sample --job FILE [--checkpoint DIR] "
 	    "[--prompt TEXT] [--len N] [--temperature T] [--seed N]\n");
+bad:
+	free(av);
 	return 2;
 }

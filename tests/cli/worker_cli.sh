@@ -132,7 +132,7 @@ if [ -x "$CTL" ]; then
 	"$CTL" sample --job configs/jobs/tiny.conf --set 2>/dev/null
 	"$CTL" sample "${job[@]:0:2}" --checkpoint "$tmp/ck" --prompt "the " --len 30 > "$tmp/s.out" 2> "$tmp/s.err"
 	rc=$?
-	[ $rc -ne 0 ] && grep -q 'another model' "$tmp/s.err" && pass "sample refuses a checkpoint of another model" \
+	[ $rc -ne 0 ] && grep -qE 'another model|different model' "$tmp/s.err" && pass "sample refuses a checkpoint of another model" \
 	    || fail "sample with mismatched job: exit $rc"
 	printf '[model]\nn_layer = 2\nn_head = 4\nn_embd = 64\nblock_size = 32\n[checkpoint]\ndir = %s\n' "$tmp/ck" > "$tmp/j.conf"
 	"$CTL" sample --job "$tmp/j.conf" --prompt "the " --len 30 > "$tmp/s.out" 2> "$tmp/s.err"
