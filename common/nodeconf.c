@@ -190,6 +190,9 @@ const struct conf_key nodeconf_keys[] = {
 	    0, 50, 60000, "300", "raft election timeout", NULL, 0 },
 	{ "raft", "heartbeat_ms", CONF_INT, NC(heartbeat_ms), 0, 5, 10000,
 	    "30", "raft heartbeat", NULL, 0 },
+	{ "raft", "bootstrap_expect", CONF_INT, NC(bootstrap_expect), 0, 1,
+	    1024, "3", "members seen before the lowest id forms the cluster",
+	    NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0 },
 };
 

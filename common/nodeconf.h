@@ -76,6 +76,7 @@ struct nodeconf {
 	/* [raft] */
 	int64_t		election_timeout_ms;
 	int64_t		heartbeat_ms;
+	int64_t		bootstrap_expect;	/* members before forming */
 };
 
 extern const struct conf_key nodeconf_keys[];

@@ -133,9 +133,18 @@ struct ctl {
 	struct profile	prof;
 	struct train_state train;
 	uint64_t	view;		/* membership changes seen */
-	uint64_t	epoch;		/* committed epoch (raft), 0: none */
+	/* raft, as raftglue.c last saw it (copied under mu) */
+	uint64_t	epoch;		/* committed epoch, 0: none */
 	uint64_t	term;
-	const char	*role;		/* leader, follower, standby, ... */
+	const char	*role;		/* leader, voter, standby, ... */
+	uint32_t	leader;		/* 0: none known */
+	int		nvoters, nstandbys;
+	int		nepoch;		/* members of the epoch */
+	uint32_t	epoch_members[64];	/* the first 64 */
+	int64_t		resume_step;
+	uint64_t	raft_auth_ok, raft_auth_refused;
+	uint64_t	stale_epochs;
+	void		*raft;		/* raftglue.c state */
 	uint64_t	sock_errors;
 	void		*http;		/* struct MHD_Daemon */
 	void		*ctlsrv;	/* ctlsock.c state */
@@ -160,6 +169,15 @@ void	http_stop(struct ctl *c);
 /* ctlsock.c: the server side of control.sock                           */
 int	ctlsock_start(struct ctl *c, const char *path);
 void	ctlsock_stop(struct ctl *c);
+
+/* ------------------------------------------------------------------ */
+/* raftglue.c: raft on libuv behind raftauth.c, committing epochs       */
+/* Prepares raft (starts it once formed or joining). @return 0 or -errno */
+int	raftglue_init(struct ctl *c, const unsigned char key[32]);
+/* Every ~100 ms on the loop: start, leadership, roles, epochs. */
+void	raftglue_tick(struct ctl *c);
+/* Closes raft; done() runs when it is safe to close the loop. */
+void	raftglue_stop(struct ctl *c, void (*done)(struct ctl *));
 
 /* ------------------------------------------------------------------ */
 /* profile.c: this node's measurements (probe: run the GEMM probe)      */

@@ -18,9 +18,9 @@
  *                                           +----all peers dead/left---+
  *   ALONE | MEMBER --SIGTERM/SIGINT--> LEAVING --leave sent--> STOPPED
  *
- * Member states are SWIM's (swim.h).  SWIM only suspects; deciding epochs
- * is raft's job (ARCHITECTURE.md §2), not built yet: epoch stays 0 and
- * role "no-raft" until it is.
+ * Member states are SWIM's (swim.h).  SWIM only suspects; raft decides
+ * (raftglue.c has its own states): the elected leader commits a new epoch
+ * when the alive set changes.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -62,7 +62,7 @@ static struct ctl	 C;
 static struct nodeconf	 NC;
 static uv_loop_t	 loop;
 static uv_udp_t		 udp;
-static uv_timer_t	 tick_timer, slow_timer, leave_timer;
+static uv_timer_t	 tick_timer, slow_timer, leave_timer, raft_timer;
 static uv_signal_t	 sigterm, sigint;
 static enum ctl_state	 state = CTL_STARTING;
 static uint64_t		 udp_send_errors;
@@ -353,12 +353,27 @@ close_walk(uv_handle_t *h, void *arg)
 }
 
 static void
-on_leave_done(uv_timer_t *t)
+raft_stopped(struct ctl *c)
 {
-	(void)t;
+	(void)c;
 	state_set(CTL_STOPPED);
 	ctlsock_stop(&C);
 	uv_walk(&loop, close_walk, NULL);
+}
+
+static void
+on_leave_done(uv_timer_t *t)
+{
+	(void)t;
+	uv_timer_stop(&raft_timer);
+	raftglue_stop(&C, raft_stopped);
+}
+
+static void
+on_raft_tick(uv_timer_t *t)
+{
+	(void)t;
+	raftglue_tick(&C);
 }
 
 static void
@@ -429,7 +444,7 @@ main(int argc, char **argv)
 	C.boot = (uint64_t)time(NULL) * 1000000000ull +
 	    (uint64_t)(ctl_now() * 1e3) % 1000000000ull;
 	C.id = node_id_get(&NC);
-	C.role = "no-raft";
+	C.role = "waiting";
 	if (NC.name[0])
 		snprintf(C.name, sizeof(C.name), "%s", NC.name);
 	else
@@ -452,7 +467,6 @@ main(int argc, char **argv)
 	if (swim_init(&C.sw, &sc, C.id, C.boot, key, (uint16_t)NC.http_port,
 	    (uint16_t)NC.raft_port, gossip_send, member_changed, &C) < 0)
 		fatalx("out of memory");
-	sodium_memzero(key, sizeof(key));
 	inet_pton(AF_INET, C.addr, &C.sw.self.addr);
 	C.sw.self.port = (uint16_t)NC.gossip_port;
 	for (int i = 0; i < NC.nseeds; i++) {
@@ -488,6 +502,12 @@ main(int argc, char **argv)
 		fatalx("http: cannot listen on %s:%lld (hint: port in use? set "
 		    "[control] http_port, 0 to turn HTTP off)", NC.http_listen,
 		    (long long)NC.http_port);
+	if ((rc = raftglue_init(&C, key)) < 0)
+		fatalx("raft: cannot start in %s/raft (hint: [node] state_dir "
+		    "must be writable; see the lines above)", NC.state_dir);
+	sodium_memzero(key, sizeof(key));
+	uv_timer_init(&loop, &raft_timer);
+	uv_timer_start(&raft_timer, on_raft_tick, 100, 100);
 	uv_timer_init(&loop, &tick_timer);
 	uv_timer_init(&loop, &slow_timer);
 	uv_timer_init(&loop, &leave_timer);

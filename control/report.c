@@ -118,9 +118,15 @@ report_status(struct ctl *c, struct sbuf *b, int json)
 		    "%d left\n", alive, suspect, dead, left);
 		sbuf_printf(b, "view      %llu changes\n",
 		    (unsigned long long)c->view);
-		sbuf_printf(b, "epoch     %llu (term %llu, %s)\n",
-		    (unsigned long long)c->epoch,
-		    (unsigned long long)c->term, c->role);
+		sbuf_printf(b, "epoch     %llu (term %llu, %s, leader %u, "
+		    "%d voters, %d standbys)\n", (unsigned long long)c->epoch,
+		    (unsigned long long)c->term, c->role, c->leader,
+		    c->nvoters, c->nstandbys);
+		sbuf_printf(b, "in epoch ");
+		for (int i = 0; i < c->nepoch && i < 64; i++)
+			sbuf_printf(b, "%s%u", i ? "," : " ",
+			    c->epoch_members[i]);
+		sbuf_printf(b, "%s\n", c->nepoch > 64 ? ",..." : "");
 		sbuf_printf(b, "profile   %d cores, %.1f GiB, %.1f GFLOP/s\n",
 		    c->prof.cores, c->prof.mem_bytes / 1073741824.0,
 		    c->prof.gflops);
@@ -148,6 +154,16 @@ report_status(struct ctl *c, struct sbuf *b, int json)
 	    now - c->start, alive, suspect, dead, left,
 	    (unsigned long long)c->view, (unsigned long long)c->epoch,
 	    (unsigned long long)c->term, c->role);
+	sbuf_printf(b, "\"raft\":{\"leader\":%u,\"voters\":%d,"
+	    "\"standbys\":%d,\"auth_ok\":%llu,\"auth_refused\":%llu,"
+	    "\"stale_epochs\":%llu},\"resume_step\":%lld,"
+	    "\"epoch_members\":[", c->leader, c->nvoters, c->nstandbys,
+	    (unsigned long long)c->raft_auth_ok,
+	    (unsigned long long)c->raft_auth_refused,
+	    (unsigned long long)c->stale_epochs, (long long)c->resume_step);
+	for (int i = 0; i < c->nepoch && i < 64; i++)
+		sbuf_printf(b, "%s%u", i ? "," : "", c->epoch_members[i]);
+	sbuf_printf(b, "],");
 	sbuf_printf(b, "\"profile\":{\"cores\":%d,\"mem_bytes\":%.0f,"
 	    "\"gflops\":%.3f},", c->prof.cores, c->prof.mem_bytes,
 	    c->prof.gflops);
@@ -295,10 +311,21 @@ report_metrics(struct ctl *c, struct sbuf *b)
 	    "reason.\n# TYPE arceus_dropped_total counter\n"
 	    "arceus_dropped_total{reason=\"bad_mac\"} %llu\n"
 	    "arceus_dropped_total{reason=\"replayed\"} %llu\n"
-	    "arceus_dropped_total{reason=\"malformed\"} %llu\n",
+	    "arceus_dropped_total{reason=\"malformed\"} %llu\n"
+	    "arceus_dropped_total{reason=\"raft_auth\"} %llu\n",
 	    (unsigned long long)c->sw.st.bad_mac,
 	    (unsigned long long)c->sw.st.replayed,
-	    (unsigned long long)c->sw.st.malformed);
+	    (unsigned long long)c->sw.st.malformed,
+	    (unsigned long long)c->raft_auth_refused);
+	sbuf_printf(b, "# HELP arceus_raft_term Current raft term.\n"
+	    "# TYPE arceus_raft_term gauge\narceus_raft_term %llu\n"
+	    "# HELP arceus_raft_leader Id of the known leader (0: none).\n"
+	    "# TYPE arceus_raft_leader gauge\narceus_raft_leader %u\n"
+	    "# HELP arceus_raft_voters Voters in the configuration.\n"
+	    "# TYPE arceus_raft_voters gauge\narceus_raft_voters %d\n"
+	    "# HELP arceus_epoch_members Members of the committed epoch.\n"
+	    "# TYPE arceus_epoch_members gauge\narceus_epoch_members %d\n",
+	    (unsigned long long)c->term, c->leader, c->nvoters, c->nepoch);
 	sbuf_printf(b, "# HELP arceus_probe_failures_total Probes without "
 	    "an ack.\n# TYPE arceus_probe_failures_total counter\n"
 	    "arceus_probe_failures_total %llu\n",

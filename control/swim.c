@@ -25,7 +25,7 @@ _Static_assert(SWIM_MAC_LEN == crypto_auth_BYTES, "mac size");
 _Static_assert(SWIM_KEY_LEN == crypto_auth_KEYBYTES, "key size");
 
 struct swim_msg {
-	uint8_t	 type, nupd;
+	uint8_t	 type, nupd, flags;
 	uint32_t sender, sender_inc;
 	uint64_t boot, seq;
 	uint32_t probe_seq, target;
@@ -253,6 +253,7 @@ encode(struct swim *sw, uint8_t *buf, int type, uint32_t probe_seq,
 	put32(buf, SWIM_MAGIC);
 	buf[4] = SWIM_VERSION;
 	buf[5] = (uint8_t)type;
+	buf[7] = sw->self.flags;
 	put32(buf + 8, sw->self.id);
 	put32(buf + 12, sw->self.incarnation);
 	put64(buf + 16, sw->self.boot);
@@ -325,6 +326,7 @@ decode(const struct swim *sw, const uint8_t *buf, size_t len,
 		return -EBADMSG;
 	msg->type = buf[5];
 	msg->nupd = buf[6];
+	msg->flags = buf[7];
 	if (msg->type < SWIM_PING || msg->type > SWIM_LEAVE ||
 	    msg->nupd > SWIM_MAX_UPDATES ||
 	    body != SWIM_HDR_LEN + (size_t)msg->nupd * SWIM_UPD_LEN)
@@ -508,6 +510,7 @@ swim_recv(struct swim *sw, uint64_t now, uint32_t addr, uint16_t port,
 		return;
 	}
 	m->last_heard_ms = now;
+	m->flags = msg.flags;
 	memset(&self, 0, sizeof(self));
 	self.id = msg.sender;
 	self.addr = addr;

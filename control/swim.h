@@ -52,6 +52,9 @@ enum swim_state {
 	SWIM_LEFT,
 };
 
+/* Flags a node sets on its own datagrams (the header's flags byte). */
+#define SWIM_F_RAFT	0x01	/* member of a formed raft cluster */
+
 enum swim_type {
 	SWIM_PING = 1,
 	SWIM_ACK,
@@ -74,6 +77,7 @@ struct swim_member {
 	uint16_t http_port;
 	uint16_t raft_port;
 	uint8_t	 state;			/* enum swim_state */
+	uint8_t	 flags;			/* SWIM_F_*, as the member last said */
 	uint32_t incarnation;
 	uint64_t since_ms;		/* in this state since */
 	uint64_t suspect_deadline;

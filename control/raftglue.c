@@ -1,0 +1,475 @@
+/*
+ * raftglue.c: raft in the daemon (ARCHITECTURE.md §2): libraft on its libuv
+ * backend, its TCP transport wrapped by raftauth.c, the FSM of raftfsm.c.
+ * SWIM suspects, raft decides: the leader turns SWIM's view into
+ * configuration changes (roles_next) and epochs (epoch_needed), one at a
+ * time, and only after a barrier in its term (MACHINE.md: a new leader
+ * appends nothing; act on FSM state only after a barrier).
+ *
+ * Forming the cluster, without a fixed coordinator: a node with an empty
+ * raft directory waits.  If a peer says (SWIM flag) it belongs to a formed
+ * cluster, it starts empty and the leader adds it.  Otherwise, once
+ * bootstrap_expect members have been alive together for FORM_STABLE_MS,
+ * the lowest id among them bootstraps a configuration of itself alone,
+ * and adds the others as they come.
+ *
+ * Glue states (logged with epoch and term):
+ *   WAITING --formed peer seen--> JOINING --config received--> RUNNING
+ *   WAITING --lowest of bootstrap_expect, stable--> RUNNING (bootstrap)
+ *   WAITING --raft dir has state--> RUNNING (restart)
+ * Raft's own states (follower, candidate, leader) are polled each tick
+ * (libraft has no callback) and logged when they change.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <uv.h>
+
+#include "control.h"
+#include "log.h"
+#include "raftauth.h"
+#include "raftfsm.h"
+
+#define FORM_STABLE_MS		1000
+#define CONNECT_RETRY_MS	50
+
+enum glue_state { GLUE_WAITING, GLUE_JOINING, GLUE_RUNNING, GLUE_CLOSING };
+static const char *const glue_names[] = { "waiting", "joining", "running",
+	"closing" };
+
+struct rglue {
+	struct ctl		*c;
+	struct raft_auth	 auth;
+	struct raft_io		 io;
+	struct raft		 raft;
+	struct cluster_fsm	 fsm;
+	char			 dir[512];
+	char			 address[64];
+	enum glue_state		 state;
+	int			 raft_state;	/* last polled */
+	uint64_t		 alive_since;	/* the alive set is stable */
+	int			 last_nalive;
+	raft_term		 barrier_term;	/* barrier done in this term */
+	int			 barrier_pending;
+	raft_term		 barrier_asked;
+	struct raft_barrier	 barrier;
+	int			 change_pending;
+	struct raft_change	 change;
+	int			 apply_pending;
+	struct raft_apply	 apply;
+	void			(*done)(struct ctl *);
+};
+
+static uint64_t
+ms(void)
+{
+	return (uint64_t)(ctl_now() * 1000.0);
+}
+
+static int
+u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+glue_set(struct rglue *g, enum glue_state s)
+{
+	if (g->state == s)
+		return;
+	log_info("ctl.raft: %s -> %s (epoch %llu, term %llu)",
+	    glue_names[g->state], glue_names[s],
+	    (unsigned long long)g->fsm.st.epoch,
+	    (unsigned long long)g->raft.current_term);
+	g->state = s;
+}
+
+/* Sorted ids of alive and suspect members with raft, self included. */
+static int
+alive_set(struct ctl *c, uint32_t *out, int *formed_peer)
+{
+	int n = 0;
+
+	*formed_peer = 0;
+	pthread_mutex_lock(&c->mu);
+	out[n++] = c->id;
+	for (int i = 0; i < c->sw.nm && n < EPOCH_MAX_MEMBERS; i++) {
+		const struct swim_member *m = &c->sw.m[i];
+
+		if (m->state > SWIM_SUSPECT || m->raft_port == 0)
+			continue;
+		out[n++] = m->id;
+		if (m->flags & SWIM_F_RAFT)
+			*formed_peer = 1;
+	}
+	pthread_mutex_unlock(&c->mu);
+	qsort(out, (size_t)n, sizeof(*out), u32_cmp);
+	return n;
+}
+
+static int
+member_address(struct ctl *c, uint32_t id, char *out, size_t len)
+{
+	const struct swim_member *m;
+	struct in_addr a;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&c->mu);
+	if ((m = swim_find(&c->sw, id)) != NULL && m->addr != 0) {
+		char ip[16];
+
+		a.s_addr = m->addr;
+		inet_ntop(AF_INET, &a, ip, sizeof(ip));
+		snprintf(out, len, "%s:%u", ip, m->raft_port);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+static void
+fsm_applied(void *ctx, int type, const struct cluster_state *st)
+{
+	struct rglue *g = ctx;
+	struct ctl *c = g->c;
+	char list[256] = "";
+	size_t off = 0;
+
+	if (type != ENTRY_EPOCH)
+		return;
+	for (int i = 0; i < st->nmembers && off < sizeof(list) - 16; i++)
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%u",
+		    i ? "," : "", st->members[i]);
+	log_info("ctl.raft: epoch %llu committed (term %llu): %d members "
+	    "[%s], resume at step %lld", (unsigned long long)st->epoch,
+	    (unsigned long long)g->raft.current_term, st->nmembers, list,
+	    (long long)st->resume_step);
+	pthread_mutex_lock(&c->mu);
+	c->epoch = st->epoch;
+	c->resume_step = st->resume_step;
+	c->nepoch = st->nmembers;
+	for (int i = 0; i < st->nmembers && i < 64; i++)
+		c->epoch_members[i] = st->members[i];
+	pthread_mutex_unlock(&c->mu);
+}
+
+int
+raftglue_init(struct ctl *c, const unsigned char key[32])
+{
+	const struct nodeconf *nc = c->nc;
+	struct rglue *g = calloc(1, sizeof(*g));
+	char bind[96];
+	int rc;
+
+	if (g == NULL)
+		return -ENOMEM;
+	g->c = c;
+	c->raft = g;
+	snprintf(g->dir, sizeof(g->dir), "%s/raft", nc->state_dir);
+	if (mkdir(g->dir, 0750) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(g->address, sizeof(g->address), "%s:%lld", c->addr,
+	    (long long)nc->raft_port);
+	snprintf(bind, sizeof(bind), "%s:%lld", nc->ctl_listen,
+	    (long long)nc->raft_port);
+	if ((rc = raft_auth_init(&g->auth, c->loop, key)) != 0)
+		goto fail;
+	if ((rc = raft_uv_tcp_set_bind_address(&g->auth.inner, bind)) != 0)
+		goto fail;
+	if ((rc = raft_uv_init(&g->io, c->loop, g->dir, &g->auth.t)) != 0)
+		goto fail;
+	raft_uv_set_connect_retry_delay(&g->io, CONNECT_RETRY_MS);
+	cluster_fsm_init(&g->fsm, fsm_applied, g);
+	if ((rc = raft_init(&g->raft, &g->io, &g->fsm.fsm, c->id,
+	    g->address)) != 0)
+		goto fail;
+	raft_set_election_timeout(&g->raft, (unsigned)nc->election_timeout_ms);
+	raft_set_heartbeat_timeout(&g->raft, (unsigned)nc->heartbeat_ms);
+	raft_set_pre_vote(&g->raft, true);
+	/* a raft directory with state: we were a member; start now */
+	{
+		char p[600];
+
+		snprintf(p, sizeof(p), "%s/metadata1", g->dir);
+		if (access(p, F_OK) == 0) {
+			if ((rc = raft_start(&g->raft)) != 0) {
+				log_warnx("ctl.raft: start: %s",
+				    raft_errmsg(&g->raft));
+				return -EIO;
+			}
+			glue_set(g, GLUE_RUNNING);
+		}
+	}
+	log_info("ctl.raft: %s, data in %s", g->address, g->dir);
+	return 0;
+fail:
+	log_warnx("ctl.raft: init: %s", raft_strerror(rc));
+	return -EIO;
+}
+
+static void
+barrier_done(struct raft_barrier *req, int status)
+{
+	struct rglue *g = req->data;
+
+	g->barrier_pending = 0;
+	if (status == 0)
+		g->barrier_term = g->barrier_asked;
+}
+
+static void
+change_done(struct raft_change *req, int status)
+{
+	struct rglue *g = req->data;
+
+	g->change_pending = 0;
+	if (status != 0)
+		log_warnx("ctl.raft: configuration change failed: %s",
+		    raft_strerror(status));
+}
+
+static void
+apply_done(struct raft_apply *req, int status, void *result)
+{
+	struct rglue *g = req->data;
+
+	g->apply_pending = 0;
+	if (status != 0)
+		log_warnx("ctl.raft: epoch not committed: %s",
+		    raft_strerror(status));
+	else if ((intptr_t)result != 0)
+		log_info("ctl.raft: epoch skipped: %s",
+		    strerror(-(int)(intptr_t)result));
+}
+
+static const char *
+my_role(struct rglue *g)
+{
+	const struct raft_configuration *cf = &g->raft.configuration;
+
+	for (unsigned i = 0; i < cf->n; i++)
+		if (cf->servers[i].id == g->c->id)
+			return cf->servers[i].role == RAFT_VOTER ? "voter" :
+			    cf->servers[i].role == RAFT_STANDBY ? "standby" :
+			    "spare";
+	return "none";
+}
+
+/* Copies what reports show into c (under mu). */
+static void
+publish(struct rglue *g)
+{
+	struct ctl *c = g->c;
+	const struct raft_configuration *cf = &g->raft.configuration;
+	int st = raft_state(&g->raft), nv = 0, ns = 0;
+	raft_id lid = 0;
+	const char *laddr = NULL, *role;
+
+	raft_leader(&g->raft, &lid, &laddr);
+	for (unsigned i = 0; i < cf->n; i++) {
+		nv += cf->servers[i].role == RAFT_VOTER;
+		ns += cf->servers[i].role == RAFT_STANDBY;
+	}
+	if (st == RAFT_LEADER)
+		role = "leader";
+	else if (st == RAFT_CANDIDATE)
+		role = "candidate";
+	else if (lid == 0)
+		role = strcmp(my_role(g), "voter") == 0 ? "voter, no leader" :
+		    "no leader";
+	else
+		role = my_role(g);
+	pthread_mutex_lock(&c->mu);
+	c->term = g->raft.current_term;
+	c->leader = (uint32_t)lid;
+	c->role = role;
+	c->nvoters = nv;
+	c->nstandbys = ns;
+	c->raft_auth_ok = g->auth.stats.ok;
+	c->raft_auth_refused = g->auth.stats.refused;
+	c->stale_epochs = g->fsm.st.stale;
+	if (cf->n > 0)
+		c->sw.self.flags |= SWIM_F_RAFT;
+	pthread_mutex_unlock(&c->mu);
+	if (st != g->raft_state) {
+		static const char *const names[] = { "unavailable",
+		    "follower", "candidate", "leader" };
+
+		log_info("ctl.raft: %s -> %s (epoch %llu, term %llu)",
+		    names[g->raft_state & 3], names[st & 3],
+		    (unsigned long long)g->fsm.st.epoch,
+		    (unsigned long long)g->raft.current_term);
+		g->raft_state = st;
+	}
+}
+
+static void
+try_form(struct rglue *g, const uint32_t *alive, int n, int formed_peer)
+{
+	struct ctl *c = g->c;
+	struct raft_configuration conf;
+	int rc;
+
+	if (formed_peer) {
+		if ((rc = raft_start(&g->raft)) != 0) {
+			log_warnx("ctl.raft: start: %s", raft_errmsg(&g->raft));
+			return;
+		}
+		log_info("ctl.raft: a peer belongs to a cluster: joining");
+		glue_set(g, GLUE_JOINING);
+		return;
+	}
+	if (n != g->last_nalive) {
+		g->last_nalive = n;
+		g->alive_since = ms();
+	}
+	if (n < c->nc->bootstrap_expect || alive[0] != c->id ||
+	    ms() - g->alive_since < FORM_STABLE_MS)
+		return;
+	raft_configuration_init(&conf);
+	if (raft_configuration_add(&conf, c->id, g->address, RAFT_VOTER) != 0 ||
+	    (rc = raft_bootstrap(&g->raft, &conf)) != 0) {
+		log_warnx("ctl.raft: bootstrap: %s", raft_errmsg(&g->raft));
+		raft_configuration_close(&conf);
+		return;
+	}
+	raft_configuration_close(&conf);
+	if ((rc = raft_start(&g->raft)) != 0) {
+		log_warnx("ctl.raft: start: %s", raft_errmsg(&g->raft));
+		return;
+	}
+	log_info("ctl.raft: lowest id of %d members: forming the cluster", n);
+	glue_set(g, GLUE_RUNNING);
+}
+
+/* The leader's work: one change or one epoch at a time. */
+static void
+lead(struct rglue *g, const uint32_t *alive, int n)
+{
+	struct ctl *c = g->c;
+	struct role_change rc;
+	struct raft_buffer b;
+	char addr[64];
+	int r = 0;
+
+	if (g->barrier_term != g->raft.current_term) {
+		if (!g->barrier_pending) {
+			g->barrier.data = g;
+			g->barrier_asked = g->raft.current_term;
+			if (raft_barrier(&g->raft, &g->barrier,
+			    barrier_done) == 0)
+				g->barrier_pending = 1;
+		}
+		return;
+	}
+	if (g->change_pending || g->apply_pending)
+		return;
+	roles_next(&g->raft.configuration, alive, n, (int)c->nc->voters,
+	    c->id, &rc);
+	g->change.data = g;
+	switch (rc.action) {
+	case ROLE_ADD:
+		if (member_address(c, rc.id, addr, sizeof(addr)) < 0)
+			break;
+		log_info("ctl.raft: adding node %u at %s (epoch %llu, term "
+		    "%llu)", rc.id, addr, (unsigned long long)g->fsm.st.epoch,
+		    (unsigned long long)g->raft.current_term);
+		r = raft_add(&g->raft, &g->change, rc.id, addr, change_done);
+		break;
+	case ROLE_ASSIGN:
+		log_info("ctl.raft: node %u becomes %s (epoch %llu, term %llu)",
+		    rc.id, rc.role == RAFT_VOTER ? "a voter" : "a standby",
+		    (unsigned long long)g->fsm.st.epoch,
+		    (unsigned long long)g->raft.current_term);
+		r = raft_assign(&g->raft, &g->change, rc.id, rc.role,
+		    change_done);
+		break;
+	case ROLE_REMOVE:
+		log_info("ctl.raft: removing node %u (epoch %llu, term %llu)",
+		    rc.id, (unsigned long long)g->fsm.st.epoch,
+		    (unsigned long long)g->raft.current_term);
+		r = raft_remove(&g->raft, &g->change, rc.id, change_done);
+		break;
+	}
+	if (rc.action != ROLE_NONE) {
+		if (r == 0)
+			g->change_pending = 1;
+		else
+			log_warnx("ctl.raft: change: %s",
+			    raft_errmsg(&g->raft));
+		return;
+	}
+	if (!epoch_needed(&g->fsm.st, alive, n))
+		return;
+	if (entry_epoch(&b, g->fsm.st.epoch + 1, g->fsm.st.ckpt_step, alive,
+	    n) < 0)
+		return;
+	log_info("ctl.raft: proposing epoch %llu with %d members (term %llu)",
+	    (unsigned long long)g->fsm.st.epoch + 1, n,
+	    (unsigned long long)g->raft.current_term);
+	g->apply.data = g;
+	if (raft_apply(&g->raft, &g->apply, &b, 1, apply_done) == 0)
+		g->apply_pending = 1;
+	else
+		raft_free(b.base);
+}
+
+void
+raftglue_tick(struct ctl *c)
+{
+	struct rglue *g = c->raft;
+	static uint32_t alive[EPOCH_MAX_MEMBERS];
+	int n, formed_peer;
+
+	if (g == NULL || g->state == GLUE_CLOSING)
+		return;
+	n = alive_set(c, alive, &formed_peer);
+	if (g->state == GLUE_WAITING) {
+		try_form(g, alive, n, formed_peer);
+		if (g->state == GLUE_WAITING)
+			return;
+	}
+	publish(g);
+	if (g->state == GLUE_JOINING && g->raft.configuration.n > 0)
+		glue_set(g, GLUE_RUNNING);
+	if (raft_state(&g->raft) == RAFT_LEADER)
+		lead(g, alive, n);
+}
+
+static void
+raft_closed(struct raft *r)
+{
+	struct rglue *g = r->data;
+	struct ctl *c = g->c;
+	void (*done)(struct ctl *) = g->done;
+
+	raft_uv_close(&g->io);
+	raft_auth_fini(&g->auth);
+	c->raft = NULL;
+	free(g);
+	log_info("ctl.raft: closed");
+	done(c);
+}
+
+void
+raftglue_stop(struct ctl *c, void (*done)(struct ctl *))
+{
+	struct rglue *g = c->raft;
+
+	if (g == NULL) {
+		done(c);
+		return;
+	}
+	glue_set(g, GLUE_CLOSING);
+	g->done = done;
+	g->raft.data = g;
+	raft_close(&g->raft, raft_closed);
+}
