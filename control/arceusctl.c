@@ -21,9 +21,12 @@
 #include "control.h"
 #include "log.h"
 
-#ifdef ARC_HAVE_COMPUTE_TOOLS
-#include "compute.h"		/* tool_dataset_build, tool_sample */
-#endif
+/*
+ * compute/tool.c (the compute library), linked in when it exists; weak so
+ * that arceusctl still builds and says so when it does not.
+ */
+extern int	tool_dataset_build(int argc, char **argv) __attribute__((weak));
+extern int	tool_sample(int argc, char **argv) __attribute__((weak));
 
 static const char *sock_path;
 
@@ -268,8 +271,14 @@ main(int argc, char **argv)
 	if (strcmp(argv[0], "status") == 0 || strcmp(argv[0], "members") == 0 ||
 	    strcmp(argv[0], "metrics") == 0)
 		return cmd_simple(argc, argv);
-#ifdef ARC_HAVE_COMPUTE_TOOLS
-	if (strcmp(argv[0], "dataset") == 0) {
+	if (strcmp(argv[0], "dataset") == 0 || strcmp(argv[0], "sample") == 0) {
+		if (tool_dataset_build == NULL || tool_sample == NULL) {
+			fprintf(stderr, "arceusctl: %s: this arceusctl was built "
+			    "without the compute library\n", argv[0]);
+			return 1;
+		}
+		if (strcmp(argv[0], "sample") == 0)
+			return tool_sample(argc - 1, argv + 1);
 		if (argc < 2 || strcmp(argv[1], "build") != 0) {
 			fprintf(stderr, "usage: arceusctl dataset build --text "
 			    "FILE --out FILE\n");
@@ -277,9 +286,6 @@ main(int argc, char **argv)
 		}
 		return tool_dataset_build(argc - 2, argv + 2);
 	}
-	if (strcmp(argv[0], "sample") == 0)
-		return tool_sample(argc - 1, argv + 1);
-#endif
 	fprintf(stderr, "arceusctl: unknown command '%s'\n", argv[0]);
 	usage(stderr);
 	return 1;

@@ -13,8 +13,8 @@ DEBS		+= libuv1-dev libsodium-dev libmicrohttpd-dev libsystemd-dev \
 # the compute library has it (CTL_NO_COMPUTE=1 leaves them out).
 ifneq ($(wildcard compute/tool.c)$(CTL_NO_COMPUTE),compute/tool.c)
 else
-CFLAGS_control/arceusctl.c += -DARC_HAVE_COMPUTE_TOOLS -Icompute
 CTL_CLI_LIBS	:= $(COMPUTE_LIB)
+CTL_CLI_UNDEF	:= -Wl,-u,tool_dataset_build -Wl,-u,tool_sample
 CTL_CLI_LDLIBS	 = $(COMPUTE_LDLIBS)
 endif
 
@@ -32,7 +32,7 @@ $(BUILD)/arceus-control: $(CTL_DAEMON_OBJ) $(CTL_PLAN_OBJ) $(COMMON_LIB)
 
 $(BUILD)/arceusctl: $(CTL_CLI_OBJ) $(CTL_PLAN_OBJ) $(CTL_CLI_LIBS) \
     $(COMMON_LIB)
-	$(CC) $(ALDFLAGS) -o $@ $^ $(CTL_CLI_LDLIBS) -lm
+	$(CC) $(ALDFLAGS) $(CTL_CLI_UNDEF) -o $@ $^ $(CTL_CLI_LDLIBS) -lm
 
 $(eval $(call unit_test,planner,$(CTL_PLAN_OBJ) $(COMMON_LIB),-lm))
 
