@@ -429,6 +429,7 @@ uint64_t arena_cpl_ring_off(int slot);
 struct local;
 struct local	*local_new(struct dp *dp, struct arena *a, const char *path,
 		    int epfd);
+/* After dp_free (whose callbacks still reach the workers' rings). */
 void		 local_free(struct local *l);
 /* An epoll event for local (tag from the event's data). */
 void		 local_event(struct local *l, void *tag, uint32_t events);

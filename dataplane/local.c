@@ -138,13 +138,14 @@ local_free(struct local *l)
 
 	if (l == NULL)
 		return;
+	/* the engine is gone (dp_free ran every callback): no more posts */
+	l->dp = NULL;
 	while ((c = TAILQ_FIRST(&l->clients)) != NULL) {
-		client_close(c, NULL);
-		if (c->inflight > 0) {
-			/* the engine is going away; its callbacks with it */
-			TAILQ_REMOVE(&l->clients, c, entry);
-			continue;
-		}
+		c->inflight = 0;
+		if (c->fd >= 0)
+			client_close(c, NULL);	/* frees it */
+		else
+			client_free(c);
 	}
 	close(l->lfd);
 	unlink(l->path);
@@ -177,13 +178,14 @@ client_close(struct lclient *c, const char *why)
 	close(c->fd);
 	c->fd = -1;
 	msgbuf_fini(c->mb);
-	for (int i = 0; i < l->dp->npeers; i++)
+	for (int i = 0; l->dp != NULL && i < l->dp->npeers; i++)
 		if (l->dp->peers[i]->probe_waiter == c)
 			l->dp->peers[i]->probe_waiter = NULL;
 	if (c->slot >= 0) {
 		epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->req_efd, NULL);
 		/* what it posted before dying still runs (peers need it) */
-		worker_drain(c);
+		if (l->dp != NULL)
+			worker_drain(c);
 	}
 	if (c->inflight == 0)
 		client_free(c);

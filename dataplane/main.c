@@ -284,8 +284,8 @@ main(int argc, char **argv)
 	notify("STOPPING=1");
 	log_info("node %u: stopping", dc.node_id);
 	log_stats(dp, &last_stats);
-	local_free(local);
 	dp_free(dp);
+	local_free(local);
 	arena_fini(&arena);
 	close(tfd);
 	close(sfd);

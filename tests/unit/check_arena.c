@@ -94,8 +94,8 @@ run_dataplane(const char *sock)
 		dp_progress(dp);
 		local_service(l);
 	}
-	local_free(l);
 	dp_free(dp);
+	local_free(l);
 	arena_fini(&a);
 	_exit(0);
 }
