@@ -23,9 +23,9 @@ PROGRAMS	+= $(BUILD)/arceusctl $(BUILD)/arceus-control
 CTL_DAEMON_OBJ	:= $(patsubst %.c,$(BUILD)/obj/%.o,control/main.c \
 		   control/swim.c control/report.c control/ctlsock.c \
 		   control/http.c control/profile.c control/raftfsm.c \
-		   control/raftauth.c control/raftglue.c)
+		   control/raftauth.c control/raftglue.c control/discovery.c)
 CTL_DAEMON_LDLIBS = $(call pc,--libs,raft libuv libsodium libmicrohttpd \
-		   libsystemd) -ldnnl -lm -lpthread
+		   libsystemd avahi-client) -ldnnl -lm -lpthread
 
 $(BUILD)/arceus-control: $(CTL_DAEMON_OBJ) $(CTL_PLAN_OBJ) $(COMMON_LIB)
 	$(CC) $(ALDFLAGS) -o $@ $^ $(CTL_DAEMON_LDLIBS)

@@ -145,6 +145,8 @@ struct ctl {
 	uint64_t	raft_auth_ok, raft_auth_refused;
 	uint64_t	stale_epochs;
 	void		*raft;		/* raftglue.c state */
+	void		*disc;		/* discovery.c state */
+	uint64_t	discovered;	/* peers introduced by DNS-SD */
 	uint64_t	sock_errors;
 	void		*http;		/* struct MHD_Daemon */
 	void		*ctlsrv;	/* ctlsock.c state */
@@ -178,6 +180,13 @@ int	raftglue_init(struct ctl *c, const unsigned char key[32]);
 void	raftglue_tick(struct ctl *c);
 /* Closes raft; done() runs when it is safe to close the loop. */
 void	raftglue_stop(struct ctl *c, void (*done)(struct ctl *));
+
+/* ------------------------------------------------------------------ */
+/* discovery.c: DNS-SD (_arceus._udp) through avahi-daemon              */
+int	discovery_start(struct ctl *c);
+/* On the loop: hands the peers found since the last call to SWIM. */
+void	discovery_drain(struct ctl *c, uint64_t now_ms);
+void	discovery_stop(struct ctl *c);
 
 /* ------------------------------------------------------------------ */
 /* profile.c: this node's measurements (probe: run the GEMM probe)      */

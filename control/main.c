@@ -323,6 +323,7 @@ on_tick(uv_timer_t *t)
 	int others;
 
 	(void)t;
+	discovery_drain(&C, now_ms());
 	pthread_mutex_lock(&C.mu);
 	swim_tick(&C.sw, now_ms());
 	others = swim_count(&C.sw, SWIM_ALIVE) + swim_count(&C.sw,
@@ -385,6 +386,7 @@ on_signal(uv_signal_t *s, int signum)
 	log_info("ctl: signal %d: leaving the cluster", signum);
 	sd_notify(0, "STOPPING=1");
 	state_set(CTL_LEAVING);
+	discovery_stop(&C);		/* withdraw our DNS-SD record */
 	pthread_mutex_lock(&C.mu);
 	swim_leave(&C.sw, now_ms());
 	pthread_mutex_unlock(&C.mu);
@@ -475,9 +477,6 @@ main(int argc, char **argv)
 		inet_pton(AF_INET, NC.seeds[i].addr, &a);
 		swim_add_seed(&C.sw, a.s_addr, NC.seeds[i].port);
 	}
-	if (NC.discovery)
-		log_info("discovery: DNS-SD is not built yet; using the %d "
-		    "seed%s", NC.nseeds, NC.nseeds == 1 ? "" : "s");
 
 	/* the loop */
 	uv_loop_init(&loop);
@@ -521,6 +520,9 @@ main(int argc, char **argv)
 	uv_signal_init(&loop, &sigint);
 	uv_signal_start(&sigterm, on_signal, SIGTERM);
 	uv_signal_start(&sigint, on_signal, SIGINT);
+	if (NC.discovery && discovery_start(&C) < 0)
+		log_warnx("discovery: cannot use avahi; peers from the %d "
+		    "seed%s only", NC.nseeds, NC.nseeds == 1 ? "" : "s");
 	state_set(CTL_ALONE);
 	log_info("ready: gossip %s:%lld, http %s:%lld, %s", NC.ctl_listen,
 	    (long long)NC.gossip_port, NC.http_listen,

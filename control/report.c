@@ -154,6 +154,8 @@ report_status(struct ctl *c, struct sbuf *b, int json)
 	    now - c->start, alive, suspect, dead, left,
 	    (unsigned long long)c->view, (unsigned long long)c->epoch,
 	    (unsigned long long)c->term, c->role);
+	sbuf_printf(b, "\"discovered\":%llu,",
+	    (unsigned long long)c->discovered);
 	sbuf_printf(b, "\"raft\":{\"leader\":%u,\"voters\":%d,"
 	    "\"standbys\":%d,\"auth_ok\":%llu,\"auth_refused\":%llu,"
 	    "\"stale_epochs\":%llu},\"resume_step\":%lld,"

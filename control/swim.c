@@ -734,3 +734,12 @@ swim_leave(struct swim *sw, uint64_t now)
 		}
 	sw->leaving = 1;
 }
+
+void
+swim_introduce(struct swim *sw, uint64_t now, uint32_t addr, uint16_t port)
+{
+	(void)now;
+	swim_add_seed(sw, addr, port);
+	if (!sw->leaving)
+		send_msg(sw, addr, port, SWIM_PING, 0, 0, 0, 0);
+}

@@ -154,6 +154,9 @@ int	swim_init(struct swim *sw, const struct swim_conf *conf, uint32_t id,
 void	swim_fini(struct swim *sw);
 /* Adds a seed (also used by discovery to introduce a peer). */
 void	swim_add_seed(struct swim *sw, uint32_t addr, uint16_t port);
+/* A peer found by discovery: a seed, and a ping right away. */
+void	swim_introduce(struct swim *sw, uint64_t now_ms, uint32_t addr,
+	    uint16_t port);
 /* Drives timers; call at least every few milliseconds. */
 void	swim_tick(struct swim *sw, uint64_t now_ms);
 /* One datagram from addr:port. Never fails: bad input is counted. */

@@ -1,7 +1,10 @@
 #!/bin/bash
 # ctl_hosts.sh: four simulated hosts (network namespaces on a bridge that
 # lives in a fifth namespace, so nothing touches the real network) run
-# arceus-control and find each other through static seeds.  Then:
+# arceus-control and find each other by mDNS (DNS-SD, _arceus._udp): each
+# host has its own dbus-daemon and avahi-daemon (MACHINE.md), and no seeds.
+# Without avahi-daemon or dbus-daemon installed, static seeds stand in
+# (said in the output).  Then:
 #   - a fifth host with the wrong key is refused (and counted);
 #   - one host is killed (SIGKILL), one frozen (SIGSTOP), one cut off (link
 #     down): each is detected by the others, with the time printed;
@@ -14,8 +17,6 @@
 # remaining quorum (raft), and the cut-off host, a minority of one, must not
 # commit anything while cut.  Raft's port is also fed garbage and a forged
 # handshake, which must be refused and counted.
-#
-# Not covered yet (not built): DNS-SD discovery through avahi.
 set -u
 BUILD=${BUILD:-build}
 CTL=$BUILD/arceus-control
@@ -29,8 +30,11 @@ ip netns del arc-probe-$$
 T=a$$			# short: interface names are at most 15 bytes
 BR=${T}br
 tmp=$(mktemp -d)
-declare -A PID
+declare -A PID DPID APID
 fail=0
+MDNS=1
+command -v avahi-daemon >/dev/null && command -v dbus-daemon >/dev/null ||
+    MDNS=0
 
 cleanup() {
 	for i in "${!PID[@]}"; do
@@ -38,10 +42,20 @@ cleanup() {
 		kill -KILL "${PID[$i]}" 2>/dev/null
 		wait "${PID[$i]}" 2>/dev/null
 	done
+	for i in "${!APID[@]}"; do
+		kill -TERM "${APID[$i]}" 2>/dev/null
+		wait "${APID[$i]}" 2>/dev/null
+	done
+	for i in "${!DPID[@]}"; do
+		kill -TERM "${DPID[$i]}" 2>/dev/null
+		wait "${DPID[$i]}" 2>/dev/null
+	done
 	for i in 1 2 3 4 5; do ip netns del ${T}h$i 2>/dev/null; done
 	ip netns del $BR 2>/dev/null
 	if [ $fail != 0 ]; then
-		for f in "$tmp"/h*.log; do echo "== $f"; tail -20 "$f"; done
+		for f in "$tmp"/h*.log "$tmp"/*/avahi.log; do
+		[ -e "$f" ] && { echo "== $f"; tail -20 "$f"; }
+	done
 	fi
 	rm -rf "$tmp"
 }
@@ -104,15 +118,62 @@ epoch_is() {
 
 # ---- the network: a bridge in its own namespace, one veth per host ----
 ip netns add $BR
-ip -n $BR link add br0 type bridge
+ip -n $BR link add br0 type bridge mcast_snooping 0
 ip -n $BR link set br0 up
 ip -n $BR link set lo up
 head -c 32 /dev/urandom > "$tmp/key"
 head -c 32 /dev/urandom > "$tmp/badkey"
 chmod 600 "$tmp/key" "$tmp/badkey"
 
+# mdns_up I: a private system bus and an avahi-daemon in host I
+mdns_up() {
+	local i=$1 d=$tmp/h$1
+	cat > "$d/dbus.conf" <<EOF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$d/dbus.sock</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+EOF
+	cat > "$d/avahi.conf" <<EOF
+[server]
+host-name=host$i
+use-ipv4=yes
+use-ipv6=no
+allow-interfaces=eth0
+enable-dbus=yes
+ratelimit-interval-usec=1000000
+ratelimit-burst=1000
+[wide-area]
+enable-wide-area=no
+[publish]
+publish-hinfo=no
+publish-workstation=no
+EOF
+	ip netns exec ${T}h$i dbus-daemon --config-file="$d/dbus.conf" \
+	    --nofork --nopidfile > "$d/dbus.log" 2>&1 &
+	DPID[$i]=$!
+	wait_for 5000 test -S "$d/dbus.sock" >/dev/null ||
+	    die "dbus-daemon of host $i did not start"
+	mkdir -p /run/avahi-daemon	# the mount point; a tmpfs per host
+	ip netns exec ${T}h$i sh -c "mount -t tmpfs tmpfs /run/avahi-daemon &&
+	    DBUS_SYSTEM_BUS_ADDRESS=unix:path=$d/dbus.sock exec avahi-daemon \
+	    -f $d/avahi.conf --no-chroot --no-drop-root --no-rlimits" \
+	    > "$d/avahi.log" 2>&1 &
+	APID[$i]=$!
+}
+
+# host I KEYFILE mdns|seeds
 host() {
-	local i=$1 key=$2
+	local i=$1 key=$2 disc=$3
 	ip netns add ${T}h$i
 	ip link add ${T}v$i type veth peer name eth0 netns ${T}h$i
 	ip link set ${T}v$i netns $BR
@@ -131,19 +192,35 @@ key_file = $key
 [control]
 listen = 10.77.0.$i
 http_listen = 10.77.0.$i
-discovery = no
-seed = 10.77.0.1:7700
-seed = 10.77.0.2:7700
 EOF
+	if [ "$disc" = mdns ]; then
+		echo "discovery = yes" >> "$tmp/h$i.conf"
+		mdns_up "$i"
+	else
+		printf 'discovery = no\nseed = 10.77.0.1:7700\n' \
+		    >> "$tmp/h$i.conf"
+		printf 'seed = 10.77.0.2:7700\n' >> "$tmp/h$i.conf"
+	fi
 	"$CTL" -n -c "$tmp/h$i.conf" >/dev/null || die "config of host $i"
-	ip netns exec ${T}h$i env ARCEUS_NO_PROBE=1 "$CTL" \
+	ip netns exec ${T}h$i env ARCEUS_NO_PROBE=1 \
+	    DBUS_SYSTEM_BUS_ADDRESS="unix:path=$tmp/h$i/dbus.sock" "$CTL" \
 	    -c "$tmp/h$i.conf" > "$tmp/h$i.log" 2>&1 &
 	PID[$i]=$!
 }
 
-for i in 1 2 3 4; do host $i "$tmp/key"; done
-t=$(wait_for 15000 converged 1 2 3 4) || die "4 hosts did not converge"
-echo "4 hosts agree on 4 members in $t ms"
+if [ $MDNS = 1 ]; then how=mdns; else how=seeds; fi
+for i in 1 2 3 4; do host $i "$tmp/key" $how; done
+t=$(wait_for 20000 converged 1 2 3 4) || die "4 hosts did not converge"
+if [ $MDNS = 1 ]; then
+	for v in 1 2 3 4; do
+		[ "$(status_field $v discovered)" -gt 0 ] ||
+		    die "host $v found nobody by mDNS"
+	done
+	echo "4 hosts found each other by mDNS and agree on 4 members in $t ms"
+else
+	echo "avahi-daemon or dbus-daemon missing: static seeds instead of mDNS"
+	echo "4 hosts agree on 4 members in $t ms"
+fi
 t=$(wait_for 15000 epoch_is 1,2,3,4 1 2 3 4) || die "no epoch with all 4"
 echo "epoch $(status_field 1 epoch) with 1,2,3,4 committed on all in $t ms" \
     "(leader $(status_field 1 leader), $(status_field 1 voters) voters)"
@@ -165,7 +242,7 @@ kill -0 "${PID[1]}" || die "host 1 died of garbage on its raft port"
 echo "raft port: forged handshake refused ($(refused) refused), host 1 fine"
 
 # ---- a host with the wrong key is refused ----
-host 5 "$tmp/badkey"
+host 5 "$tmp/badkey" seeds
 bad_mac() {
 	"$CLI" -s "$tmp/h1/control.sock" status --json |
 	    grep -o '"bad_mac":[0-9]*' | cut -d: -f2
