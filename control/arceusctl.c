@@ -4,6 +4,8 @@
  *   arceusctl [-s SOCKET] status|members|metrics|plan [--json]
  *   arceusctl plan --cluster FILE --job FILE [--global-batch N]
  *       [--micro-batch N] [--drop ID,...] [--json]
+ *   arceusctl job start FILE [--name NAME] [--global-batch N] | job stop
+ *   arceusctl report STEP LOSS TOKENS_PER_S [CKPT_STEP]
  *   arceusctl dataset build --text FILE --out FILE     (compute/tool.c)
  *   arceusctl sample ...                               (compute/tool.c)
  *
@@ -42,6 +44,8 @@ usage(FILE *fp)
 	    "  plan --cluster FILE --job FILE [--global-batch N]\n"
 	    "       [--micro-batch N] [--drop ID,...] [--json]\n"
 	    "                           plan for a described cluster\n"
+	    "  job start FILE [--name NAME] [--global-batch N]\n"
+	    "  job stop                 through the raft leader\n"
 	    "  report STEP LOSS TOKENS_PER_S [CKPT_STEP]\n"
 	    "                           training progress, as workers send it\n"
 	    "  dataset build --text FILE --out FILE\n"
@@ -203,6 +207,57 @@ cmd_plan(int argc, char **argv)
 	return ctl_query(sock_path, "plan", json);
 }
 
+/* job start FILE [--name NAME] [--global-batch N] | job stop */
+static int
+cmd_job(int argc, char **argv)
+{
+	struct ctl_job j;
+	struct conf_errs errs;
+	const char *file = NULL, *name = NULL;
+	long gb = 0;
+
+	memset(&j, 0, sizeof(j));
+	j.version = CTL_VERSION;
+	if (argc >= 2 && strcmp(argv[1], "stop") == 0 && argc == 2) {
+		snprintf(j.name, sizeof(j.name), "-");
+		return ctl_job_send(sock_path, &j);
+	}
+	if (argc < 3 || strcmp(argv[1], "start") != 0) {
+		fprintf(stderr, "usage: arceusctl job start FILE [--name NAME] "
+		    "[--global-batch N]\n       arceusctl job stop\n");
+		return 1;
+	}
+	file = argv[2];
+	for (int i = 3; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--name") == 0)
+			name = argv[i + 1];
+		else if (strcmp(argv[i], "--global-batch") == 0)
+			gb = atol(argv[i + 1]);
+		else {
+			fprintf(stderr, "arceusctl: job: unknown option %s\n",
+			    argv[i]);
+			return 1;
+		}
+	}
+	if ((argc - 3) % 2 != 0) {
+		fprintf(stderr, "arceusctl: job: option without a value\n");
+		return 1;
+	}
+	memset(&errs, 0, sizeof(errs));
+	if (job_params_load(file, &j.jp, &errs) < 0) {
+		conf_errs_print(&errs, stderr);
+		return 1;
+	}
+	if (gb > 0)
+		j.jp.global_batch = (uint32_t)gb;
+	if (name == NULL) {
+		name = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+	}
+	snprintf(j.name, sizeof(j.name), "%s", name);
+	j.running = 1;
+	return ctl_job_send(sock_path, &j);
+}
+
 /* report STEP LOSS TOKENS_PER_S [CKPT_STEP]: what workers send */
 static int
 cmd_report(int argc, char **argv)
@@ -268,6 +323,8 @@ main(int argc, char **argv)
 		return cmd_plan(argc, argv);
 	if (strcmp(argv[0], "report") == 0)
 		return cmd_report(argc, argv);
+	if (strcmp(argv[0], "job") == 0)
+		return cmd_job(argc, argv);
 	if (strcmp(argv[0], "status") == 0 || strcmp(argv[0], "members") == 0 ||
 	    strcmp(argv[0], "metrics") == 0)
 		return cmd_simple(argc, argv);

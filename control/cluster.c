@@ -327,7 +327,7 @@ job_cb(void *ctx, const char *section, const char *key, const char *value,
 }
 
 int
-job_plan_load(const char *path, struct plan_model *m, struct plan_job *j,
+job_params_load(const char *path, struct job_params *out,
     struct conf_errs *errs)
 {
 	/* the defaults of compute/job.c */
@@ -342,9 +342,42 @@ job_plan_load(const char *path, struct plan_model *m, struct plan_job *j,
 		    (long long)jp.n_head);
 		return -1;
 	}
-	plan_model_gpt(m, (int)jp.n_layer, (int)jp.n_head, (int)jp.n_embd,
-	    (int)jp.block_size, 256);
-	j->micro_batch = (int)jp.batch;
-	j->global_batch = (int)(jp.batch * jp.accumulate);
+	if (jp.n_layer + 2 > PLAN_MAX_LAYERS) {
+		conf_err(errs, path, 0, "n_layer %lld: the planner takes at "
+		    "most %d", (long long)jp.n_layer, PLAN_MAX_LAYERS - 2);
+		return -1;
+	}
+	if (jp.batch * jp.accumulate > INT32_MAX) {
+		conf_err(errs, path, 0, "batch_size x accumulate too large");
+		return -1;
+	}
+	out->n_layer = (uint32_t)jp.n_layer;
+	out->n_head = (uint32_t)jp.n_head;
+	out->n_embd = (uint32_t)jp.n_embd;
+	out->block_size = (uint32_t)jp.block_size;
+	out->micro_batch = (uint32_t)jp.batch;
+	out->global_batch = (uint32_t)(jp.batch * jp.accumulate);
 	return errs->n > before ? -1 : 0;
+}
+
+void
+job_params_plan(const struct job_params *jp, struct plan_model *m,
+    struct plan_job *j)
+{
+	plan_model_gpt(m, (int)jp->n_layer, (int)jp->n_head, (int)jp->n_embd,
+	    (int)jp->block_size, 256);
+	j->micro_batch = (int)jp->micro_batch;
+	j->global_batch = (int)jp->global_batch;
+}
+
+int
+job_plan_load(const char *path, struct plan_model *m, struct plan_job *j,
+    struct conf_errs *errs)
+{
+	struct job_params jp;
+
+	if (job_params_load(path, &jp, errs) < 0)
+		return -1;
+	job_params_plan(&jp, m, j);
+	return 0;
 }

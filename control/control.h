@@ -14,9 +14,13 @@
 #include "conf.h"
 #include "nodeconf.h"
 #include "planner.h"
+#include "raftfsm.h"
 #include "swim.h"
 
 #define CTL_SOCK_DEFAULT	"/run/arceus/control.sock"
+
+struct ctl_report;
+struct ctl_job;
 
 /* ------------------------------------------------------------------ */
 /* cluster.c: planner inputs from a cluster description and a job file */
@@ -36,9 +40,16 @@ void	cluster_free(struct cluster_desc *cd);
  */
 int	job_plan_load(const char *path, struct plan_model *m,
 	    struct plan_job *j, struct conf_errs *errs);
+/* The same keys as they travel in the raft log. @return 0 or -1. */
+int	job_params_load(const char *path, struct job_params *jp,
+	    struct conf_errs *errs);
+/* The planner's inputs from job parameters. */
+void	job_params_plan(const struct job_params *jp, struct plan_model *m,
+	    struct plan_job *j);
+/* Sends a job start/stop to control. @return exit status. */
+int	ctl_job_send(const char *sock, const struct ctl_job *j);
 
 /* ------------------------------------------------------------------ */
-struct ctl_report;
 /* ctlclient.c: arceusctl's side of control.sock                       */
 /*
  * Sends one request ("status", "members", "metrics", "plan") and prints
@@ -59,6 +70,7 @@ enum ctl_type {
 	IMSG_CTL_DATA		= 65,	/* text or JSON, in chunks */
 	IMSG_CTL_END		= 66,	/* ctl_end: done, with a status */
 	IMSG_CTL_REPORT		= 67,	/* ctl_report: training progress */
+	IMSG_CTL_JOB		= 68,	/* ctl_job: start or stop a job */
 };
 struct ctl_hdr {
 	uint16_t	type;
@@ -83,7 +95,14 @@ struct ctl_report {
 	int64_t		ckpt_step;	/* last committed checkpoint */
 	int64_t		ckpt_unix;	/* its time, seconds */
 };
+struct ctl_job {
+	uint32_t	version;
+	uint32_t	running;	/* 1: start, 0: stop */
+	char		name[JOB_NAME_LEN];
+	struct job_params jp;
+};
 _Static_assert(sizeof(struct ctl_hdr) == CTL_HDR_LEN, "ctl_hdr size");
+_Static_assert(sizeof(struct ctl_job) == 96, "ctl_job size");
 _Static_assert(sizeof(struct ctl_query) == 32, "ctl_query size");
 _Static_assert(sizeof(struct ctl_end) == 8, "ctl_end size");
 _Static_assert(sizeof(struct ctl_report) == 48, "ctl_report size");
@@ -144,6 +163,12 @@ struct ctl {
 	int64_t		resume_step;
 	uint64_t	raft_auth_ok, raft_auth_refused;
 	uint64_t	stale_epochs;
+	/* the job and plan of the committed epoch */
+	int		job_running;
+	char		job[JOB_NAME_LEN];
+	int		plan_tp, plan_pp, plan_dp;
+	double		plan_step;
+	char		*plan_text;	/* malloc'd, NULL: none */
 	void		*raft;		/* raftglue.c state */
 	void		*disc;		/* discovery.c state */
 	uint64_t	discovered;	/* peers introduced by DNS-SD */
@@ -178,6 +203,11 @@ void	ctlsock_stop(struct ctl *c);
 int	raftglue_init(struct ctl *c, const unsigned char key[32]);
 /* Every ~100 ms on the loop: start, leadership, roles, epochs. */
 void	raftglue_tick(struct ctl *c);
+/*
+ * Proposes a job start/stop (leader only).  @return 0, or -EAGAIN with
+ * *leader set when another node leads (0: none known), or -EIO.
+ */
+int	raftglue_job(struct ctl *c, const struct ctl_job *j, uint32_t *leader);
 /* Closes raft; done() runs when it is safe to close the loop. */
 void	raftglue_stop(struct ctl *c, void (*done)(struct ctl *));
 

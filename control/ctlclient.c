@@ -167,3 +167,24 @@ ctl_report_send(const char *sock, const struct ctl_report *r)
 	close(fd);
 	return rc;
 }
+
+int
+ctl_job_send(const char *sock, const struct ctl_job *j)
+{
+	int fd, rc;
+
+	if ((fd = ctl_connect(sock)) < 0) {
+		down(sock, "job");
+		return 1;
+	}
+	if (write(fd, &(struct ctl_hdr){ IMSG_CTL_JOB, 0, sizeof(*j) },
+	    CTL_HDR_LEN) != CTL_HDR_LEN ||
+	    write(fd, j, sizeof(*j)) != (ssize_t)sizeof(*j)) {
+		down(sock, "job");
+		close(fd);
+		return 1;
+	}
+	rc = read_answer(fd, sock, "job");
+	close(fd);
+	return rc;
+}

@@ -18,7 +18,7 @@
 struct client {
 	uv_pipe_t	 pipe;
 	struct ctl	*c;
-	uint8_t		 buf[CTL_HDR_LEN + sizeof(struct ctl_report) + 64];
+	uint8_t		 buf[CTL_HDR_LEN + sizeof(struct ctl_job) + 64];
 	size_t		 len;
 	int		 closing;
 };
@@ -138,6 +138,36 @@ client_record(struct client *cl)
 			return -1;
 		answer(cl, &q);
 		return CTL_HDR_LEN + sizeof(q);
+	}
+	if (h.type == IMSG_CTL_JOB && h.len == sizeof(struct ctl_job)) {
+		struct ctl_job j;
+		char msg[160];
+		uint32_t leader;
+		int rc;
+
+		if (cl->len < CTL_HDR_LEN + sizeof(j))
+			return 0;
+		memcpy(&j, cl->buf + CTL_HDR_LEN, sizeof(j));
+		if (j.version != CTL_VERSION ||
+		    memchr(j.name, '\0', sizeof(j.name)) == NULL)
+			return -1;
+		rc = raftglue_job(cl->c, &j, &leader);
+		if (rc == 0)
+			snprintf(msg, sizeof(msg), "job '%s' %s: proposed; the "
+			    "next epoch carries its plan\n", j.name,
+			    j.running ? "start" : "stop");
+		else if (rc == -EAGAIN && leader)
+			snprintf(msg, sizeof(msg), "this node does not lead: "
+			    "ask node %u (the leader)\n", leader);
+		else if (rc == -EAGAIN)
+			snprintf(msg, sizeof(msg), "no leader yet (is the "
+			    "cluster formed? see arceusctl status)\n");
+		else
+			snprintf(msg, sizeof(msg), "cannot propose: %s\n",
+			    strerror(-rc));
+		client_send(cl, IMSG_CTL_DATA, msg, (uint32_t)strlen(msg));
+		client_end(cl, rc < 0 ? -rc : 0);
+		return CTL_HDR_LEN + sizeof(j);
 	}
 	if (h.type == IMSG_CTL_REPORT && h.len == sizeof(r)) {
 		if (cl->len < CTL_HDR_LEN + sizeof(r))

@@ -67,7 +67,7 @@ static const char dashboard[] =
 "tr.dataset.state=x.state;cell(tr,x.id+(x.self?' (self)':''));cell(tr,x.addr+':'+x.gossip_port);"
 "cell(tr,x.state,x.state);cell(tr,x.incarnation);cell(tr,x.rtt_ms.toFixed(2));tb.appendChild(tr);}\n"
 " const p=await get('/api/plan');\n"
-" $('plan').textContent=p.ok?('tp '+p.tp+' pp '+p.pp+' dp '+p.dp+', step '+p.step_s.toFixed(3)+' s'):('none: '+p.why);\n"
+" $('plan').textContent=p.text?p.text:('none: '+p.why);$('plan').dataset.ok=p.ok?'1':'0';\n"
 " if(s.train){$('step').textContent=s.train.step;$('loss').textContent=s.train.loss.toFixed(4);"
 "$('tps').textContent=Math.round(s.train.tokens_per_s);}\n"
 " const t=await get('/api/train');const pts=t.points;\n"

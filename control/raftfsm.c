@@ -12,6 +12,7 @@
 
 #define HDR_LEN		8
 #define SNAP_MAGIC	0x41525350u	/* "ARSP" */
+#define SNAP_EXTRA	64		/* job and plan fields */
 
 static void
 put32(uint8_t *p, uint32_t v)
@@ -60,14 +61,18 @@ entry_new(struct raft_buffer *b, int type, size_t body)
 
 int
 entry_epoch(struct raft_buffer *b, uint64_t epoch, int64_t resume,
-    const uint32_t *ids, int n)
+    const uint32_t *ids, int n, const struct epoch_plan *plan)
 {
+	size_t tl = plan && plan->text ? strlen(plan->text) : 0;
+	uint64_t bits;
 	uint8_t *p;
 	int rc;
 
 	if (n < 0 || n > EPOCH_MAX_MEMBERS)
 		return -EINVAL;
-	if ((rc = entry_new(b, ENTRY_EPOCH, 20 + 4 * (size_t)n)) < 0)
+	if (tl >= PLAN_TEXT_MAX)
+		tl = PLAN_TEXT_MAX - 1;
+	if ((rc = entry_new(b, ENTRY_EPOCH, 20 + 4 * (size_t)n + 32 + tl)) < 0)
 		return rc;
 	p = (uint8_t *)b->base + HDR_LEN;
 	put64(p, epoch);
@@ -75,20 +80,42 @@ entry_epoch(struct raft_buffer *b, uint64_t epoch, int64_t resume,
 	put32(p + 16, (uint32_t)n);
 	for (int i = 0; i < n; i++)
 		put32(p + 20 + 4 * i, ids[i]);
+	p += 20 + 4 * (size_t)n;
+	if (plan != NULL) {
+		put64(p, plan->job_seq);
+		put32(p + 8, (uint32_t)plan->tp);
+		put32(p + 12, (uint32_t)plan->pp);
+		put32(p + 16, (uint32_t)plan->dp);
+		memcpy(&bits, &plan->step, sizeof(bits));
+		put64(p + 24, bits);
+	}
+	put32(p + 20, (uint32_t)tl);
+	if (tl)
+		memcpy(p + 32, plan->text, tl);
 	return 0;
 }
 
 int
-entry_job(struct raft_buffer *b, int running, const char *name)
+entry_job(struct raft_buffer *b, int running, const char *name,
+    const struct job_params *jp)
 {
 	uint8_t *p;
 	int rc;
 
-	if ((rc = entry_new(b, ENTRY_JOB, 4 + JOB_NAME_LEN)) < 0)
+	if ((rc = entry_new(b, ENTRY_JOB, 4 + JOB_NAME_LEN + 24)) < 0)
 		return rc;
 	p = (uint8_t *)b->base + HDR_LEN;
 	p[0] = running ? 1 : 0;
 	strncpy((char *)p + 4, name, JOB_NAME_LEN - 1);
+	p += 4 + JOB_NAME_LEN;
+	if (jp != NULL) {
+		put32(p, jp->n_layer);
+		put32(p + 4, jp->n_head);
+		put32(p + 8, jp->n_embd);
+		put32(p + 12, jp->block_size);
+		put32(p + 16, jp->micro_batch);
+		put32(p + 20, jp->global_batch);
+	}
 	return 0;
 }
 
@@ -119,14 +146,21 @@ apply_entry(struct cluster_state *st, const uint8_t *p, size_t len)
 		return -EBADMSG;
 	switch (p[5]) {
 	case ENTRY_EPOCH: {
-		uint64_t epoch;
-		uint32_t n;
+		const uint8_t *q;
+		uint64_t epoch, bits;
+		uint32_t n, tl;
 
 		if (len < HDR_LEN + 20)
 			return -EBADMSG;
 		epoch = get64(p + HDR_LEN);
 		n = get32(p + HDR_LEN + 16);
-		if (n > EPOCH_MAX_MEMBERS || len < HDR_LEN + 20 + 4 * (size_t)n)
+		if (n > EPOCH_MAX_MEMBERS ||
+		    len < HDR_LEN + 20 + 4 * (size_t)n + 32)
+			return -EBADMSG;
+		q = p + HDR_LEN + 20 + 4 * (size_t)n;
+		tl = get32(q + 20);
+		if (tl >= PLAN_TEXT_MAX ||
+		    len < HDR_LEN + 20 + 4 * (size_t)n + 32 + tl)
 			return -EBADMSG;
 		if (epoch != st->epoch + 1)
 			return -ESTALE;
@@ -136,15 +170,39 @@ apply_entry(struct cluster_state *st, const uint8_t *p, size_t len)
 		for (uint32_t i = 0; i < n; i++)
 			st->members[i] = get32(p + HDR_LEN + 20 + 4 * i);
 		qsort(st->members, n, sizeof(uint32_t), u32_cmp);
+		st->plan_job_seq = get64(q);
+		st->plan_tp = (int)get32(q + 8);
+		st->plan_pp = (int)get32(q + 12);
+		st->plan_dp = (int)get32(q + 16);
+		bits = get64(q + 24);
+		memcpy(&st->plan_step, &bits, sizeof(bits));
+		st->plan_len = (int)tl;
+		memcpy(st->plan, q + 32, tl);
+		st->plan[tl] = '\0';
 		return ENTRY_EPOCH;
 	}
-	case ENTRY_JOB:
-		if (len < HDR_LEN + 4 + JOB_NAME_LEN)
+	case ENTRY_JOB: {
+		const uint8_t *q = p + HDR_LEN + 4 + JOB_NAME_LEN;
+
+		if (len < HDR_LEN + 4 + JOB_NAME_LEN + 24)
 			return -EBADMSG;
 		st->job_running = p[HDR_LEN] != 0;
 		memcpy(st->job, p + HDR_LEN + 4, JOB_NAME_LEN);
 		st->job[JOB_NAME_LEN - 1] = '\0';
+		st->jp.n_layer = get32(q);
+		st->jp.n_head = get32(q + 4);
+		st->jp.n_embd = get32(q + 8);
+		st->jp.block_size = get32(q + 12);
+		st->jp.micro_batch = get32(q + 16);
+		st->jp.global_batch = get32(q + 20);
+		st->job_seq++;
+		if (!st->job_running) {
+			st->plan_len = 0;
+			st->plan[0] = '\0';
+			st->plan_tp = st->plan_pp = st->plan_dp = 0;
+		}
 		return ENTRY_JOB;
+	}
 	case ENTRY_CKPT:
 		if (len < HDR_LEN + 8)
 			return -EBADMSG;
@@ -179,8 +237,10 @@ fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 {
 	struct cluster_fsm *f = fsm->data;
 	const struct cluster_state *st = &f->st;
-	size_t len = 48 + JOB_NAME_LEN + 4 * (size_t)st->nmembers;
-	uint8_t *p;
+	size_t len = 48 + JOB_NAME_LEN + 4 * (size_t)st->nmembers + SNAP_EXTRA +
+	    (size_t)st->plan_len;
+	uint8_t *p, *q;
+	uint64_t bits;
 
 	if ((*bufs = raft_malloc(sizeof(**bufs))) == NULL)
 		return RAFT_NOMEM;
@@ -198,6 +258,22 @@ fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 	memcpy(p + 48, st->job, JOB_NAME_LEN);
 	for (int i = 0; i < st->nmembers; i++)
 		put32(p + 48 + JOB_NAME_LEN + 4 * i, st->members[i]);
+	q = p + 48 + JOB_NAME_LEN + 4 * (size_t)st->nmembers;
+	put32(q, st->jp.n_layer);
+	put32(q + 4, st->jp.n_head);
+	put32(q + 8, st->jp.n_embd);
+	put32(q + 12, st->jp.block_size);
+	put32(q + 16, st->jp.micro_batch);
+	put32(q + 20, st->jp.global_batch);
+	put64(q + 24, st->job_seq);
+	put64(q + 32, st->plan_job_seq);
+	put32(q + 40, (uint32_t)st->plan_tp);
+	put32(q + 44, (uint32_t)st->plan_pp);
+	put32(q + 48, (uint32_t)st->plan_dp);
+	put32(q + 52, (uint32_t)st->plan_len);
+	memcpy(&bits, &st->plan_step, sizeof(bits));
+	put64(q + 56, bits);
+	memcpy(q + SNAP_EXTRA, st->plan, (size_t)st->plan_len);
 	(*bufs)[0].base = p;
 	(*bufs)[0].len = len;
 	*n_bufs = 1;
@@ -209,13 +285,20 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
 	struct cluster_fsm *f = fsm->data;
 	struct cluster_state *st = &f->st;
-	const uint8_t *p = buf->base;
-	uint32_t n;
+	const uint8_t *p = buf->base, *q;
+	uint32_t n, tl;
+	uint64_t bits;
 
 	if (buf->len < 48 + JOB_NAME_LEN || get32(p) != SNAP_MAGIC)
 		return RAFT_CORRUPT;
 	n = get32(p + 4);
-	if (n > EPOCH_MAX_MEMBERS || buf->len < 48 + JOB_NAME_LEN + 4 * n)
+	if (n > EPOCH_MAX_MEMBERS ||
+	    buf->len < 48 + JOB_NAME_LEN + 4 * (size_t)n + SNAP_EXTRA)
+		return RAFT_CORRUPT;
+	q = p + 48 + JOB_NAME_LEN + 4 * (size_t)n;
+	tl = get32(q + 52);
+	if (tl >= PLAN_TEXT_MAX || buf->len < 48 + JOB_NAME_LEN +
+	    4 * (size_t)n + SNAP_EXTRA + tl)
 		return RAFT_CORRUPT;
 	st->nmembers = (int)n;
 	st->epoch = get64(p + 8);
@@ -227,6 +310,22 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	st->job[JOB_NAME_LEN - 1] = '\0';
 	for (uint32_t i = 0; i < n; i++)
 		st->members[i] = get32(p + 48 + JOB_NAME_LEN + 4 * i);
+	st->jp.n_layer = get32(q);
+	st->jp.n_head = get32(q + 4);
+	st->jp.n_embd = get32(q + 8);
+	st->jp.block_size = get32(q + 12);
+	st->jp.micro_batch = get32(q + 16);
+	st->jp.global_batch = get32(q + 20);
+	st->job_seq = get64(q + 24);
+	st->plan_job_seq = get64(q + 32);
+	st->plan_tp = (int)get32(q + 40);
+	st->plan_pp = (int)get32(q + 44);
+	st->plan_dp = (int)get32(q + 48);
+	st->plan_len = (int)tl;
+	bits = get64(q + 56);
+	memcpy(&st->plan_step, &bits, sizeof(bits));
+	memcpy(st->plan, q + SNAP_EXTRA, tl);
+	st->plan[tl] = '\0';
 	raft_free(buf->base);	/* restore owns the buffer */
 	return 0;
 }
@@ -351,6 +450,8 @@ epoch_needed(const struct cluster_state *st, const uint32_t *alive,
     int nalive)
 {
 	if (st->epoch == 0 || st->nmembers != nalive)
+		return 1;
+	if (st->job_running && st->plan_job_seq != st->job_seq)
 		return 1;
 	return memcmp(st->members, alive, sizeof(uint32_t) *
 	    (size_t)nalive) != 0;

@@ -2,11 +2,17 @@
  * raftfsm.h: what the raft log holds and what the leader decides from it.
  *
  * The log's entries (big endian, magic "AREP", version 1):
- *   EPOCH  epoch u64, resume step i64, n u32, member ids u32[n]
- *          epochs are numbered 1, 2, ...: an entry whose number is not
+ *   EPOCH  epoch u64, resume step i64, n u32, member ids u32[n],
+ *          then the plan: job seq u64, tp u32, pp u32, dp u32, len u32,
+ *          step time f64 (bits, u64), len bytes of plan text (planner.c's
+ *          stable form; len 0: no job, no plan).
+ *          Epochs are numbered 1, 2, ...: an entry whose number is not
  *          the next one is stale (two leaders in quick succession) and
  *          is applied as a no-op, counted;
- *   JOB    running u8, pad[3], name[64]: job start/stop;
+ *   JOB    running u8, pad[3], name[64], n_layer, n_head, n_embd,
+ *          block_size, micro_batch, global_batch (u32 each): job
+ *          start/stop; each JOB entry bumps the job sequence, and the
+ *          leader then plans and commits an epoch with the plan;
  *   CKPT   step i64: a committed checkpoint, where a new epoch resumes.
  * Malformed entries are applied as no-ops too (libraft retries an apply
  * that fails forever, MACHINE.md): the error goes to the apply's result.
@@ -27,6 +33,21 @@
 #define EPOCH_VERSION		1
 #define EPOCH_MAX_MEMBERS	1024
 #define JOB_NAME_LEN		64
+#define PLAN_TEXT_MAX		16384	/* plan text kept in an epoch */
+
+/* What the planner needs from a job file (cluster.c reads them). */
+struct job_params {
+	uint32_t n_layer, n_head, n_embd, block_size;
+	uint32_t micro_batch, global_batch;
+};
+
+/* The plan an epoch carries. */
+struct epoch_plan {
+	uint64_t job_seq;		/* the job it was made for */
+	int	 tp, pp, dp;
+	double	 step;			/* predicted seconds per step */
+	const char *text;		/* stable text form; NULL: none */
+};
 
 enum entry_type {
 	ENTRY_EPOCH = 1,
@@ -41,6 +62,13 @@ struct cluster_state {
 	uint32_t members[EPOCH_MAX_MEMBERS];	/* sorted */
 	int	 job_running;
 	char	 job[JOB_NAME_LEN];
+	struct job_params jp;
+	uint64_t job_seq;		/* JOB entries applied */
+	uint64_t plan_job_seq;		/* job_seq the plan was made for */
+	int	 plan_tp, plan_pp, plan_dp;
+	double	 plan_step;
+	int	 plan_len;
+	char	 plan[PLAN_TEXT_MAX];	/* NUL terminated */
 	int64_t	 ckpt_step;		/* last committed checkpoint */
 	uint64_t applied;		/* entries applied */
 	uint64_t stale;			/* stale epochs skipped */
@@ -67,8 +95,9 @@ void	cluster_fsm_init(struct cluster_fsm *f, fsm_applied_fn *applied,
  * @return 0 or -ENOMEM / -EINVAL.
  */
 int	entry_epoch(struct raft_buffer *b, uint64_t epoch, int64_t resume,
-	    const uint32_t *ids, int n);
-int	entry_job(struct raft_buffer *b, int running, const char *name);
+	    const uint32_t *ids, int n, const struct epoch_plan *plan);
+int	entry_job(struct raft_buffer *b, int running, const char *name,
+	    const struct job_params *jp);
 int	entry_ckpt(struct raft_buffer *b, int64_t step);
 
 enum role_action {
@@ -95,7 +124,10 @@ void	roles_next(const struct raft_configuration *conf,
 	    const uint32_t *alive, int nalive, int voters, uint32_t self,
 	    struct role_change *out);
 
-/* Does the committed member set differ from alive (sorted)? */
+/*
+ * Is an epoch due: the committed member set differs from alive (sorted),
+ * or a running job has no plan made for it yet?
+ */
 int	epoch_needed(const struct cluster_state *st, const uint32_t *alive,
 	    int nalive);
 

@@ -63,6 +63,8 @@ struct rglue {
 	struct raft_change	 change;
 	int			 apply_pending;
 	struct raft_apply	 apply;
+	struct plan		 last;		/* this leader's last plan */
+	uint64_t		 last_job_seq;
 	void			(*done)(struct ctl *);
 };
 
@@ -143,6 +145,16 @@ fsm_applied(void *ctx, int type, const struct cluster_state *st)
 	char list[256] = "";
 	size_t off = 0;
 
+	if (type == ENTRY_JOB) {
+		log_info("ctl.raft: job '%s' %s (term %llu)", st->job,
+		    st->job_running ? "started" : "stopped",
+		    (unsigned long long)g->raft.current_term);
+		pthread_mutex_lock(&c->mu);
+		c->job_running = st->job_running;
+		memcpy(c->job, st->job, sizeof(c->job));
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
 	if (type != ENTRY_EPOCH)
 		return;
 	for (int i = 0; i < st->nmembers && off < sizeof(list) - 16; i++)
@@ -152,7 +164,19 @@ fsm_applied(void *ctx, int type, const struct cluster_state *st)
 	    "[%s], resume at step %lld", (unsigned long long)st->epoch,
 	    (unsigned long long)g->raft.current_term, st->nmembers, list,
 	    (long long)st->resume_step);
+	if (st->plan_len > 0)
+		log_info("ctl.raft: epoch %llu plan: tp %d pp %d dp %d, "
+		    "predicted step %.3f s", (unsigned long long)st->epoch,
+		    st->plan_tp, st->plan_pp, st->plan_dp, st->plan_step);
 	pthread_mutex_lock(&c->mu);
+	free(c->plan_text);
+	c->plan_text = st->plan_len > 0 ? strdup(st->plan) : NULL;
+	c->plan_tp = st->plan_tp;
+	c->plan_pp = st->plan_pp;
+	c->plan_dp = st->plan_dp;
+	c->plan_step = st->plan_step;
+	c->job_running = st->job_running;
+	memcpy(c->job, st->job, sizeof(c->job));
 	c->epoch = st->epoch;
 	c->resume_step = st->resume_step;
 	c->nepoch = st->nmembers;
@@ -350,6 +374,80 @@ try_form(struct rglue *g, const uint32_t *alive, int n, int formed_peer)
 	glue_set(g, GLUE_RUNNING);
 }
 
+/*
+ * The plan for the running job on the alive members, from their SWIM
+ * profiles (GEMM GFLOP/s, memory).  One island: until the dataplane
+ * reports link bandwidth, links are taken as DEFAULT_LINK_GBPS with the
+ * probes' RTT.  Fills ep; its text is malloc'd (caller frees).
+ */
+#define DEFAULT_LINK_GBPS	10.0
+#define UNMEASURED_GFLOPS	1.0
+
+static void
+plan_for(struct rglue *g, const uint32_t *alive, int n,
+    struct epoch_plan *ep)
+{
+	struct ctl *c = g->c;
+	static struct plan_model m;
+	struct plan_job j;
+	struct plan_device *dev = calloc((size_t)n, sizeof(*dev));
+	struct plan_cluster pc;
+	struct plan p;
+	double bw = DEFAULT_LINK_GBPS * 1e9 / 8, rtt = 0.0;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *fp;
+	int nr = 0;
+
+	memset(ep, 0, sizeof(*ep));
+	ep->job_seq = g->fsm.st.job_seq;
+	if (dev == NULL)
+		return;
+	job_params_plan(&g->fsm.st.jp, &m, &j);
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < n; i++) {
+		const struct swim_member *sm = swim_find(&c->sw, alive[i]);
+
+		dev[i].id = alive[i];
+		dev[i].gflops = sm && sm->gflops10 ? sm->gflops10 / 10.0 :
+		    UNMEASURED_GFLOPS;
+		dev[i].mem_bytes = sm ? sm->mem_mib * 1048576.0 : 0;
+		if (sm && sm->rtt_ms > 0) {
+			rtt += sm->rtt_ms / 1e3;
+			nr++;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (nr > 0)
+		rtt /= nr;
+	pc.ndev = n;
+	pc.dev = dev;
+	pc.nisland = 1;
+	pc.bw = &bw;
+	pc.rtt = &rtt;
+	/* replans keep what survived where it was (planner.c, sticky) */
+	plan_compute(&m, &j, &pc, g->last.ok && g->last_job_seq ==
+	    g->fsm.st.job_seq ? &g->last : NULL, &p);
+	if ((fp = open_memstream(&text, &len)) != NULL) {
+		fprintf(fp, "job %s on %d members\n", g->fsm.st.job, n);
+		plan_write(&p, &pc, fp);
+		fclose(fp);
+	}
+	ep->text = text;
+	if (p.ok) {
+		ep->tp = p.tp;
+		ep->pp = p.pp;
+		ep->dp = p.dp;
+		ep->step = p.step;
+		plan_fini(&g->last);
+		g->last = p;
+		g->last_job_seq = g->fsm.st.job_seq;
+	} else {
+		plan_fini(&p);
+	}
+	free(dev);
+}
+
 /* The leader's work: one change or one epoch at a time. */
 static void
 lead(struct rglue *g, const uint32_t *alive, int n)
@@ -357,6 +455,7 @@ lead(struct rglue *g, const uint32_t *alive, int n)
 	struct ctl *c = g->c;
 	struct role_change rc;
 	struct raft_buffer b;
+	struct epoch_plan ep;
 	char addr[64];
 	int r = 0;
 
@@ -409,8 +508,13 @@ lead(struct rglue *g, const uint32_t *alive, int n)
 	}
 	if (!epoch_needed(&g->fsm.st, alive, n))
 		return;
-	if (entry_epoch(&b, g->fsm.st.epoch + 1, g->fsm.st.ckpt_step, alive,
-	    n) < 0)
+	memset(&ep, 0, sizeof(ep));
+	if (g->fsm.st.job_running)
+		plan_for(g, alive, n, &ep);
+	r = entry_epoch(&b, g->fsm.st.epoch + 1, g->fsm.st.ckpt_step, alive,
+	    n, g->fsm.st.job_running ? &ep : NULL);
+	free((char *)ep.text);
+	if (r < 0)
 		return;
 	log_info("ctl.raft: proposing epoch %llu with %d members (term %llu)",
 	    (unsigned long long)g->fsm.st.epoch + 1, n,
@@ -445,6 +549,50 @@ raftglue_tick(struct ctl *c)
 }
 
 static void
+job_applied(struct raft_apply *req, int status, void *result)
+{
+	(void)result;
+	if (status != 0)
+		log_warnx("ctl.raft: job entry not committed: %s",
+		    raft_strerror(status));
+	free(req);
+}
+
+int
+raftglue_job(struct ctl *c, const struct ctl_job *j, uint32_t *leader)
+{
+	struct rglue *g = c->raft;
+	struct raft_apply *req;
+	struct raft_buffer b;
+	raft_id lid = 0;
+	const char *laddr;
+
+	*leader = 0;
+	if (g == NULL || g->state != GLUE_RUNNING)
+		return -EAGAIN;
+	if (raft_state(&g->raft) != RAFT_LEADER) {
+		raft_leader(&g->raft, &lid, &laddr);
+		*leader = (uint32_t)lid;
+		return -EAGAIN;
+	}
+	if ((req = calloc(1, sizeof(*req))) == NULL)
+		return -ENOMEM;
+	if (entry_job(&b, (int)j->running, j->name, &j->jp) < 0) {
+		free(req);
+		return -ENOMEM;
+	}
+	if (raft_apply(&g->raft, req, &b, 1, job_applied) != 0) {
+		raft_free(b.base);
+		free(req);
+		return -EIO;
+	}
+	log_info("ctl.raft: proposing job '%s' %s (term %llu)", j->name,
+	    j->running ? "start" : "stop",
+	    (unsigned long long)g->raft.current_term);
+	return 0;
+}
+
+static void
 raft_closed(struct raft *r)
 {
 	struct rglue *g = r->data;
@@ -453,6 +601,7 @@ raft_closed(struct raft *r)
 
 	raft_uv_close(&g->io);
 	raft_auth_fini(&g->auth);
+	plan_fini(&g->last);
 	c->raft = NULL;
 	free(g);
 	log_info("ctl.raft: closed");

@@ -241,11 +241,27 @@ report_members(struct ctl *c, struct sbuf *b, int json)
 void
 report_plan(struct ctl *c, struct sbuf *b, int json)
 {
-	(void)c;
-	if (json)
-		sbuf_printf(b, "{\"ok\":false,\"why\":\"no job running\"}");
-	else
-		sbuf_printf(b, "no plan: no job running\n");
+	const char *why = !c->job_running ? "no job running" :
+	    c->plan_text == NULL ? "the job's plan is not committed yet" :
+	    c->plan_dp == 0 ? "the planner refused (see text)" : NULL;
+
+	if (!json) {
+		if (c->plan_text)
+			sbuf_printf(b, "epoch %llu\n%s",
+			    (unsigned long long)c->epoch, c->plan_text);
+		else
+			sbuf_printf(b, "no plan: %s\n", why);
+		return;
+	}
+	sbuf_printf(b, "{\"ok\":%s,\"epoch\":%llu,\"job\":", why ? "false" :
+	    "true", (unsigned long long)c->epoch);
+	sbuf_json_str(b, c->job_running ? c->job : "");
+	sbuf_printf(b, ",\"tp\":%d,\"pp\":%d,\"dp\":%d,\"step_s\":%.9g,"
+	    "\"why\":", c->plan_tp, c->plan_pp, c->plan_dp, c->plan_step);
+	sbuf_json_str(b, why ? why : "");
+	sbuf_printf(b, ",\"text\":");
+	sbuf_json_str(b, c->plan_text ? c->plan_text : "");
+	sbuf_printf(b, "}");
 }
 
 void

@@ -36,7 +36,7 @@
 #define SWIM_VERSION		1
 #define SWIM_MAX_MEMBERS	1024
 #define SWIM_MAX_UPDATES	16	/* piggybacked per datagram */
-#define SWIM_HDR_LEN		52
+#define SWIM_HDR_LEN		60
 #define SWIM_UPD_LEN		20
 #define SWIM_MAC_LEN		32	/* crypto_auth_BYTES */
 #define SWIM_KEY_LEN		32	/* crypto_auth_KEYBYTES */
@@ -87,6 +87,8 @@ struct swim_member {
 	uint64_t seq_hi;
 	uint64_t seq_window;		/* bit i: seq_hi - i seen */
 	double	 rtt_ms;		/* last direct probe round trip */
+	uint32_t gflops10;		/* its GEMM probe, GFLOP/s x 10 */
+	uint32_t mem_mib;		/* its memory for the model, MiB */
 	uint64_t last_heard_ms;
 };
 

@@ -43,6 +43,8 @@ http_listen = 127.0.0.1
 http_port = $(( base + 20 + i ))
 discovery = no
 seed = 127.0.0.1:$(( base + 1 ))
+[raft]
+bootstrap_expect = 2
 CONF
 	ARCEUS_NO_PROBE=1 "$CTL" -c "$tmp/n$i.conf" > "$tmp/n$i.log" 2>&1 &
 	PID[$i]=$!
@@ -55,6 +57,19 @@ for k in $(seq 200); do
 done
 "$CLI" -s "$tmp/n1/control.sock" status --json | grep -q '"alive":2' ||
     die "the two nodes did not meet"
+# a job, so that there is a plan to show (node 1 forms and leads)
+for k in $(seq 200); do
+	"$CLI" -s "$tmp/n1/control.sock" job start configs/jobs/tiny.conf \
+	    >/dev/null 2>&1 && break
+	sleep 0.05
+done
+for k in $(seq 200); do
+	"$CLI" -s "$tmp/n1/control.sock" plan --json | grep -q '"ok":true' &&
+	    break
+	sleep 0.05
+done
+"$CLI" -s "$tmp/n1/control.sock" plan --json | grep -q '"ok":true' ||
+    die "no plan committed"
 for p in "10 4.5" "20 3.9" "30 3.2" "40 3.0"; do
 	set -- $p
 	"$CLI" -s "$tmp/n1/control.sock" report "$1" "$2" 12345 >/dev/null ||
@@ -84,7 +99,11 @@ grep -q 'id="alive">2<' "$dom" || die "summary does not say 2 alive"
 grep -q 'id="step">40<' "$dom" || die "step 40 not shown"
 grep -q 'id="tps">12345<' "$dom" || die "throughput not shown"
 grep -q 'data-points="4"' "$dom" || die "loss curve does not have 4 points"
+grep -q 'id="plan" data-ok="1">job tiny.conf on 2 members' "$dom" ||
+    die "plan not shown: $(grep -o 'id="plan"[^<]*' "$dom")"
+grep -Eq 'id="epoch">[1-9]' "$dom" || die "no committed epoch shown"
 grep -Eq 'id="losspath"[^>]* d="M[0-9.]+ [0-9.]+L' "$dom" ||
     grep -Eq 'd="M[0-9.]+ [0-9.]+L[^"]*"[^>]*id="losspath"' "$dom" ||
     die "loss curve path is empty"
-echo "dashboard: 2 members alive, step 40, 4-point loss curve, no external resources"
+echo "dashboard: 2 members alive, epoch, plan, step 40, 4-point loss curve," \
+    "no external resources"

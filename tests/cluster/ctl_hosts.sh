@@ -225,6 +225,23 @@ t=$(wait_for 15000 epoch_is 1,2,3,4 1 2 3 4) || die "no epoch with all 4"
 echo "epoch $(status_field 1 epoch) with 1,2,3,4 committed on all in $t ms" \
     "(leader $(status_field 1 leader), $(status_field 1 voters) voters)"
 
+# ---- a job: the leader plans it and the plan commits with the epoch ----
+plan_on() {	# VIEWER: "N" of "job ... on N members" in the committed plan
+	"$CLI" -s "$tmp/h$1/control.sock" plan --json 2>/dev/null |
+	    grep -o 'on [0-9]* members' | cut -d' ' -f2
+}
+plan_is() {	# N VIEWER...
+	local n=$1
+	shift
+	for v in "$@"; do [ "$(plan_on "$v")" = "$n" ] || return 1; done
+}
+leader=$(status_field 1 leader)
+"$CLI" -s "$tmp/h$leader/control.sock" job start configs/jobs/tiny.conf \
+    >/dev/null || die "job start refused by the leader"
+t=$(wait_for 10000 plan_is 4 1 2 3 4) || die "no plan committed"
+echo "job planned on 4 members, committed on all in $t ms:" \
+    "$("$CLI" -s "$tmp/h2/control.sock" plan | sed -n 3p)"
+
 # ---- raft's port refuses garbage and a forged handshake ----
 refused() { status_field 1 auth_refused; }
 r0=$(refused)
@@ -265,6 +282,9 @@ t=$(wait_for 5000 all_see dead 4 1 2 3) || die "killed host not detected"
 echo "SIGKILL of host 4 detected by all in $t ms"
 wait_for 10000 epoch_is 1,2,3 1 2 3 >/dev/null || die "no epoch without 4"
 echo "  epoch $(status_field 1 epoch) with 1,2,3 committed $(( $(now_ms) - t0 )) ms after the kill"
+wait_for 5000 plan_is 3 1 2 3 >/dev/null || die "no replan without 4"
+echo "  replanned on 3 members: $("$CLI" -s "$tmp/h1/control.sock" plan |
+    sed -n 3p)"
 
 # ---- SIGSTOP ----
 kill -STOP "${PID[3]}"

@@ -73,8 +73,8 @@ apply_epoch(unsigned leader, uint64_t epoch, const uint32_t *ids, int n)
 	struct raft_apply *req = &applies[napplies++ % 16];
 	struct raft_buffer b;
 
-	ck_assert_int_eq(entry_epoch(&b, epoch, 100 * (int64_t)epoch, ids, n),
-	    0);
+	ck_assert_int_eq(entry_epoch(&b, epoch, 100 * (int64_t)epoch, ids, n,
+	    NULL), 0);
 	ck_assert_int_eq(raft_apply(raft_fixture_get(&F, leader), req, &b, 1,
 	    apply_cb), 0);
 }
@@ -293,7 +293,7 @@ START_TEST(test_stale_and_malformed)
 	uint8_t junk[64];
 
 	cluster_fsm_init(&f, NULL, NULL);
-	ck_assert_int_eq(entry_epoch(&b, 2, 0, ids, 1), 0);	/* not 1 */
+	ck_assert_int_eq(entry_epoch(&b, 2, 0, ids, 1, NULL), 0);	/* not 1 */
 	ck_assert_int_eq(f.fsm.apply(&f.fsm, &b, &result), 0);
 	ck_assert_int_eq((int)(intptr_t)result, -ESTALE);
 	ck_assert_uint_eq(f.st.epoch, 0);
@@ -318,15 +318,36 @@ START_TEST(test_stale_and_malformed)
 		unsigned nb;
 		struct cluster_fsm g;
 
-		ck_assert_int_eq(entry_epoch(&b, 1, 42, ids, 1), 0);
+		struct job_params jp = { 12, 12, 768, 1024, 4, 64 };
+		struct epoch_plan ep = { 1, 1, 2, 3, 0.5, "plan: tp 1 pp 2" };
+
+		ck_assert_int_eq(entry_epoch(&b, 1, 0, ids, 1, NULL), 0);
 		f.fsm.apply(&f.fsm, &b, &result);
 		raft_free(b.base);
+		ck_assert(!epoch_needed(&f.st, ids, 1));
+		ck_assert_int_eq(entry_job(&b, 1, "gpt2", &jp), 0);
+		f.fsm.apply(&f.fsm, &b, &result);
+		raft_free(b.base);
+		ck_assert_uint_eq(f.st.job_seq, 1);
+		/* a job without a plan wants an epoch, same members or not */
+		ck_assert(epoch_needed(&f.st, ids, 1));
+		ck_assert_int_eq(entry_epoch(&b, 2, 42, ids, 1, &ep), 0);
+		f.fsm.apply(&f.fsm, &b, &result);
+		raft_free(b.base);
+		ck_assert_str_eq(f.st.plan, "plan: tp 1 pp 2");
+		ck_assert(!epoch_needed(&f.st, ids, 1));
 		ck_assert_int_eq(f.fsm.snapshot(&f.fsm, &bufs, &nb), 0);
 		cluster_fsm_init(&g, NULL, NULL);
 		ck_assert_int_eq(g.fsm.restore(&g.fsm, &bufs[0]), 0);
-		ck_assert_uint_eq(g.st.epoch, 1);
+		ck_assert_uint_eq(g.st.epoch, 2);
 		ck_assert_int_eq(g.st.resume_step, 42);
 		ck_assert_uint_eq(g.st.members[0], 7);
+		ck_assert_str_eq(g.st.job, "gpt2");
+		ck_assert_uint_eq(g.st.jp.n_embd, 768);
+		ck_assert_uint_eq(g.st.jp.global_batch, 64);
+		ck_assert_int_eq(g.st.plan_pp, 2);
+		ck_assert_double_eq(g.st.plan_step, 0.5);
+		ck_assert_str_eq(g.st.plan, "plan: tp 1 pp 2");
 		raft_free(bufs);
 	}
 }
