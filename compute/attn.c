@@ -289,16 +289,23 @@ static void
 attn_load_qt(float *restrict dst, const float *restrict src, size_t stride,
     int n, int hs)
 {
-	for (int i = 0; i < ATTN_BQ; i++) {
+	/*
+	 * The rows are far apart (3C floats): asking for all of them first
+	 * overlaps their cache misses, which the copy loop alone would
+	 * take one or two at a time.
+	 */
+	for (int i = 0; i < n; i++)
+		for (int d = 0; d < hs; d += 16)
+			__builtin_prefetch(src + (size_t)i * stride + d);
+	for (int i = 0; i < n; i++) {
 		const float *s = src + (size_t)i * stride;
 
-		if (i < n)
-			for (int d = 0; d < hs; d++)
-				dst[(size_t)d * ATTN_BQ + i] = s[d];
-		else
-			for (int d = 0; d < hs; d++)
-				dst[(size_t)d * ATTN_BQ + i] = 0;
+		for (int d = 0; d < hs; d++)
+			dst[(size_t)d * ATTN_BQ + i] = s[d];
 	}
+	for (int i = n; i < ATTN_BQ; i++)
+		for (int d = 0; d < hs; d++)
+			dst[(size_t)d * ATTN_BQ + i] = 0;
 }
 
 /* lanes of vector v of a query tile that key row j of a tile at k0 may
@@ -495,16 +502,14 @@ attn_bwd_head(float *dqkv, const float *dout, const float *qkv,
 		float lf[ATTN_BQ], df[ATTN_BQ];
 		v8sf L[ATTN_NV], D[ATTN_NV];
 
-		for (int i = 0; i < ATTN_BQ; i++) {
+		for (int i = nq; i < ATTN_BQ; i++)
+			lf[i] = df[i] = 0;
+		for (int i = 0; i < nq; i++) {
 			const float *o = out + ((size_t)b * T + q0 + i) * C +
 			    (size_t)h * hs;
 			const float *g = gbase + (size_t)(q0 + i) * C;
 			float acc = 0;
 
-			if (i >= nq) {
-				lf[i] = df[i] = 0;
-				continue;
-			}
 #pragma omp simd reduction(+:acc)
 			for (int d = 0; d < hs; d++)
 				acc += o[d] * g[d];
