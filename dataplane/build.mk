@@ -40,3 +40,18 @@ VALGRIND_TESTS	+= $(DP_TESTS:%=check_%)
 HDR_CFLAGS	+= -Idataplane
 CHECK_SCRIPTS	+= $(wildcard tests/cluster/dp_cluster.sh tests/fuzz/dp_fuzz.sh)
 $(foreach t,$(DP_TESTS),$(eval CFLAGS_tests/unit/check_$(t).c := -Idataplane))
+
+# The fuzz harness of the wire and message decoders (libFuzzer, clang):
+# a bounded run in make check (tests/fuzz/dp_fuzz.sh), a long one here.
+FUZZ_CC		?= clang
+FUZZ_SECONDS	?= 600
+DP_FUZZ_SRC	:= tests/fuzz/fuzz_dp.c $(addprefix common/,crc32c.c fault.c \
+		   log.c msg.c wire.c) $(DP_ENGINE_SRC) dataplane/ring.c
+$(BUILD)/fuzz/fuzz_dp: $(DP_FUZZ_SRC) $(wildcard common/*.h dataplane/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -g -O1 -Icommon -Idataplane \
+	    -fsanitize=fuzzer,address,undefined -o $@ $(DP_FUZZ_SRC) \
+	    $(DP_LDLIBS)
+
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=$(BUILD) tests/fuzz/dp_fuzz.sh

@@ -270,7 +270,7 @@ dp_on_hello(struct dp *dp, const struct wire_hdr *h, const uint8_t *raw,
 	p->boot_id = w.boot_id;
 	p->in_up = 1;
 	p->last_rx_ns = dp->now_ns;
-	if ((w.backends & p->ops->backend) == 0)
+	if (p->ops != NULL && (w.backends & p->ops->backend) == 0)
 		log_warnx("dp: peer %u does not run %s (backends 0x%x)",
 		    p->id, p->ops->name, w.backends);
 	if (p->out_up && p->state != DP_PEER_UP) {
