@@ -117,7 +117,8 @@ shape_at(int i)
 START_TEST(test_fwd_vs_ref)
 {
 	struct shape s = shape_at(_i);
-	size_t nqkv = (size_t)s.B * s.T * 3 * s.C, nout = (size_t)s.B * s.T * s.C;
+	size_t nqkv = (size_t)s.B * s.T * 3 * s.C;
+	size_t nout = (size_t)s.B * s.T * s.C;
 	size_t nlse = (size_t)s.B * s.NH * s.T;
 	float *qkv = fill(nqkv, -2, 2);
 	float *out0 = zeros(nout), *out1 = fill(nout, -9, 9);
@@ -143,7 +144,8 @@ END_TEST
 START_TEST(test_bwd_vs_ref)
 {
 	struct shape s = shape_at(_i);
-	size_t nqkv = (size_t)s.B * s.T * 3 * s.C, nout = (size_t)s.B * s.T * s.C;
+	size_t nqkv = (size_t)s.B * s.T * 3 * s.C;
+	size_t nout = (size_t)s.B * s.T * s.C;
 	size_t nlse = (size_t)s.B * s.NH * s.T;
 	float *qkv = fill(nqkv, -2, 2), *dout = fill(nout, -1, 1);
 	float *out = zeros(nout), *lse = zeros(nlse);
@@ -329,8 +331,8 @@ START_TEST(test_memory_linear)
 	/* valgrind's RSS is its own: only the full-size run asserts */
 	if (!small)
 		ck_assert_msg(after - rss < (long)tt / 4,
-		    "peak RSS grew %ld kB, a T x T buffer is %zu kB", after - rss,
-		    tt);
+		    "peak RSS grew %ld kB, a T x T buffer is %zu kB",
+		    after - rss, tt);
 	free(qkv);
 	free(dout);
 	free(out);
