@@ -55,3 +55,14 @@ $(BUILD)/fuzz/fuzz_dp: $(DP_FUZZ_SRC) $(wildcard common/*.h dataplane/*.h)
 
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=$(BUILD) tests/fuzz/dp_fuzz.sh
+
+# All-reduce through arceus against OpenMPI and iperf3 (bench/allreduce).
+# Needs openmpi-bin, libopenmpi-dev and iperf3; not part of make check.
+bench-allreduce: $(BUILD)/arceus-dataplane $(BUILD)/arceus-dptool
+	BUILD=$(BUILD) bench/allreduce/run.sh
+
+.PHONY: bench-allreduce
+
+# The codecs are plain loops written to vectorize: let them (no FMA
+# contraction: decode-and-add must equal decode then add, bit for bit).
+CFLAGS_dataplane/compress.c := -O3 -ffp-contract=off

@@ -24,16 +24,23 @@
 
 #include "dataplane.h"
 
+/* Branch-free, so that the loops over it vectorize. */
+static inline uint16_t
+bf16_round(uint32_t u)
+{
+	uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+	uint32_t q = (u >> 16) | 0x40u;		/* NaN stays a quiet NaN */
+
+	return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? q : r);
+}
+
 uint16_t
 comp_f32_to_bf16(float f)
 {
 	uint32_t u;
 
 	memcpy(&u, &f, 4);
-	if ((u & 0x7fffffffu) > 0x7f800000u)
-		return (uint16_t)((u >> 16) | 0x40);	/* quiet NaN */
-	u += 0x7fffu + ((u >> 16) & 1u);
-	return (uint16_t)(u >> 16);
+	return bf16_round(u);
 }
 
 float
@@ -46,17 +53,25 @@ comp_bf16_to_f32(uint16_t b)
 	return f;
 }
 
+/*
+ * max|x| / 127.  The maximum is taken on the bits with the sign cleared:
+ * for non-negative floats the integer order is the float order, and an
+ * integer max vectorizes (a NaN gives a NaN scale, refused by decode).
+ */
 static float
 int8_scale(const float *x, size_t n)
 {
-	float amax = 0.0f;
+	uint32_t m = 0;
+	float amax;
 
 	for (size_t i = 0; i < n; i++) {
-		float a = fabsf(x[i]);
+		uint32_t u;
 
-		if (a > amax)
-			amax = a;
+		memcpy(&u, &x[i], 4);
+		u &= 0x7fffffffu;
+		m = u > m ? u : m;
 	}
+	memcpy(&amax, &m, 4);
 	return amax / 127.0f;
 }
 
@@ -99,8 +114,11 @@ comp_encode(enum wire_codec codec, const float *src, uint32_t n, void *out)
 		return (size_t)n * 4;
 	case WIRE_CODEC_BF16:
 		for (uint32_t i = 0; i < n; i++) {
-			uint16_t b = comp_f32_to_bf16(src[i]);
+			uint32_t u;
+			uint16_t b;
 
+			memcpy(&u, &src[i], 4);
+			b = bf16_round(u);
 			memcpy(o + 2 * (size_t)i, &b, 2);
 		}
 		return (size_t)n * 2;
@@ -112,12 +130,14 @@ comp_encode(enum wire_codec codec, const float *src, uint32_t n, void *out)
 			int8_t *q = (int8_t *)(o + 4);
 
 			memcpy(o, &s, 4);
-			for (uint32_t i = 0; i < m; i++) {
-				float v = s > 0.0f ? src[b + i] / s : 0.0f;
-				long r = lrintf(v);
+			float inv = s > 0.0f ? s : 1.0f;	/* s == 0: all 0 */
 
-				q[i] = (int8_t)(r > 127 ? 127 :
-				    r < -127 ? -127 : r);
+			for (uint32_t i = 0; i < m; i++) {
+				float v = src[b + i] / inv;
+
+				v = v > 127.0f ? 127.0f : v < -127.0f ?
+				    -127.0f : v;
+				q[i] = (int8_t)lrintf(v);
 			}
 			o += 4 + m;
 		}
@@ -290,15 +310,15 @@ comp_feedback(int comp, float ratio, float *g, float *resid, size_t n)
 			    COMP_INT8_BLOCK;
 			float s = int8_scale(g + b, m);
 
+			float inv = s > 0.0f ? s : 1.0f;
+
+			/* exactly what comp_encode + comp_decode give */
 			for (size_t i = b; i < b + m; i++) {
-				float c = 0.0f;
+				float v = g[i] / inv, c;
 
-				if (s > 0.0f) {
-					long r = lrintf(g[i] / s);
-
-					c = (float)(r > 127 ? 127 :
-					    r < -127 ? -127 : r) * s;
-				}
+				v = v > 127.0f ? 127.0f : v < -127.0f ?
+				    -127.0f : v;
+				c = (float)(int8_t)lrintf(v) * s;
 				if (resid != NULL)
 					resid[i] = g[i] - c;
 				g[i] = c;

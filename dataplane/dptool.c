@@ -504,11 +504,13 @@ cmd_bench(int argc, char **argv)
 		fprintf(stderr, "arceus-dptool: arena too small\n");
 		return 1;
 	}
-	memset(b, 0, maxb);
+	/* gradient-like values, so that compression has work to do */
+	for (size_t k = 0; k < maxb / 4; k++)
+		b[k] = (float)((int)((k * 2654435761u) % 2001) - 1000) * 1e-3f;
 	for (int i = optind; i < argc; i++) {
 		size_t bytes = (size_t)atoll(argv[i]), count = bytes / 4;
-		int it = iters > 0 ? iters : bytes >= (64u << 20) ? 5 :
-		    bytes >= (1u << 20) ? 20 : 200;
+		int it = iters > 0 ? iters : bytes >= (256u << 20) ? 3 :
+		    bytes >= (64u << 20) ? 5 : bytes >= (1u << 20) ? 20 : 200;
 		struct arc_dp_cpl c;
 		double t0 = 0;
 

@@ -1,0 +1,126 @@
+#!/bin/sh
+# bench/allreduce/run.sh: all-reduce through arceus (tcp backend over
+# loopback, one arceus-dataplane per rank) and through OpenMPI's
+# MPI_Allreduce (Debian's openmpi, TCP BTL over loopback: the same
+# transport; shared memory would measure something else) in the same
+# run, 2 and 4 ranks, 4 KiB to 256 MiB fp32, plus iperf3 over loopback
+# and the compressed schemes at 64 MiB.  A benchmark, not a test: the
+# numbers of this shared 2-core machine vary; compare the ratios.
+#
+#   BUILD=build bench/allreduce/run.sh [SIZES...]
+set -u
+BUILD=${BUILD:-build}
+DP=$BUILD/arceus-dataplane
+TOOL=$BUILD/arceus-dptool
+MPIBIN=$BUILD/bench/mpi_allreduce
+SIZES=${*:-4096 65536 1048576 16777216 67108864 268435456}
+TMP=$(mktemp -d /tmp/arceus-bench.XXXXXX)
+PIDS=""
+cleanup() {
+	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	PIDS=""
+}
+trap 'cleanup; rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM
+
+for c in mpicc mpirun iperf3; do
+	command -v $c >/dev/null || { echo "bench: needs $c (openmpi-bin," \
+	    "libopenmpi-dev, iperf3)"; exit 1; }
+done
+mkdir -p "$BUILD/bench"
+mpicc -O2 -o "$MPIBIN" bench/allreduce/mpi_allreduce.c || exit 1
+echo "bench: $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# iperf3 over loopback, one stream: the kernel's TCP on this machine
+iperf3 -s -1 -p 5299 >/dev/null 2>&1 &
+IP=$!
+sleep 0.3
+IPERF=$(iperf3 -c 127.0.0.1 -p 5299 -t 3 -J 2>/dev/null | \
+    sed -n 's/.*"bits_per_second":[[:space:]]*\([0-9.e+]*\).*/\1/p' | tail -1)
+wait $IP 2>/dev/null
+IPERF_MBPS=$(awk -v b="${IPERF:-0}" 'BEGIN { printf "%.1f", b / 8e6 }')
+echo "iperf3 loopback: $IPERF_MBPS MB/s"
+
+# start N dataplanes on loopback
+cluster() {
+	n=$1
+	conf=$TMP/arceus.conf
+	{
+		echo "[dataplane]"
+		echo "transport = tcp"
+		echo "listen = 127.0.0.1"
+		echo "arena_size = 1G"
+		echo "chunk_size = 1M"
+		for i in $(seq 1 "$n"); do echo "peer = $i@127.0.0.1:$((7900 + i))"; done
+	} > "$conf"
+	for i in $(seq 1 "$n"); do
+		mkdir -p "$TMP/n$i"
+		"$DP" -c "$conf" -o node.id=$i -o "node.run_dir=$TMP/n$i" \
+		    -o dataplane.port=$((7900 + i)) > "$TMP/dp$i.log" 2>&1 &
+		PIDS="$PIDS $!"
+	done
+	for i in $(seq 1 "$n"); do
+		k=0
+		while [ "$("$TOOL" -s "$TMP/n$i/dataplane.sock" links 2>/dev/null \
+		    | grep -c ' up ')" != $((n - 1)) ]; do
+			k=$((k + 1)); [ $k -gt 200 ] && { echo "bench: links" \
+			    "not up"; exit 1; }
+			sleep 0.05
+		done
+	done
+}
+
+# arceus N ARGS...: the bench on every rank, rank 0's lines
+arceus() {
+	n=$1; shift
+	members=$(seq -s, 1 "$n")
+	wp=""
+	for i in $(seq 1 "$n"); do
+		"$TOOL" -s "$TMP/n$i/dataplane.sock" bench -g 20 -m "$members" \
+		    "$@" > "$TMP/b$i.log" 2>&1 &
+		wp="$wp $!"
+	done
+	for p in $wp; do wait "$p"; done
+	cat "$TMP/b1.log"
+}
+
+get() { sed -n "s/.*bytes=$2 .*algbw_MBps=\([0-9.]*\).*/\1/p" "$1" | head -1; }
+
+R64=""
+for n in 2 4; do
+	echo "== $n ranks"
+	cluster "$n"
+	arceus "$n" $SIZES > "$TMP/arceus.txt"
+	cleanup
+	mpirun --allow-run-as-root --oversubscribe -np "$n" \
+	    --mca btl self,tcp --mca btl_tcp_if_include lo \
+	    "$MPIBIN" $SIZES > "$TMP/mpi.txt" 2>"$TMP/mpi.err" || {
+		echo "bench: mpirun failed"; cat "$TMP/mpi.err"; }
+	printf '%12s %14s %14s %8s %12s\n' bytes arceus_MBps mpi_MBps ratio \
+	    busbw_MBps
+	for s in $SIZES; do
+		a=$(get "$TMP/arceus.txt" "$s"); m=$(get "$TMP/mpi.txt" "$s")
+		a=${a:-0}; m=${m:-0}
+		r=$(awk "BEGIN { printf \"%.2f\", $m > 0 ? $a / $m : 0 }")
+		bus=$(awk "BEGIN { printf \"%.1f\", $a * 2 * ($n - 1) / $n }")
+		printf '%12d %14.1f %14.1f %8s %12s\n' "$s" "$a" "$m" "$r" "$bus"
+		if [ "$s" = 67108864 ]; then
+			R64="$R64 $r"
+			echo "ratio_vs_mpi_64MiB_${n}ranks=$r"
+			awk "BEGIN { printf \"ratio_busbw_vs_iperf3_64MiB_${n}ranks=%.2f\\n\", $IPERF_MBPS > 0 ? $bus / $IPERF_MBPS : 0 }"
+		fi
+	done
+done
+
+# compression: bytes on the wire and effective bandwidth, 2 ranks, 64 MiB
+echo "== compression, 2 ranks, 64 MiB"
+cluster 2
+for c in none bf16 int8 topk:0.01; do
+	arceus 2 -c "$c" 67108864 | sed "s/^arceus/arceus comp=$c/"
+done
+cleanup
+
+# the headline: the smaller of the 2- and 4-rank ratios at 64 MiB
+echo "$R64" | awk '{ m = $1; for (i = 2; i <= NF; i++) if ($i < m) m = $i;
+    printf "ratio_vs_mpi_64MiB=%s\n", m }'
