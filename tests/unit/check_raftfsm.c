@@ -22,31 +22,6 @@
 static struct raft_fixture F;
 static struct cluster_fsm FSM[N];
 
-static void
-setup(void)
-{
-	struct raft_configuration conf;
-
-	ck_assert_int_eq(raft_fixture_initialize(&F), 0);
-	for (int i = 0; i < N; i++) {
-		cluster_fsm_init(&FSM[i], NULL, NULL);
-		ck_assert_int_eq(raft_fixture_grow(&F, &FSM[i].fsm), 0);
-		raft_set_pre_vote(raft_fixture_get(&F, (unsigned)i), true);
-	}
-	/* 3 voters (ids 1-3), 2 standbys (4, 5) */
-	ck_assert_int_eq(raft_fixture_configuration(&F, 3, &conf), 0);
-	ck_assert_int_eq(raft_fixture_bootstrap(&F, &conf), 0);
-	raft_configuration_close(&conf);
-	ck_assert_int_eq(raft_fixture_start(&F), 0);
-	ck_assert(raft_fixture_step_until_has_leader(&F, 10000));
-}
-
-static void
-teardown(void)
-{
-	raft_fixture_close(&F);
-}
-
 /* Requests live until the fixture is closed (it may still call back). */
 static struct raft_apply applies[16];
 static struct raft_change changes[16];
@@ -65,6 +40,34 @@ change_cb(struct raft_change *req, int status)
 {
 	(void)req;
 	(void)status;
+}
+
+static void
+setup(void)
+{
+	struct raft_configuration conf;
+
+	/* no-fork runs (valgrind) reuse F: start from zero every time */
+	memset(&F, 0, sizeof(F));
+	napplies = nchanges = 0;
+	ck_assert_int_eq(raft_fixture_initialize(&F), 0);
+	for (int i = 0; i < N; i++) {
+		cluster_fsm_init(&FSM[i], NULL, NULL);
+		ck_assert_int_eq(raft_fixture_grow(&F, &FSM[i].fsm), 0);
+		raft_set_pre_vote(raft_fixture_get(&F, (unsigned)i), true);
+	}
+	/* 3 voters (ids 1-3), 2 standbys (4, 5) */
+	ck_assert_int_eq(raft_fixture_configuration(&F, 3, &conf), 0);
+	ck_assert_int_eq(raft_fixture_bootstrap(&F, &conf), 0);
+	raft_configuration_close(&conf);
+	ck_assert_int_eq(raft_fixture_start(&F), 0);
+	ck_assert(raft_fixture_step_until_has_leader(&F, 10000));
+}
+
+static void
+teardown(void)
+{
+	raft_fixture_close(&F);
 }
 
 static void
