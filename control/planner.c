@@ -220,12 +220,21 @@ part_feasible(const struct search *z, struct vdev *const *v, int S,
 			pos = L;
 			break;
 		}
-		while (pos + n + 1 <= L - left) {
-			stage_cost(z, v[s], pos, n + 1, s, S, next, &sec, &comm,
-			    &mem);
-			if (sec > x || mem > v[s]->mem)
-				break;
-			n++;
+		/* the most layers that fit: time and memory grow with n */
+		{
+			int lo = 0, hi = L - left - pos;
+
+			while (lo < hi) {
+				int mid = (lo + hi + 1) / 2;
+
+				stage_cost(z, v[s], pos, mid, s, S, next, &sec,
+				    &comm, &mem);
+				if (sec > x || mem > v[s]->mem)
+					hi = mid - 1;
+				else
+					lo = mid;
+			}
+			n = lo;
 		}
 		if (n == 0)
 			return 0;
@@ -699,38 +708,107 @@ plan_fill(const struct search *z, struct plan *p, int t, int S,
 	return 0;
 }
 
+/*
+ * What a stage's cost depends on besides its layers: speed, memory, the
+ * bandwidth inside its island (tensor parallel) and to the next stage's.
+ * Replicas equal in these, stage by stage, partition alike.
+ */
+static double
+bw_next(const struct search *z, struct vdev *const *v, int S, int s)
+{
+	return s + 1 < S ? bw_of(z->c, v[s]->island, v[s + 1]->island) : 0.0;
+}
+
 static int
-same_kind(struct vdev *const *a, struct vdev *const *b, int S)
+same_kind(const struct search *z, struct vdev *const *a,
+    struct vdev *const *b, int S)
 {
 	for (int s = 0; s < S; s++)
 		if (a[s]->gflops != b[s]->gflops || a[s]->mem != b[s]->mem ||
-		    a[s]->island != b[s]->island)
+		    bw_of(z->c, a[s]->island, a[s]->island) !=
+		    bw_of(z->c, b[s]->island, b[s]->island) ||
+		    bw_next(z, a, S, s) != bw_next(z, b, S, s))
 			return 0;
 	return 1;
 }
 
-/* Partitions every replica; drops what fits nowhere or gets no batch. */
+static uint64_t
+kind_hash(const struct search *z, struct vdev *const *v, int S)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (int s = 0; s < S; s++) {
+		double d[4] = { v[s]->gflops, v[s]->mem,
+		    bw_of(z->c, v[s]->island, v[s]->island),
+		    bw_next(z, v, S, s) };
+
+		for (int k = 0; k < 4; k++) {
+			uint64_t x;
+
+			memcpy(&x, &d[k], sizeof(x));
+			h = (h ^ x) * 1099511628211ull;
+		}
+	}
+	return h;
+}
+
+/*
+ * Partitions every replica; drops what fits nowhere.  Replicas of the
+ * same kind (speeds, memories, islands stage by stage) share one
+ * partition: a hash table of the kinds seen, so that thousands of like
+ * devices cost a few partitions.
+ */
 static int
 cands_partition(const struct search *z, struct cand_rep *cr, int R, int S,
     int *cutbuf, struct vdev **slots)
 {
-	int kept = 0;
+	struct memo {
+		uint64_t h;
+		struct vdev **v;	/* NULL: empty slot */
+		double	 c;
+		int	 cut;		/* index into mcut */
+	} *memo;
+	int *mcut, nmemo = 0, kept = 0;
+	size_t size = 16;
 
-	for (int r = 0; r < R; r++) {
-		cr[kept].v = slots + (size_t)r * S;
-		cr[kept].cut = cutbuf + (size_t)kept * (S + 1);
-		/* same kind of devices as the previous: same partition */
-		if (kept > 0 && same_kind(cr[kept].v, cr[kept - 1].v, S)) {
-			memcpy(cr[kept].cut, cr[kept - 1].cut,
-			    sizeof(int) * (size_t)(S + 1));
-			cr[kept].c = cr[kept - 1].c;
-			kept++;
-			continue;
-		}
-		cr[kept].c = part_best(z, cr[kept].v, S, cr[kept].cut);
-		if (isfinite(cr[kept].c))
-			kept++;
+	while (size < 2 * (size_t)R)
+		size *= 2;
+	memo = calloc(size, sizeof(*memo));
+	mcut = malloc(sizeof(int) * (size_t)R * (size_t)(S + 1));
+	if (memo == NULL || mcut == NULL) {
+		free(memo);
+		free(mcut);
+		return -ENOMEM;
 	}
+	for (int r = 0; r < R; r++) {
+		struct vdev **v = slots + (size_t)r * S;
+		uint64_t h = kind_hash(z, v, S);
+		size_t i = h & (size - 1);
+		double c;
+		int *cut;
+
+		while (memo[i].v != NULL && (memo[i].h != h ||
+		    !same_kind(z, memo[i].v, v, S)))
+			i = (i + 1) & (size - 1);
+		if (memo[i].v == NULL) {
+			memo[i].h = h;
+			memo[i].v = v;
+			memo[i].cut = nmemo++;
+			memo[i].c = part_best(z, v, S,
+			    mcut + (size_t)memo[i].cut * (S + 1));
+		}
+		c = memo[i].c;
+		cut = mcut + (size_t)memo[i].cut * (S + 1);
+		if (!isfinite(c))
+			continue;
+		cr[kept].v = v;
+		cr[kept].cut = cutbuf + (size_t)kept * (S + 1);
+		memcpy(cr[kept].cut, cut, sizeof(int) * (size_t)(S + 1));
+		cr[kept].c = c;
+		kept++;
+	}
+	free(memo);
+	free(mcut);
 	return kept;
 }
 
@@ -763,8 +841,8 @@ cand_build(const struct search *z, int t, int S, const int *idx0, int n,
 		for (int k = 0; k < t; k++)
 			idle[nidle++] = rest[i]->idx[k];
 	R = cands_partition(z, cr, R, S, cut, slots);
-	if (R == 0) {
-		rc = -ENOSPC;
+	if (R <= 0) {
+		rc = R < 0 ? R : -ENOSPC;
 		goto out;
 	}
 	/* the fastest replicas first; more replicas than sequences idle */
@@ -939,9 +1017,18 @@ search_fresh(const struct search *z, const int *idx, int n,
 	int rc = -ENOSPC;
 
 	for (int t = 1; t <= PLAN_MAX_TP; t *= 2) {
+		double tbest = INFINITY;
+		int worse = 0;
+
 		if (z->m->n_head % t != 0)
 			continue;
-		for (int S = 1; S <= z->m->nlayers && S * t <= n; S++) {
+		/*
+		 * Deeper pipelines first help (memory, fewer replicas to
+		 * all-reduce), then hurt (bubble, sends): stop once
+		 * PLAN_PATIENCE depths in a row that fit did no better.
+		 */
+		for (int S = 1; S <= z->m->nlayers && S * t <= n &&
+		    worse < PLAN_PATIENCE; S++) {
 			struct plan p;
 			int r;
 
@@ -951,12 +1038,19 @@ search_fresh(const struct search *z, const int *idx, int n,
 				plan_fini(&p);
 				return r;
 			}
-			if (r == 0 && (r = eval_with(z, &p)) == 0 &&
-			    better(&p, best)) {
-				plan_fini(best);
-				*best = p;
-				rc = 0;
-				continue;
+			if (r == 0 && (r = eval_with(z, &p)) == 0) {
+				if (p.step < tbest) {
+					tbest = p.step;
+					worse = 0;
+				} else {
+					worse++;
+				}
+				if (better(&p, best)) {
+					plan_fini(best);
+					*best = p;
+					rc = 0;
+					continue;
+				}
 			}
 			plan_fini(&p);
 		}

@@ -36,6 +36,8 @@
 #define PLAN_EXACT_DEVICES	6	/* exhaustive grouping up to this */
 #define PLAN_STICKY		1.10	/* replan keeps placement within 10% */
 #define PLAN_SUBSETS		4	/* speed and link classes tried */
+#define PLAN_PATIENCE		8	/* deeper pipelines tried after the
+					   best depth so far */
 
 struct plan_layer {
 	double	param_bytes;		/* fp32 weights */
