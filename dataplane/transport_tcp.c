@@ -9,10 +9,13 @@
  * Outbound: one SENDMSG in flight per connection, gathering up to
  * DP_TX_BATCH queued messages (header + payload iovecs, payloads straight
  * from the arena); a short send resubmits the rest, so the byte stream
- * never interleaves.  Inbound: RECV of exactly a header (MSG_WAITALL),
- * wire_decode() to frame it (a header that does not decode has lost the
- * stream: the connection closes), RECV of exactly the payload into the
- * connection's buffer, then the upcall; the buffer is reused for the next.
+ * never interleaves.  Inbound: one RECV of whatever is there (up to
+ * the buffer, TCP_RX_BUF or twice the largest message seen) and then every
+ * complete message in it is framed (wire_decode: a header that does not
+ * decode has lost the stream, the connection closes) and handed up, so a
+ * busy link costs one wake-up for many messages, not two per message.  The
+ * buffer is a ring mapped twice back to back (rx_ring_new), so a message
+ * that wraps is still contiguous and nothing is ever moved.
  *
  * A connection dies in two steps: shutdown() makes its posted requests
  * complete, and the last completion closes the fd and frees it.  Every
@@ -30,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,6 +43,7 @@
 
 #define TCP_RING_ENTRIES	256
 #define TCP_BATCH_BYTES		(8u << 20)	/* gather at most this */
+#define TCP_RX_BUF		(4u << 20)	/* receive buffer, at least */
 
 enum ureq_kind {
 	UREQ_ACCEPT = 1,
@@ -67,13 +72,15 @@ struct tcp_conn {
 	struct ureq	 rq_conn, rq_send, rq_recv, rq_watch;
 	struct sockaddr_in sa;
 
-	/* receive (inbound) */
-	int		 rx_payload;	/* 0: reading a header */
-	uint32_t	 rx_got;
-	uint8_t		 rx_hdr[WIRE_HDR_LEN];
-	struct wire_hdr	 h;
+	/*
+	 * receive (inbound): a ring of rxcap bytes mapped twice in a row,
+	 * so that any rxcap bytes from any offset are contiguous; offsets
+	 * rx_start (parsed up to) and rx_end (received up to) run free.
+	 */
 	uint8_t		*rxbuf;
-	size_t		 rxcap;
+	size_t		 rxcap;		/* power of two, pages */
+	size_t		 rx_start;
+	size_t		 rx_end;
 	uint8_t		 watch[16];
 
 	/* send (outbound) */
@@ -129,6 +136,42 @@ post_accept(struct tcp_state *st)
 	return 0;
 }
 
+/* A ring of size bytes mapped twice, back to back. NULL on failure. */
+static uint8_t *
+rx_ring_new(size_t size)
+{
+	uint8_t *base;
+	int fd;
+
+	if ((fd = memfd_create("arceus-rx", MFD_CLOEXEC)) < 0)
+		return NULL;
+	if (ftruncate(fd, (off_t)size) < 0)
+		goto fail;
+	base = mmap(NULL, 2 * size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+	    -1, 0);
+	if (base == MAP_FAILED)
+		goto fail;
+	if (mmap(base, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+	    fd, 0) == MAP_FAILED ||
+	    mmap(base + size, size, PROT_READ | PROT_WRITE, MAP_SHARED |
+	    MAP_FIXED, fd, 0) == MAP_FAILED) {
+		munmap(base, 2 * size);
+		goto fail;
+	}
+	close(fd);
+	return base;
+fail:
+	close(fd);
+	return NULL;
+}
+
+static void
+rx_ring_free(uint8_t *base, size_t size)
+{
+	if (base != NULL)
+		munmap(base, 2 * size);
+}
+
 static struct tcp_peer *
 tpeer(struct dp_peer *p)
 {
@@ -151,6 +194,13 @@ conn_new(struct tcp_state *st, int fd, int outbound)
 	c->rq_send = (struct ureq){ UREQ_SEND, c };
 	c->rq_recv = (struct ureq){ UREQ_RECV, c };
 	c->rq_watch = (struct ureq){ UREQ_WATCH, c };
+	if (!outbound) {
+		if ((c->rxbuf = rx_ring_new(TCP_RX_BUF)) == NULL) {
+			free(c);
+			return NULL;
+		}
+		c->rxcap = TCP_RX_BUF;
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	LIST_INSERT_HEAD(&st->conns, c, entry);
 	return c;
@@ -163,7 +213,7 @@ conn_free(struct tcp_conn *c)
 	close(c->fd);
 	for (int i = 0; i < c->nhold; i++)
 		free(c->hold[i]);
-	free(c->rxbuf);
+	rx_ring_free(c->rxbuf, c->rxcap);
 	free(c);
 }
 
@@ -225,19 +275,11 @@ static void
 post_recv(struct tcp_state *st, struct tcp_conn *c)
 {
 	struct io_uring_sqe *sqe;
-	void *buf;
-	size_t len;
 
 	if (c->closing || (sqe = get_sqe(st)) == NULL)
 		return;
-	if (!c->rx_payload) {
-		buf = c->rx_hdr + c->rx_got;
-		len = WIRE_HDR_LEN - c->rx_got;
-	} else {
-		buf = c->rxbuf + c->rx_got;
-		len = c->h.length - c->rx_got;
-	}
-	io_uring_prep_recv(sqe, c->fd, buf, len, MSG_WAITALL);
+	io_uring_prep_recv(sqe, c->fd, c->rxbuf + (c->rx_end & (c->rxcap - 1)),
+	    c->rxcap - (c->rx_end - c->rx_start), 0);
 	io_uring_sqe_set_data(sqe, &c->rq_recv);
 	c->pending++;
 }
@@ -359,11 +401,36 @@ on_send(struct tcp_state *st, struct tcp_conn *c, int res)
 	tcp_kick(st, p);
 }
 
+/* Hands one framed message up. @return 0, or -1 if c was closed. */
+static int
+deliver(struct tcp_state *st, struct tcp_conn *c, const struct wire_hdr *h,
+    const uint8_t *raw)
+{
+	struct dp_peer *p;
+	struct tcp_peer *tp;
+
+	if (c->peer != NULL) {
+		dp_on_recv(st->dp, c->peer, h, raw, raw + WIRE_HDR_LEN);
+		return c->closing ? -1 : 0;
+	}
+	p = dp_on_hello(st->dp, h, raw, raw + WIRE_HDR_LEN);
+	if (p == NULL || (tp = tpeer(p)) == NULL) {
+		conn_close(st, c, -EPROTO);
+		return -1;
+	}
+	if (tp->in != NULL)	/* the peer reconnected: the old one goes */
+		conn_close(st, tp->in, -ECONNRESET);
+	tp->in = c;
+	c->peer = p;
+	return 0;
+}
+
 static void
 on_recv(struct tcp_state *st, struct tcp_conn *c, int res)
 {
+	struct wire_hdr h;
 	enum wire_err e;
-	uint32_t want;
+	size_t need = 0;
 
 	if (c->closing)
 		return;
@@ -375,54 +442,45 @@ on_recv(struct tcp_state *st, struct tcp_conn *c, int res)
 		conn_broken(st, c, -EIO, "receive (injected)");
 		return;
 	}
-	c->rx_got += (uint32_t)res;
-	want = c->rx_payload ? c->h.length : WIRE_HDR_LEN;
-	if (c->rx_got < want) {
-		post_recv(st, c);
-		return;
-	}
-	if (!c->rx_payload) {
-		if ((e = wire_decode(c->rx_hdr, WIRE_HDR_LEN, &c->h)) !=
-		    WIRE_OK) {
+	c->rx_end += (size_t)res;
+	/* every complete message in the buffer */
+	while (c->rx_end - c->rx_start >= WIRE_HDR_LEN) {
+		const uint8_t *raw = c->rxbuf + (c->rx_start & (c->rxcap - 1));
+
+		if ((e = wire_decode(raw, WIRE_HDR_LEN, &h)) != WIRE_OK) {
 			/* the stream lost its framing: nothing after is good */
 			dp_on_bad(st->dp, c->peer, e);
 			conn_broken(st, c, -EPROTO, "framing");
 			return;
 		}
-		if (c->h.length > 0) {
-			if (c->h.length > c->rxcap) {
-				uint8_t *nb = realloc(c->rxbuf, c->h.length);
-
-				if (nb == NULL) {
-					conn_broken(st, c, -ENOMEM, "receive");
-					return;
-				}
-				c->rxbuf = nb;
-				c->rxcap = c->h.length;
-			}
-			c->rx_payload = 1;
-			c->rx_got = 0;
-			post_recv(st, c);
+		need = WIRE_HDR_LEN + (size_t)h.length;
+		if (c->rx_end - c->rx_start < need)
+			break;
+		c->rx_start += need;
+		need = 0;
+		if (deliver(st, c, &h, raw) < 0)
 			return;
-		}
 	}
-	c->rx_payload = 0;
-	c->rx_got = 0;
-	if (c->peer == NULL) {
-		struct dp_peer *p;
-		struct tcp_peer *tp;
+	if (c->rx_start == c->rx_end)
+		c->rx_start = c->rx_end = 0;
+	/* a message larger than the ring: a larger ring, same bytes */
+	if (need > c->rxcap) {
+		size_t cap = c->rxcap, have = c->rx_end - c->rx_start;
+		uint8_t *nb;
 
-		p = dp_on_hello(st->dp, &c->h, c->rx_hdr, c->rxbuf);
-		if (p == NULL || (tp = tpeer(p)) == NULL) {
-			conn_close(st, c, -EPROTO);
+		while (cap < 2 * need)
+			cap *= 2;
+		if ((nb = rx_ring_new(cap)) == NULL) {
+			conn_broken(st, c, -ENOMEM, "receive");
 			return;
 		}
-		if (tp->in != NULL)	/* the peer reconnected: old one goes */
-			conn_close(st, tp->in, -ECONNRESET);
-		tp->in = c;
-		c->peer = p;
-	} else
-		dp_on_recv(st->dp, c->peer, &c->h, c->rx_hdr, c->rxbuf);
+		memcpy(nb, c->rxbuf + (c->rx_start & (c->rxcap - 1)), have);
+		rx_ring_free(c->rxbuf, c->rxcap);
+		c->rxbuf = nb;
+		c->rxcap = cap;
+		c->rx_start = 0;
+		c->rx_end = have;
+	}
 	post_recv(st, c);
 }
 

@@ -102,13 +102,13 @@ for n in 2 4; do
 	for s in $SIZES; do
 		a=$(get "$TMP/arceus.txt" "$s"); m=$(get "$TMP/mpi.txt" "$s")
 		a=${a:-0}; m=${m:-0}
-		r=$(awk "BEGIN { printf \"%.2f\", $m > 0 ? $a / $m : 0 }")
+		r=$(awk "BEGIN { printf(\"%.2f\", ($m > 0) ? $a / $m : 0) }")
 		bus=$(awk "BEGIN { printf \"%.1f\", $a * 2 * ($n - 1) / $n }")
 		printf '%12d %14.1f %14.1f %8s %12s\n' "$s" "$a" "$m" "$r" "$bus"
 		if [ "$s" = 67108864 ]; then
 			R64="$R64 $r"
 			echo "ratio_vs_mpi_64MiB_${n}ranks=$r"
-			awk "BEGIN { printf \"ratio_busbw_vs_iperf3_64MiB_${n}ranks=%.2f\\n\", $IPERF_MBPS > 0 ? $bus / $IPERF_MBPS : 0 }"
+			awk "BEGIN { printf(\"ratio_busbw_vs_iperf3_64MiB_${n}ranks=%.2f\\n\", ($IPERF_MBPS > 0) ? $bus / $IPERF_MBPS : 0) }"
 		fi
 	done
 done
