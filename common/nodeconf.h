@@ -45,6 +45,7 @@ struct nodeconf {
 	uint64_t	chunk_size;	/* collective pipeline chunk */
 	int64_t		peer_timeout_ms;
 	int64_t		op_timeout_ms;	/* an operation without progress */
+	int		tcp_zerocopy;	/* SEND_ZC for large batches */
 	char		dpdk_port[256];	/* PCI address or vdev spec */
 	char		dpdk_eal[256];	/* extra EAL arguments */
 	char		rdma_dev[64];	/* empty: first device */
