@@ -91,9 +91,19 @@ peer_set_table(struct dp *dp, uint32_t epoch,
 			return -EINVAL;
 	/* a new epoch: nothing of the old one goes on */
 	if (epoch != dp->conf.epoch) {
+		struct dp_stash *st;
+
 		coll_fail_peer(dp, NULL, -ESTALE);
 		coll_reap(dp);
 		group_clear_all(dp);
+		while ((st = TAILQ_FIRST(&dp->stash)) != NULL) {
+			TAILQ_REMOVE(&dp->stash, st, entry);
+			free(st->payload);
+			free(st);
+		}
+		dp->stash_bytes = 0;
+		for (int i = 0; i < dp->npeers; i++)
+			dp->peers[i]->p2p_tx_seq = dp->peers[i]->p2p_rx_seq = 0;
 	}
 	dp->conf.epoch = epoch;
 	/* drop peers that left or moved; keep links that stay */

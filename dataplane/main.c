@@ -173,7 +173,7 @@ main(int argc, char **argv)
 	dc.chunk_bytes = nc.chunk_size;
 	dc.peer_timeout_ms = (int)nc.peer_timeout_ms;
 	dc.op_timeout_ms = (int)nc.op_timeout_ms;
-	dc.tcp_zerocopy = -1;
+	dc.tcp_zerocopy = nc.tcp_zerocopy ? 1 : 0;
 	if ((dp = dp_new(&dc)) == NULL)
 		fatal("dataplane: engine (chunk_size %llu)",
 		    (unsigned long long)nc.chunk_size);

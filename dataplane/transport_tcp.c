@@ -44,6 +44,7 @@
 #define TCP_RING_ENTRIES	256
 #define TCP_BATCH_BYTES		(8u << 20)	/* gather at most this */
 #define TCP_RX_BUF		(4u << 20)	/* receive buffer, at least */
+#define TCP_ZC_MIN		(64u << 10)	/* zero-copy batches from this */
 
 enum ureq_kind {
 	UREQ_ACCEPT = 1,
@@ -94,6 +95,8 @@ struct tcp_conn {
 	struct msghdr	 mh;
 	uint8_t		*hold[DP_TX_BATCH];	/* buffers the kernel may read */
 	int		 nhold;
+	int		 tx_zc;		/* this batch goes zero-copy */
+	int		 zc_notif;	/* zero-copy notifications to come */
 };
 
 struct tcp_peer {
@@ -109,6 +112,7 @@ struct tcp_state {
 	struct ureq	 rq_accept;
 	struct ureq	 rq_ext;
 	int		 ext_armed;
+	int		 zc;		/* SEND_ZC for large batches */
 	LIST_HEAD(, tcp_conn) conns;
 };
 
@@ -331,7 +335,10 @@ post_send(struct tcp_state *st, struct tcp_conn *c)
 		conn_broken(st, c, -EBUSY, "send");
 		return;
 	}
-	io_uring_prep_sendmsg(sqe, c->fd, &c->mh, MSG_NOSIGNAL);
+	if (c->tx_zc)
+		io_uring_prep_sendmsg_zc(sqe, c->fd, &c->mh, MSG_NOSIGNAL);
+	else
+		io_uring_prep_sendmsg(sqe, c->fd, &c->mh, MSG_NOSIGNAL);
 	io_uring_sqe_set_data(sqe, &c->rq_send);
 	c->pending++;
 }
@@ -360,6 +367,7 @@ tcp_kick(void *state, struct dp_peer *p)
 	c->tx_first_pos = 0;
 	c->tx_total = bytes;
 	c->tx_done = 0;
+	c->tx_zc = st->zc && bytes >= TCP_ZC_MIN;
 	if (fault_hit(FAULT_NET_SEND) < 0) {
 		conn_broken(st, c, -EIO, "send (injected)");
 		return;
@@ -368,19 +376,17 @@ tcp_kick(void *state, struct dp_peer *p)
 	io_uring_submit(&st->ring);
 }
 
+/*
+ * Reports the messages wholly sent.  A zero-copy batch is reported only
+ * when it is all sent and the kernel said it no longer reads the buffers.
+ */
 static void
-on_send(struct tcp_state *st, struct tcp_conn *c, int res)
+tx_report(struct tcp_state *st, struct tcp_conn *c)
 {
 	struct dp_peer *p = c->peer;
 
-	if (c->closing)
+	if (c->tx_zc && (c->tx_done < c->tx_total || c->zc_notif > 0))
 		return;
-	if (res < 0) {
-		conn_broken(st, c, res, "send");
-		return;
-	}
-	c->tx_done += (size_t)res;
-	/* report the messages now wholly sent */
 	while (c->tx_first < c->ntx) {
 		struct tp_msg *m = c->tx[c->tx_first];
 		size_t end = c->tx_first_pos + WIRE_HDR_LEN + m->len;
@@ -393,12 +399,38 @@ on_send(struct tcp_state *st, struct tcp_conn *c, int res)
 		if (c->closing)
 			return;
 	}
-	if (c->tx_done < c->tx_total) {
-		post_send(st, c);
+	if (c->tx_done == c->tx_total && c->ntx > 0) {
+		c->ntx = c->tx_first = 0;
+		tcp_kick(st, p);
+	}
+}
+
+static void
+on_send(struct tcp_state *st, struct tcp_conn *c, int res, unsigned flags)
+{
+	if (flags & IORING_CQE_F_NOTIF) {
+		c->zc_notif--;
+		if (!c->closing)
+			tx_report(st, c);
 		return;
 	}
-	c->ntx = c->tx_first = 0;
-	tcp_kick(st, p);
+	if (flags & IORING_CQE_F_MORE)
+		c->zc_notif++;
+	if (c->closing)
+		return;
+	if (res < 0) {
+		conn_broken(st, c, res, "send");
+		return;
+	}
+	c->tx_done += (size_t)res;
+	if (c->tx_done < c->tx_total) {
+		if (!c->tx_zc)
+			tx_report(st, c);
+		if (!c->closing)
+			post_send(st, c);
+		return;
+	}
+	tx_report(st, c);
 }
 
 /* Hands one framed message up. @return 0, or -1 if c was closed. */
@@ -597,6 +629,7 @@ tcp_poll(void *state)
 	while (io_uring_peek_cqe(&st->ring, &cqe) == 0) {
 		struct ureq *rq = io_uring_cqe_get_data(cqe);
 		int res = cqe->res;
+		unsigned flags = cqe->flags;
 
 		io_uring_cqe_seen(&st->ring, cqe);
 		n++;
@@ -611,13 +644,15 @@ tcp_poll(void *state)
 			continue;
 		}
 		c = rq->c;
-		c->pending--;
+		/* a zero-copy send completes twice: result, then notification */
+		if (!(flags & IORING_CQE_F_MORE))
+			c->pending--;
 		switch (rq->kind) {
 		case UREQ_CONNECT:
 			on_connect(st, c, res);
 			break;
 		case UREQ_SEND:
-			on_send(st, c, res);
+			on_send(st, c, res, flags);
 			break;
 		case UREQ_RECV:
 			on_recv(st, c, res);
@@ -681,6 +716,7 @@ tcp_init(struct dp *dp, void **state)
 	LIST_INIT(&st->conns);
 	st->rq_accept.kind = UREQ_ACCEPT;
 	st->rq_ext.kind = UREQ_EXT;
+	st->zc = dp->conf.tcp_zerocopy == 1;
 	if ((r = io_uring_queue_init(TCP_RING_ENTRIES, &st->ring, 0)) < 0) {
 		log_warnx("dp.tcp: io_uring_queue_init: %s", strerror(-r));
 		free(st);

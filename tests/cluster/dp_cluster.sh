@@ -71,6 +71,8 @@ hosts() {
 		echo "chunk_size = 64K"
 		echo "peer_timeout_ms = 1000"
 		echo "op_timeout_ms = 3000"
+		# the 2-host round also covers zero-copy sends
+		[ "$n" = 2 ] && echo "tcp_zerocopy = yes"
 		for i in $(seq 1 "$n"); do echo "peer = $i@$NET.$i:7710"; done
 	} > "$conf"
 	for i in $(seq 1 "$n"); do
