@@ -140,7 +140,8 @@ valgrind:
 	    CK_FORK=no ARCEUS_SMALL=1 OMP_NUM_THREADS=1 valgrind -q \
 	    --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	    --suppressions=tests/valgrind.supp \
-	    build-valgrind/tests/$$t || fail=1; done; exit $$fail
+	    build-valgrind/tests/$$t || { echo "FAIL: valgrind $$t"; fail=1; }; \
+	    done; exit $$fail
 
 clean:
 	rm -rf $(BUILD) build-valgrind build-asan
