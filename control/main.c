@@ -83,6 +83,15 @@ now_ms(void)
 	return (uint64_t)(ctl_now() * 1000.0);
 }
 
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static void
 state_set(enum ctl_state s)
 {
@@ -469,6 +478,7 @@ main(int argc, char **argv)
 	if (swim_init(&C.sw, &sc, C.id, C.boot, key, (uint16_t)NC.http_port,
 	    (uint16_t)NC.raft_port, gossip_send, member_changed, &C) < 0)
 		fatalx("out of memory");
+	C.sw.clock_us = now_us;
 	inet_pton(AF_INET, C.addr, &C.sw.self.addr);
 	/* our profile rides on every datagram; the leader plans with it.
 	 * Memory for the model: half the node's, until the dataplane

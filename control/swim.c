@@ -481,7 +481,8 @@ probe_acked(struct swim *sw, uint32_t target, uint32_t seq, uint64_t now,
 		return;
 	sw->probe_acked = 1;
 	if ((m = find(sw, target)) != NULL && direct)
-		m->rtt_ms = (double)(now - sw->probe_sent);
+		m->rtt_ms = sw->clock_us ? (double)(sw->clock_us() -
+		    sw->probe_sent_us) / 1000.0 : (double)(now - sw->probe_sent);
 }
 
 void
@@ -633,6 +634,7 @@ probe_start(struct swim *sw, uint64_t now)
 	sw->probe_target = m->id;
 	sw->probe_seq = (uint32_t)rnd(sw) & 0x7fffffffu;
 	sw->probe_sent = now;
+	sw->probe_sent_us = sw->clock_us ? sw->clock_us() : now * 1000;
 	sw->probe_acked = 0;
 	sw->probe_indirect = 0;
 	sw->st.probes++;

@@ -105,6 +105,8 @@ struct swim_stats {
 /* Sends one datagram; errors are the caller's to count. */
 typedef void swim_send_fn(void *ctx, uint32_t addr, uint16_t port,
     const void *buf, size_t len);
+/* A finer clock for RTTs (microseconds), optional. */
+typedef uint64_t swim_clock_fn(void);
 /* A member changed state (old == new for a new member: joined). */
 typedef void swim_change_fn(void *ctx, const struct swim_member *m,
     int old_state);
@@ -142,6 +144,8 @@ struct swim {
 	swim_send_fn	*send;
 	swim_change_fn	*change;
 	void		*ctx;
+	swim_clock_fn	*clock_us;	/* NULL: RTTs in whole ms */
+	uint64_t	 probe_sent_us;
 };
 
 /*

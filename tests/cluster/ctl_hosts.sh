@@ -212,8 +212,11 @@ if [ $MDNS = 1 ]; then how=mdns; else how=seeds; fi
 for i in 1 2 3 4; do host $i "$tmp/key" $how; done
 t=$(wait_for 20000 converged 1 2 3 4) || die "4 hosts did not converge"
 if [ $MDNS = 1 ]; then
+	# gossip may introduce a host before its own browser resolves
+	# anyone; each must still find its peers by mDNS
+	found_some() { [ "$(status_field "$1" discovered)" -gt 0 ]; }
 	for v in 1 2 3 4; do
-		[ "$(status_field $v discovered)" -gt 0 ] ||
+		wait_for 10000 found_some $v >/dev/null ||
 		    die "host $v found nobody by mDNS"
 	done
 	echo "4 hosts found each other by mDNS and agree on 4 members in $t ms"
@@ -224,6 +227,21 @@ fi
 t=$(wait_for 15000 epoch_is 1,2,3,4 1 2 3 4) || die "no epoch with all 4"
 echo "epoch $(status_field 1 epoch) with 1,2,3,4 committed on all in $t ms" \
     "(leader $(status_field 1 leader), $(status_field 1 voters) voters)"
+
+# ---- what operators see over HTTP ----
+if command -v curl >/dev/null; then
+	m=$(ip netns exec ${T}h3 curl -sf http://10.77.0.3:7780/metrics) ||
+	    die "GET /metrics"
+	echo "$m" | grep -q '^arceus_members{state="alive"} 4$' ||
+	    die "/metrics: not 4 alive"
+	echo "$m" | grep -q '^arceus_epoch 1$' || die "/metrics: epoch"
+	echo "$m" | grep -Eq '^arceus_link_rtt_seconds\{peer="[0-9]+"\} 0\.0[0-9]*[1-9]' ||
+	    die "/metrics: no measured RTT"
+	n=$(ip netns exec ${T}h3 curl -sf http://10.77.0.3:7780/api/members |
+	    grep -o '"state":"alive"' | wc -l)
+	[ "$n" = 4 ] || die "/api/members: $n alive"
+	echo "HTTP: /metrics and /api/members agree (4 alive, epoch 1, RTTs measured)"
+fi
 
 # ---- a job: the leader plans it and the plan commits with the epoch ----
 plan_on() {	# VIEWER: "N" of "job ... on N members" in the committed plan
