@@ -161,6 +161,7 @@ kill_test() {
 	else
 		log "ok kill: $((n - 1)) hosts named peer $victim within $ms ms"
 	fi
+	grep -h "down:" "$TMP"/dp*.log | sed 's/^/dp_cluster:   /' | sort | uniq -c
 }
 
 # stall_test N VICTIM: SIGSTOP one dataplane; the others must name it
