@@ -93,6 +93,7 @@ static int
 read_answer(int fd, const char *sock, const char *what)
 {
 	static char data[CTL_MAX_PAYLOAD];
+	int said = 0;
 
 	for (;;) {
 		struct ctl_hdr h;
@@ -104,14 +105,16 @@ read_answer(int fd, const char *sock, const char *what)
 			if (read_full(fd, data, h.len) < 0)
 				goto fail;
 			fwrite(data, 1, h.len, stdout);
+			said = 1;
 			continue;
 		}
 		if (h.type == IMSG_CTL_END && h.len == sizeof(e)) {
 			if (read_full(fd, &e, sizeof(e)) < 0)
 				goto fail;
 			if (e.status != 0) {
-				fprintf(stderr, "arceusctl: %s: %s\n", what,
-				    strerror(e.status));
+				if (!said)	/* control said why already */
+					fprintf(stderr, "arceusctl: %s: %s\n",
+					    what, strerror(e.status));
 				return 1;
 			}
 			return 0;

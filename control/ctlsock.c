@@ -3,11 +3,13 @@
  * Each connection sends one IMSG_CTL_QUERY (answered with IMSG_CTL_DATA
  * chunks and IMSG_CTL_END) or IMSG_CTL_REPORT records (each answered with
  * IMSG_CTL_END).  A malformed record drops that connection, counted; it
- * never disturbs the daemon.
+ * never disturbs the daemon.  The socket is 0660: root and the group the
+ * three services share (systemd/arceus-control.service) may use it.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -250,6 +252,7 @@ ctlsock_start(struct ctl *c, const char *path)
 	uv_pipe_init(c->loop, &s->pipe, 0);
 	s->pipe.data = c;
 	if ((rc = uv_pipe_bind(&s->pipe, path)) < 0 ||
+	    (rc = chmod(path, 0660) < 0 ? -errno : 0) < 0 ||
 	    (rc = uv_listen((uv_stream_t *)&s->pipe, 16, on_connect)) < 0) {
 		uv_close((uv_handle_t *)&s->pipe, NULL);
 		c->ctlsrv = s;

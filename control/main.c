@@ -208,6 +208,24 @@ advertise_get(const struct nodeconf *nc, char *out)
 	return 0;
 }
 
+/*
+ * The key: systemd's credential "cluster.key" when the unit passes one
+ * (LoadCredential=, so the file can stay root's), else key_file.
+ */
+static const char *
+key_path(const struct nodeconf *nc)
+{
+	static char p[512];
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+
+	if (dir != NULL) {
+		snprintf(p, sizeof(p), "%s/cluster.key", dir);
+		if (access(p, R_OK) == 0)
+			return p;
+	}
+	return nc->key_file;
+}
+
 /* Checks beyond the key table. @return errors found. */
 static int
 conf_check_more(const struct nodeconf *nc, const char *path,
@@ -217,7 +235,7 @@ conf_check_more(const struct nodeconf *nc, const char *path,
 	struct in_addr a;
 	int bad = 0;
 
-	if (key_load(nc->key_file, key, why, sizeof(why)) < 0) {
+	if (key_load(key_path(nc), key, why, sizeof(why)) < 0) {
 		fprintf(stderr, "%s: key_file: %s\n", path, why);
 		bad++;
 	}
