@@ -62,6 +62,7 @@ struct nodeconf {
 	char		http_listen[64];
 	int64_t		http_port;	/* /metrics, /api, dashboard */
 	int64_t		voters;		/* raft voters (odd) */
+	uint64_t	model_memory;	/* offered to the model; 0: half */
 	int		discovery;	/* DNS-SD through avahi */
 	int		nseeds;
 	struct nodeconf_seed {

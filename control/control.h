@@ -161,6 +161,7 @@ struct ctl {
 	int		nepoch;		/* members of the epoch */
 	uint32_t	epoch_members[64];	/* the first 64 */
 	int64_t		resume_step;
+	int64_t		ckpt_committed;	/* step every member has saved */
 	uint64_t	raft_auth_ok, raft_auth_refused;
 	uint64_t	stale_epochs;
 	/* the job and plan of the committed epoch */

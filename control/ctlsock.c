@@ -179,6 +179,10 @@ client_record(struct client *cl)
 			return -1;
 		pthread_mutex_lock(&cl->c->mu);
 		train_record(&cl->c->train, &r, ctl_now());
+		/* our last complete checkpoint rides on SWIM to the leader */
+		if (r.ckpt_step > 0 &&
+		    (uint64_t)r.ckpt_step > cl->c->sw.self.ckpt_step)
+			cl->c->sw.self.ckpt_step = (uint64_t)r.ckpt_step;
 		pthread_mutex_unlock(&cl->c->mu);
 		client_end(cl, 0);
 		return CTL_HDR_LEN + sizeof(r);

@@ -499,10 +499,11 @@ main(int argc, char **argv)
 	C.sw.clock_us = now_us;
 	inet_pton(AF_INET, C.addr, &C.sw.self.addr);
 	/* our profile rides on every datagram; the leader plans with it.
-	 * Memory for the model: half the node's, until the dataplane
-	 * reports its arena. */
+	 * Memory for the model: [control] model_memory, else half the
+	 * node's (until the dataplane reports its arena). */
 	C.sw.self.gflops10 = (uint32_t)(C.prof.gflops * 10.0);
-	C.sw.self.mem_mib = (uint32_t)(C.prof.mem_bytes / 2 / 1048576.0);
+	C.sw.self.mem_mib = (uint32_t)((NC.model_memory ?
+	    (double)NC.model_memory : C.prof.mem_bytes / 2) / 1048576.0);
 	C.sw.self.port = (uint16_t)NC.gossip_port;
 	for (int i = 0; i < NC.nseeds; i++) {
 		struct in_addr a;

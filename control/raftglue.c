@@ -145,6 +145,16 @@ fsm_applied(void *ctx, int type, const struct cluster_state *st)
 	char list[256] = "";
 	size_t off = 0;
 
+	if (type == ENTRY_CKPT) {
+		log_info("ctl.raft: checkpoint at step %lld committed (epoch "
+		    "%llu, term %llu)", (long long)st->ckpt_step,
+		    (unsigned long long)st->epoch,
+		    (unsigned long long)g->raft.current_term);
+		pthread_mutex_lock(&c->mu);
+		c->ckpt_committed = st->ckpt_step;
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
 	if (type == ENTRY_JOB) {
 		log_info("ctl.raft: job '%s' %s (term %llu)", st->job,
 		    st->job_running ? "started" : "stopped",
@@ -448,6 +458,42 @@ plan_for(struct rglue *g, const uint32_t *alive, int n,
 	free(dev);
 }
 
+/*
+ * A checkpoint is committed once every member of the epoch has saved its
+ * shards of that step: the smallest "last complete checkpoint" the
+ * members report (SWIM header), if it moved forward.
+ */
+static void
+ckpt_maybe(struct rglue *g)
+{
+	struct ctl *c = g->c;
+	const struct cluster_state *st = &g->fsm.st;
+	struct raft_buffer b;
+	uint64_t low = UINT64_MAX;
+
+	if (!st->job_running || st->nmembers == 0)
+		return;
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < st->nmembers; i++) {
+		const struct swim_member *m = swim_find(&c->sw,
+		    st->members[i]);
+		uint64_t s = m ? m->ckpt_step : 0;
+
+		if (s < low)
+			low = s;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (low == UINT64_MAX || low == 0 || (int64_t)low <= st->ckpt_step)
+		return;
+	if (entry_ckpt(&b, (int64_t)low) < 0)
+		return;
+	g->apply.data = g;
+	if (raft_apply(&g->raft, &g->apply, &b, 1, apply_done) == 0)
+		g->apply_pending = 1;
+	else
+		raft_free(b.base);
+}
+
 /* The leader's work: one change or one epoch at a time. */
 static void
 lead(struct rglue *g, const uint32_t *alive, int n)
@@ -506,8 +552,10 @@ lead(struct rglue *g, const uint32_t *alive, int n)
 			    raft_errmsg(&g->raft));
 		return;
 	}
-	if (!epoch_needed(&g->fsm.st, alive, n))
+	if (!epoch_needed(&g->fsm.st, alive, n)) {
+		ckpt_maybe(g);
 		return;
+	}
 	memset(&ep, 0, sizeof(ep));
 	if (g->fsm.st.job_running)
 		plan_for(g, alive, n, &ep);

@@ -127,6 +127,9 @@ report_status(struct ctl *c, struct sbuf *b, int json)
 			sbuf_printf(b, "%s%u", i ? "," : " ",
 			    c->epoch_members[i]);
 		sbuf_printf(b, "%s\n", c->nepoch > 64 ? ",..." : "");
+		sbuf_printf(b, "ckpt      step %lld committed by all members, "
+		    "epoch resumes at %lld\n", (long long)c->ckpt_committed,
+		    (long long)c->resume_step);
 		sbuf_printf(b, "profile   %d cores, %.1f GiB, %.1f GFLOP/s\n",
 		    c->prof.cores, c->prof.mem_bytes / 1073741824.0,
 		    c->prof.gflops);
@@ -159,10 +162,11 @@ report_status(struct ctl *c, struct sbuf *b, int json)
 	sbuf_printf(b, "\"raft\":{\"leader\":%u,\"voters\":%d,"
 	    "\"standbys\":%d,\"auth_ok\":%llu,\"auth_refused\":%llu,"
 	    "\"stale_epochs\":%llu},\"resume_step\":%lld,"
-	    "\"epoch_members\":[", c->leader, c->nvoters, c->nstandbys,
-	    (unsigned long long)c->raft_auth_ok,
+	    "\"ckpt_committed\":%lld,\"epoch_members\":[", c->leader,
+	    c->nvoters, c->nstandbys, (unsigned long long)c->raft_auth_ok,
 	    (unsigned long long)c->raft_auth_refused,
-	    (unsigned long long)c->stale_epochs, (long long)c->resume_step);
+	    (unsigned long long)c->stale_epochs, (long long)c->resume_step,
+	    (long long)c->ckpt_committed);
 	for (int i = 0; i < c->nepoch && i < 64; i++)
 		sbuf_printf(b, "%s%u", i ? "," : "", c->epoch_members[i]);
 	sbuf_printf(b, "],");

@@ -10,7 +10,8 @@
  *   32 probe seq u32 | 36 target u32 | 40 http port u16 | 42 raft port u16
  *   44 target addr u32 | 48 target port u16 | 50 pad u16
  *   52 sender GFLOP/s x 10 u32 | 56 sender memory MiB u32 (its profile)
- *   60 updates: id u32, addr u32, incarnation u32, port u16, http u16,
+ *   60 sender's last complete checkpoint step u64
+ *   68 updates: id u32, addr u32, incarnation u32, port u16, http u16,
  *      raft u16, state u8, pad u8 (20 bytes each)
  */
 #include <errno.h>
@@ -34,6 +35,7 @@ struct swim_msg {
 	uint32_t target_addr;
 	uint16_t target_port;
 	uint32_t gflops10, mem_mib;
+	uint64_t ckpt_step;
 	struct swim_member upd[SWIM_MAX_UPDATES];
 };
 
@@ -268,6 +270,7 @@ encode(struct swim *sw, uint8_t *buf, int type, uint32_t probe_seq,
 	put16(buf + 48, tport);
 	put32(buf + 52, sw->self.gflops10);
 	put32(buf + 56, sw->self.mem_mib);
+	put64(buf + 60, sw->self.ckpt_step);
 	/* piggyback the updates with the most retransmissions left */
 	if (sw->self.gossip_left > 0)
 		pick[np++] = &sw->self;
@@ -347,6 +350,7 @@ decode(const struct swim *sw, const uint8_t *buf, size_t len,
 	msg->target_port = get16(buf + 48);
 	msg->gflops10 = get32(buf + 52);
 	msg->mem_mib = get32(buf + 56);
+	msg->ckpt_step = get64(buf + 60);
 	if (msg->sender == 0 || msg->sender == sw->self.id)
 		return -EBADMSG;
 	for (int i = 0; i < msg->nupd; i++) {
@@ -520,6 +524,7 @@ swim_recv(struct swim *sw, uint64_t now, uint32_t addr, uint16_t port,
 	m->flags = msg.flags;
 	m->gflops10 = msg.gflops10;
 	m->mem_mib = msg.mem_mib;
+	m->ckpt_step = msg.ckpt_step;
 	memset(&self, 0, sizeof(self));
 	self.id = msg.sender;
 	self.addr = addr;

@@ -36,7 +36,7 @@
 #define SWIM_VERSION		1
 #define SWIM_MAX_MEMBERS	1024
 #define SWIM_MAX_UPDATES	16	/* piggybacked per datagram */
-#define SWIM_HDR_LEN		60
+#define SWIM_HDR_LEN		68
 #define SWIM_UPD_LEN		20
 #define SWIM_MAC_LEN		32	/* crypto_auth_BYTES */
 #define SWIM_KEY_LEN		32	/* crypto_auth_KEYBYTES */
@@ -89,6 +89,7 @@ struct swim_member {
 	double	 rtt_ms;		/* last direct probe round trip */
 	uint32_t gflops10;		/* its GEMM probe, GFLOP/s x 10 */
 	uint32_t mem_mib;		/* its memory for the model, MiB */
+	uint64_t ckpt_step;		/* its last complete checkpoint */
 	uint64_t last_heard_ms;
 };
 

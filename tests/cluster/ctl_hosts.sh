@@ -260,6 +260,26 @@ t=$(wait_for 10000 plan_is 4 1 2 3 4) || die "no plan committed"
 echo "job planned on 4 members, committed on all in $t ms:" \
     "$("$CLI" -s "$tmp/h2/control.sock" plan | sed -n 3p)"
 
+# ---- a checkpoint commits once every member has saved it ----
+ckpt_is() {	# STEP VIEWER...
+	local want=$1
+	shift
+	for v in "$@"; do
+		[ "$(status_field "$v" ckpt_committed)" = "$want" ] || return 1
+	done
+}
+for v in 1 2 3; do
+	"$CLI" -s "$tmp/h$v/control.sock" report 100 2.5 1000 100 >/dev/null ||
+	    die "report to host $v"
+done
+# host 4 has not saved step 100: nothing may commit (bounded look)
+if wait_for 1000 ckpt_is 100 1 >/dev/null; then
+	die "checkpoint committed before every member saved it"
+fi
+"$CLI" -s "$tmp/h4/control.sock" report 100 2.5 1000 100 >/dev/null
+t=$(wait_for 5000 ckpt_is 100 1 2 3 4) || die "checkpoint 100 not committed"
+echo "checkpoint at step 100 committed $t ms after the last member saved it"
+
 # ---- raft's port refuses garbage and a forged handshake ----
 refused() { status_field 1 auth_refused; }
 r0=$(refused)
@@ -301,8 +321,10 @@ echo "SIGKILL of host 4 detected by all in $t ms"
 wait_for 10000 epoch_is 1,2,3 1 2 3 >/dev/null || die "no epoch without 4"
 echo "  epoch $(status_field 1 epoch) with 1,2,3 committed $(( $(now_ms) - t0 )) ms after the kill"
 wait_for 5000 plan_is 3 1 2 3 >/dev/null || die "no replan without 4"
-echo "  replanned on 3 members: $("$CLI" -s "$tmp/h1/control.sock" plan |
-    sed -n 3p)"
+[ "$(status_field 2 resume_step)" = 100 ] ||
+    die "the new epoch does not resume at the committed checkpoint"
+echo "  replanned on 3 members, resuming at step 100:" \
+    "$("$CLI" -s "$tmp/h1/control.sock" plan | sed -n 3p)"
 
 # ---- SIGSTOP ----
 kill -STOP "${PID[3]}"

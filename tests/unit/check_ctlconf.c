@@ -41,6 +41,7 @@ START_TEST(test_defaults)
 	ck_assert_int_lt(nc.probe_timeout_ms, nc.probe_interval_ms);
 	ck_assert_int_eq(nc.nseeds, 0);
 	ck_assert_int_eq(nc.bootstrap_expect, 3);
+	ck_assert_uint_eq(nc.model_memory, 0);
 	ck_assert_int_lt(nc.heartbeat_ms, nc.election_timeout_ms);
 	ck_assert_str_eq(nc.ctl_listen, "0.0.0.0");
 	unlink(path);
