@@ -70,9 +70,9 @@ for k in $(seq 200); do
 done
 "$CLI" -s "$tmp/n1/control.sock" plan --json | grep -q '"ok":true' ||
     die "no plan committed"
-for p in "10 4.5" "20 3.9" "30 3.2" "40 3.0"; do
+for p in "10 4.5 11000" "20 3.9 12000" "30 3.2 11500" "40 3.0 12345"; do
 	set -- $p
-	"$CLI" -s "$tmp/n1/control.sock" report "$1" "$2" 12345 >/dev/null ||
+	"$CLI" -s "$tmp/n1/control.sock" report "$1" "$2" "$3" >/dev/null ||
 	    die "report"
 done
 
@@ -98,12 +98,15 @@ done
 grep -q 'id="alive">2<' "$dom" || die "summary does not say 2 alive"
 grep -q 'id="step">40<' "$dom" || die "step 40 not shown"
 grep -q 'id="tps">12345<' "$dom" || die "throughput not shown"
-grep -q 'data-points="4"' "$dom" || die "loss curve does not have 4 points"
 grep -q 'id="plan" data-ok="1">job tiny.conf on 2 members' "$dom" ||
     die "plan not shown: $(grep -o 'id="plan"[^<]*' "$dom")"
 grep -Eq 'id="epoch">[1-9]' "$dom" || die "no committed epoch shown"
-grep -Eq 'id="losspath"[^>]* d="M[0-9.]+ [0-9.]+L' "$dom" ||
-    grep -Eq 'd="M[0-9.]+ [0-9.]+L[^"]*"[^>]*id="losspath"' "$dom" ||
-    die "loss curve path is empty"
-echo "dashboard: 2 members alive, epoch, plan, step 40, 4-point loss curve," \
+for c in losspath tpspath; do
+	grep -Eo "<path id=\"$c\"[^>]*>" "$dom" | grep -q 'data-points="4"' ||
+	    die "$c does not have 4 points"
+	grep -Eo "<path id=\"$c\"[^>]*>" "$dom" |
+	    grep -Eq ' d="M[0-9.]+ [0-9.]+(L[0-9.]+ [0-9.]+){3}"' ||
+	    die "$c is not drawn"
+done
+echo "dashboard: 2 members alive, epoch, plan, step 40, 4-point loss and throughput curves," \
     "no external resources"
