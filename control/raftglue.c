@@ -38,6 +38,7 @@
 
 #define FORM_STABLE_MS		1000
 #define CONNECT_RETRY_MS	50
+#define RETRY_MS		1000	/* after a refused change or entry */
 
 enum glue_state { GLUE_WAITING, GLUE_JOINING, GLUE_RUNNING, GLUE_CLOSING };
 static const char *const glue_names[] = { "waiting", "joining", "running",
@@ -63,6 +64,7 @@ struct rglue {
 	struct raft_change	 change;
 	int			 apply_pending;
 	struct raft_apply	 apply;
+	uint64_t		 retry_at;	/* after a failed change */
 	struct plan		 last;		/* this leader's last plan */
 	uint64_t		 last_job_seq;
 	void			(*done)(struct ctl *);
@@ -265,9 +267,11 @@ change_done(struct raft_change *req, int status)
 	struct rglue *g = req->data;
 
 	g->change_pending = 0;
-	if (status != 0)
-		log_warnx("ctl.raft: configuration change failed: %s",
-		    raft_strerror(status));
+	if (status != 0) {
+		log_warnx("ctl.raft: configuration change failed: %s (retry "
+		    "in %d ms)", raft_strerror(status), RETRY_MS);
+		g->retry_at = ms() + RETRY_MS;
+	}
 }
 
 static void
@@ -276,9 +280,11 @@ apply_done(struct raft_apply *req, int status, void *result)
 	struct rglue *g = req->data;
 
 	g->apply_pending = 0;
-	if (status != 0)
-		log_warnx("ctl.raft: epoch not committed: %s",
+	if (status != 0) {
+		log_warnx("ctl.raft: entry not committed: %s",
 		    raft_strerror(status));
+		g->retry_at = ms() + RETRY_MS;
+	}
 	else if ((intptr_t)result != 0)
 		log_info("ctl.raft: epoch skipped: %s",
 		    strerror(-(int)(intptr_t)result));
@@ -515,7 +521,7 @@ lead(struct rglue *g, const uint32_t *alive, int n)
 		}
 		return;
 	}
-	if (g->change_pending || g->apply_pending)
+	if (g->change_pending || g->apply_pending || ms() < g->retry_at)
 		return;
 	roles_next(&g->raft.configuration, alive, n, (int)c->nc->voters,
 	    c->id, &rc);
@@ -523,7 +529,7 @@ lead(struct rglue *g, const uint32_t *alive, int n)
 	switch (rc.action) {
 	case ROLE_ADD:
 		if (member_address(c, rc.id, addr, sizeof(addr)) < 0)
-			break;
+			return;		/* SWIM has no address yet */
 		log_info("ctl.raft: adding node %u at %s (epoch %llu, term "
 		    "%llu)", rc.id, addr, (unsigned long long)g->fsm.st.epoch,
 		    (unsigned long long)g->raft.current_term);
@@ -545,11 +551,13 @@ lead(struct rglue *g, const uint32_t *alive, int n)
 		break;
 	}
 	if (rc.action != ROLE_NONE) {
-		if (r == 0)
+		if (r == 0) {
 			g->change_pending = 1;
-		else
-			log_warnx("ctl.raft: change: %s",
-			    raft_errmsg(&g->raft));
+		} else {
+			log_warnx("ctl.raft: change: %s (retry in %d ms)",
+			    raft_errmsg(&g->raft), RETRY_MS);
+			g->retry_at = ms() + RETRY_MS;
+		}
 		return;
 	}
 	if (!epoch_needed(&g->fsm.st, alive, n)) {
