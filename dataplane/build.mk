@@ -65,4 +65,4 @@ bench-allreduce: $(BUILD)/arceus-dataplane $(BUILD)/arceus-dptool
 
 # The codecs are plain loops written to vectorize: let them (no FMA
 # contraction: decode-and-add must equal decode then add, bit for bit).
-CFLAGS_dataplane/compress.c := -O3 -ffp-contract=off
+CFLAGS_dataplane/compress.c := -O3 -ffp-contract=off -fno-math-errno

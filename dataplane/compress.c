@@ -137,7 +137,7 @@ comp_encode(enum wire_codec codec, const float *src, uint32_t n, void *out)
 
 				v = v > 127.0f ? 127.0f : v < -127.0f ?
 				    -127.0f : v;
-				q[i] = (int8_t)lrintf(v);
+				q[i] = (int8_t)(int)rintf(v);
 			}
 			o += 4 + m;
 		}
@@ -241,40 +241,74 @@ comp_decode(enum wire_codec codec, const void *in, size_t len, uint32_t n,
 	}
 }
 
-/* k-th largest of a[0..n) (k >= 1), reordering a; quickselect. */
+/*
+ * The k-th largest |g[i]| (1 <= k <= n), as a radix select on the bits:
+ * for |x| (sign cleared) the integer order of the bits is the float order
+ * (NaNs above infinity).  Three counting passes of 11, 11 and 9 bits, no
+ * memory but the histogram, no reordering of g.
+ */
 static float
-kth_largest(float *a, size_t n, size_t k)
+kth_largest_abs(const float *g, size_t n, size_t k)
 {
-	size_t lo = 0, hi = n - 1, want = k - 1;
+	static const int shift[3] = { 20, 9, 0 };
+	static const uint32_t width[3] = { 2048, 2048, 512 };
+	uint32_t prefix = 0, pmask = 0, hist[4][2048], *cand = NULL;
+	size_t ncand = 0;
+	float f;
 
-	while (lo < hi) {
-		float pivot = a[lo + (hi - lo) / 2];
-		size_t i = lo, j = hi;
+	for (int pass = 0; pass < 3; pass++) {
+		uint32_t b, w = width[pass] - 1;
+		int sh = shift[pass];
 
-		while (i <= j) {
-			while (a[i] > pivot)
-				i++;
-			while (a[j] < pivot)
-				j--;
-			if (i <= j) {
-				float t = a[i];
+		memset(hist, 0, sizeof(hist));
+		if (cand == NULL) {
+			/* four histograms: fewer stalls on repeated bins */
+			size_t i = 0;
 
-				a[i] = a[j];
-				a[j] = t;
-				i++;
-				if (j == 0)
-					break;
-				j--;
+			for (; i + 4 <= n; i += 4)
+				for (int j = 0; j < 4; j++) {
+					uint32_t u;
+
+					memcpy(&u, &g[i + j], 4);
+					u &= 0x7fffffffu;
+					if ((u & pmask) == prefix)
+						hist[j][(u >> sh) & w]++;
+				}
+			for (; i < n; i++) {
+				uint32_t u;
+
+				memcpy(&u, &g[i], 4);
+				u &= 0x7fffffffu;
+				if ((u & pmask) == prefix)
+					hist[0][(u >> sh) & w]++;
+			}
+		} else
+			for (size_t i = 0; i < ncand; i++)
+				if ((cand[i] & pmask) == prefix)
+					hist[0][(cand[i] >> sh) & w]++;
+		for (b = 0; b <= w; b++)
+			hist[0][b] += hist[1][b] + hist[2][b] + hist[3][b];
+		/* from the top bin down until k values are covered */
+		for (b = w; b > 0 && hist[0][b] < k; b--)
+			k -= hist[0][b];
+		prefix |= b << sh;
+		pmask |= w << sh;
+		/* few values left in the running: keep just those */
+		if (cand == NULL && pass == 0 && hist[0][b] <= n / 16 &&
+		    (cand = malloc(sizeof(*cand) * (hist[0][b] + 1))) != NULL) {
+			for (size_t i = 0; i < n; i++) {
+				uint32_t u;
+
+				memcpy(&u, &g[i], 4);
+				u &= 0x7fffffffu;
+				if ((u & pmask) == prefix)
+					cand[ncand++] = u;
 			}
 		}
-		if (want <= j)
-			hi = j;
-		else if (want >= i)
-			lo = i;
-		else
-			return a[want];
 	}
-	return a[want];
+	free(cand);
+	memcpy(&f, &prefix, 4);
+	return f;
 }
 
 size_t
@@ -318,7 +352,7 @@ comp_feedback(int comp, float ratio, float *g, float *resid, size_t n)
 
 				v = v > 127.0f ? 127.0f : v < -127.0f ?
 				    -127.0f : v;
-				c = (float)(int8_t)lrintf(v) * s;
+				c = (float)(int8_t)(int)rintf(v) * s;
 				if (resid != NULL)
 					resid[i] = g[i] - c;
 				g[i] = c;
@@ -327,16 +361,11 @@ comp_feedback(int comp, float ratio, float *g, float *resid, size_t n)
 		return 0;
 	case ARC_DP_COMP_TOPK: {
 		size_t k = comp_topk_count(n, ratio), kept = 0;
-		float *a, thr;
+		float thr;
 
 		if (n == 0)
 			return 0;
-		if ((a = malloc(n * sizeof(*a))) == NULL)
-			return -ENOMEM;
-		for (size_t i = 0; i < n; i++)
-			a[i] = fabsf(g[i]);
-		thr = kth_largest(a, n, k);
-		free(a);
+		thr = kth_largest_abs(g, n, k);
 		/* strictly above the threshold first, then ties by index */
 		for (size_t i = 0; i < n; i++)
 			kept += fabsf(g[i]) > thr;
