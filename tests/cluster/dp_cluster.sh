@@ -203,6 +203,45 @@ stall_test() {
 	done
 }
 
+# worker_death_test N: SIGKILL every test worker in the middle of its
+# all-reduces; the dataplanes finish what was posted, stay up, and new
+# workers attach and pass
+worker_death_test() {
+	n=$1
+	members=$(seq -s, 1 "$n")
+	hp=""
+	for i in $(seq 1 "$n"); do
+		timeout 30 ip netns exec "${TAG}n$i" "$TOOL" \
+		    -s "$TMP/n$i/dataplane.sock" hammer -g 97 -m "$members" \
+		    -t 20 -n 300000 > "$TMP/k$i.log" 2>&1 &
+		hp="$hp $!"
+	done
+	running() { grep -q RUNNING "$TMP/k$1.log"; }
+	for i in $(seq 1 "$n"); do until_ok 10 running "$i"; done
+	for p in $hp; do kill -9 "$p" 2>/dev/null; done
+	for p in $hp; do wait "$p" 2>/dev/null; done
+	for i in $(seq 1 "$n"); do
+		eval "dpp=\$DPPID$i"
+		if ! kill -0 "$dpp" 2>/dev/null; then
+			log "FAIL worker death: dataplane $i died"
+			FAILS=$((FAILS + 1))
+		fi
+	done
+	run_test "after-worker-death-$n" 16 "$members" -n 1001,65537
+}
+
+# links_test: RTT from heartbeats, bandwidth from a probe, on host 1
+links_test() {
+	"$TOOL" -s "$TMP/n1/dataplane.sock" probe 2 8 > "$TMP/probe.log" 2>&1
+	if grep -q "peer 2 up backend=tcp rtt_us=[0-9]*[1-9][0-9.]* bw_probe_MBps=[0-9]*[1-9]" \
+	    "$TMP/probe.log"; then
+		log "ok links: $(cat "$TMP/probe.log")"
+	else
+		log "FAIL links: no RTT or probe bandwidth:"
+		cat "$TMP/probe.log"; FAILS=$((FAILS + 1))
+	fi
+}
+
 up() { [ "$("$TOOL" -s "$TMP/n$1/dataplane.sock" links | \
     grep -c ' up ')" = "$2" ]; }
 
@@ -219,6 +258,12 @@ for n in 2 3 4; do
 	if [ "$n" -ge 3 ]; then
 		run_test "subset-$n" 14 "$n,1" -n 2,999,33333
 		run_test "subset-$n-int8" 15 "2,$n,1" -c int8 -n 1001
+	fi
+	if [ "$n" = 2 ]; then
+		links_test
+	fi
+	if [ "$n" = 3 ]; then
+		worker_death_test "$n"
 	fi
 	if [ "$n" = 4 ]; then
 		stall_test "$n" 3
