@@ -45,6 +45,7 @@
 #define TCP_BATCH_BYTES		(8u << 20)	/* gather at most this */
 #define TCP_RX_BUF		(4u << 20)	/* receive buffer, at least */
 #define TCP_ZC_MIN		(64u << 10)	/* zero-copy batches from this */
+#define TCP_HELLO_MAX		256		/* payload before a hello */
 
 enum ureq_kind {
 	UREQ_ACCEPT = 1,
@@ -482,6 +483,12 @@ on_recv(struct tcp_state *st, struct tcp_conn *c, int res)
 		if ((e = wire_decode(raw, WIRE_HDR_LEN, &h)) != WIRE_OK) {
 			/* the stream lost its framing: nothing after is good */
 			dp_on_bad(st->dp, c->peer, e);
+			conn_broken(st, c, -EPROTO, "framing");
+			return;
+		}
+		/* before its hello a connection is nobody: no big buffers */
+		if (c->peer == NULL && h.length > TCP_HELLO_MAX) {
+			dp_on_bad(st->dp, NULL, WIRE_ELENGTH);
 			conn_broken(st, c, -EPROTO, "framing");
 			return;
 		}

@@ -242,6 +242,29 @@ links_test() {
 	fi
 }
 
+# garbage_test: a stranger connects to host 1's dataplane port and sends
+# junk, then a well-formed header of 60 MiB; both are counted and
+# dropped, and the dataplane goes on
+garbage_test() {
+	command -v bash >/dev/null || { log "skip garbage: no bash"; return; }
+	before=$("$TOOL" -s "$TMP/n1/dataplane.sock" status | \
+	    sed 's/.*rx_bad \([0-9]*\).*/\1/')
+	ip netns exec "${TAG}n2" bash -c "
+	    exec 3<>/dev/tcp/$NET.1/7710 &&
+	    head -c 4096 /dev/urandom >&3; exec 3>&-
+	    exec 3<>/dev/tcp/$NET.1/7710 &&
+	    printf 'ARCW\001\001\000\000\000\000\000\001\000\000\000\002\003\300\000\000' >&3 &&
+	    head -c 40 /dev/zero >&3; exec 3>&-" 2>/dev/null
+	bad() { [ "$("$TOOL" -s "$TMP/n1/dataplane.sock" status | \
+	    sed 's/.*rx_bad \([0-9]*\).*/\1/')" -ge $((before + 2)) ]; }
+	if until_ok 5 bad && kill -0 "$DPPID1" 2>/dev/null && up 1 1; then
+		log "ok garbage: counted, dropped, still serving"
+	else
+		log "FAIL garbage: $("$TOOL" -s "$TMP/n1/dataplane.sock" status)"
+		FAILS=$((FAILS + 1))
+	fi
+}
+
 up() { [ "$("$TOOL" -s "$TMP/n$1/dataplane.sock" links | \
     grep -c ' up ')" = "$2" ]; }
 
@@ -261,6 +284,8 @@ for n in 2 3 4; do
 	fi
 	if [ "$n" = 2 ]; then
 		links_test
+		garbage_test
+		run_test "after-garbage-2" 17 "$all" -n 65537
 	fi
 	if [ "$n" = 3 ]; then
 		worker_death_test "$n"
