@@ -23,11 +23,15 @@ PROGRAMS	+= $(BUILD)/arceusctl $(BUILD)/arceus-control
 CTL_DAEMON_OBJ	:= $(patsubst %.c,$(BUILD)/obj/%.o,control/main.c \
 		   control/swim.c control/report.c control/ctlsock.c \
 		   control/http.c control/profile.c control/raftfsm.c \
-		   control/raftauth.c control/raftglue.c control/discovery.c)
+		   control/raftauth.c control/raftglue.c control/discovery.c \
+		   control/dpseam.c)
+CFLAGS_control/dpseam.c += -Idataplane
 CTL_DAEMON_LDLIBS = $(call pc,--libs,raft libuv libsodium libmicrohttpd \
 		   libsystemd avahi-client) -ldnnl -lm -lpthread
 
-$(BUILD)/arceus-control: $(CTL_DAEMON_OBJ) $(CTL_PLAN_OBJ) $(COMMON_LIB)
+# dpseam.c talks to the dataplane through its client helpers (DP_LIB).
+$(BUILD)/arceus-control: $(CTL_DAEMON_OBJ) $(CTL_PLAN_OBJ) $(DP_LIB) \
+    $(COMMON_LIB)
 	$(CC) $(ALDFLAGS) -o $@ $^ $(CTL_DAEMON_LDLIBS)
 
 $(BUILD)/arceusctl: $(CTL_CLI_OBJ) $(CTL_PLAN_OBJ) $(CTL_CLI_LIBS) \

@@ -132,6 +132,17 @@ struct train_state {
 	struct { int64_t step; double loss, tps; } hist[TRAIN_HISTORY];
 };
 
+#define CTL_MAX_LINKS	64	/* links kept from the dataplane */
+
+/* One link as the dataplane measures it (dpseam.c). */
+struct ctl_link {
+	uint32_t peer;
+	int	 up;
+	double	 rtt_s;
+	double	 bw_probe, bw_live;	/* bytes/s, 0: unknown */
+	uint64_t tx_bytes, rx_bytes, rx_bad, downs;
+};
+
 /* ------------------------------------------------------------------ */
 /* main.c: the daemon's state, shared by the loop and the HTTP thread   */
 struct profile {
@@ -172,6 +183,14 @@ struct ctl {
 	char		*plan_text;	/* malloc'd, NULL: none */
 	void		*raft;		/* raftglue.c state */
 	void		*disc;		/* discovery.c state */
+	void		*dpseam;	/* dpseam.c state */
+	/* the dataplane, as dpseam.c last saw it */
+	int		dp_up;
+	int		nlinks;
+	struct ctl_link	links[CTL_MAX_LINKS];
+	uint32_t	dp_workers, dp_epoch;
+	uint64_t	dp_arena;
+	char		dp_backend[8];
 	uint64_t	discovered;	/* peers introduced by DNS-SD */
 	uint64_t	sock_errors;
 	void		*http;		/* struct MHD_Daemon */
@@ -218,6 +237,11 @@ int	discovery_start(struct ctl *c);
 /* On the loop: hands the peers found since the last call to SWIM. */
 void	discovery_drain(struct ctl *c, uint64_t now_ms);
 void	discovery_stop(struct ctl *c);
+
+/* ------------------------------------------------------------------ */
+/* dpseam.c: dataplane.sock: peer tables out, link measurements in      */
+int	dpseam_start(struct ctl *c);
+void	dpseam_stop(struct ctl *c);
 
 /* ------------------------------------------------------------------ */
 /* profile.c: this node's measurements (probe: run the GEMM probe)      */

@@ -497,6 +497,7 @@ main(int argc, char **argv)
 	    (uint16_t)NC.raft_port, gossip_send, member_changed, &C) < 0)
 		fatalx("out of memory");
 	C.sw.clock_us = now_us;
+	C.sw.self.dp_port = (uint16_t)NC.dp_port;
 	inet_pton(AF_INET, C.addr, &C.sw.self.addr);
 	/* our profile rides on every datagram; the leader plans with it.
 	 * Memory for the model: [control] model_memory, else half the
@@ -554,6 +555,8 @@ main(int argc, char **argv)
 	uv_signal_init(&loop, &sigint);
 	uv_signal_start(&sigterm, on_signal, SIGTERM);
 	uv_signal_start(&sigint, on_signal, SIGINT);
+	if (dpseam_start(&C) < 0)
+		log_warnx("dataplane seam: cannot start its thread");
 	if (NC.discovery && discovery_start(&C) < 0)
 		log_warnx("discovery: cannot use avahi; peers from the %d "
 		    "seed%s only", NC.nseeds, NC.nseeds == 1 ? "" : "s");
@@ -565,6 +568,7 @@ main(int argc, char **argv)
 
 	uv_run(&loop, UV_RUN_DEFAULT);
 
+	dpseam_stop(&C);
 	http_stop(&C);
 	uv_loop_close(&loop);
 	free(C.ctlsrv);

@@ -392,9 +392,9 @@ try_form(struct rglue *g, const uint32_t *alive, int n, int formed_peer)
 
 /*
  * The plan for the running job on the alive members, from their SWIM
- * profiles (GEMM GFLOP/s, memory).  One island: until the dataplane
- * reports link bandwidth, links are taken as DEFAULT_LINK_GBPS with the
- * probes' RTT.  Fills ep; its text is malloc'd (caller frees).
+ * profiles (GEMM GFLOP/s, memory).  One island; links at the slowest
+ * bandwidth this node's dataplane measured, else DEFAULT_LINK_GBPS, with
+ * the probes' RTT.  Fills ep; its text is malloc'd (caller frees).
  */
 #define DEFAULT_LINK_GBPS	10.0
 #define UNMEASURED_GFLOPS	1.0
@@ -432,6 +432,20 @@ plan_for(struct rglue *g, const uint32_t *alive, int n,
 			rtt += sm->rtt_ms / 1e3;
 			nr++;
 		}
+	}
+	/* measured links, where the dataplane has them: the slowest */
+	{
+		double low = 0.0;
+
+		for (int i = 0; i < c->nlinks; i++) {
+			double b = c->links[i].bw_probe > 0 ?
+			    c->links[i].bw_probe : c->links[i].bw_live;
+
+			if (b > 0 && (low == 0.0 || b < low))
+				low = b;
+		}
+		if (low > 0)
+			bw = low;
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (nr > 0)

@@ -130,6 +130,16 @@ report_status(struct ctl *c, struct sbuf *b, int json)
 		sbuf_printf(b, "ckpt      step %lld committed by all members, "
 		    "epoch resumes at %lld\n", (long long)c->ckpt_committed,
 		    (long long)c->resume_step);
+		sbuf_printf(b, "dataplane %s", c->dp_up ? "up" : "down\n");
+		if (c->dp_up) {
+			int up = 0;
+
+			for (int i = 0; i < c->nlinks; i++)
+				up += c->links[i].up;
+			sbuf_printf(b, " (%s, epoch %u, %u workers, %d/%d links "
+			    "up)\n", c->dp_backend, c->dp_epoch,
+			    c->dp_workers, up, c->nlinks);
+		}
 		sbuf_printf(b, "profile   %d cores, %.1f GiB, %.1f GFLOP/s\n",
 		    c->prof.cores, c->prof.mem_bytes / 1073741824.0,
 		    c->prof.gflops);
@@ -159,6 +169,19 @@ report_status(struct ctl *c, struct sbuf *b, int json)
 	    (unsigned long long)c->term, c->role);
 	sbuf_printf(b, "\"discovered\":%llu,",
 	    (unsigned long long)c->discovered);
+	sbuf_printf(b, "\"dataplane\":{\"up\":%s,\"backend\":",
+	    c->dp_up ? "true" : "false");
+	sbuf_json_str(b, c->dp_up ? c->dp_backend : "");
+	sbuf_printf(b, ",\"epoch\":%u,\"workers\":%u,\"arena_bytes\":%llu,"
+	    "\"links\":[", c->dp_epoch, c->dp_workers,
+	    (unsigned long long)c->dp_arena);
+	for (int i = 0; i < c->nlinks; i++)
+		sbuf_printf(b, "%s{\"peer\":%u,\"up\":%s,\"rtt_s\":%.6g,"
+		    "\"bw_probe\":%.6g,\"bw_live\":%.6g}", i ? "," : "",
+		    c->links[i].peer, c->links[i].up ? "true" : "false",
+		    c->links[i].rtt_s, c->links[i].bw_probe,
+		    c->links[i].bw_live);
+	sbuf_printf(b, "]},");
 	sbuf_printf(b, "\"raft\":{\"leader\":%u,\"voters\":%d,"
 	    "\"standbys\":%d,\"auth_ok\":%llu,\"auth_refused\":%llu,"
 	    "\"stale_epochs\":%llu},\"resume_step\":%lld,"
@@ -310,8 +333,50 @@ report_metrics(struct ctl *c, struct sbuf *b)
 	    "last direct probe.\n# TYPE arceus_link_rtt_seconds gauge\n");
 	for (int i = 0; i < c->sw.nm; i++)
 		if (c->sw.m[i].rtt_ms > 0)
-			sbuf_printf(b, "arceus_link_rtt_seconds{peer=\"%u\"} "
-			    "%.6f\n", c->sw.m[i].id, c->sw.m[i].rtt_ms / 1e3);
+			sbuf_printf(b, "arceus_link_rtt_seconds{peer=\"%u\","
+			    "source=\"gossip\"} %.6f\n", c->sw.m[i].id,
+			    c->sw.m[i].rtt_ms / 1e3);
+	for (int i = 0; i < c->nlinks; i++)
+		if (c->links[i].rtt_s > 0)
+			sbuf_printf(b, "arceus_link_rtt_seconds{peer=\"%u\","
+			    "source=\"dataplane\"} %.9f\n", c->links[i].peer,
+			    c->links[i].rtt_s);
+	sbuf_printf(b, "# HELP arceus_dataplane_up 1 if control talks to "
+	    "the dataplane.\n# TYPE arceus_dataplane_up gauge\n"
+	    "arceus_dataplane_up %d\n", c->dp_up);
+	if (c->nlinks > 0) {
+		sbuf_printf(b, "# HELP arceus_link_up Dataplane link state.\n"
+		    "# TYPE arceus_link_up gauge\n");
+		for (int i = 0; i < c->nlinks; i++)
+			sbuf_printf(b, "arceus_link_up{peer=\"%u\"} %d\n",
+			    c->links[i].peer, c->links[i].up);
+		sbuf_printf(b, "# HELP arceus_link_bandwidth_bytes_per_second "
+		    "Measured by probes and live traffic.\n"
+		    "# TYPE arceus_link_bandwidth_bytes_per_second gauge\n");
+		for (int i = 0; i < c->nlinks; i++)
+			sbuf_printf(b, "arceus_link_bandwidth_bytes_per_second{"
+			    "peer=\"%u\",source=\"probe\"} %.0f\n"
+			    "arceus_link_bandwidth_bytes_per_second{peer=\"%u\","
+			    "source=\"live\"} %.0f\n", c->links[i].peer,
+			    c->links[i].bw_probe, c->links[i].peer,
+			    c->links[i].bw_live);
+		sbuf_printf(b, "# HELP arceus_link_bytes_total Dataplane bytes "
+		    "on the wire.\n# TYPE arceus_link_bytes_total counter\n");
+		for (int i = 0; i < c->nlinks; i++)
+			sbuf_printf(b, "arceus_link_bytes_total{peer=\"%u\","
+			    "dir=\"tx\"} %llu\narceus_link_bytes_total{peer="
+			    "\"%u\",dir=\"rx\"} %llu\n", c->links[i].peer,
+			    (unsigned long long)c->links[i].tx_bytes,
+			    c->links[i].peer,
+			    (unsigned long long)c->links[i].rx_bytes);
+		sbuf_printf(b, "# HELP arceus_link_dropped_total Dataplane "
+		    "messages dropped as invalid.\n"
+		    "# TYPE arceus_link_dropped_total counter\n");
+		for (int i = 0; i < c->nlinks; i++)
+			sbuf_printf(b, "arceus_link_dropped_total{peer=\"%u\"} "
+			    "%llu\n", c->links[i].peer,
+			    (unsigned long long)c->links[i].rx_bad);
+	}
 	sbuf_printf(b, "# HELP arceus_epoch Committed epoch.\n"
 	    "# TYPE arceus_epoch gauge\narceus_epoch %llu\n"
 	    "# HELP arceus_view_changes_total Membership changes seen.\n"

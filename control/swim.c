@@ -8,7 +8,7 @@
  *   0 magic u32 | 4 version u8 | 5 type u8 | 6 nupd u8 | 7 flags u8
  *   8 sender u32 | 12 sender incarnation u32 | 16 boot u64 | 24 seq u64
  *   32 probe seq u32 | 36 target u32 | 40 http port u16 | 42 raft port u16
- *   44 target addr u32 | 48 target port u16 | 50 pad u16
+ *   44 target addr u32 | 48 target port u16 | 50 sender's dataplane port u16
  *   52 sender GFLOP/s x 10 u32 | 56 sender memory MiB u32 (its profile)
  *   60 sender's last complete checkpoint step u64
  *   68 updates: id u32, addr u32, incarnation u32, port u16, http u16,
@@ -36,6 +36,7 @@ struct swim_msg {
 	uint16_t target_port;
 	uint32_t gflops10, mem_mib;
 	uint64_t ckpt_step;
+	uint16_t dp_port;
 	struct swim_member upd[SWIM_MAX_UPDATES];
 };
 
@@ -268,6 +269,7 @@ encode(struct swim *sw, uint8_t *buf, int type, uint32_t probe_seq,
 	put16(buf + 42, sw->self.raft_port);
 	put32(buf + 44, taddr);
 	put16(buf + 48, tport);
+	put16(buf + 50, sw->self.dp_port);
 	put32(buf + 52, sw->self.gflops10);
 	put32(buf + 56, sw->self.mem_mib);
 	put64(buf + 60, sw->self.ckpt_step);
@@ -351,6 +353,7 @@ decode(const struct swim *sw, const uint8_t *buf, size_t len,
 	msg->gflops10 = get32(buf + 52);
 	msg->mem_mib = get32(buf + 56);
 	msg->ckpt_step = get64(buf + 60);
+	msg->dp_port = get16(buf + 50);
 	if (msg->sender == 0 || msg->sender == sw->self.id)
 		return -EBADMSG;
 	for (int i = 0; i < msg->nupd; i++) {
@@ -525,6 +528,7 @@ swim_recv(struct swim *sw, uint64_t now, uint32_t addr, uint16_t port,
 	m->gflops10 = msg.gflops10;
 	m->mem_mib = msg.mem_mib;
 	m->ckpt_step = msg.ckpt_step;
+	m->dp_port = msg.dp_port;
 	memset(&self, 0, sizeof(self));
 	self.id = msg.sender;
 	self.addr = addr;

@@ -76,6 +76,7 @@ struct swim_member {
 	uint16_t port;			/* gossip UDP port */
 	uint16_t http_port;
 	uint16_t raft_port;
+	uint16_t dp_port;		/* its dataplane's port (header) */
 	uint8_t	 state;			/* enum swim_state */
 	uint8_t	 flags;			/* SWIM_F_*, as the member last said */
 	uint32_t incarnation;

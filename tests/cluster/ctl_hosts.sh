@@ -30,7 +30,7 @@ ip netns del arc-probe-$$
 T=a$$			# short: interface names are at most 15 bytes
 BR=${T}br
 tmp=$(mktemp -d)
-declare -A PID DPID APID
+declare -A PID DPID APID XPID
 fail=0
 MDNS=1
 command -v avahi-daemon >/dev/null && command -v dbus-daemon >/dev/null ||
@@ -41,6 +41,10 @@ cleanup() {
 		kill -CONT "${PID[$i]}" 2>/dev/null
 		kill -KILL "${PID[$i]}" 2>/dev/null
 		wait "${PID[$i]}" 2>/dev/null
+	done
+	for i in "${!XPID[@]}"; do
+		kill -KILL "${XPID[$i]}" 2>/dev/null
+		wait "${XPID[$i]}" 2>/dev/null
 	done
 	for i in "${!APID[@]}"; do
 		kill -TERM "${APID[$i]}" 2>/dev/null
@@ -189,6 +193,10 @@ name = host$i
 run_dir = $tmp/h$i
 state_dir = $tmp/h$i
 key_file = $key
+[dataplane]
+listen = 10.77.0.$i
+transport = tcp
+arena_size = 16M
 [control]
 listen = 10.77.0.$i
 http_listen = 10.77.0.$i
@@ -206,6 +214,12 @@ EOF
 	    DBUS_SYSTEM_BUS_ADDRESS="unix:path=$tmp/h$i/dbus.sock" "$CTL" \
 	    -c "$tmp/h$i.conf" > "$tmp/h$i.log" 2>&1 &
 	PID[$i]=$!
+	# the dataplane, when built: control hands it each epoch's peers
+	if [ "$disc" = mdns ] && [ -x "$BUILD/arceus-dataplane" ]; then
+		ip netns exec ${T}h$i "$BUILD/arceus-dataplane" \
+		    -c "$tmp/h$i.conf" > "$tmp/h$i/dp.log" 2>&1 &
+		XPID[$i]=$!
+	fi
 }
 
 if [ $MDNS = 1 ]; then how=mdns; else how=seeds; fi
@@ -235,7 +249,7 @@ if command -v curl >/dev/null; then
 	echo "$m" | grep -q '^arceus_members{state="alive"} 4$' ||
 	    die "/metrics: not 4 alive"
 	echo "$m" | grep -q '^arceus_epoch 1$' || die "/metrics: epoch"
-	echo "$m" | grep -Eq '^arceus_link_rtt_seconds\{peer="[0-9]+"\} 0\.0[0-9]*[1-9]' ||
+	echo "$m" | grep -Eq '^arceus_link_rtt_seconds\{peer="[0-9]+",source="gossip"\} 0\.0[0-9]*[1-9]' ||
 	    die "/metrics: no measured RTT"
 	n=$(ip netns exec ${T}h3 curl -sf http://10.77.0.3:7780/api/members |
 	    grep -o '"state":"alive"' | wc -l)
@@ -259,6 +273,23 @@ leader=$(status_field 1 leader)
 t=$(wait_for 10000 plan_is 4 1 2 3 4) || die "no plan committed"
 echo "job planned on 4 members, committed on all in $t ms:" \
     "$("$CLI" -s "$tmp/h2/control.sock" plan | sed -n 3p)"
+
+# ---- control drives the dataplane: epoch peers out, links in ----
+links_up() {	# VIEWER N: the viewer's dataplane has N links up
+	[ "$("$CLI" -s "$tmp/h$1/control.sock" status --json |
+	    grep -o '"peer":[0-9]*,"up":true' | wc -l)" = "$2" ]
+}
+if [ -x "$BUILD/arceus-dataplane" ] && [ $MDNS = 1 ]; then
+	t=$(wait_for 10000 links_up 1 3) ||
+	    die "host 1's dataplane did not get its 3 peers up"
+	echo "dataplane: epoch peers handed over, 3 links up at host 1 in" \
+	    "$t ms ($("$CLI" -s "$tmp/h1/control.sock" status | grep dataplane))"
+	if command -v curl >/dev/null; then
+		ip netns exec ${T}h1 curl -sf http://10.77.0.1:7780/metrics |
+		    grep -q '^arceus_link_up{peer="2"} 1$' ||
+		    die "/metrics: no dataplane link to 2"
+	fi
+fi
 
 # ---- a checkpoint commits once every member has saved it ----
 ckpt_is() {	# STEP VIEWER...

@@ -1,0 +1,192 @@
+/*
+ * dpseam.c: control's side of dataplane.sock (the dataplane's local
+ * protocol, common/msg.h, through its client helpers in arceus_dp.h).
+ *
+ * A thread of its own, so that a slow or wedged dataplane never stalls
+ * the loop that runs SWIM (its timers are tens of milliseconds).  Every
+ * DPSEAM_PERIOD_MS it:
+ *   - connects (again) if needed, as IMSG_ROLE_CONTROL;
+ *   - sends the committed epoch's peer table (IMSG_DP_PEERS) when the
+ *     epoch changed, so the dataplane drops what belongs to the old one;
+ *   - reads the link table (IMSG_DP_LINKS) and the status, which /metrics,
+ *     /api/status and the planner use (measured bandwidth and RTT).
+ * States: DOWN (no dataplane.sock, retried) <-> UP.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arceus_dp.h"
+#include "control.h"
+#include "log.h"
+#include "msg.h"
+
+#define DPSEAM_PERIOD_MS	1000
+
+struct dpseam {
+	struct ctl	*c;
+	pthread_t	 th;
+	volatile int	 stop;
+	char		 path[512];
+};
+
+static void
+nap(struct dpseam *s, int ms)
+{
+	for (int i = 0; i < ms / 50 && !s->stop; i++) {
+		struct timespec ts = { 0, 50 * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* The committed epoch's members as the dataplane's peer table. */
+static int
+peers_of_epoch(struct ctl *c, struct imsg_dp_peer *p, uint64_t *epoch)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&c->mu);
+	*epoch = c->epoch;
+	for (int i = 0; i < c->nepoch && i < 64 && n < IMSG_DP_MAX_PEERS;
+	    i++) {
+		const struct swim_member *m = swim_find(&c->sw,
+		    c->epoch_members[i]);
+
+		if (m == NULL || m->addr == 0 || m->dp_port == 0)
+			continue;
+		p[n].id = m->id;
+		p[n].addr = m->addr;
+		p[n].port = m->dp_port;
+		p[n].pad = 0;
+		n++;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+static void
+set_down(struct ctl *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->dp_up = 0;
+	c->nlinks = 0;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void *
+dpseam_run(void *arg)
+{
+	struct dpseam *s = arg;
+	struct ctl *c = s->c;
+	struct imsg_dp_peer peers[IMSG_DP_MAX_PEERS];
+	struct imsg_dp_link links[CTL_MAX_LINKS];
+	struct imsg_dp_status st;
+	uint64_t sent = 0, epoch;
+	char err[128];
+	int fd = -1, down_logged = 0;
+
+	while (!s->stop) {
+		int n, r;
+
+		if (fd < 0) {
+			fd = arc_dp_connect(s->path, IMSG_ROLE_CONTROL, err,
+			    sizeof(err));
+			if (fd < 0) {
+				if (!down_logged)
+					log_info("ctl.dp: no dataplane at %s "
+					    "(%s); retrying", s->path, err);
+				down_logged = 1;
+				set_down(c);
+				nap(s, DPSEAM_PERIOD_MS);
+				continue;
+			}
+			log_info("ctl.dp: connected to %s", s->path);
+			down_logged = 0;
+			sent = 0;
+		}
+		n = peers_of_epoch(c, peers, &epoch);
+		if (epoch != 0 && epoch != sent) {
+			if ((r = arc_dp_set_peers(fd, (uint32_t)epoch, peers,
+			    n)) < 0) {
+				log_warnx("ctl.dp: epoch %llu refused: %s",
+				    (unsigned long long)epoch, strerror(-r));
+				goto reconnect;
+			}
+			log_info("ctl.dp: epoch %llu: %d peers sent",
+			    (unsigned long long)epoch, n);
+			sent = epoch;
+		}
+		if ((n = arc_dp_links(fd, links, CTL_MAX_LINKS)) < 0 ||
+		    arc_dp_status(fd, &st) < 0)
+			goto reconnect;
+		pthread_mutex_lock(&c->mu);
+		c->dp_up = 1;
+		c->nlinks = n;
+		for (int i = 0; i < n; i++) {
+			struct ctl_link *l = &c->links[i];
+
+			l->peer = links[i].peer;
+			l->up = links[i].state == IMSG_DP_LINK_UP;
+			l->rtt_s = links[i].rtt_ns / 1e9;
+			l->bw_probe = (double)links[i].bw_probe;
+			l->bw_live = (double)links[i].bw_live;
+			l->tx_bytes = links[i].tx_bytes;
+			l->rx_bytes = links[i].rx_bytes;
+			l->rx_bad = links[i].rx_bad;
+			l->downs = links[i].downs;
+		}
+		c->dp_workers = st.nworkers;
+		c->dp_epoch = st.epoch;
+		c->dp_arena = st.arena_size;
+		memcpy(c->dp_backend, st.backend, sizeof(st.backend));
+		c->dp_backend[sizeof(c->dp_backend) - 1] = '\0';
+		pthread_mutex_unlock(&c->mu);
+		nap(s, DPSEAM_PERIOD_MS);
+		continue;
+reconnect:
+		log_warnx("ctl.dp: dataplane connection lost; reconnecting");
+		close(fd);
+		fd = -1;
+		set_down(c);
+		nap(s, DPSEAM_PERIOD_MS);
+	}
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+int
+dpseam_start(struct ctl *c)
+{
+	struct dpseam *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (s == NULL)
+		return -ENOMEM;
+	s->c = c;
+	snprintf(s->path, sizeof(s->path), "%s/%s", c->nc->run_dir,
+	    ARC_DP_SOCK_NAME);
+	if ((r = pthread_create(&s->th, NULL, dpseam_run, s)) != 0) {
+		free(s);
+		return -r;
+	}
+	c->dpseam = s;
+	return 0;
+}
+
+void
+dpseam_stop(struct ctl *c)
+{
+	struct dpseam *s = c->dpseam;
+
+	if (s == NULL)
+		return;
+	s->stop = 1;
+	pthread_join(s->th, NULL);
+	free(s);
+	c->dpseam = NULL;
+}
