@@ -34,6 +34,7 @@
 #define DP_STASH_MAX		(512u << 20) /* early messages kept, bytes */
 #define DP_TX_BATCH		16	/* messages per transport submission */
 #define DP_PROBE_CHUNK		(1u << 20)
+#define DP_POOL_MAX		32	/* chunk buffers kept for reuse */
 #define COMP_INT8_BLOCK		256	/* values per int8 scale */
 
 /* Backends, as bits (HELLO says which ones a node runs). */

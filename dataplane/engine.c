@@ -216,7 +216,7 @@ dp_buf_put(struct dp *dp, uint8_t *b)
 	if (dp->nbuf_free == dp->cap_buf_free) {
 		int cap = dp->cap_buf_free ? dp->cap_buf_free * 2 : 16;
 
-		if (cap > 256 ||
+		if (cap > DP_POOL_MAX ||
 		    (nb = realloc(dp->buf_free, sizeof(*nb) * (size_t)cap)) ==
 		    NULL) {
 			free(b);
