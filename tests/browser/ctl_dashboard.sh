@@ -101,6 +101,7 @@ grep -q 'id="tps">12345<' "$dom" || die "throughput not shown"
 grep -q 'id="plan" data-ok="1">job tiny.conf on 2 members' "$dom" ||
     die "plan not shown: $(grep -o 'id="plan"[^<]*' "$dom")"
 grep -Eq 'id="epoch">[1-9]' "$dom" || die "no committed epoch shown"
+grep -q 'id="dp">down<' "$dom" || die "dataplane state not shown"
 for c in losspath tpspath; do
 	grep -Eo "<path id=\"$c\"[^>]*>" "$dom" | grep -q 'data-points="4"' ||
 	    die "$c does not have 4 points"
