@@ -269,8 +269,8 @@ op_send(struct dp *dp, struct dp_op *op, struct dp_peer *p, uint32_t step,
 			    m->owned);
 			m->payload = m->owned;
 			/* the owner keeps exactly what the others decode */
-			if (step_final(op, step) || (op->a.opcode ==
-			    ARC_DP_BROADCAST && lossy(op->a.comp)))
+			if (lossy(op->a.comp) && (step_final(op, step) ||
+			    op->a.opcode == ARC_DP_BROADCAST))
 				comp_decode(h.codec, m->owned, m->len, count,
 				    src, 0);
 		}
