@@ -336,8 +336,7 @@ bad_mac() {
 bad_mac_seen() { local n; n=$(bad_mac); [ "${n:-0}" -gt 0 ]; }
 wait_for 5000 bad_mac_seen >/dev/null || die "host 1 counted no bad MAC"
 for v in 1 2 3 4; do
-	[ "$(state_of $v 5)" != alive ] || die "host $v lists the wrong-key host"
-	[ "$(alive_count $v)" = 4 ] || die "host $v: the wrong-key host joined"
+	[ -z "$(state_of $v 5)" ] || die "host $v lists the wrong-key host"
 done
 n=$(bad_mac)
 [ "${n:-0}" -gt 0 ] || die "no bad MAC counted at host 1"
