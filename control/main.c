@@ -29,6 +29,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +227,49 @@ key_path(const struct nodeconf *nc)
 	return nc->key_file;
 }
 
+/* Where a key is set in a file (0: not set, its default applies). */
+struct keyline {
+	const char	*section, *key;
+	int		 line;
+};
+
+static int
+keyline_cb(void *ctx, const char *section, const char *key,
+    const char *value, const char *file, int line, struct conf_errs *errs)
+{
+	struct keyline *k = ctx;
+
+	(void)value;
+	(void)file;
+	(void)errs;
+	if (strcmp(section, k->section) == 0 && strcmp(key, k->key) == 0)
+		k->line = line;
+	return 0;
+}
+
+/* Prints one error as file:line: [section] key: reason. */
+static void __attribute__((format(printf, 4, 5)))
+check_err(const char *path, const char *section, const char *key,
+    const char *fmt, ...)
+{
+	struct keyline k = { section, key, 0 };
+	struct conf_errs errs;
+	char msg[512];
+	va_list ap;
+
+	memset(&errs, 0, sizeof(errs));
+	conf_parse_cb(path, keyline_cb, &k, &errs);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (k.line > 0)
+		fprintf(stderr, "%s:%d: [%s] %s: %s\n", path, k.line, section,
+		    key, msg);
+	else
+		fprintf(stderr, "%s: [%s] %s (default): %s\n", path, section,
+		    key, msg);
+}
+
 /* Checks beyond the key table. @return errors found. */
 static int
 conf_check_more(const struct nodeconf *nc, const char *path,
@@ -236,43 +280,44 @@ conf_check_more(const struct nodeconf *nc, const char *path,
 	int bad = 0;
 
 	if (key_load(key_path(nc), key, why, sizeof(why)) < 0) {
-		fprintf(stderr, "%s: key_file: %s\n", path, why);
+		check_err(path, "node", "key_file", "%s", why);
 		bad++;
 	}
 	if (inet_pton(AF_INET, nc->ctl_listen, &a) != 1) {
-		fprintf(stderr, "%s: [control] listen: '%s' is not an IPv4 "
-		    "address\n", path, nc->ctl_listen);
+		check_err(path, "control", "listen", "'%s' is not an IPv4 "
+		    "address", nc->ctl_listen);
 		bad++;
 	}
 	if (nc->ctl_advertise[0] && inet_pton(AF_INET, nc->ctl_advertise,
 	    &a) != 1) {
-		fprintf(stderr, "%s: [control] advertise: '%s' is not an IPv4 "
-		    "address\n", path, nc->ctl_advertise);
+		check_err(path, "control", "advertise", "'%s' is not an IPv4 "
+		    "address", nc->ctl_advertise);
 		bad++;
 	}
 	if (nc->http_port && inet_pton(AF_INET, nc->http_listen, &a) != 1) {
-		fprintf(stderr, "%s: [control] http_listen: '%s' is not an "
-		    "IPv4 address\n", path, nc->http_listen);
+		check_err(path, "control", "http_listen", "'%s' is not an "
+		    "IPv4 address", nc->http_listen);
 		bad++;
 	}
 	if (nc->voters % 2 == 0) {
-		fprintf(stderr, "%s: [control] voters: %lld is even; use an "
-		    "odd number (3 or 5)\n", path, (long long)nc->voters);
+		check_err(path, "control", "voters", "%lld is even; use an odd "
+		    "number (3 or 5)", (long long)nc->voters);
 		bad++;
 	}
 	if (nc->probe_timeout_ms >= nc->probe_interval_ms) {
-		fprintf(stderr, "%s: [membership] probe_timeout_ms (%lld) must "
-		    "be less than probe_interval_ms (%lld)\n", path,
+		check_err(path, "membership", "probe_timeout_ms", "%lld must be "
+		    "less than probe_interval_ms (%lld)",
 		    (long long)nc->probe_timeout_ms,
 		    (long long)nc->probe_interval_ms);
 		bad++;
 	}
-	for (int i = 0; i < nc->nseeds; i++)
-		if (inet_pton(AF_INET, nc->seeds[i].addr, &a) != 1) {
-			fprintf(stderr, "%s: [control] seed %s: not an IPv4 "
-			    "address\n", path, nc->seeds[i].addr);
-			bad++;
-		}
+	if (nc->heartbeat_ms * 2 > nc->election_timeout_ms) {
+		check_err(path, "raft", "heartbeat_ms", "%lld is more than half "
+		    "of election_timeout_ms (%lld): leaders would lose their "
+		    "term", (long long)nc->heartbeat_ms,
+		    (long long)nc->election_timeout_ms);
+		bad++;
+	}
 	return bad;
 }
 
