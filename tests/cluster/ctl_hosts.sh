@@ -394,4 +394,12 @@ wait "${PID[1]}"; rc=$?; unset 'PID[1]'
 echo "host 1 left gracefully, seen in $t ms"
 wait_for 10000 epoch_is 2,3 2 3 >/dev/null || die "no epoch without 1"
 echo "  epoch $(status_field 2 epoch) with 2,3 committed after the leave"
+# ---- the killed host restarts on its old state and rejoins ----
+ip netns exec ${T}h4 env ARCEUS_NO_PROBE=1 \
+    DBUS_SYSTEM_BUS_ADDRESS="unix:path=$tmp/h4/dbus.sock" "$CTL" \
+    -c "$tmp/h4.conf" >> "$tmp/h4.log" 2>&1 &
+PID[4]=$!
+t=$(wait_for 15000 epoch_is 2,3,4 2 3 4) || die "restarted host 4 not back"
+echo "host 4 restarted on its raft state: epoch $(status_field 2 epoch)" \
+    "with 2,3,4 committed on all in $t ms"
 echo "ctl_hosts: ok"
