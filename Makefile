@@ -73,6 +73,7 @@ CFLAGS_tests/unit/ := -Icompute -Idataplane -Icontrol
 $(eval $(call unit_test,common,$(COMMON_LIB),-lm))
 
 include compute/build.mk
+-include bench/kern/build.mk
 -include dataplane/build.mk
 -include control/build.mk
 
@@ -119,9 +120,9 @@ check-unit: $(UNIT_TESTS)
 check-scripts: all
 	@fail=0; for s in $(CHECK_SCRIPTS); do \
 	    echo "== $$s"; \
-	    if ! BUILD=$(BUILD) timeout 900 $$s; then \
-	        rc=$$?; if [ $$rc = 77 ]; then echo "SKIP: $$s"; \
-	        else echo "FAIL: $$s (exit $$rc)"; fail=1; fi; fi; \
+	    BUILD=$(BUILD) timeout 900 $$s; rc=$$?; \
+	    if [ $$rc = 77 ]; then echo "SKIP: $$s"; \
+	    elif [ $$rc != 0 ]; then echo "FAIL: $$s (exit $$rc)"; fail=1; fi; \
 	done; exit $$fail
 
 # Every header compiles on its own (DPDK chkincs).

@@ -50,7 +50,7 @@ struct kern_ops {
 	void	(*layernorm_bwd)(float *dinp, float *dw, float *db,
 		    const float *dout, const float *inp, const float *w,
 		    const float *mean, const float *rstd, int N, int C);
-	/* GELU, tanh approximation (GPT-2), n elements */
+	/* GELU, exact (erf) form as nanoGPT's nn.GELU(), n elements */
 	void	(*gelu_fwd)(float *out, const float *inp, size_t n);
 	/* dinp += gelu'(inp) * dout */
 	void	(*gelu_bwd)(float *dinp, const float *inp, const float *dout,

@@ -393,7 +393,7 @@ kd_gelu_fwd_pd(const dnnl_memory_desc_t *md)
 	dnnl_primitive_desc_t pd;
 
 	KD_CHECK(dnnl_eltwise_forward_desc_init(&d, dnnl_forward_training,
-	    dnnl_eltwise_gelu_tanh, md, 0.0f, 0.0f));
+	    dnnl_eltwise_gelu_erf, md, 0.0f, 0.0f));
 	KD_CHECK(dnnl_primitive_desc_create(&pd, &d, NULL, kd.engine, NULL));
 	return pd;
 }
@@ -432,7 +432,7 @@ dnnl_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n)
 		kd_md1(&md, (long)n);
 		hint = kd_gelu_fwd_pd(&md);
 		KD_CHECK(dnnl_eltwise_backward_desc_init(&d,
-		    dnnl_eltwise_gelu_tanh, &md, &md, 0.0f, 0.0f));
+		    dnnl_eltwise_gelu_erf, &md, &md, 0.0f, 0.0f));
 		KD_CHECK(dnnl_primitive_desc_create(&pd, &d, NULL, kd.engine,
 		    hint));
 		KD_CHECK(dnnl_primitive_desc_destroy(hint));

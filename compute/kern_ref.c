@@ -10,8 +10,6 @@
 #include "compute.h"
 #include "log.h"
 
-#define GELU_SCALE	0.7978845608028654f	/* sqrt(2 / pi) */
-
 static void
 ref_matmul_fwd(float *out, const float *inp, const float *w, const float *bias,
     int N, int C, int OC)
@@ -120,29 +118,27 @@ ref_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout,
 	}
 }
 
+/* GELU(x) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) */
 static void
 ref_gelu_fwd(float *out, const float *inp, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		float x = inp[i];
-		float cube = 0.044715f * x * x * x;
+		double x = inp[i];
 
-		out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + cube)));
+		out[i] = (float)(0.5 * x * (1.0 + erf(x * M_SQRT1_2)));
 	}
 }
 
+/* GELU'(x) = Phi(x) + x phi(x) */
 static void
 ref_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		double x = inp[i];
-		double u = GELU_SCALE * (x + 0.044715 * x * x * x);
-		double t = tanh(u);
-		double sech2 = 1.0 - t * t;
-		double du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * x * x);
-		double g = 0.5 * (1.0 + t) + 0.5 * x * sech2 * du;
+		double cdf = 0.5 * (1.0 + erf(x * M_SQRT1_2));
+		double pdf = exp(-0.5 * x * x) / sqrt(2.0 * M_PI);
 
-		dinp[i] += (float)(g * dout[i]);
+		dinp[i] += (float)((cdf + x * pdf) * dout[i]);
 	}
 }
 

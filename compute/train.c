@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,11 +28,52 @@
 
 static volatile sig_atomic_t train_stop;
 
-static void
-on_signal(int sig)
+/*
+ * SIGINT and SIGTERM are taken by one thread of their own, with sigwait,
+ * and are blocked everywhere else.  A handler must not run on a compute
+ * thread: oneDNN's JIT sgemm points the stack pointer into a heap
+ * buffer while it runs, and a signal frame pushed there overwrote the
+ * allocator's metadata (seen as "corrupted size vs. prev_size", about one
+ * SIGTERM in ten).  The first signal stops at the next step boundary with
+ * a checkpoint; a second one exits at once.
+ */
+static void *
+signal_thread(void *arg)
 {
-	(void)sig;
-	train_stop = 1;
+	sigset_t *set = arg;
+	int sig;
+
+	for (;;) {
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (train_stop) {
+			static const char msg[] = "arceus-worker: second signal: "
+			    "exiting without a checkpoint\n";
+
+			if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+				_exit(1);
+			_exit(1);
+		}
+		train_stop = 1;
+	}
+	return NULL;
+}
+
+static void
+signals_init(void)
+{
+	static sigset_t set;
+	pthread_t t;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	/* before any other thread exists, so that all of them inherit it */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (pthread_create(&t, NULL, signal_thread, &set) == 0)
+		pthread_detach(t);
+	else
+		log_warn("signal thread");
 }
 
 static double
@@ -192,6 +234,10 @@ train_run(const struct job *j, const struct train_opts *o)
 	int *in = NULL, *tg = NULL;
 	char err[512];
 
+	static pthread_once_t sig_once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&sig_once, signals_init);
+	train_stop = 0;
 	memset(&ts, 0, sizeof(ts));
 	kern_set_threads((int)j->threads);
 	if (data_load(&data, j->path, j->val_fraction, T, err,
@@ -241,8 +287,6 @@ train_run(const struct job *j, const struct train_opts *o)
 		log_warn("%s", o->metrics_out);
 		goto out;
 	}
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
 	log_info("model: %d layers, %d heads, width %d, block %d: %.2fM "
 	    "parameters; kernels %s; %lld steps of %d x %d tokens x %lld",
 	    cfg.L, cfg.NH, cfg.C, cfg.maxT, m.nparams / 1e6, k->name,

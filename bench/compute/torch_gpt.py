@@ -2,7 +2,7 @@
 """torch_gpt.py: the PyTorch anchor of bench/compute.
 
 The same GPT as arceus-worker (pre-LayerNorm blocks, causal attention,
-4x GELU-tanh MLP, tied LM head, byte vocabulary), the same initialisation
+4x GELU (erf) MLP, tied LM head, byte vocabulary), the same initialisation
 scheme, AdamW with decay on matrices only, warmup + cosine schedule,
 global-norm clipping, random training windows and fixed validation
 windows.  Prints one JSON line: median ms per step and the final
@@ -45,7 +45,7 @@ class Block(nn.Module):
         att = F.softmax(att, dim=-1)
         y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
         x = x + self.proj(y)
-        x = x + self.fcproj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+        x = x + self.fcproj(F.gelu(self.fc(self.ln2(x))))
         return x
 
 
