@@ -212,12 +212,40 @@ set_state(struct swim *sw, struct swim_member *m, int state, uint32_t inc,
 		sw->change(sw->ctx, m, old);
 }
 
+/*
+ * A full table makes room by forgetting the member dead or gone the
+ * longest (it can come back like any newcomer).  @return 0 or -ENOSPC.
+ */
+static int
+evict(struct swim *sw)
+{
+	int victim = -1;
+
+	for (int i = 0; i < sw->nm; i++)
+		if ((sw->m[i].state == SWIM_DEAD ||
+		    sw->m[i].state == SWIM_LEFT) && (victim < 0 ||
+		    sw->m[i].since_ms < sw->m[victim].since_ms))
+			victim = i;
+	if (victim < 0)
+		return -ENOSPC;
+	for (int i = 0; i < sw->norder; i++)
+		if (sw->order[i] == sw->m[victim].id) {
+			sw->order[i] = sw->order[--sw->norder];
+			break;
+		}
+	if (sw->order_pos > sw->norder)
+		sw->order_pos = sw->norder;
+	sw->m[victim] = sw->m[--sw->nm];
+	sw->st.evicted++;
+	return 0;
+}
+
 static struct swim_member *
 member_add(struct swim *sw, uint32_t id, uint64_t now)
 {
 	struct swim_member *m;
 
-	if (sw->nm == SWIM_MAX_MEMBERS)
+	if (sw->nm == SWIM_MAX_MEMBERS && evict(sw) < 0)
 		return NULL;
 	m = &sw->m[sw->nm++];
 	memset(m, 0, sizeof(*m));

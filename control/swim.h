@@ -102,6 +102,7 @@ struct swim_stats {
 	uint64_t malformed;
 	uint64_t probes, probe_fail, indirect;
 	uint64_t refuted;
+	uint64_t evicted;		/* long-dead members forgotten */
 };
 
 /* Sends one datagram; errors are the caller's to count. */

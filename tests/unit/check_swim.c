@@ -395,6 +395,64 @@ START_TEST(test_replay_and_garbage)
 }
 END_TEST
 
+/* Captures what a throwaway node sends. */
+static uint8_t cap[SWIM_MAX_DGRAM];
+static size_t ncap;
+
+static void
+cap_send(void *ctx, uint32_t addr, uint16_t port, const void *buf,
+    size_t len)
+{
+	(void)ctx;
+	(void)addr;
+	(void)port;
+	memcpy(cap, buf, len);
+	ncap = len;
+}
+
+/* A datagram from node id, as node 0 would receive it. */
+static void
+hello_from(uint32_t id, uint64_t now)
+{
+	struct swim tmp;
+	unsigned char key[SWIM_KEY_LEN];
+
+	memset(key, 0x5a, sizeof(key));
+	ck_assert_int_eq(swim_init(&tmp, &CONF, id, now * 1000000ull, key, 1,
+	    1, cap_send, NULL, NULL), 0);
+	swim_introduce(&tmp, now, addr_of(1), PORT);
+	swim_fini(&tmp);
+	swim_recv(&S.n[0].sw, now, (10u << 24) | (id & 0xffff), PORT, cap,
+	    ncap);
+}
+
+START_TEST(test_full_table_forgets_the_long_dead)
+{
+	struct swim *sw;
+
+	sim_init(1, 10);
+	sw = &S.n[0].sw;
+	/* fill the table with members that then go silent */
+	for (uint32_t id = 1000; sw->nm < SWIM_MAX_MEMBERS; id++)
+		hello_from(id, S.now);
+	ck_assert_int_eq(sw->nm, SWIM_MAX_MEMBERS);
+	/* all alive: a newcomer finds no room */
+	hello_from(9000, S.now);
+	ck_assert_ptr_null(swim_find(sw, 9000));
+	/* they never answer: suspected, then dead (probing them takes
+	 * rounds of 100 ms each; gossip of deaths is local here) */
+	for (int k = 0; k < 200000 && swim_count(sw, SWIM_DEAD) < 10; k++)
+		sim_step();
+	ck_assert_int_ge(swim_count(sw, SWIM_DEAD), 10);
+	hello_from(9001, S.now);
+	ck_assert_ptr_nonnull(swim_find(sw, 9001));
+	ck_assert_int_eq(swim_find(sw, 9001)->state, SWIM_ALIVE);
+	ck_assert_uint_eq(sw->st.evicted, 1);
+	ck_assert_int_eq(sw->nm, SWIM_MAX_MEMBERS);
+	sim_fini();
+}
+END_TEST
+
 static Suite *
 swim_suite(void)
 {
@@ -411,6 +469,7 @@ swim_suite(void)
 	tcase_add_test(tc, test_leave);
 	tcase_add_test(tc, test_wrong_key_refused);
 	tcase_add_test(tc, test_replay_and_garbage);
+	tcase_add_test(tc, test_full_table_forgets_the_long_dead);
 	suite_add_tcase(s, tc);
 	return s;
 }
