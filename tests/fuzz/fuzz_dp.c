@@ -73,7 +73,7 @@ engine(float *bufs)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static float bufs[8000];
+	static float bufs[7000 + 4096];	/* ops, then the codec scratch */
 	static struct msgbuf mb;
 	static int inited;
 	struct dp *dp;
