@@ -168,6 +168,7 @@ struct ctl {
 	uint64_t	term;
 	const char	*role;		/* leader, voter, standby, ... */
 	uint32_t	leader;		/* 0: none known */
+	int		quorum;		/* a leader is known: commits go on */
 	int		nvoters, nstandbys;
 	int		nepoch;		/* members of the epoch */
 	uint32_t	epoch_members[64];	/* the first 64 */

@@ -318,18 +318,18 @@ publish(struct rglue *g)
 		nv += cf->servers[i].role == RAFT_VOTER;
 		ns += cf->servers[i].role == RAFT_STANDBY;
 	}
+	/* no leader known: this side has no quorum and commits nothing
+	 * (a partition's minority pauses until it hears a leader again) */
 	if (st == RAFT_LEADER)
 		role = "leader";
-	else if (st == RAFT_CANDIDATE)
-		role = "candidate";
 	else if (lid == 0)
-		role = strcmp(my_role(g), "voter") == 0 ? "voter, no leader" :
-		    "no leader";
+		role = "paused (no quorum)";
 	else
 		role = my_role(g);
 	pthread_mutex_lock(&c->mu);
 	c->term = g->raft.current_term;
 	c->leader = (uint32_t)lid;
+	c->quorum = st == RAFT_LEADER || lid != 0;
 	c->role = role;
 	c->nvoters = nv;
 	c->nstandbys = ns;

@@ -408,11 +408,14 @@ report_metrics(struct ctl *c, struct sbuf *b)
 	    "# TYPE arceus_raft_term gauge\narceus_raft_term %llu\n"
 	    "# HELP arceus_raft_leader Id of the known leader (0: none).\n"
 	    "# TYPE arceus_raft_leader gauge\narceus_raft_leader %u\n"
+	    "# HELP arceus_quorum 1 if this node's side has a leader (can "
+	    "commit).\n# TYPE arceus_quorum gauge\narceus_quorum %d\n"
 	    "# HELP arceus_raft_voters Voters in the configuration.\n"
 	    "# TYPE arceus_raft_voters gauge\narceus_raft_voters %d\n"
 	    "# HELP arceus_epoch_members Members of the committed epoch.\n"
 	    "# TYPE arceus_epoch_members gauge\narceus_epoch_members %d\n",
-	    (unsigned long long)c->term, c->leader, c->nvoters, c->nepoch);
+	    (unsigned long long)c->term, c->leader, c->quorum, c->nvoters,
+	    c->nepoch);
 	sbuf_printf(b, "# HELP arceus_probe_failures_total Probes without "
 	    "an ack.\n# TYPE arceus_probe_failures_total counter\n"
 	    "arceus_probe_failures_total %llu\n",

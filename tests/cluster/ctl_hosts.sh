@@ -379,6 +379,9 @@ echo "  epoch $(status_field 1 epoch) with 1,3 committed $(( $(now_ms) - t0 )) m
 wait_for 3000 all_see dead 1 2 >/dev/null || die "host 2 does not see 1 dead"
 [ "$(status_field 2 epoch)" = "$e2" ] ||
     die "the cut host (a minority) committed epoch $(status_field 2 epoch)"
+paused() { [ "$(status_field 2 role)" = '"paused (no quorum)"' ]; }
+wait_for 5000 paused >/dev/null ||
+    die "the cut host does not say it paused: $(status_field 2 role)"
 echo "  the cut host stays at epoch $e2 (role: $(status_field 2 role))"
 ip -n $BR link set ${T}v2 up
 t=$(wait_for 10000 all_see alive 2 1 3) || die "cut host did not rejoin"
