@@ -20,6 +20,10 @@
  * ranks end bitwise equal (the owner's final values are what everyone
  * copies; lossy codecs are applied to the owner's copy too).
  *
+ * A small uncompressed all-reduce (at most DP_SMALL_BYTES and one chunk)
+ * takes one round instead of 2(n-1): every rank sends its values to every
+ * other, and each sums all n in rank order, so the ranks still end equal.
+ *
  * Broadcast is a pipelined chain from the root along the ring.  Send/recv
  * are matched by a sequence number per (sender, receiver) pair.
  *
@@ -175,6 +179,7 @@ op_free(struct dp *dp, struct dp_op *op)
 {
 	TAILQ_REMOVE(&dp->all_ops, op, all);
 	free(op->rx_seen);
+	free(op->gather);
 	free(op);
 }
 
@@ -323,7 +328,19 @@ op_start(struct dp *dp, struct dp_op *op)
 	size_t count = op->a.count;
 	int n = op->n;
 
-	if (is_ring(op->a.opcode)) {
+	if (op->a.opcode == ARC_DP_ALLREDUCE && op->a.comp == ARC_DP_COMP_NONE &&
+	    count * 4 <= DP_SMALL_BYTES && count <= op->cpe) {
+		op->small = 1;
+		op->steps = 1;
+		op->rx_seen_bits = (uint32_t)n;
+		op->rx_left = (uint32_t)n - 1;
+		if ((op->gather = malloc((size_t)n * count * 4)) == NULL) {
+			op_fail(dp, op, -ENOMEM, 0);
+			return;
+		}
+		memcpy(op->gather + (size_t)op->rank * count, op->a.buf,
+		    count * 4);
+	} else if (is_ring(op->a.opcode)) {
 		size_t maxc = nchunks(op, coll_seg_len(count, n, 0));
 
 		op->steps = (uint32_t)(op->a.opcode == ARC_DP_ALLREDUCE ?
@@ -343,6 +360,18 @@ op_start(struct dp *dp, struct dp_op *op)
 	if (op->rx_seen_bits > 0 &&
 	    (op->rx_seen = calloc((op->rx_seen_bits + 7) / 8, 1)) == NULL) {
 		op_fail(dp, op, -ENOMEM, 0);
+		return;
+	}
+	if (op->small) {
+		/* from a copy: buf takes the result while sends may be out */
+		for (int j = 0; j < n && op->status == 0; j++)
+			if (j != op->rank)
+				op_send(dp, op, peer_find(dp, op->g->members[j]),
+				    0, (uint32_t)op->rank, NULL, (uint32_t)count,
+				    op->gather + (size_t)op->rank * count,
+				    (uint32_t)count * 4, WIRE_CODEC_F32);
+		stash_replay(dp, op);
+		op_check_done(op);
 		return;
 	}
 	switch (op->a.opcode) {
@@ -485,11 +514,55 @@ seen_test_set(struct dp_op *op, uint32_t bit)
 	return 0;
 }
 
+/* A rank's values for a small all-reduce; the last one sums them all. */
+static void
+small_recv(struct dp *dp, struct dp_op *op, struct dp_peer *p,
+    const struct wire_hdr *h, const void *payload)
+{
+	size_t count = op->a.count;
+	uint32_t j = h->chunk;
+	int r;
+
+	if (h->step != 0 || j >= (uint32_t)op->n || j == (uint32_t)op->rank ||
+	    op->g->members[j] != p->id || h->count != count) {
+		peer_bad(dp, p, WIRE_ESEQ, "a chunk");
+		op_fail(dp, op, -EPROTO, p->id);
+		return;
+	}
+	if ((r = seen_test_set(op, j)) != 0) {
+		p->rx_stale++;
+		dp->stats.rx_stale++;
+		return;
+	}
+	if (op->status != 0)
+		return;
+	if (comp_decode(h->codec, payload, h->length, (uint32_t)count,
+	    op->gather + j * count, 0) < 0) {
+		peer_bad(dp, p, WIRE_ECODEC, "a chunk");
+		op_fail(dp, op, -EPROTO, p->id);
+		return;
+	}
+	op->t_progress_ns = dp->now_ns;
+	if (--op->rx_left == 0) {
+		memcpy(op->a.buf, op->gather, count * 4);
+		for (int k = 1; k < op->n; k++)
+			reduce_sum_f32(op->a.buf, op->gather + (size_t)k * count,
+			    count);
+		if (op->a.divisor != 0 && op->a.divisor != 1)
+			reduce_div_f32(op->a.buf, count, op->a.divisor);
+	}
+	op_check_done(op);
+}
+
 /* A DATA chunk for ring or broadcast operation op. */
 static void
 ring_recv(struct dp *dp, struct dp_op *op, struct dp_peer *p,
     const struct wire_hdr *h, const void *payload)
 {
+	if (op->small) {
+		small_recv(dp, op, p, h, payload);
+		return;
+	}
 	size_t count = op->a.count, start, len, off;
 	uint32_t t = h->step, c = h->chunk, maxc, cnt;
 	int seg, r;

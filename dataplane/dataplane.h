@@ -35,6 +35,7 @@
 #define DP_TX_BATCH		16	/* messages per transport submission */
 #define DP_PROBE_CHUNK		(1u << 20)
 #define DP_POOL_MAX		32	/* chunk buffers kept for reuse */
+#define DP_SMALL_BYTES		(32u << 10) /* all-reduce in one round below */
 #define COMP_INT8_BLOCK		256	/* values per int8 scale */
 
 /* Backends, as bits (HELLO says which ones a node runs). */
@@ -267,6 +268,8 @@ struct dp_op {
 	uint8_t		*rx_seen;	/* bit per (step, chunk) received */
 	uint32_t	 rx_seen_bits;
 	uint32_t	 p2p_chunks;	/* RECV: chunks announced, 0 unknown */
+	int		 small;		/* one-round all-reduce (coll.c) */
+	float		*gather;	/* small: every rank's values */
 	int		 finished;	/* data done (or failed) */
 	int		 status;	/* 0 or -errno */
 	uint32_t	 err_peer;

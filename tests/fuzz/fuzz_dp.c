@@ -59,6 +59,8 @@ engine(float *bufs)
 			{ .opcode = ARC_DP_ALLGATHER, .group = 1,
 			    .comp = ARC_DP_COMP_INT8, .buf = bufs + 6501,
 			    .count = 999 },
+			{ .opcode = ARC_DP_ALLREDUCE, .group = 2,
+			    .buf = bufs + 7500, .count = 100 },	/* small */
 		};
 
 		for (size_t i = 0; i < sizeof(a) / sizeof(a[0]); i++)
@@ -73,7 +75,7 @@ engine(float *bufs)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static float bufs[7000 + 4096];	/* ops, then the codec scratch */
+	static float bufs[8000 + 4096];	/* ops, then the codec scratch */
 	static struct msgbuf mb;
 	static int inited;
 	struct dp *dp;
@@ -128,7 +130,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			continue;
 		/* the codecs on their own */
 		if (h.codec < WIRE_NCODECS && h.count <= 4096)
-			comp_decode(h.codec, p, plen, h.count, bufs + 7000,
+			comp_decode(h.codec, p, plen, h.count, bufs + 8000,
 			    flags & 4);
 		peer = dp->peers[(flags >> 3) & 1];
 		if (flags & 0x80)

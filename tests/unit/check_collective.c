@@ -130,8 +130,21 @@ allreduce_case(int n, size_t count, size_t chunk, float divisor)
 			x[i][k] = frand(&seed);
 		memcpy(buf[i], x[i], count * sizeof(float));
 	}
-	/* reference: segment j is summed from rank j+1 around to rank j */
-	for (int j = 0; j < n; j++) {
+	/*
+	 * reference: small all-reduces (one chunk, DP_SMALL_BYTES) sum in
+	 * rank order; ring ones sum segment j from rank j+1 around to j
+	 */
+	if (count * 4 <= DP_SMALL_BYTES && count * 4 <= chunk) {
+		for (size_t k = 0; k < count; k++) {
+			float acc = x[1][k];
+
+			for (int r = 2; r <= n; r++)
+				acc = acc + x[r][k];
+			if (divisor != 0 && divisor != 1)
+				acc = acc / divisor;
+			want[k] = acc;
+		}
+	} else for (int j = 0; j < n; j++) {
 		size_t s = coll_seg_start(count, n, j);
 		size_t len = coll_seg_len(count, n, j);
 
@@ -181,6 +194,7 @@ START_TEST(test_allreduce_exact_order)
 			allreduce_case(n, counts[c], 4096, 0);
 	allreduce_case(3, 30001, 4096, 3.0f);
 	allreduce_case(4, 9999, 8192, 4.0f);
+	allreduce_case(3, 777, 65536, 3.0f);	/* small, with a divisor */
 }
 END_TEST
 
