@@ -179,6 +179,43 @@ node_id_get(const struct nodeconf *nc)
 	return id;
 }
 
+/*
+ * The boot id, which must grow across restarts (SWIM's anti-replay):
+ * wall-clock ns, or the last one + 1 if the clock went backwards; kept in
+ * state_dir/boot-id.
+ */
+static uint64_t
+boot_id_next(const struct nodeconf *nc)
+{
+	char path[512], tmp[520];
+	struct timespec ts;
+	unsigned long long last = 0;
+	uint64_t boot;
+	FILE *fp;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	boot = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	snprintf(path, sizeof(path), "%s/boot-id", nc->state_dir);
+	if ((fp = fopen(path, "r")) != NULL) {
+		if (fscanf(fp, "%llu", &last) != 1)
+			last = 0;
+		fclose(fp);
+	}
+	if (boot <= last) {
+		log_warnx("the clock is behind the last boot; boot id %llu "
+		    "follows the last one", last + 1);
+		boot = last + 1;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((fp = fopen(tmp, "w")) == NULL ||
+	    fprintf(fp, "%llu\n", (unsigned long long)boot) < 0 ||
+	    fflush(fp) != 0 || fsync(fileno(fp)) != 0 || fclose(fp) != 0 ||
+	    rename(tmp, path) != 0)
+		fatal("cannot keep the boot id in %s (hint: state_dir in "
+		    "[node] must be writable)", path);
+	return boot;
+}
+
 /* The IPv4 address peers reach us at. */
 static int
 advertise_get(const struct nodeconf *nc, char *out)
@@ -515,9 +552,8 @@ main(int argc, char **argv)
 	/* identity */
 	C.nc = &NC;
 	C.start = ctl_now();
-	C.boot = (uint64_t)time(NULL) * 1000000000ull +
-	    (uint64_t)(ctl_now() * 1e3) % 1000000000ull;
 	C.id = node_id_get(&NC);
+	C.boot = boot_id_next(&NC);
 	C.role = "waiting";
 	if (NC.name[0])
 		snprintf(C.name, sizeof(C.name), "%s", NC.name);
