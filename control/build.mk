@@ -55,3 +55,16 @@ CHECK_SCRIPTS	+= tests/cluster/ctl_units.sh tests/cluster/ctl_confcheck.sh \
 CTL_RAFT_LIBS	 = $(call pc,--libs,raft libuv)
 $(eval $(call unit_test,raftfsm,$(BUILD)/obj/control/raftfsm.o $(COMMON_LIB),$$(CTL_RAFT_LIBS)))
 $(eval $(call unit_test,raftauth,$(BUILD)/obj/control/raftauth.o $(COMMON_LIB),$$(CTL_RAFT_LIBS) $$(CTL_SODIUM)))
+
+# control's libFuzzer harness (clang): SWIM, raft entries and snapshots,
+# cluster files; a bounded run in make check (tests/fuzz/ctl_fuzz.sh).
+FUZZ_CC		?= clang
+CTL_FUZZ_SRC	:= tests/fuzz/fuzz_ctl.c control/swim.c control/raftfsm.c \
+		   control/cluster.c control/planner.c common/conf.c \
+		   common/log.c
+$(BUILD)/fuzz/fuzz_ctl: $(CTL_FUZZ_SRC) $(wildcard common/*.h control/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -g -O1 -Icommon -Icontrol \
+	    -fsanitize=fuzzer,address,undefined -o $@ $(CTL_FUZZ_SRC) \
+	    $(call pc,--libs,libsodium raft) -lm
+CHECK_SCRIPTS	+= tests/fuzz/ctl_fuzz.sh
