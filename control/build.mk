@@ -7,7 +7,7 @@ CTL_CLI_OBJ	:= $(BUILD)/obj/control/arceusctl.o \
 
 DEBS		+= libuv1-dev libsodium-dev libmicrohttpd-dev libsystemd-dev \
 		   libraft-dev libavahi-client-dev avahi-daemon dbus \
-		   chromium systemd
+		   chromium systemd clang
 
 # arceusctl dispatches `dataset build` and `sample` to compute/tool.c when
 # the compute library has it (CTL_NO_COMPUTE=1 leaves them out).
