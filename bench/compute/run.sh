@@ -33,8 +33,11 @@ fi
 # on AVX-512 CPUs the core type OpenBLAS 0.3.21 fails to detect.
 blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 || true)
 if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; fi
+# Both sides use libgomp: the same wait policy for both (arceus-worker
+# defaults to passive, which is also PyTorch's faster one on a busy box).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 echo "# torch $($PY -c 'import torch; print(torch.__version__)'), BLAS $blas," \
-    "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto}"
+    "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto}, OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
 echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
     "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 tmp=$(mktemp -d)
