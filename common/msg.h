@@ -143,9 +143,11 @@ struct imsg_dp_link {
 	uint64_t	rx_bytes;
 	uint64_t	rx_bad;		/* messages dropped as invalid */
 	uint64_t	downs;		/* times the link went down */
+	uint32_t	backends_local;	/* backend bits this node runs */
+	uint32_t	backends_peer;	/* the peer's, from its hello */
 	char		last_error[64];
 };
-static_assert(sizeof(struct imsg_dp_link) == 136, "imsg_dp_link size");
+static_assert(sizeof(struct imsg_dp_link) == 144, "imsg_dp_link size");
 
 struct imsg_dp_probe {
 	uint32_t	peer;

@@ -152,6 +152,7 @@ struct dp_peer {
 	void		*tp;		/* backend's per-peer state */
 	const struct tp_ops *ops;	/* backend agreed for this link */
 	uint64_t	 boot_id;	/* from its hello */
+	uint32_t	 backends;	/* the peer's backend bits, from its hello */
 	struct tp_msgq	 ctlq;		/* link messages, pulled first */
 	struct tp_msgq	 txq;		/* data, queued, not pulled yet */
 	uint32_t	 txq_len;

@@ -87,9 +87,11 @@ static const char *const link_states[] = { "down", "connecting", "up" };
 static void
 print_link(const struct imsg_dp_link *l)
 {
-	printf("peer %u %s backend=%s rtt_us=%.1f bw_probe_MBps=%.1f "
-	    "bw_live_MBps=%.1f tx=%llu rx=%llu rx_bad=%llu downs=%llu%s%s\n",
+	printf("peer %u %s backend=%s backends=0x%x/0x%x rtt_us=%.1f "
+	    "bw_probe_MBps=%.1f bw_live_MBps=%.1f tx=%llu rx=%llu rx_bad=%llu "
+	    "downs=%llu%s%s\n",
 	    l->peer, l->state < 3 ? link_states[l->state] : "?", l->backend,
+	    l->backends_local, l->backends_peer,
 	    (double)l->rtt_ns / 1e3, (double)l->bw_probe / 1e6,
 	    (double)l->bw_live / 1e6, (unsigned long long)l->tx_bytes,
 	    (unsigned long long)l->rx_bytes, (unsigned long long)l->rx_bad,

@@ -278,6 +278,7 @@ dp_on_hello(struct dp *dp, const struct wire_hdr *h, const uint8_t *raw,
 		p->p2p_tx_seq = p->p2p_rx_seq = 0;
 	}
 	p->boot_id = w.boot_id;
+	p->backends = w.backends;
 	p->in_up = 1;
 	p->last_rx_ns = dp->now_ns;
 	if (p->ops != NULL && (w.backends & p->ops->backend) == 0)
@@ -518,5 +519,7 @@ peer_fill_link(const struct dp_peer *p, struct imsg_dp_link *l)
 	l->rx_bytes = p->rx_bytes;
 	l->rx_bad = p->rx_bad;
 	l->downs = p->downs;
+	l->backends_local = tp_backends_all();
+	l->backends_peer = p->backends;
 	snprintf(l->last_error, sizeof(l->last_error), "%s", p->last_error);
 }
