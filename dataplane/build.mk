@@ -53,8 +53,12 @@ $(BUILD)/fuzz/fuzz_dp: $(DP_FUZZ_SRC) $(wildcard common/*.h dataplane/*.h)
 	    -fsanitize=fuzzer,address,undefined -o $@ $(DP_FUZZ_SRC) \
 	    $(DP_LDLIBS)
 
-fuzz:
+# `fuzz` only lists prerequisites, so that every area can add its own.
+fuzz: fuzz-dp
+fuzz-dp:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) BUILD=$(BUILD) tests/fuzz/dp_fuzz.sh
+
+.PHONY: fuzz-dp
 
 # All-reduce through arceus against OpenMPI and iperf3 (bench/allreduce).
 # Needs openmpi-bin, libopenmpi-dev and iperf3; not part of make check.
