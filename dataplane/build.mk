@@ -41,6 +41,9 @@ HDR_CFLAGS	+= -Idataplane
 CHECK_SCRIPTS	+= $(wildcard tests/cluster/dp_cluster.sh tests/fuzz/dp_fuzz.sh)
 $(foreach t,$(DP_TESTS),$(eval CFLAGS_tests/unit/check_$(t).c := -Idataplane))
 
+# The fuzz harness needs clang and its libFuzzer runtime.
+DEBS		+= clang libclang-rt-14-dev
+
 # The fuzz harness of the wire and message decoders (libFuzzer, clang):
 # a bounded run in make check (tests/fuzz/dp_fuzz.sh), a long one here.
 FUZZ_CC		?= clang
