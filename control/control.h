@@ -182,6 +182,8 @@ struct ctl {
 	int		plan_tp, plan_pp, plan_dp;
 	double		plan_step;
 	char		*plan_text;	/* malloc'd, NULL: none */
+	uint32_t	*layout;	/* malloc'd copy of the epoch's layout */
+	int		layout_len;	/* words */
 	void		*raft;		/* raftglue.c state */
 	void		*disc;		/* discovery.c state */
 	void		*dpseam;	/* dpseam.c state */

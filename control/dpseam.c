@@ -68,6 +68,35 @@ peers_of_epoch(struct ctl *c, struct imsg_dp_peer *p, uint64_t *epoch)
 	return n;
 }
 
+/*
+ * The plan's collective groups this node is in (raftfsm.c,
+ * layout_groups), after the epoch's peers.  @return groups sent, -errno.
+ */
+static int
+send_groups(int fd, struct ctl *c)
+{
+	struct layout_group g[2 * PLAN_MAX_TP * 8];
+	int n, r;
+
+	pthread_mutex_lock(&c->mu);
+	n = c->layout == NULL ? 0 : layout_groups(c->layout, c->layout_len,
+	    c->plan_tp, c->plan_pp, c->plan_dp, c->id, g,
+	    (int)(sizeof(g) / sizeof(g[0])));
+	pthread_mutex_unlock(&c->mu);
+	if (n < 0) {
+		log_warnx("ctl.dp: the epoch's layout does not match its plan");
+		return 0;
+	}
+	for (int i = 0; i < n; i++)
+		if ((r = arc_dp_set_group(fd, g[i].id, g[i].members,
+		    g[i].n)) < 0) {
+			log_warnx("ctl.dp: group %u refused: %s", g[i].id,
+			    strerror(-r));
+			return r;
+		}
+	return n;
+}
+
 static void
 set_down(struct ctl *c)
 {
@@ -110,14 +139,18 @@ dpseam_run(void *arg)
 		}
 		n = peers_of_epoch(c, peers, &epoch);
 		if (epoch != 0 && epoch != sent) {
+			int ng;
+
 			if ((r = arc_dp_set_peers(fd, (uint32_t)epoch, peers,
 			    n)) < 0) {
 				log_warnx("ctl.dp: epoch %llu refused: %s",
 				    (unsigned long long)epoch, strerror(-r));
 				goto reconnect;
 			}
-			log_info("ctl.dp: epoch %llu: %d peers sent",
-			    (unsigned long long)epoch, n);
+			if ((ng = send_groups(fd, c)) < 0)
+				goto reconnect;
+			log_info("ctl.dp: epoch %llu: %d peers, %d groups sent",
+			    (unsigned long long)epoch, n, ng);
 			sent = epoch;
 		}
 		if ((n = arc_dp_links(fd, links, CTL_MAX_LINKS)) < 0 ||

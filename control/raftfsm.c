@@ -72,7 +72,12 @@ entry_epoch(struct raft_buffer *b, uint64_t epoch, int64_t resume,
 		return -EINVAL;
 	if (tl >= PLAN_TEXT_MAX)
 		tl = PLAN_TEXT_MAX - 1;
-	if ((rc = entry_new(b, ENTRY_EPOCH, 20 + 4 * (size_t)n + 32 + tl)) < 0)
+	size_t lw = plan && plan->layout ? (size_t)plan->layout_len : 0;
+
+	if (lw > PLAN_LAYOUT_MAX)
+		return -EINVAL;
+	if ((rc = entry_new(b, ENTRY_EPOCH, 20 + 4 * (size_t)n + 32 + tl + 4 +
+	    4 * lw)) < 0)
 		return rc;
 	p = (uint8_t *)b->base + HDR_LEN;
 	put64(p, epoch);
@@ -92,6 +97,10 @@ entry_epoch(struct raft_buffer *b, uint64_t epoch, int64_t resume,
 	put32(p + 20, (uint32_t)tl);
 	if (tl)
 		memcpy(p + 32, plan->text, tl);
+	p += 32 + tl;
+	put32(p, (uint32_t)lw);
+	for (size_t i = 0; i < lw; i++)
+		put32(p + 4 + 4 * i, plan->layout[i]);
 	return 0;
 }
 
@@ -148,7 +157,7 @@ apply_entry(struct cluster_state *st, const uint8_t *p, size_t len)
 	case ENTRY_EPOCH: {
 		const uint8_t *q;
 		uint64_t epoch, bits;
-		uint32_t n, tl;
+		uint32_t n, tl, lw;
 
 		if (len < HDR_LEN + 20)
 			return -EBADMSG;
@@ -160,7 +169,11 @@ apply_entry(struct cluster_state *st, const uint8_t *p, size_t len)
 		q = p + HDR_LEN + 20 + 4 * (size_t)n;
 		tl = get32(q + 20);
 		if (tl >= PLAN_TEXT_MAX ||
-		    len < HDR_LEN + 20 + 4 * (size_t)n + 32 + tl)
+		    len < HDR_LEN + 20 + 4 * (size_t)n + 32 + tl + 4)
+			return -EBADMSG;
+		lw = get32(q + 32 + tl);
+		if (lw > PLAN_LAYOUT_MAX || len < HDR_LEN + 20 + 4 * (size_t)n +
+		    32 + tl + 4 + 4 * (size_t)lw)
 			return -EBADMSG;
 		if (epoch != st->epoch + 1)
 			return -ESTALE;
@@ -179,6 +192,9 @@ apply_entry(struct cluster_state *st, const uint8_t *p, size_t len)
 		st->plan_len = (int)tl;
 		memcpy(st->plan, q + 32, tl);
 		st->plan[tl] = '\0';
+		st->layout_len = (int)lw;
+		for (uint32_t i = 0; i < lw; i++)
+			st->layout[i] = get32(q + 36 + tl + 4 * i);
 		return ENTRY_EPOCH;
 	}
 	case ENTRY_JOB: {
@@ -200,6 +216,7 @@ apply_entry(struct cluster_state *st, const uint8_t *p, size_t len)
 			st->plan_len = 0;
 			st->plan[0] = '\0';
 			st->plan_tp = st->plan_pp = st->plan_dp = 0;
+			st->layout_len = 0;
 		}
 		return ENTRY_JOB;
 	}
@@ -238,7 +255,7 @@ fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 	struct cluster_fsm *f = fsm->data;
 	const struct cluster_state *st = &f->st;
 	size_t len = 48 + JOB_NAME_LEN + 4 * (size_t)st->nmembers + SNAP_EXTRA +
-	    (size_t)st->plan_len;
+	    (size_t)st->plan_len + 4 + 4 * (size_t)st->layout_len;
 	uint8_t *p, *q;
 	uint64_t bits;
 
@@ -274,6 +291,10 @@ fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 	memcpy(&bits, &st->plan_step, sizeof(bits));
 	put64(q + 56, bits);
 	memcpy(q + SNAP_EXTRA, st->plan, (size_t)st->plan_len);
+	q += SNAP_EXTRA + st->plan_len;
+	put32(q, (uint32_t)st->layout_len);
+	for (int i = 0; i < st->layout_len; i++)
+		put32(q + 4 + 4 * i, st->layout[i]);
 	(*bufs)[0].base = p;
 	(*bufs)[0].len = len;
 	*n_bufs = 1;
@@ -286,7 +307,7 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	struct cluster_fsm *f = fsm->data;
 	struct cluster_state *st = &f->st;
 	const uint8_t *p = buf->base, *q;
-	uint32_t n, tl;
+	uint32_t n, tl, lw;
 	uint64_t bits;
 
 	if (buf->len < 48 + JOB_NAME_LEN || get32(p) != SNAP_MAGIC)
@@ -298,7 +319,11 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	q = p + 48 + JOB_NAME_LEN + 4 * (size_t)n;
 	tl = get32(q + 52);
 	if (tl >= PLAN_TEXT_MAX || buf->len < 48 + JOB_NAME_LEN +
-	    4 * (size_t)n + SNAP_EXTRA + tl)
+	    4 * (size_t)n + SNAP_EXTRA + tl + 4)
+		return RAFT_CORRUPT;
+	lw = get32(q + SNAP_EXTRA + tl);
+	if (lw > PLAN_LAYOUT_MAX || buf->len < 48 + JOB_NAME_LEN +
+	    4 * (size_t)n + SNAP_EXTRA + tl + 4 + 4 * (size_t)lw)
 		return RAFT_CORRUPT;
 	st->nmembers = (int)n;
 	st->epoch = get64(p + 8);
@@ -326,6 +351,9 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	memcpy(&st->plan_step, &bits, sizeof(bits));
 	memcpy(st->plan, q + SNAP_EXTRA, tl);
 	st->plan[tl] = '\0';
+	st->layout_len = (int)lw;
+	for (uint32_t i = 0; i < lw; i++)
+		st->layout[i] = get32(q + SNAP_EXTRA + tl + 4 + 4 * i);
 	raft_free(buf->base);	/* restore owns the buffer */
 	return 0;
 }
@@ -455,4 +483,50 @@ epoch_needed(const struct cluster_state *st, const uint32_t *alive,
 		return 1;
 	return memcmp(st->members, alive, sizeof(uint32_t) *
 	    (size_t)nalive) != 0;
+}
+
+int
+layout_groups(const uint32_t *layout, int len, int tp, int pp, int dp,
+    uint32_t self, struct layout_group *out, int max)
+{
+	int slot = 2 + tp, n = 0;
+
+	if (tp < 1 || tp > 8 || pp < 1 || dp < 1 ||
+	    (long)len != (long)dp * pp * slot || (long)dp * pp > 32767)
+		return -EINVAL;
+	/* data parallel: stage s, rank k, over the replicas */
+	for (int s = 0; s < pp; s++)
+		for (int k = 0; k < tp; k++) {
+			struct layout_group g;
+			int mine = 0;
+
+			if (dp < 2 || dp > LAYOUT_GROUP_MAX)
+				continue;
+			g.id = (uint16_t)(1 + s * 8 + k);
+			g.n = dp;
+			for (int r = 0; r < dp; r++) {
+				g.members[r] = layout[(r * pp + s) * slot + 2 +
+				    k];
+				mine |= g.members[r] == self;
+			}
+			if (mine && n < max)
+				out[n++] = g;
+		}
+	/* tensor parallel: the devices of one slot */
+	for (int r = 0; r < dp && tp > 1; r++)
+		for (int s = 0; s < pp; s++) {
+			struct layout_group g;
+			int mine = 0;
+
+			g.id = (uint16_t)(32768 + r * pp + s);
+			g.n = tp;
+			for (int k = 0; k < tp; k++) {
+				g.members[k] = layout[(r * pp + s) * slot + 2 +
+				    k];
+				mine |= g.members[k] == self;
+			}
+			if (mine && n < max)
+				out[n++] = g;
+		}
+	return n;
 }

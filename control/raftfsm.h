@@ -5,7 +5,10 @@
  *   EPOCH  epoch u64, resume step i64, n u32, member ids u32[n],
  *          then the plan: job seq u64, tp u32, pp u32, dp u32, len u32,
  *          step time f64 (bits, u64), len bytes of plan text (planner.c's
- *          stable form; len 0: no job, no plan).
+ *          stable form; len 0: no job, no plan), then the layout: words
+ *          u32, and words u32 (per slot, replica-major: first layer,
+ *          layers, the tp device ids), from which every member derives
+ *          its groups.
  *          Epochs are numbered 1, 2, ...: an entry whose number is not
  *          the next one is stale (two leaders in quick succession) and
  *          is applied as a no-op, counted;
@@ -34,6 +37,7 @@
 #define EPOCH_MAX_MEMBERS	1024
 #define JOB_NAME_LEN		64
 #define PLAN_TEXT_MAX		16384	/* plan text kept in an epoch */
+#define PLAN_LAYOUT_MAX		8192	/* layout words kept in an epoch */
 
 /* What the planner needs from a job file (cluster.c reads them). */
 struct job_params {
@@ -47,6 +51,9 @@ struct epoch_plan {
 	int	 tp, pp, dp;
 	double	 step;			/* predicted seconds per step */
 	const char *text;		/* stable text form; NULL: none */
+	/* dp * pp slots, replica-major: first layer, layers, tp device ids */
+	const uint32_t *layout;
+	int	 layout_len;		/* words */
 };
 
 enum entry_type {
@@ -69,6 +76,8 @@ struct cluster_state {
 	double	 plan_step;
 	int	 plan_len;
 	char	 plan[PLAN_TEXT_MAX];	/* NUL terminated */
+	int	 layout_len;		/* words, 0: none */
+	uint32_t layout[PLAN_LAYOUT_MAX];
 	int64_t	 ckpt_step;		/* last committed checkpoint */
 	uint64_t applied;		/* entries applied */
 	uint64_t stale;			/* stale epochs skipped */
@@ -123,6 +132,25 @@ struct role_change {
 void	roles_next(const struct raft_configuration *conf,
 	    const uint32_t *alive, int nalive, int voters, uint32_t self,
 	    struct role_change *out);
+
+/* A collective group of the plan: members in ring order. */
+#define LAYOUT_GROUP_MAX	64
+struct layout_group {
+	uint16_t id;			/* 1..32767 data parallel, 32768.. tp */
+	int	 n;
+	uint32_t members[LAYOUT_GROUP_MAX];
+};
+
+/*
+ * The groups node self belongs to under a layout (raftfsm.h, EPOCH): for
+ * each stage s and tensor-parallel rank k, the ring of that device over
+ * the replicas (id 1 + s * 8 + k), and its tensor-parallel group (id
+ * 32768 + r * pp + s); groups of one are left out.
+ * @return groups filled (<= max), or -EINVAL for a layout that does not
+ * match tp, pp, dp.
+ */
+int	layout_groups(const uint32_t *layout, int len, int tp, int pp, int dp,
+	    uint32_t self, struct layout_group *out, int max);
 
 /*
  * Is an epoch due: the committed member set differs from alive (sorted),

@@ -183,6 +183,15 @@ fsm_applied(void *ctx, int type, const struct cluster_state *st)
 	pthread_mutex_lock(&c->mu);
 	free(c->plan_text);
 	c->plan_text = st->plan_len > 0 ? strdup(st->plan) : NULL;
+	free(c->layout);
+	c->layout = NULL;
+	c->layout_len = 0;
+	if (st->layout_len > 0 && (c->layout = malloc(sizeof(uint32_t) *
+	    (size_t)st->layout_len)) != NULL) {
+		memcpy(c->layout, st->layout, sizeof(uint32_t) *
+		    (size_t)st->layout_len);
+		c->layout_len = st->layout_len;
+	}
 	c->plan_tp = st->plan_tp;
 	c->plan_pp = st->plan_pp;
 	c->plan_dp = st->plan_dp;
@@ -465,6 +474,20 @@ plan_for(struct rglue *g, const uint32_t *alive, int n,
 	}
 	ep->text = text;
 	if (p.ok) {
+		int slot = 2 + p.tp, nw = p.dp * p.pp * slot;
+		uint32_t *lay = nw <= PLAN_LAYOUT_MAX ?
+		    calloc((size_t)nw, sizeof(*lay)) : NULL;
+
+		if (lay != NULL) {
+			for (int i = 0; i < p.dp * p.pp; i++) {
+				lay[i * slot] = (uint32_t)p.st[i].first;
+				lay[i * slot + 1] = (uint32_t)p.st[i].nlayers;
+				for (int k = 0; k < p.tp; k++)
+					lay[i * slot + 2 + k] = p.st[i].dev[k];
+			}
+			ep->layout = lay;
+			ep->layout_len = nw;
+		}
 		ep->tp = p.tp;
 		ep->pp = p.pp;
 		ep->dp = p.dp;
@@ -584,6 +607,7 @@ lead(struct rglue *g, const uint32_t *alive, int n)
 	r = entry_epoch(&b, g->fsm.st.epoch + 1, g->fsm.st.ckpt_step, alive,
 	    n, g->fsm.st.job_running ? &ep : NULL);
 	free((char *)ep.text);
+	free((uint32_t *)ep.layout);
 	if (r < 0)
 		return;
 	log_info("ctl.raft: proposing epoch %llu with %d members (term %llu)",

@@ -289,6 +289,17 @@ if [ -x "$BUILD/arceus-dataplane" ] && [ $MDNS = 1 ]; then
 		    grep -q '^arceus_link_up{peer="2"} 1$' ||
 		    die "/metrics: no dataplane link to 2"
 	fi
+	# the plan's collective groups, accepted by every host's dataplane
+	groups_sent() {
+		for v in 1 2 3 4; do
+			grep -Eq "ctl.dp: epoch [0-9]+: 4 peers, [1-9][0-9]* groups sent" \
+			    "$tmp/h$v.log" || return 1
+		done
+	}
+	wait_for 5000 groups_sent >/dev/null ||
+	    die "the plan's groups did not reach every dataplane"
+	echo "dataplane: the plan's groups accepted on all 4 hosts" \
+	    "($(grep -Eo '[0-9]+ groups sent' "$tmp/h1.log" | tail -1) at host 1)"
 fi
 
 # ---- a checkpoint commits once every member has saved it ----

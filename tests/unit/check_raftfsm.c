@@ -322,7 +322,9 @@ START_TEST(test_stale_and_malformed)
 		struct cluster_fsm g;
 
 		struct job_params jp = { 12, 12, 768, 1024, 4, 64 };
-		struct epoch_plan ep = { 1, 1, 2, 3, 0.5, "plan: tp 1 pp 2" };
+		static const uint32_t lay[] = { 0, 2, 7, 2, 3, 8 };
+		struct epoch_plan ep = { 1, 1, 2, 1, 0.5, "plan: tp 1 pp 2",
+		    lay, 6 };
 
 		ck_assert_int_eq(entry_epoch(&b, 1, 0, ids, 1, NULL), 0);
 		f.fsm.apply(&f.fsm, &b, &result);
@@ -351,6 +353,8 @@ START_TEST(test_stale_and_malformed)
 		ck_assert_int_eq(g.st.plan_pp, 2);
 		ck_assert_double_eq(g.st.plan_step, 0.5);
 		ck_assert_str_eq(g.st.plan, "plan: tp 1 pp 2");
+		ck_assert_int_eq(g.st.layout_len, 6);
+		ck_assert_mem_eq(g.st.layout, lay, sizeof(lay));
 		raft_free(bufs);
 	}
 }
@@ -406,6 +410,42 @@ START_TEST(test_roles_policy)
 }
 END_TEST
 
+START_TEST(test_layout_groups)
+{
+	/* tp 2, pp 2, dp 2: replica 0 = {1,2} {3,4}, replica 1 = {5,6} {7,8} */
+	static const uint32_t lay[] = {
+		0, 3, 1, 2,   3, 3, 3, 4,
+		0, 3, 5, 6,   3, 3, 7, 8,
+	};
+	struct layout_group g[8];
+	int n;
+
+	n = layout_groups(lay, 16, 2, 2, 2, 4, g, 8);
+	ck_assert_int_eq(n, 2);
+	/* node 4 is stage 1, rank 1: its ring is {4, 8} */
+	ck_assert_uint_eq(g[0].id, 1 + 1 * 8 + 1);
+	ck_assert_int_eq(g[0].n, 2);
+	ck_assert_uint_eq(g[0].members[0], 4);
+	ck_assert_uint_eq(g[0].members[1], 8);
+	/* and its tensor-parallel group is {3, 4} of replica 0, stage 1 */
+	ck_assert_uint_eq(g[1].id, 32768 + 0 * 2 + 1);
+	ck_assert_uint_eq(g[1].members[0], 3);
+	ck_assert_uint_eq(g[1].members[1], 4);
+	/* a node in no slot has no group; a wrong size is refused */
+	ck_assert_int_eq(layout_groups(lay, 16, 2, 2, 2, 99, g, 8), 0);
+	ck_assert_int_eq(layout_groups(lay, 15, 2, 2, 2, 4, g, 8), -EINVAL);
+	/* pure data parallel over 4: one ring of all */
+	{
+		static const uint32_t dp4[] = { 0, 6, 1, 0, 6, 2, 0, 6, 3,
+		    0, 6, 4 };
+
+		ck_assert_int_eq(layout_groups(dp4, 12, 1, 1, 4, 3, g, 8), 1);
+		ck_assert_uint_eq(g[0].id, 1);
+		ck_assert_int_eq(g[0].n, 4);
+	}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -422,6 +462,7 @@ main(void)
 	tcase_add_test(fx, test_minority_leader_commits_nothing);
 	tcase_add_test(pure, test_stale_and_malformed);
 	tcase_add_test(pure, test_roles_policy);
+	tcase_add_test(pure, test_layout_groups);
 	suite_add_tcase(s, fx);
 	suite_add_tcase(s, pure);
 	sr = srunner_create(s);
