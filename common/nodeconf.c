@@ -2,6 +2,7 @@
  * nodeconf.c: the key table of arceus.conf; see nodeconf.h and the
  * commented example configs/arceus.conf.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,4 +213,28 @@ nodeconf_load(struct nodeconf *nc, const char *path, struct conf_errs *errs)
 	if (path == NULL)
 		return 0;
 	return conf_load(nodeconf_keys, nc, path, errs);
+}
+
+int
+nodeconf_read_id(const struct nodeconf *nc, uint32_t *id)
+{
+	char path[512];
+	unsigned long v;
+	char buf[32], *end;
+	size_t n;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/node-id", nc->state_dir);
+	if ((fp = fopen(path, "r")) == NULL)
+		return -errno;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	errno = 0;
+	v = strtoul(buf, &end, 10);
+	if (end == buf || (*end != '\n' && *end != '\0') || errno != 0 ||
+	    v == 0 || v > UINT32_MAX)
+		return -EINVAL;
+	*id = (uint32_t)v;
+	return 0;
 }

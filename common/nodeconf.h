@@ -90,4 +90,11 @@ extern const struct conf_key nodeconf_keys[];
 int	nodeconf_load(struct nodeconf *nc, const char *path,
 	    struct conf_errs *errs);
 
+/*
+ * The node id kept in state_dir/node-id by arceus-control (when [node] id
+ * is 0).  @return 0 with *id set, -ENOENT if there is none yet, -EINVAL if
+ * the file holds no valid id, or another -errno.
+ */
+int	nodeconf_read_id(const struct nodeconf *nc, uint32_t *id);
+
 #endif /* ARC_NODECONF_H */

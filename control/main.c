@@ -152,29 +152,30 @@ key_load(const char *path, unsigned char key[SWIM_KEY_LEN], char *why,
 static uint32_t
 node_id_get(const struct nodeconf *nc)
 {
-	char path[512];
+	char path[512], tmp[520];
 	uint32_t id = 0;
 	FILE *fp;
+	int rc;
 
 	if (nc->node_id != 0)
 		return (uint32_t)nc->node_id;
 	snprintf(path, sizeof(path), "%s/node-id", nc->state_dir);
-	if ((fp = fopen(path, "r")) != NULL) {
-		if (fscanf(fp, "%u", &id) != 1)
-			id = 0;
-		fclose(fp);
-		if (id != 0)
-			return id;
-		log_warnx("%s: no id in it, making a new one", path);
-	}
+	if ((rc = nodeconf_read_id(nc, &id)) == 0)
+		return id;
+	if (rc != -ENOENT)
+		log_warnx("%s: %s, making a new one", path, rc == -EINVAL ?
+		    "no valid id in it" : strerror(-rc));
 	while (id == 0)
 		id = randombytes_random() & 0x7fffffff;
 	mkdir(nc->state_dir, 0750);
-	if ((fp = fopen(path, "w")) == NULL)
+	/* temp + fsync + rename: a crash never leaves a half-written id */
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((fp = fopen(tmp, "w")) == NULL)
 		fatal("cannot keep the node id in %s (hint: state_dir in "
 		    "[node] must be writable)", path);
 	fprintf(fp, "%u\n", id);
-	if (fclose(fp) != 0)
+	if (fflush(fp) != 0 || fsync(fileno(fp)) != 0 || fclose(fp) != 0 ||
+	    rename(tmp, path) != 0)
 		fatal("%s", path);
 	return id;
 }

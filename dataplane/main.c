@@ -155,10 +155,19 @@ main(int argc, char **argv)
 		fatalx("%s: configuration refused (%d errors)", conffile,
 		    errs.n);
 	}
-	if (nc.node_id == 0)
-		fatalx("%s: [node] id is 0 ---> HINT: set it, or start "
-		    "arceus-control first (it derives and keeps one)",
-		    conffile);
+	if (nc.node_id == 0) {
+		uint32_t id;
+		int rc = nodeconf_read_id(&nc, &id);
+
+		if (rc < 0)
+			fatalx("%s: [node] id is 0 and %s/node-id is %s ---> "
+			    "HINT: set [node] id, or start arceus-control "
+			    "first (it derives one and keeps it there)",
+			    conffile, nc.state_dir, rc == -ENOENT ?
+			    "missing" : rc == -EINVAL ? "not a node id" :
+			    strerror(-rc));
+		nc.node_id = id;
+	}
 	if (check) {
 		printf("%s: configuration ok\n", conffile);
 		return 0;

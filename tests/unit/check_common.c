@@ -224,6 +224,37 @@ START_TEST(test_nodeconf)
 }
 END_TEST
 
+/* The node id control keeps in state_dir, as the dataplane reads it. */
+START_TEST(test_nodeconf_read_id)
+{
+	struct nodeconf nc;
+	char dir[] = "/tmp/check_nid.XXXXXX", path[64];
+	uint32_t id = 0;
+	FILE *fp;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	memset(&nc, 0, sizeof(nc));
+	snprintf(nc.state_dir, sizeof(nc.state_dir), "%s", dir);
+	snprintf(path, sizeof(path), "%s/node-id", dir);
+	ck_assert_int_eq(nodeconf_read_id(&nc, &id), -ENOENT);
+	const char *bad[] = { "", "0\n", "abc\n", "12x\n", "99999999999\n" };
+	for (size_t i = 0; i < 5; i++) {
+		fp = fopen(path, "w");
+		fputs(bad[i], fp);
+		fclose(fp);
+		ck_assert_msg(nodeconf_read_id(&nc, &id) == -EINVAL, "'%s'",
+		    bad[i]);
+	}
+	fp = fopen(path, "w");
+	fputs("4242\n", fp);
+	fclose(fp);
+	ck_assert_int_eq(nodeconf_read_id(&nc, &id), 0);
+	ck_assert_uint_eq(id, 4242);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
 /* Known CRC-32C values (RFC 3720 B.4), and hardware == table. */
 START_TEST(test_crc32c)
 {
@@ -327,6 +358,7 @@ main(void)
 	tcase_add_test(tc, test_conf_binary_garbage);
 	tcase_add_test(tc, test_conf_set);
 	tcase_add_test(tc, test_nodeconf);
+	tcase_add_test(tc, test_nodeconf_read_id);
 	tcase_add_test(tc, test_crc32c);
 	tcase_add_test(tc, test_crc32c_long);
 	tcase_add_test(tc, test_fault_countdown);
