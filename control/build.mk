@@ -46,7 +46,7 @@ CFLAGS_tests/unit/ += -Icontrol
 
 CTL_SODIUM	 = $(call pc,--libs,libsodium)
 $(eval $(call unit_test,swim,$(BUILD)/obj/control/swim.o $(COMMON_LIB),$$(CTL_SODIUM)))
-VALGRIND_TESTS	+= check_swim check_raftfsm
+VALGRIND_TESTS	+= check_swim check_raftfsm check_raftauth
 $(eval $(call unit_test,ctlconf,$(COMMON_LIB),))
 VALGRIND_TESTS	+= check_ctlconf
 CHECK_SCRIPTS	+= tests/cluster/ctl_units.sh tests/cluster/ctl_confcheck.sh \
