@@ -167,6 +167,18 @@ evaluate(struct gpt *m, const struct dataset *d, int B, int T, int iters,
 	return (float)(sum / iters);
 }
 
+static int progress_open;	/* a progress line waits for its newline */
+
+/* Ends an in-place progress line, so that a log line starts clean. */
+static void
+progress_break(void)
+{
+	if (progress_open) {
+		fputc('\n', stderr);
+		progress_open = 0;
+	}
+}
+
 static void
 progress(const struct train_opts *o, int tty, int64_t step, int64_t steps,
     float loss, float val, double ms, double tps, double eta, int newline)
@@ -182,6 +194,7 @@ progress(const struct train_opts *o, int tty, int64_t step, int64_t steps,
 	    "%.0f tok/s | ETA %s%s", tty ? "\r\033[K" : "", (long long)step,
 	    (long long)steps, loss, valb, ms, tps, etab,
 	    (tty && !newline) ? "" : "\n");
+	progress_open = tty && !newline;
 	fflush(stderr);
 }
 
@@ -197,6 +210,7 @@ checkpoint(const struct job *j, struct gpt *m, struct adamw *o,
 	rc = ckpt_save(j->ckpt_dir, ts->step, segs, n, (int)j->ckpt_keep, err,
 	    sizeof(err));
 	if (rc < 0) {
+		progress_break();
 		if (*last_ok)
 			log_warnx("checkpoint of step %llu failed: %s; training "
 			    "goes on, the checkpoint of step %llu stays valid",
@@ -318,6 +332,7 @@ train_run(const struct job *j, const struct train_opts *o)
 		last_loss = loss;
 		ts.tokens_seen += (uint64_t)B * T * j->accumulate;
 		if (!isfinite(loss)) {
+			progress_break();
 			log_warnx("step %llu: loss is %f; stopping (lower "
 			    "train.lr or check the data)",
 			    (unsigned long long)ts.step, loss);
@@ -358,8 +373,7 @@ train_run(const struct job *j, const struct train_opts *o)
 			checkpoint(j, &m, &opt, &ts, &last_ckpt);
 		}
 	}
-	if (tty)
-		fputc('\n', stderr);
+	progress_break();
 	if (train_stop)
 		log_info("stopped by signal at step %llu",
 		    (unsigned long long)ts.step);
