@@ -310,6 +310,11 @@ train_run(const struct job *j, const struct train_opts *o)
 
 	t_start = now_s();
 	int64_t first = (int64_t)ts.step;
+	if (first >= j->steps)
+		log_info("the checkpoint in %s is at step %lld of %lld: nothing "
+		    "to train (raise train.steps, or remove the directory to "
+		    "start over)", j->ckpt_dir, (long long)first,
+		    (long long)j->steps);
 	while ((int64_t)ts.step < j->steps && !train_stop) {
 		double t0 = now_s(), ms, tps;
 		float lr = lr_at(j, (int64_t)ts.step), loss = 0, norm;
