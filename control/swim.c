@@ -13,6 +13,13 @@
  *   60 sender's last complete checkpoint step u64
  *   68 updates: id u32, addr u32, incarnation u32, port u16, http u16,
  *      raft u16, state u8, pad u8 (20 bytes each)
+ * then, optionally, one chunk of a link row (swim.h):
+ *   0 link version u8 | 1 entries u8 | 2 pad u16 | 4 origin u32
+ *   8 origin boot u64 | 16 row sequence u32
+ *   20 entries: peer u32, RTT us u32, bandwidth KiB/s u32, age in
+ *      tenths of a second u16 (saturating), source u8, pad u8 (16 each)
+ * A link section that is not exactly this is ignored and counted
+ * (link_malformed); the rest of the datagram still counts.
  */
 #include <errno.h>
 #include <math.h>
@@ -38,6 +45,9 @@ struct swim_msg {
 	uint64_t ckpt_step;
 	uint16_t dp_port;
 	struct swim_member upd[SWIM_MAX_UPDATES];
+	int	 link_bad;		/* a link section, malformed */
+	int	 nlink;			/* its entries; -1: none */
+	struct swim_link link[SWIM_LINK_CHUNK];
 };
 
 static void
@@ -122,7 +132,8 @@ swim_init(struct swim *sw, const struct swim_conf *conf, uint32_t id,
 	sw->rng = (boot ^ ((uint64_t)id << 32)) | 1;
 	sw->m = calloc(SWIM_MAX_MEMBERS, sizeof(*sw->m));
 	sw->order = calloc(SWIM_MAX_MEMBERS, sizeof(*sw->order));
-	if (sw->m == NULL || sw->order == NULL) {
+	sw->links = calloc(SWIM_LINK_CELLS, sizeof(*sw->links));
+	if (sw->m == NULL || sw->order == NULL || sw->links == NULL) {
 		swim_fini(sw);
 		return -ENOMEM;
 	}
@@ -136,6 +147,8 @@ swim_fini(struct swim *sw)
 		return;
 	free(sw->m);
 	free(sw->order);
+	free(sw->links);
+	sw->links = NULL;
 	sodium_memzero(sw->key, sizeof(sw->key));
 	sw->m = NULL;
 	sw->order = NULL;
@@ -265,6 +278,125 @@ member_add(struct swim *sw, uint32_t id, uint64_t now)
 
 /* ---- encoding -------------------------------------------------------- */
 
+/* The version (boot, rseq) of a vs b: <0, 0, >0. */
+static int
+link_vcmp(uint64_t ab, uint32_t ar, uint64_t bb, uint32_t br)
+{
+	if (ab != bb)
+		return ab < bb ? -1 : 1;
+	return ar == br ? 0 : ar < br ? -1 : 1;
+}
+
+/*
+ * One chunk of a link row at p: the own row on even datagrams (or when
+ * nothing else is known), else the newest version of another origin's
+ * row, from a rotating start.  @return bytes written (0: none).
+ */
+static size_t
+encode_links(struct swim *sw, uint8_t *p)
+{
+	struct swim_link *l = sw->links;
+	uint32_t origin = sw->self.id;
+	uint64_t boot = 0;
+	uint32_t rseq = 0;
+	int n = 0, have = 0, start, *pos;
+	uint8_t *e = p + SWIM_LINK_HDR_LEN;
+
+	if (sw->nlinks == 0)
+		return 0;
+	if ((sw->link_ntx++ & 1) != 0) {
+		/* a random other origin's row */
+		int at = (int)(rnd(sw) % (uint64_t)sw->nlinks);
+
+		for (int k = 0; k < sw->nlinks; k++) {
+			const struct swim_link *c = &l[(at + k) % sw->nlinks];
+
+			if (c->origin != sw->self.id) {
+				origin = c->origin;
+				break;
+			}
+		}
+	}
+	for (int i = 0; i < sw->nlinks; i++)
+		if (l[i].origin == origin && (!have || link_vcmp(l[i].boot,
+		    l[i].rseq, boot, rseq) > 0)) {
+			boot = l[i].boot;
+			rseq = l[i].rseq;
+			have = 1;
+		}
+	if (!have)
+		return 0;
+	pos = origin == sw->self.id ? &sw->link_own_pos : &sw->link_relay_pos;
+	start = *pos < sw->nlinks ? *pos : 0;
+	for (int k = 0; k < sw->nlinks && n < SWIM_LINK_CHUNK; k++) {
+		int i = (start + k) % sw->nlinks;
+		const struct swim_link *c = &l[i];
+		uint32_t ds = c->age_ms / 100;
+
+		if (c->origin != origin || c->boot != boot || c->rseq != rseq)
+			continue;
+		put32(e, c->peer);
+		put32(e + 4, c->rtt_us);
+		put32(e + 8, c->bw_kib);
+		put16(e + 12, ds > 0xffff ? 0xffff : (uint16_t)ds);
+		e[14] = c->src;
+		e[15] = 0;
+		e += SWIM_LINK_ENT_LEN;
+		n++;
+		*pos = i + 1;
+	}
+	p[0] = SWIM_LINK_VERSION;
+	p[1] = (uint8_t)n;
+	put16(p + 2, 0);
+	put32(p + 4, origin);
+	put64(p + 8, boot);
+	put32(p + 16, rseq);
+	sw->st.link_tx++;
+	return (size_t)(e - p);
+}
+
+/* The link section of a datagram (rest bytes at p) into msg. */
+static void
+decode_links(const struct swim *sw, const uint8_t *p, size_t rest,
+    struct swim_msg *msg)
+{
+	uint32_t origin;
+	int n;
+
+	msg->nlink = -1;
+	if (rest == 0)
+		return;
+	msg->link_bad = 1;
+	if (rest < SWIM_LINK_HDR_LEN || p[0] != SWIM_LINK_VERSION)
+		return;
+	n = p[1];
+	origin = get32(p + 4);
+	if (n > SWIM_LINK_CHUNK ||
+	    rest != SWIM_LINK_HDR_LEN + (size_t)n * SWIM_LINK_ENT_LEN ||
+	    origin == 0)
+		return;
+	for (int i = 0; i < n; i++) {
+		const uint8_t *e = p + SWIM_LINK_HDR_LEN + i * SWIM_LINK_ENT_LEN;
+		struct swim_link *c = &msg->link[i];
+
+		memset(c, 0, sizeof(*c));
+		c->origin = origin;
+		c->boot = get64(p + 8);
+		c->rseq = get32(p + 16);
+		c->peer = get32(e);
+		c->rtt_us = get32(e + 4);
+		c->bw_kib = get32(e + 8);
+		c->age_ms = (uint32_t)get16(e + 12) * 100;
+		c->src = e[14];
+		if (c->peer == 0 || c->peer == origin ||
+		    (c->src != SWIM_LINK_DATAPLANE && c->src != SWIM_LINK_PROBE))
+			return;
+	}
+	(void)sw;
+	msg->nlink = n;
+	msg->link_bad = 0;
+}
+
 static int
 upd_cmp_left(const void *a, const void *b)
 {
@@ -325,6 +457,7 @@ encode(struct swim *sw, uint8_t *buf, int type, uint32_t probe_seq,
 		p += SWIM_UPD_LEN;
 	}
 	buf[6] = (uint8_t)n;
+	p += encode_links(sw, p);
 	crypto_auth(p, buf, (size_t)(p - buf), sw->key);
 	return (size_t)(p - buf) + SWIM_MAC_LEN;
 }
@@ -366,8 +499,11 @@ decode(const struct swim *sw, const uint8_t *buf, size_t len,
 	msg->flags = buf[7];
 	if (msg->type < SWIM_PING || msg->type > SWIM_LEAVE ||
 	    msg->nupd > SWIM_MAX_UPDATES ||
-	    body != SWIM_HDR_LEN + (size_t)msg->nupd * SWIM_UPD_LEN)
+	    body < SWIM_HDR_LEN + (size_t)msg->nupd * SWIM_UPD_LEN)
 		return -EBADMSG;
+	msg->link_bad = 0;
+	decode_links(sw, buf + SWIM_HDR_LEN + msg->nupd * SWIM_UPD_LEN,
+	    body - SWIM_HDR_LEN - (size_t)msg->nupd * SWIM_UPD_LEN, msg);
 	msg->sender = get32(buf + 8);
 	msg->sender_inc = get32(buf + 12);
 	msg->boot = get64(buf + 16);
@@ -477,6 +613,119 @@ apply(struct swim *sw, const struct swim_member *u, uint64_t now)
 	}
 }
 
+static int
+link_find(const struct swim *sw, uint32_t origin, uint32_t peer)
+{
+	for (int i = 0; i < sw->nlinks; i++)
+		if (sw->links[i].origin == origin && sw->links[i].peer == peer)
+			return i;
+	return -1;
+}
+
+/* A member that can have (or be the far end of) a link row. */
+static int
+link_live(const struct swim *sw, uint32_t id)
+{
+	const struct swim_member *m;
+
+	if (id == sw->self.id)
+		return !sw->leaving;
+	m = find((struct swim *)sw, id);
+	return m != NULL && (m->state == SWIM_ALIVE ||
+	    m->state == SWIM_SUSPECT);
+}
+
+/* A chunk of another origin's row: newer versions replace cells. */
+static void
+links_apply(struct swim *sw, const struct swim_msg *msg, uint64_t now)
+{
+	sw->st.link_rx++;
+	if (msg->nlink <= 0 || msg->link[0].origin == sw->self.id ||
+	    !link_live(sw, msg->link[0].origin))
+		return;
+	for (int k = 0; k < msg->nlink; k++) {
+		const struct swim_link *u = &msg->link[k];
+		int i = link_find(sw, u->origin, u->peer), v;
+
+		if (i >= 0) {
+			v = link_vcmp(u->boot, u->rseq, sw->links[i].boot,
+			    sw->links[i].rseq);
+			if (v < 0)
+				continue;
+			if (v == 0) {
+				sw->links[i].recv_ms = now;
+				continue;
+			}
+		} else {
+			if (!link_live(sw, u->peer))
+				continue;
+			if (sw->nlinks == SWIM_LINK_CELLS) {
+				sw->st.link_full++;
+				continue;
+			}
+			i = sw->nlinks++;
+		}
+		sw->links[i] = *u;
+		sw->links[i].recv_ms = now;
+	}
+}
+
+/* Drops cells of dead or departed members, and expired ones. */
+static void
+links_gc(struct swim *sw, uint64_t now)
+{
+	for (int i = 0; i < sw->nlinks; ) {
+		const struct swim_link *c = &sw->links[i];
+
+		if (!link_live(sw, c->origin) || !link_live(sw, c->peer) ||
+		    (c->origin != sw->self.id &&
+		    c->recv_ms + SWIM_LINK_TTL_MS < now))
+			sw->links[i] = sw->links[--sw->nlinks];
+		else
+			i++;
+	}
+}
+
+int
+swim_links_set(struct swim *sw, uint64_t now, const struct swim_link *row,
+    int n)
+{
+	int kept = 0;
+
+	for (int i = 0; i < sw->nlinks; )
+		if (sw->links[i].origin == sw->self.id)
+			sw->links[i] = sw->links[--sw->nlinks];
+		else
+			i++;
+	sw->link_rseq++;
+	for (int k = 0; k < n; k++) {
+		struct swim_link *c;
+
+		if (row[k].peer == 0 || row[k].peer == sw->self.id ||
+		    link_find(sw, sw->self.id, row[k].peer) >= 0)
+			continue;
+		if (sw->nlinks == SWIM_LINK_CELLS) {
+			sw->st.link_full++;
+			break;
+		}
+		c = &sw->links[sw->nlinks++];
+		*c = row[k];
+		c->origin = sw->self.id;
+		c->boot = sw->self.boot;
+		c->rseq = sw->link_rseq;
+		c->recv_ms = now;
+		kept++;
+	}
+	return kept;
+}
+
+int
+swim_links(const struct swim *sw, const struct swim_link **cells)
+{
+	*cells = sw->links;
+	return sw->nlinks;
+}
+
 /* Anti-replay per sender. @return 0 to accept. */
 static int
 replay_check(struct swim_member *m, uint64_t boot, uint64_t seq)
@@ -581,6 +830,10 @@ swim_recv(struct swim *sw, uint64_t now, uint32_t addr, uint16_t port,
 	}
 	for (int i = 0; i < msg.nupd; i++)
 		apply(sw, &msg.upd[i], now);
+	if (msg.link_bad)
+		sw->st.link_malformed++;
+	else if (msg.nlink >= 0)
+		links_apply(sw, &msg, now);
 
 	switch (msg.type) {
 	case SWIM_PING:
@@ -762,6 +1015,10 @@ swim_tick(struct swim *sw, uint64_t now)
 	}
 	if (now >= sw->next_rejoin)
 		rejoin(sw, now);
+	if (now >= sw->link_next_gc) {
+		links_gc(sw, now);
+		sw->link_next_gc = now + sw->conf.probe_interval_ms;
+	}
 }
 
 void

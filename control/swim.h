@@ -40,8 +40,26 @@
 #define SWIM_UPD_LEN		20
 #define SWIM_MAC_LEN		32	/* crypto_auth_BYTES */
 #define SWIM_KEY_LEN		32	/* crypto_auth_KEYBYTES */
+/*
+ * Link rows: each node's measurements of its links (peer, RTT, bandwidth,
+ * age, source) ride on its datagrams after the updates, one chunk of one
+ * row per datagram: its own row and, every other datagram, a row it
+ * heard from another member (so rows spread by gossip, not only by direct
+ * probes).  A row has a version (origin's boot id, then a sequence the
+ * origin raises at every swim_links_set): a cell is replaced only by a
+ * newer version.  Cells of dead or departed origins and peers are dropped;
+ * cells not refreshed for SWIM_LINK_TTL_MS expire.
+ */
+#define SWIM_LINK_VERSION	1	/* the link section's own format */
+#define SWIM_LINK_HDR_LEN	20
+#define SWIM_LINK_ENT_LEN	16
+#define SWIM_LINK_CHUNK		24	/* entries per datagram, at most */
+#define SWIM_LINK_CELLS		4096	/* cells kept (origin, peer) */
+#define SWIM_LINK_TTL_MS	10000
 #define SWIM_MAX_DGRAM		(SWIM_HDR_LEN + SWIM_MAX_UPDATES * \
-				 SWIM_UPD_LEN + SWIM_MAC_LEN)
+				 SWIM_UPD_LEN + SWIM_LINK_HDR_LEN + \
+				 SWIM_LINK_CHUNK * SWIM_LINK_ENT_LEN + \
+				 SWIM_MAC_LEN)
 #define SWIM_RELAYS		64	/* indirect probes in flight for others */
 #define SWIM_REPLAY_WINDOW	64
 
@@ -94,6 +112,24 @@ struct swim_member {
 	uint64_t last_heard_ms;
 };
 
+/* Where a link measurement comes from. */
+enum swim_link_src {
+	SWIM_LINK_DATAPLANE = 1,	/* the dataplane's probes and traffic */
+	SWIM_LINK_PROBE = 2,		/* SWIM's own ping RTT, no bandwidth */
+};
+
+/* One directed link as its origin measured it: a cell of the matrix. */
+struct swim_link {
+	uint32_t origin, peer;		/* measured by origin, towards peer */
+	uint32_t rtt_us;		/* 0: unknown */
+	uint32_t bw_kib;		/* KiB/s, 0: unknown */
+	uint32_t age_ms;		/* measurement's age when sent */
+	uint8_t	 src;			/* enum swim_link_src */
+	uint64_t boot;			/* the row's version: origin's boot, */
+	uint32_t rseq;			/* then its row sequence */
+	uint64_t recv_ms;		/* when this version was last heard */
+};
+
 struct swim_stats {
 	uint64_t rx, tx;
 	uint64_t rx_bytes, tx_bytes;
@@ -103,6 +139,9 @@ struct swim_stats {
 	uint64_t probes, probe_fail, indirect;
 	uint64_t refuted;
 	uint64_t evicted;		/* long-dead members forgotten */
+	uint64_t link_malformed;	/* link sections dropped (bad layout) */
+	uint64_t link_full;		/* cells refused: table full */
+	uint64_t link_rx, link_tx;	/* link sections heard and sent */
 };
 
 /* Sends one datagram; errors are the caller's to count. */
@@ -149,6 +188,14 @@ struct swim {
 	void		*ctx;
 	swim_clock_fn	*clock_us;	/* NULL: RTTs in whole ms */
 	uint64_t	 probe_sent_us;
+	/* the link matrix as cells (own row included), see above */
+	struct swim_link *links;	/* [SWIM_LINK_CELLS] */
+	int		 nlinks;
+	uint32_t	 link_rseq;	/* own row's sequence */
+	uint64_t	 link_ntx;	/* datagrams sent: own row or relayed */
+	int		 link_own_pos;	/* next own cell to send */
+	int		 link_relay_pos;
+	uint64_t	 link_next_gc;
 };
 
 /*
@@ -177,5 +224,14 @@ const struct swim_member *swim_find(const struct swim *sw, uint32_t id);
 /* Members counted by state (self included as ALIVE). */
 int	swim_count(const struct swim *sw, int state);
 const char *swim_state_name(int state);
+/*
+ * Replaces this node's own link row (n entries; origin, boot, rseq and
+ * recv_ms are set here; entries towards self or id 0 are skipped) and
+ * raises its version.  @return entries kept.
+ */
+int	swim_links_set(struct swim *sw, uint64_t now_ms,
+	    const struct swim_link *row, int n);
+/* The cells known (own row included); valid until the next call in. */
+int	swim_links(const struct swim *sw, const struct swim_link **cells);
 
 #endif /* ARC_SWIM_H */

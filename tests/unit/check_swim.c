@@ -2,7 +2,8 @@
  * check_swim.c: the SWIM state machine (control/swim.c) on a simulated
  * clock and network: join, crash and freeze detection times, no false
  * deaths under loss and delay or for a slow node, partitions and healing,
- * graceful leave, and the authentication: wrong key, forgery, replay and
+ * graceful leave, link rows (spread, replaced, dropped with their node,
+ * malformed sections counted), and the authentication: wrong key, forgery, replay and
  * malformed datagrams are dropped and counted, never fatal.
  */
 #include <check.h>
@@ -453,6 +454,253 @@ START_TEST(test_full_table_forgets_the_long_dead)
 }
 END_TEST
 
+/* ---- link rows --------------------------------------------------------- */
+
+/* Node i's row: towards every other node, values that say who and whom. */
+static void
+set_row(int i)
+{
+	struct swim_link row[MAXN];
+	int n = 0;
+
+	memset(row, 0, sizeof(row));
+	for (int j = 0; j < S.nn; j++) {
+		if (j == i)
+			continue;
+		row[n].peer = (uint32_t)(100 + j);
+		row[n].rtt_us = (uint32_t)(1000 * (i + 1) + j);
+		row[n].bw_kib = (uint32_t)(100000 * (j + 1) + i);
+		row[n].age_ms = 300;
+		row[n].src = j % 2 ? SWIM_LINK_DATAPLANE : SWIM_LINK_PROBE;
+		n++;
+	}
+	ck_assert_int_eq(swim_links_set(&S.n[i].sw, S.now, row, n), n);
+}
+
+/* Does node i hold cell (o -> p) with the values set_row gave it? */
+static int
+has_cell(int i, int o, int p)
+{
+	const struct swim_link *c;
+	int n = swim_links(&S.n[i].sw, &c);
+
+	for (int k = 0; k < n; k++)
+		if (c[k].origin == (uint32_t)(100 + o) &&
+		    c[k].peer == (uint32_t)(100 + p))
+			return c[k].rtt_us == (uint32_t)(1000 * (o + 1) + p) &&
+			    c[k].bw_kib == (uint32_t)(100000 * (p + 1) + o) &&
+			    c[k].age_ms == 300;
+	return 0;
+}
+
+/* Every live node holds the whole matrix of the live nodes. */
+static int
+matrix_everywhere(void)
+{
+	for (int i = 0; i < S.nn; i++)
+		for (int o = 0; o < S.nn; o++)
+			for (int p = 0; p < S.nn && S.n[i].up; p++)
+				if (o != p && S.n[o].up && S.n[p].up &&
+				    !has_cell(i, o, p))
+					return 0;
+	return 1;
+}
+
+/* Does any live node still hold a cell from or towards node d? */
+static int
+any_cell_of(int d)
+{
+	for (int i = 0; i < S.nn; i++) {
+		const struct swim_link *c;
+		int n;
+
+		if (!S.n[i].up)
+			continue;
+		n = swim_links(&S.n[i].sw, &c);
+		for (int k = 0; k < n; k++)
+			if (c[k].origin == (uint32_t)(100 + d) ||
+			    c[k].peer == (uint32_t)(100 + d))
+				return 1;
+	}
+	return 0;
+}
+
+START_TEST(test_link_rows_spread)
+{
+	long t;
+
+	/* 12 nodes, 11 peers each: a row fits one chunk; loss on */
+	sim_init(12, 21);
+	S.loss = 0.05;
+	S.delay = 2;
+	join_all();
+	for (int i = 0; i < S.nn; i++)
+		set_row(i);
+	t = RUN_UNTIL(matrix_everywhere(), 5000);
+	printf("link rows of 12 nodes everywhere in %ld ms\n", t);
+	ck_assert_int_ge(t, 0);
+	/* bound: two probe rounds (each node pings each other once a
+	 * round, 12 x 100 ms; at 5% loss a round can miss a pair) */
+	ck_assert_int_lt(t, 2400);
+	/* a newer row replaces the old one everywhere */
+	for (int i = 0; i < S.nn; i++)
+		ck_assert_uint_gt(S.n[i].sw.st.link_rx, 0);
+	{
+		struct swim_link r;
+
+		memset(&r, 0, sizeof(r));
+		r.peer = 101;
+		r.rtt_us = 77;
+		r.src = SWIM_LINK_PROBE;
+		swim_links_set(&S.n[0].sw, S.now, &r, 1);
+	}
+	t = RUN_UNTIL(({
+		int ok = 1;
+		for (int i = 1; i < S.nn; i++) {
+			const struct swim_link *c;
+			int n = swim_links(&S.n[i].sw, &c), f = 0;
+
+			for (int k = 0; k < n; k++)
+				if (c[k].origin == 100 && c[k].peer == 101 &&
+				    c[k].rtt_us == 77)
+					f = 1;
+			ok &= f;
+		}
+		ok; }), 3000);
+	ck_assert_int_ge(t, 0);
+	/* and the cells it no longer has expire (TTL), never come back */
+	t = RUN_UNTIL(!has_cell(5, 0, 3) && !has_cell(7, 0, 9),
+	    SWIM_LINK_TTL_MS + 2000);
+	ck_assert_int_ge(t, 0);
+	sim_fini();
+}
+END_TEST
+
+START_TEST(test_link_row_of_dead_dropped)
+{
+	long t;
+
+	sim_init(6, 22);
+	join_all();
+	for (int i = 0; i < S.nn; i++)
+		set_row(i);
+	ck_assert_int_ge(RUN_UNTIL(matrix_everywhere(), 3000), 0);
+	S.n[4].up = 0;			/* SIGKILL */
+	t = RUN_UNTIL(!any_cell_of(4), 3000);
+	printf("dead node's link row and column gone in %ld ms\n", t);
+	ck_assert_int_ge(t, 0);
+	ck_assert_int_lt(t, 1500);	/* death (~0.6 s) and one gc period */
+	sim_run(1000);			/* relays never bring it back */
+	ck_assert(!any_cell_of(4));
+	ck_assert(matrix_everywhere());
+	sim_fini();
+}
+END_TEST
+
+/* Re-signs a datagram (body len) in place; @return its new length. */
+static size_t
+resign(uint8_t *buf, size_t body)
+{
+	unsigned char key[SWIM_KEY_LEN];
+
+	memset(key, 0x5a, sizeof(key));
+	crypto_auth(buf + body, buf, body, key);
+	return body + SWIM_MAC_LEN;
+}
+
+START_TEST(test_link_malformed_dropped)
+{
+	static const struct swim_conf conf = { 100, 40, 300, 3, 1000 };
+	unsigned char key[SWIM_KEY_LEN];
+	struct swim tmp, *sw;
+	struct swim_link row[SWIM_LINK_CHUNK + 8];
+	uint8_t good[SWIM_MAX_DGRAM], b[SWIM_MAX_DGRAM + 64];
+	size_t glen, body, lsec;
+	uint64_t bad0, mal0;
+	const struct swim_link *c;
+	uint32_t id = 500;
+
+	sim_init(1, 23);
+	sw = &S.n[0].sw;
+	memset(key, 0x5a, sizeof(key));
+	memset(row, 0, sizeof(row));
+	for (int k = 0; k < SWIM_LINK_CHUNK + 8; k++) {
+		row[k].peer = 100;	/* only node 0 is known: one cell */
+		row[k].rtt_us = 5;
+		row[k].src = SWIM_LINK_DATAPLANE;
+	}
+	/* a sender whose row is one entry towards node 0 */
+	ck_assert_int_eq(swim_init(&tmp, &conf, id, S.now * 1000000ull, key,
+	    1, 1, cap_send, NULL, NULL), 0);
+	ck_assert_int_eq(swim_links_set(&tmp, S.now, row,
+	    SWIM_LINK_CHUNK + 8), 1);
+	swim_introduce(&tmp, S.now, addr_of(0), PORT);
+	memcpy(good, cap, ncap);
+	glen = ncap;
+	body = glen - SWIM_MAC_LEN;
+	lsec = body - SWIM_HDR_LEN - good[6] * SWIM_UPD_LEN;
+	ck_assert_uint_eq(lsec, SWIM_LINK_HDR_LEN + SWIM_LINK_ENT_LEN);
+	swim_recv(sw, S.now, addr_of(5), PORT, good, glen);
+	ck_assert_int_eq(swim_links(sw, &c), 1);
+	ck_assert_uint_eq(c[0].origin, id);
+	ck_assert_uint_eq(c[0].rtt_us, 5);
+
+	/* each of these: the link section is dropped and counted; the
+	 * datagram still counts for membership (fresh sequence each) */
+	for (int kind = 0; kind < 7; kind++) {
+		size_t len = body;
+		uint8_t *l;
+
+		mal0 = sw->st.link_malformed;
+		/* a fresh sequence: re-encode from the sender */
+		swim_introduce(&tmp, S.now, addr_of(0), PORT);
+		memcpy(b, cap, ncap);
+		l = b + SWIM_HDR_LEN + b[6] * SWIM_UPD_LEN;
+		switch (kind) {
+		case 0: l[0] = 9; break;		/* unknown version */
+		case 1: l[1] = 2; break;		/* count > entries */
+		case 2: l[1] = 200; break;		/* count > chunk */
+		case 3: len -= 3; break;		/* truncated */
+		case 4: len = SWIM_HDR_LEN + b[6] * SWIM_UPD_LEN + 7;
+			break;				/* short header */
+		case 5: l[SWIM_LINK_HDR_LEN + 14] = 7; break;	/* source */
+		case 6: memset(l + SWIM_LINK_HDR_LEN, 0, 4); break; /* peer 0 */
+		}
+		len = resign(b, len);
+		swim_recv(sw, S.now, addr_of(5), PORT, b, len);
+		ck_assert_uint_eq(sw->st.link_malformed, mal0 + 1);
+		ck_assert_int_eq(swim_find(sw, id)->state, SWIM_ALIVE);
+	}
+	/* oversized: the whole datagram is malformed */
+	mal0 = sw->st.malformed;
+	memset(b, 0, sizeof(b));
+	memcpy(b, good, body);
+	swim_recv(sw, S.now, addr_of(5), PORT, b,
+	    resign(b, SWIM_MAX_DGRAM + 8 - SWIM_MAC_LEN));
+	ck_assert_uint_eq(sw->st.malformed, mal0 + 1);
+	/* random authentic link sections: never a crash, never a cell
+	 * from nowhere (the only live peer is node 0 itself) */
+	bad0 = sw->st.link_malformed;
+	for (int k = 0; k < 3000; k++) {
+		size_t hl = SWIM_HDR_LEN + good[6] * SWIM_UPD_LEN;
+		size_t rl = (size_t)(urand() * (SWIM_MAX_DGRAM - SWIM_MAC_LEN -
+		    hl + 1));
+
+		swim_introduce(&tmp, S.now, addr_of(0), PORT);
+		memcpy(b, cap, hl);
+		for (size_t i = 0; i < rl; i++)
+			b[hl + i] = (uint8_t)(urand() * 256);
+		if (k % 2 && rl > 0)
+			b[hl] = SWIM_LINK_VERSION;
+		swim_recv(sw, S.now, addr_of(5), PORT, b, resign(b, hl + rl));
+	}
+	ck_assert_uint_gt(sw->st.link_malformed, bad0 + 2000);
+	ck_assert_int_le(swim_links(sw, &c), 1);
+	swim_fini(&tmp);
+	sim_fini();
+}
+END_TEST
+
 static Suite *
 swim_suite(void)
 {
@@ -470,6 +718,9 @@ swim_suite(void)
 	tcase_add_test(tc, test_wrong_key_refused);
 	tcase_add_test(tc, test_replay_and_garbage);
 	tcase_add_test(tc, test_full_table_forgets_the_long_dead);
+	tcase_add_test(tc, test_link_rows_spread);
+	tcase_add_test(tc, test_link_row_of_dead_dropped);
+	tcase_add_test(tc, test_link_malformed_dropped);
 	suite_add_tcase(s, tc);
 	return s;
 }
