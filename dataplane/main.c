@@ -183,6 +183,8 @@ main(int argc, char **argv)
 	dc.peer_timeout_ms = (int)nc.peer_timeout_ms;
 	dc.op_timeout_ms = (int)nc.op_timeout_ms;
 	dc.tcp_zerocopy = nc.tcp_zerocopy ? 1 : 0;
+	snprintf(dc.dpdk_port, sizeof(dc.dpdk_port), "%s", nc.dpdk_port);
+	snprintf(dc.dpdk_eal, sizeof(dc.dpdk_eal), "%s", nc.dpdk_eal);
 	if ((dp = dp_new(&dc)) == NULL)
 		fatal("dataplane: engine (chunk_size %llu)",
 		    (unsigned long long)nc.chunk_size);

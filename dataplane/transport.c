@@ -9,6 +9,9 @@
 
 static const struct tp_ops *const backends[] = {
 	/* fastest first: &tp_rdma_ops, &tp_dpdk_ops go here */
+#ifdef ARC_HAVE_DPDK
+	&tp_dpdk_ops,
+#endif
 	&tp_tcp_ops,
 };
 

@@ -1,0 +1,947 @@
+/*
+ * transport_dpdk.c: the kernel-bypass backend: our reliable datagram
+ * protocol (rdp.[ch]) in UDP/IPv4 frames on one DPDK port.
+ *
+ * The port comes from arceus.conf: [dataplane] dpdk_port is a PCI address
+ * (a real NIC) or a vdev spec (net_af_packet0,iface=eth0; net_af_xdp,
+ * net_memif, net_tap); dpdk_eal adds EAL arguments.  When dpdk_eal says
+ * nothing about memory, free huge pages mean --in-memory and none mean
+ * --no-huge -m 256 with a file prefix of our own.  Our address is
+ * [dataplane] listen (0.0.0.0: accept any), the UDP port is [dataplane]
+ * port, and a peer's IPv4 address is its static peer entry.  Neighbours:
+ * frames go to the broadcast MAC until the peer's first valid frame tells
+ * its MAC (no ARP).
+ *
+ * Per peer two streams, like the tcp backend's two connections:
+ *
+ *   ours (tx):   connect() -> SYN sent (CONNECTING) -> SYN acked ->
+ *                dp_on_connected (OPEN) -> disconnect() or RST -> closed
+ *   theirs (rx): their SYN (new session) -> first message = HELLO ->
+ *                dp_on_hello -> dp_on_recv ... -> disconnect(): RST sent,
+ *                the session is forgotten; its later frames get RST
+ *
+ * A message pulled from the engine (dp_tx_pull) is cut into frames copied
+ * into mbufs; it stays lent until its last frame is acknowledged, then
+ * dp_on_sent.  Received frames are handed up in order; a message of one
+ * frame goes up straight from the mbuf, larger ones through the
+ * reassembly buffer.
+ *
+ * The fault seam acts on received frames: FAULT_NET_DROP loses one,
+ * FAULT_NET_DUP handles it twice, FAULT_NET_REORDER holds it back behind
+ * the next one; FAULT_NET_CORRUPT flips a bit of a message's CRC.
+ *
+ * The port has no interrupts here (af_packet): the loop polls, and the
+ * wait op sleeps 20 us between polls while traffic flows, 1 ms when idle
+ * (on 2 cores a spinning poller starves everyone, MACHINE.md).
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "fault.h"
+#include "log.h"
+#include "dataplane.h"
+#include "rdp.h"
+
+#define DPDK_BURST		32
+#define DPDK_NB_MBUF		8191
+#define DPDK_MBUF_CACHE		256
+#define DPDK_RX_DESC		1024
+#define DPDK_TX_DESC		1024
+#define DPDK_MAX_ARGS		64
+#define DPDK_TICK_NS		1000000ull	/* retransmission timers */
+#define DPDK_IDLE_NS		10000000ull	/* then sleep 1 ms per wait */
+#define DPDK_RST_GAP_NS		20000000ull	/* RSTs to one peer, at most */
+#define DPDK_HOLD_MIN_FREE	2048	/* mbufs left before we hold frames */
+
+struct dpdk_state;
+
+struct dpdk_peer {
+	struct dpdk_state *st;
+	struct dp_peer	*p;
+	uint32_t	 ip;		/* host order */
+	uint16_t	 port;
+	uint8_t		 mac[6];
+	int		 mac_known;
+	/* our stream to it */
+	uint64_t	 tx_session;	/* 0: closed */
+	int		 connecting;	/* SYN not acknowledged yet */
+	int		 open;		/* dp_on_connected said */
+	uint64_t	 connect_ns;
+	struct rdp_tx	 tx;
+	/* its stream to us */
+	uint64_t	 rx_session;	/* 0: none */
+	int		 hello_seen;
+	uint32_t	 gen;		/* bumped by disconnect (stop delivery) */
+	uint64_t	 last_rst_ns;
+	struct rdp_rx	 rx;
+	struct rdp_asm	 as;
+};
+
+struct dpdk_state {
+	struct dp	*dp;
+	uint16_t	 port;
+	int		 started;
+	struct rte_mempool *pool;
+	uint8_t		 mac[6];
+	uint32_t	 ip;		/* ours, host order; 0: any */
+	uint16_t	 udp_port;
+	uint16_t	 mss;
+	uint64_t	 last_tick_ns;
+	uint64_t	 last_busy_ns;
+	uint64_t	 rng;
+	struct rte_mbuf	*held;		/* FAULT_NET_REORDER */
+	struct dpdk_peer *all[DP_MAX_PEERS * 2];	/* to free at fini */
+	int		 nall;
+	/* counters */
+	uint64_t	 rx_frames;
+	uint64_t	 rx_bad;
+	uint64_t	 rx_foreign;	/* not ours (other protocols) */
+	uint64_t	 tx_frames;
+	uint32_t	 bad_logged;	/* bit per enum rdp_err */
+};
+
+/* EAL runs once per process. 0 not tried, 1 up, <0 failed (-errno). */
+static int eal_state;
+
+static uint64_t
+rnd64(struct dpdk_state *st)
+{
+	/* xorshift64*, seeded from the boot id */
+	st->rng ^= st->rng >> 12;
+	st->rng ^= st->rng << 25;
+	st->rng ^= st->rng >> 27;
+	return st->rng * 2685821657736338717ull;
+}
+
+/* ------------------------------------------------------------------ */
+/* EAL and port.                                                       */
+
+static int
+is_pci(const char *s)
+{
+	int colons = 0, dots = 0;
+
+	for (; *s != '\0'; s++) {
+		if (*s == ':')
+			colons++;
+		else if (*s == '.')
+			dots++;
+		else if (!isxdigit((unsigned char)*s))
+			return 0;
+	}
+	return colons >= 1 && dots == 1;
+}
+
+static int
+hugepages_free(void)
+{
+	char line[128];
+	FILE *f;
+	long n = 0;
+
+	if ((f = fopen("/proc/meminfo", "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "HugePages_Free: %ld", &n) == 1)
+			break;
+	fclose(f);
+	return n >= 128;	/* 256 MiB of 2 MiB pages */
+}
+
+/*
+ * The EAL arguments, built from the configuration into store (one string
+ * per argument).  @return argc
+ */
+static int
+eal_args(const struct dp *dp, char store[][160], char **argv)
+{
+	const char *eal = dp->conf.dpdk_eal, *spec = dp->conf.dpdk_port;
+	char cpus[96] = "", tok[160];
+	int n = 0, mem_given;
+	cpu_set_t set;
+
+	snprintf(store[n++], 160, "arceus-dataplane");
+	/* one lcore, allowed on the CPUs we may run on (no pinning) */
+	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+		size_t len = 0;
+
+		for (int c = 0; c < CPU_SETSIZE && len + 8 < sizeof(cpus); c++)
+			if (CPU_ISSET(c, &set))
+				len += (size_t)snprintf(cpus + len,
+				    sizeof(cpus) - len, "%s%d", len ? "," : "",
+				    c);
+	}
+	if (cpus[0] != '\0')
+		snprintf(store[n++], 160, "--lcores=0@(%s)", cpus);
+	else
+		snprintf(store[n++], 160, "-l0");
+	snprintf(store[n++], 160, "--no-telemetry");
+	snprintf(store[n++], 160, "--log-level=*:error");
+	if (is_pci(spec)) {
+		snprintf(store[n++], 160, "-a");
+		snprintf(store[n++], 160, "%s", spec);
+	} else {
+		snprintf(store[n++], 160, "--no-pci");
+		snprintf(store[n++], 160, "--vdev=%s", spec);
+	}
+	mem_given = strstr(eal, "huge") != NULL ||
+	    strstr(eal, "in-memory") != NULL ||
+	    strstr(eal, "file-prefix") != NULL;
+	if (!mem_given && hugepages_free())
+		snprintf(store[n++], 160, "--in-memory");
+	else if (!mem_given) {
+		snprintf(store[n++], 160, "--no-huge");
+		snprintf(store[n++], 160, "-m256");
+		snprintf(store[n++], 160, "--file-prefix=arceus-dp%u-%d",
+		    dp->conf.node_id, (int)getpid());
+	}
+	/* then the operator's, split on blanks */
+	while (*eal != '\0' && n < DPDK_MAX_ARGS - 1) {
+		size_t len;
+
+		while (*eal == ' ' || *eal == '\t')
+			eal++;
+		len = strcspn(eal, " \t");
+		if (len == 0)
+			break;
+		if (len >= sizeof(tok))
+			len = sizeof(tok) - 1;
+		memcpy(tok, eal, len);
+		tok[len] = '\0';
+		snprintf(store[n++], 160, "%s", tok);
+		eal += strcspn(eal, " \t");
+	}
+	for (int i = 0; i < n; i++)
+		argv[i] = store[i];
+	argv[n] = NULL;
+	return n;
+}
+
+static int
+eal_start(const struct dp *dp)
+{
+	static char store[DPDK_MAX_ARGS][160];
+	char *argv[DPDK_MAX_ARGS + 1], line[1024];
+	size_t len = 0;
+	int argc;
+
+	if (eal_state != 0)
+		return eal_state > 0 ? 0 : eal_state;
+	argc = eal_args(dp, store, argv);
+	for (int i = 1; i < argc && len + 2 < sizeof(line); i++)
+		len += (size_t)snprintf(line + len, sizeof(line) - len, " %s",
+		    argv[i]);
+	log_debugx("dp.dpdk: EAL%s", line);
+	if (rte_eal_init(argc, argv) < 0) {
+		int e = rte_errno ? rte_errno : EINVAL;
+
+		eal_state = -e;
+		log_warnx("dp.dpdk: EAL init failed: %s (arguments:%s) ---> "
+		    "HINT: DPDK needs root (or CAP_NET_RAW, CAP_IPC_LOCK); "
+		    "check [dataplane] dpdk_eal", rte_strerror(e), line);
+		return -e;
+	}
+	eal_state = 1;
+	return 0;
+}
+
+static int
+port_find(const char *spec, uint16_t *port)
+{
+	char name[128];
+	size_t len = strcspn(spec, ",");
+	uint16_t pid;
+
+	if (len >= sizeof(name))
+		len = sizeof(name) - 1;
+	memcpy(name, spec, len);
+	name[len] = '\0';
+	if (rte_eth_dev_get_port_by_name(name, port) == 0)
+		return 0;
+	RTE_ETH_FOREACH_DEV(pid) {
+		*port = pid;
+		return 0;
+	}
+	return -ENODEV;
+}
+
+static int
+port_start(struct dpdk_state *st)
+{
+	struct rte_eth_conf conf;
+	struct rte_ether_addr mac;
+	uint16_t nrx = DPDK_RX_DESC, ntx = DPDK_TX_DESC, mtu = 1500;
+	int sock = rte_eth_dev_socket_id(st->port), r;
+	size_t room;
+
+	if (sock < 0)
+		sock = 0;
+	memset(&conf, 0, sizeof(conf));
+	if ((r = rte_eth_dev_configure(st->port, 1, 1, &conf)) < 0 ||
+	    (r = rte_eth_dev_adjust_nb_rx_tx_desc(st->port, &nrx,
+	    &ntx)) < 0) {
+		log_warnx("dp.dpdk: port %u: configure: %s", st->port,
+		    rte_strerror(-r));
+		return r;
+	}
+	st->pool = rte_pktmbuf_pool_create("arceus_rdp", DPDK_NB_MBUF,
+	    DPDK_MBUF_CACHE, 0, RTE_MBUF_DEFAULT_BUF_SIZE, (unsigned)sock);
+	if (st->pool == NULL) {
+		log_warnx("dp.dpdk: mbuf pool: %s ---> HINT: more EAL memory "
+		    "(-m) in [dataplane] dpdk_eal", rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	if ((r = rte_eth_rx_queue_setup(st->port, 0, nrx, (unsigned)sock,
+	    NULL, st->pool)) < 0 ||
+	    (r = rte_eth_tx_queue_setup(st->port, 0, ntx, (unsigned)sock,
+	    NULL)) < 0) {
+		log_warnx("dp.dpdk: port %u: queues: %s", st->port,
+		    rte_strerror(-r));
+		return r;
+	}
+	if ((r = rte_eth_dev_start(st->port)) < 0) {
+		log_warnx("dp.dpdk: port %u: start: %s", st->port,
+		    rte_strerror(-r));
+		return r;
+	}
+	st->started = 1;
+	rte_eth_promiscuous_enable(st->port);	/* best effort */
+	if (rte_eth_macaddr_get(st->port, &mac) == 0)
+		memcpy(st->mac, mac.addr_bytes, 6);
+	if (rte_eth_dev_get_mtu(st->port, &mtu) < 0 || mtu < 576)
+		mtu = 1500;
+	room = RTE_MBUF_DEFAULT_BUF_SIZE - RTE_PKTMBUF_HEADROOM;
+	st->mss = (uint16_t)(mtu - RDP_IP_LEN - RDP_UDP_LEN - RDP_HDR_LEN);
+	if ((size_t)st->mss + RDP_OVERHEAD > room)
+		st->mss = (uint16_t)(room - RDP_OVERHEAD);
+	if (st->mss > RDP_MAX_MSS)
+		st->mss = RDP_MAX_MSS;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Frames out.                                                         */
+
+static struct dpdk_peer *dpeer(struct dpdk_state *st, struct dp_peer *p);
+
+static void
+addr_fill(struct dpdk_state *st, struct dpdk_peer *d, struct rdp_addr *a)
+{
+	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+	memcpy(a->dst_mac, d->mac_known ? d->mac : bcast, 6);
+	memcpy(a->src_mac, st->mac, 6);
+	a->src_ip = st->ip;
+	a->dst_ip = d->ip;
+	a->src_port = st->udp_port;
+	a->dst_port = d->port;
+}
+
+/* A control frame (ACK, RST) now. @return 0 or -ENOBUFS */
+static int
+send_ctl(struct dpdk_state *st, struct dpdk_peer *d, uint8_t type,
+    uint64_t session, uint32_t seq, const uint8_t *payload, uint16_t len)
+{
+	struct rdp_hdr h = { .type = type, .src = st->dp->conf.node_id,
+	    .dst = d->p->id, .session = session, .seq = seq, .len = len };
+	struct rdp_addr a;
+	struct rte_mbuf *m;
+	uint8_t *b;
+
+	if ((m = rte_pktmbuf_alloc(st->pool)) == NULL)
+		return -ENOBUFS;
+	if ((b = (uint8_t *)rte_pktmbuf_append(m, RDP_OVERHEAD + len)) ==
+	    NULL) {
+		rte_pktmbuf_free(m);
+		return -ENOBUFS;
+	}
+	addr_fill(st, d, &a);
+	rdp_frame_encode(b, &a, &h);
+	if (len > 0)
+		memcpy(b + RDP_OVERHEAD, payload, len);
+	if (rte_eth_tx_burst(st->port, 0, &m, 1) != 1) {
+		rte_pktmbuf_free(m);
+		return -ENOBUFS;
+	}
+	st->tx_frames++;
+	return 0;
+}
+
+static void
+send_ack(struct dpdk_state *st, struct dpdk_peer *d)
+{
+	uint8_t sack[RDP_SACK_BYTES];
+	uint32_t cum;
+
+	rdp_rx_ack(&d->rx, &cum, sack);
+	if (send_ctl(st, d, RDP_ACK, d->rx_session, cum, sack,
+	    sizeof(sack)) < 0)
+		d->rx.ack_due = 1;	/* next poll */
+}
+
+static void
+send_rst(struct dpdk_state *st, struct dpdk_peer *d, uint64_t session,
+    uint64_t now)
+{
+	if (now - d->last_rst_ns < DPDK_RST_GAP_NS)
+		return;
+	d->last_rst_ns = now;
+	send_ctl(st, d, RDP_RST, session, 0, NULL, 0);
+}
+
+/* Fills the window from the engine's queue and transmits what may go. */
+static int
+flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
+{
+	struct rte_mbuf *pk[DPDK_BURST];
+	uint32_t seqs[DPDK_BURST];
+	struct rdp_addr a;
+	struct tp_msg *m;
+	int total = 0;
+
+	if (d->tx_session == 0)
+		return 0;
+	addr_fill(st, d, &a);
+	for (;;) {
+		struct rdp_out o;
+		uint16_t n = 0, sent;
+
+		while (d->open && !rdp_tx_busy(&d->tx) &&
+		    (m = dp_tx_pull(st->dp, d->p)) != NULL) {
+			if (fault_hit(FAULT_NET_CORRUPT) < 0)
+				m->hdr[44] ^= 0x01;	/* the CRC sees it */
+			rdp_tx_push(&d->tx, m, m->hdr, WIRE_HDR_LEN,
+			    m->payload, m->len);
+		}
+		while (n < DPDK_BURST && rdp_tx_next(&d->tx, now, &o)) {
+			struct rdp_hdr h = { .type = RDP_DATA,
+			    .flags = o.flags, .src = st->dp->conf.node_id,
+			    .dst = d->p->id, .session = d->tx_session,
+			    .seq = o.seq, .len = o.len };
+			struct rte_mbuf *mb;
+			uint8_t *b;
+
+			if ((mb = rte_pktmbuf_alloc(st->pool)) == NULL ||
+			    (b = (uint8_t *)rte_pktmbuf_append(mb,
+			    RDP_OVERHEAD + o.len)) == NULL) {
+				rte_pktmbuf_free(mb);
+				rdp_tx_lost(&d->tx, o.seq);
+				break;
+			}
+			rdp_frame_encode(b, &a, &h);
+			memcpy(b + RDP_OVERHEAD, o.p1, o.l1);
+			if (o.l2 > 0)
+				memcpy(b + RDP_OVERHEAD + o.l1, o.p2, o.l2);
+			seqs[n] = o.seq;
+			pk[n++] = mb;
+		}
+		if (n == 0)
+			break;
+		sent = rte_eth_tx_burst(st->port, 0, pk, n);
+		st->tx_frames += sent;
+		total += sent;
+		for (uint16_t i = sent; i < n; i++) {
+			rdp_tx_lost(&d->tx, seqs[i]);
+			rte_pktmbuf_free(pk[i]);
+		}
+		if (sent < n)
+			break;
+	}
+	return total;
+}
+
+/* ------------------------------------------------------------------ */
+/* Streams.                                                            */
+
+static void
+tx_done(void *arg, void *cookie, int res)
+{
+	struct dpdk_peer *d = arg;
+
+	dp_on_sent(d->st->dp, d->p, cookie, res);
+}
+
+/* A frame in order from the peer's stream. @return nonzero: stop */
+static int
+rx_deliver(void *arg, const uint8_t *data, uint16_t len, uint16_t flags)
+{
+	struct dpdk_peer *d = arg;
+	struct dp *dp = d->st->dp;
+	uint32_t gen = d->gen;
+	struct wire_hdr wh;
+	const uint8_t *msg;
+	enum wire_err e;
+	size_t ml;
+	int r;
+
+	if (flags & RDP_F_SYN)
+		return 0;
+	if ((r = rdp_asm_add(&d->as, data, len, !!(flags & RDP_F_END), &msg,
+	    &ml)) <= 0) {
+		if (r < 0)
+			dp_on_bad(dp, d->hello_seen ? d->p : NULL,
+			    WIRE_ELENGTH);
+		return 0;
+	}
+	e = wire_decode(msg, ml, &wh);
+	if (e == WIRE_OK && (size_t)wh.length != ml - WIRE_HDR_LEN)
+		e = WIRE_ELENGTH;
+	if (e != WIRE_OK) {
+		dp_on_bad(dp, d->hello_seen ? d->p : NULL, e);
+		return 0;
+	}
+	if (!d->hello_seen) {
+		struct dp_peer *q = dp_on_hello(dp, &wh, msg,
+		    msg + WIRE_HDR_LEN);
+
+		if (q == d->p)
+			d->hello_seen = 1;
+		else if (q != NULL)
+			dp_on_bad(dp, NULL, WIRE_ESOURCE);
+		return d->gen != gen;
+	}
+	dp_on_recv(dp, d->p, &wh, msg, msg + WIRE_HDR_LEN);
+	return d->gen != gen;
+}
+
+static void
+rx_release(void *arg, void *handle)
+{
+	(void)arg;
+	rte_pktmbuf_free(handle);
+}
+
+static struct dpdk_peer *
+dpeer(struct dpdk_state *st, struct dp_peer *p)
+{
+	struct dpdk_peer *d = p->tp;
+	struct in_addr in;
+
+	if (d != NULL)
+		return d;
+	if (st->nall == (int)(sizeof(st->all) / sizeof(st->all[0])))
+		return NULL;
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return NULL;
+	d->st = st;
+	d->p = p;
+	d->port = p->port;
+	if (inet_pton(AF_INET, p->addr, &in) == 1)
+		d->ip = ntohl(in.s_addr);
+	rdp_rx_init(&d->rx, rx_deliver, rx_release, d);
+	rdp_asm_init(&d->as, WIRE_HDR_LEN + WIRE_MAX_PAYLOAD);
+	st->all[st->nall++] = d;
+	p->tp = d;
+	return d;
+}
+
+/* Closes our stream to the peer (its messages fail with err). */
+static void
+tx_close(struct dpdk_peer *d, int err)
+{
+	if (d->tx_session == 0)
+		return;
+	d->tx_session = 0;
+	d->connecting = d->open = 0;
+	rdp_tx_reset(&d->tx, err);	/* dp_on_sent for each */
+}
+
+/* Forgets the peer's stream to us. */
+static void
+rx_close(struct dpdk_peer *d)
+{
+	d->gen++;
+	d->rx_session = 0;
+	d->hello_seen = 0;
+	rdp_rx_reset(&d->rx);
+	rdp_asm_reset(&d->as);
+}
+
+static void
+on_data(struct dpdk_state *st, struct dpdk_peer *d, const struct rdp_hdr *h,
+    const uint8_t *pl, struct rte_mbuf *m, uint64_t now)
+{
+	enum rdp_rx_res res;
+
+	if (h->session != d->rx_session) {
+		if (!(h->flags & RDP_F_SYN)) {
+			/* a stream we do not know (we closed it, or restarted) */
+			send_rst(st, d, h->session, now);
+			rte_pktmbuf_free(m);
+			return;
+		}
+		/* the peer (re)connected: the old stream goes */
+		if (d->rx_session != 0)
+			rx_close(d);
+		d->rx_session = h->session;
+	}
+	/* short of mbufs: do not hold frames out of order, drop them */
+	if (h->seq != d->rx.nxt &&
+	    rte_mempool_avail_count(st->pool) < DPDK_HOLD_MIN_FREE) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	res = rdp_rx_data(&d->rx, h->seq, h->flags, pl, h->len, m);
+	if (res != RDP_RX_HELD)
+		rte_pktmbuf_free(m);
+}
+
+static void
+on_ack(struct dpdk_state *st, struct dpdk_peer *d, const struct rdp_hdr *h,
+    const uint8_t *pl, uint64_t now)
+{
+	if (d->tx_session == 0 || h->session != d->tx_session)
+		return;		/* an ack of a stream closed since */
+	rdp_tx_ack(&d->tx, h->seq, pl, h->len, now);
+	if (d->connecting && rdp_tx_connected(&d->tx)) {
+		d->connecting = 0;
+		d->open = 1;
+		dp_on_connected(st->dp, d->p);
+	}
+}
+
+static void
+on_rst(struct dpdk_state *st, struct dpdk_peer *d, const struct rdp_hdr *h)
+{
+	if (d->tx_session == 0 || h->session != d->tx_session)
+		return;
+	dp_on_down(st->dp, d->p, -ECONNRESET, "reset by peer");
+}
+
+static void
+count_bad(struct dpdk_state *st, enum rdp_err e, const char *why)
+{
+	st->rx_bad++;
+	st->dp->stats.rx_bad++;
+	if (!(st->bad_logged & (1u << e)))
+		log_warnx("dp.dpdk: dropped a frame: %s (logged once; "
+		    "counted)", why != NULL ? why : rdp_strerror(e));
+	st->bad_logged |= 1u << e;
+}
+
+static void
+on_frame(struct dpdk_state *st, struct rte_mbuf *m, uint64_t now)
+{
+	const uint8_t *pl;
+	struct dpdk_peer *d;
+	struct dp_peer *p;
+	struct rdp_addr a;
+	struct rdp_hdr h;
+	enum rdp_err e;
+
+	st->rx_frames++;
+	if (m->nb_segs != 1) {
+		count_bad(st, RDP_ESHORT, "chained mbuf");
+		rte_pktmbuf_free(m);
+		return;
+	}
+	e = rdp_frame_parse(rte_pktmbuf_mtod(m, const uint8_t *),
+	    rte_pktmbuf_data_len(m), st->udp_port, &a, &h, &pl);
+	if (e == RDP_ENOTOURS || (e == RDP_OK &&
+	    (h.dst != st->dp->conf.node_id ||
+	    (st->ip != 0 && a.dst_ip != st->ip)))) {
+		st->rx_foreign++;	/* broadcast, flooding, other traffic */
+		rte_pktmbuf_free(m);
+		return;
+	}
+	if (e != RDP_OK) {
+		count_bad(st, e, NULL);
+		rte_pktmbuf_free(m);
+		return;
+	}
+	if ((p = peer_find(st->dp, h.src)) == NULL ||
+	    (d = dpeer(st, p)) == NULL || a.src_ip != d->ip) {
+		count_bad(st, RDP_NERRS, "unknown source node or address");
+		rte_pktmbuf_free(m);
+		return;
+	}
+	memcpy(d->mac, a.src_mac, 6);
+	d->mac_known = 1;
+	switch (h.type) {
+	case RDP_DATA:
+		on_data(st, d, &h, pl, m, now);
+		return;		/* m is taken care of */
+	case RDP_ACK:
+		on_ack(st, d, &h, pl, now);
+		break;
+	default:
+		on_rst(st, d, &h);
+		break;
+	}
+	rte_pktmbuf_free(m);
+}
+
+/* ------------------------------------------------------------------ */
+/* The ops.                                                            */
+
+static int
+dpdk_connect(void *state, struct dp_peer *p)
+{
+	struct dpdk_state *st = state;
+	struct dpdk_peer *d;
+
+	if ((d = dpeer(st, p)) == NULL)
+		return -ENOMEM;
+	if (d->ip == 0) {
+		log_warnx("dp.dpdk: peer %u: %s is not an IPv4 address (no "
+		    "resolver on a DPDK port)", p->id, p->addr);
+		return -EHOSTUNREACH;
+	}
+	tx_close(d, -ECONNRESET);
+	do
+		d->tx_session = rnd64(st);
+	while (d->tx_session == 0);
+	rdp_tx_init(&d->tx, st->mss, tx_done, d);
+	d->connecting = 1;
+	d->connect_ns = dp_now_ns();
+	flush(st, d, d->connect_ns);	/* the SYN */
+	return 0;
+}
+
+static void
+dpdk_kick(void *state, struct dp_peer *p)
+{
+	struct dpdk_state *st = state;
+
+	if (p->tp != NULL)
+		flush(st, p->tp, dp_now_ns());
+}
+
+static void
+dpdk_disconnect(void *state, struct dp_peer *p)
+{
+	struct dpdk_state *st = state;
+	struct dpdk_peer *d = p->tp;
+
+	if (d == NULL)
+		return;
+	if (d->rx_session != 0)	/* tell the peer its stream is gone */
+		send_ctl(st, d, RDP_RST, d->rx_session, 0, NULL, 0);
+	rx_close(d);
+	tx_close(d, -ECONNRESET);
+}
+
+static void
+tick(struct dpdk_state *st, uint64_t now)
+{
+	uint64_t conn_to = (uint64_t)st->dp->conf.peer_timeout_ms * 1000000ull;
+	struct dp *dp = st->dp;
+
+	for (int i = 0; i < dp->npeers; i++) {
+		struct dpdk_peer *d = dp->peers[i]->tp;
+
+		if (d == NULL || d->tx_session == 0)
+			continue;
+		if (d->connecting && now - d->connect_ns > conn_to) {
+			tx_close(d, -ETIMEDOUT);
+			dp_on_down(dp, d->p, -ETIMEDOUT, "connect: no answer");
+			continue;
+		}
+		rdp_tx_tick(&d->tx, now);
+	}
+}
+
+static void
+handle(struct dpdk_state *st, struct rte_mbuf *m, uint64_t now)
+{
+	struct rte_mbuf *dup;
+
+	if (fault_hit(FAULT_NET_DROP) < 0) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	if (fault_hit(FAULT_NET_DUP) < 0 &&
+	    (dup = rte_pktmbuf_copy(m, st->pool, 0, UINT32_MAX)) != NULL)
+		on_frame(st, dup, now);
+	if (st->held == NULL && fault_hit(FAULT_NET_REORDER) < 0) {
+		st->held = m;		/* goes after the next frame */
+		return;
+	}
+	on_frame(st, m, now);
+	if ((m = st->held) != NULL) {
+		st->held = NULL;
+		on_frame(st, m, now);
+	}
+}
+
+static int
+dpdk_poll(void *state)
+{
+	struct dpdk_state *st = state;
+	struct rte_mbuf *pk[DPDK_BURST];
+	struct dp *dp = st->dp;
+	uint64_t now = dp_now_ns();
+	uint16_t nb;
+	int n = 0;
+
+	nb = rte_eth_rx_burst(st->port, 0, pk, DPDK_BURST);
+	for (uint16_t i = 0; i < nb; i++)
+		handle(st, pk[i], now);
+	if (nb < DPDK_BURST && st->held != NULL) {
+		struct rte_mbuf *m = st->held;
+
+		st->held = NULL;
+		on_frame(st, m, now);
+	}
+	n += nb;
+	for (int i = 0; i < dp->npeers; i++) {
+		struct dpdk_peer *d = dp->peers[i]->tp;
+
+		if (d != NULL && d->rx.ack_due && d->rx_session != 0)
+			send_ack(st, d);
+	}
+	if (now - st->last_tick_ns >= DPDK_TICK_NS) {
+		st->last_tick_ns = now;
+		tick(st, now);
+	}
+	for (int i = 0; i < dp->npeers; i++) {
+		struct dpdk_peer *d = dp->peers[i]->tp;
+
+		if (d != NULL)
+			n += flush(st, d, now);
+	}
+	if (n > 0)
+		st->last_busy_ns = now;
+	return n;
+}
+
+static int
+dpdk_wait(void *state, int fd, int timeout_ms)
+{
+	struct dpdk_state *st = state;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct timespec ts = { 0, 20000 };
+
+	(void)timeout_ms;
+	/* traffic: back in 20 us; idle: 1 ms, the retransmission tick */
+	if (dp_now_ns() - st->last_busy_ns > DPDK_IDLE_NS)
+		ts.tv_nsec = 1000000;
+	if (fd < 0)
+		nanosleep(&ts, NULL);
+	else
+		ppoll(&pfd, 1, &ts, NULL);
+	return 0;
+}
+
+static void
+dpdk_fini(void *state)
+{
+	struct dpdk_state *st = state;
+	struct dp *dp = st->dp;
+	uint64_t rexmits = 0, timeouts = 0, dups = 0;
+
+	for (int i = 0; i < st->nall; i++) {
+		struct dpdk_peer *d = st->all[i];
+
+		rexmits += d->tx.rexmits;
+		timeouts += d->tx.timeouts;
+		dups += d->rx.dups;
+	}
+	log_info("dp.dpdk: frames rx %llu tx %llu, retransmitted %llu, "
+	    "timeouts %llu, duplicates %llu, bad %llu",
+	    (unsigned long long)st->rx_frames,
+	    (unsigned long long)st->tx_frames, (unsigned long long)rexmits,
+	    (unsigned long long)timeouts, (unsigned long long)dups,
+	    (unsigned long long)st->rx_bad);
+	for (int i = 0; i < dp->npeers; i++) {
+		struct dpdk_peer *d = dp->peers[i]->tp;
+
+		if (d != NULL) {
+			if (d->rx_session != 0)
+				send_ctl(st, d, RDP_RST, d->rx_session, 0,
+				    NULL, 0);
+			rx_close(d);
+			tx_close(d, -ECANCELED);
+		}
+		dp->peers[i]->tp = NULL;
+	}
+	for (int i = 0; i < st->nall; i++) {
+		rdp_asm_fini(&st->all[i]->as);
+		free(st->all[i]);
+	}
+	if (st->held != NULL)
+		rte_pktmbuf_free(st->held);
+	if (st->started) {
+		rte_eth_dev_stop(st->port);
+		rte_eth_dev_close(st->port);
+	}
+	rte_mempool_free(st->pool);
+	free(st);
+	/* the EAL stays: it cannot start twice in one process */
+}
+
+static int
+dpdk_init(struct dp *dp, void **state)
+{
+	struct dpdk_state *st;
+	struct in_addr in;
+	int r;
+
+	if (dp->conf.dpdk_port[0] == '\0') {
+		log_info("dp.dpdk: no port: [dataplane] dpdk_port is not set");
+		return -ENODEV;
+	}
+	if (inet_pton(AF_INET, dp->conf.listen, &in) != 1 ||
+	    in.s_addr == 0) {
+		log_warnx("dp.dpdk: [dataplane] listen %s: must be this "
+		    "node's IPv4 address (the source of its frames)",
+		    dp->conf.listen);
+		return -EINVAL;
+	}
+	if ((r = eal_start(dp)) < 0)
+		return r;
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return -ENOMEM;
+	st->dp = dp;
+	st->ip = ntohl(in.s_addr);
+	st->udp_port = dp->conf.port;
+	st->rng = dp->boot_id | 1;
+	if (port_find(dp->conf.dpdk_port, &st->port) < 0) {
+		log_warnx("dp.dpdk: no DPDK port for %s ---> HINT: a vdev "
+		    "needs its interface (and root for af_packet); a NIC "
+		    "needs vfio-pci", dp->conf.dpdk_port);
+		free(st);
+		return -ENODEV;
+	}
+	if ((r = port_start(st)) < 0) {
+		if (st->started)
+			rte_eth_dev_stop(st->port);
+		rte_mempool_free(st->pool);
+		free(st);
+		return r;
+	}
+	log_info("dp.dpdk: port %u (%s): mac %02x:%02x:%02x:%02x:%02x:%02x, "
+	    "%u payload bytes per frame, udp %u", st->port,
+	    dp->conf.dpdk_port, st->mac[0], st->mac[1], st->mac[2],
+	    st->mac[3], st->mac[4], st->mac[5], st->mss, st->udp_port);
+	*state = st;
+	return 0;
+}
+
+const struct tp_ops tp_dpdk_ops = {
+	.name = "dpdk",
+	.backend = DP_BACKEND_DPDK,
+	.caps = TP_CAP_RELIABLE,
+	.init = dpdk_init,
+	.fini = dpdk_fini,
+	.connect = dpdk_connect,
+	.kick = dpdk_kick,
+	.disconnect = dpdk_disconnect,
+	.fd = NULL,
+	.wait = dpdk_wait,
+	.poll = dpdk_poll,
+};

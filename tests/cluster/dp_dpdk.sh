@@ -1,0 +1,275 @@
+#!/bin/sh
+# dp_dpdk.sh: the dataplane over its DPDK backend across simulated hosts.
+#
+# 2 hosts on one veth pair, then 3 hosts on a private bridge: network
+# namespaces (made and removed here), one arceus-dataplane per host with
+# `transport = dpdk` on net_af_packet over the host's eth0 (EAL without
+# huge pages, from the config's dpdk_port/dpdk_eal), and per host an
+# arceus-dptool test worker that checks the collectives exactly as
+# dp_cluster.sh does.  Then the loss test: every dataplane drops,
+# duplicates and reorders a fraction of the frames it receives (the fault
+# seam, ARCEUS_FAULT=net_drop:rate=..), and the results must still be
+# exact.  Finally a SIGKILLed dataplane must be named by the others.
+#
+# Needs root, iproute2 and a DPDK build (exit 77 otherwise, or when the
+# EAL cannot start, e.g. under ASan).  Every process is started here,
+# remembered by PID and killed by PID; everything is bounded in time.
+set -u
+
+BUILD=${BUILD:-build}
+DP=$BUILD/arceus-dataplane
+TOOL=$BUILD/arceus-dptool
+TAG=adk$$
+NET=10.$((150 + $$ % 50)).$(( ($$ / 50) % 250 ))
+TMP=$(mktemp -d /tmp/arceus-dpdk.XXXXXX)
+PIDS=""
+NS=""
+FAILS=0
+LOSS=${DP_DPDK_LOSS:-0.05}
+
+log() { printf 'dp_dpdk: %s\n' "$*"; }
+
+cleanup() {
+	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	PIDS=""
+	for n in $NS; do ip netns del "$n" 2>/dev/null; done
+	NS=""
+	ip link del "${TAG}br" 2>/dev/null
+	for i in 1 2 3; do ip link del "${TAG}h$i" 2>/dev/null; done
+	rm -rf /var/run/dpdk/${TAG}* 2>/dev/null
+}
+trap 'cleanup; rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM
+
+if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null 2>&1; then
+	log "SKIP: needs root and iproute2"; exit 77
+fi
+if ! ip netns add "${TAG}probe" 2>/dev/null; then
+	log "SKIP: cannot make network namespaces"; exit 77
+fi
+ip netns del "${TAG}probe"
+[ -x "$DP" ] && [ -x "$TOOL" ] || { log "build $DP and $TOOL first"; exit 1; }
+
+until_ok() {
+	t=$1; shift
+	end=$(( $(date +%s%N) / 1000000 + t * 1000 ))
+	while ! "$@" >/dev/null 2>&1; do
+		[ $(( $(date +%s%N) / 1000000 )) -ge $end ] && return 1
+		sleep 0.05
+	done
+}
+
+up() { [ "$("$TOOL" -s "$TMP/n$1/dataplane.sock" links | \
+    grep -c ' up backend=dpdk')" = "$2" ]; }
+
+# start_dp I FAULTSPEC: host I's dataplane
+start_dp() {
+	i=$1
+	mkdir -p "$TMP/n$i"
+	ip netns exec "${TAG}n$i" env ARCEUS_FAULT="$2" "$DP" -c "$TMP/arceus.conf" \
+	    -o node.id=$i -o "node.run_dir=$TMP/n$i" \
+	    -o "dataplane.listen=$NET.$i" \
+	    -o "dataplane.dpdk_eal=--no-huge -m 256 --file-prefix=${TAG}n$i" \
+	    >> "$TMP/dp$i.log" 2>&1 &
+	PIDS="$PIDS $!"
+	eval "DPPID$i=$!"
+}
+
+# hosts N FAULTSPEC: N namespaces (2: one veth pair; more: a bridge)
+hosts() {
+	n=$1 fault=$2
+	{
+		echo "[dataplane]"
+		echo "transport = dpdk"
+		echo "dpdk_port = net_af_packet0,iface=eth0"
+		echo "port = 7710"
+		echo "arena_size = 256M"
+		echo "chunk_size = 64K"
+		echo "peer_timeout_ms = 1000"
+		echo "op_timeout_ms = 5000"
+		for i in $(seq 1 "$n"); do echo "peer = $i@$NET.$i:7710"; done
+	} > "$TMP/arceus.conf"
+	for i in $(seq 1 "$n"); do
+		ip netns add "${TAG}n$i" || return 1
+		NS="$NS ${TAG}n$i"
+	done
+	if [ "$n" = 2 ]; then
+		ip link add "${TAG}h1" type veth peer name "${TAG}h2" || return 1
+		for i in 1 2; do
+			ip link set "${TAG}h$i" netns "${TAG}n$i"
+			ip -n "${TAG}n$i" link set "${TAG}h$i" name eth0
+		done
+	else
+		ip link add "${TAG}br" type bridge || return 1
+		ip link set "${TAG}br" up
+		for i in $(seq 1 "$n"); do
+			ip link add "${TAG}h$i" type veth peer name "${TAG}v$i" ||
+			    return 1
+			ip link set "${TAG}v$i" netns "${TAG}n$i"
+			ip -n "${TAG}n$i" link set "${TAG}v$i" name eth0
+			ip link set "${TAG}h$i" master "${TAG}br" up
+		done
+	fi
+	# no kernel address: the kernel must not answer our UDP
+	for i in $(seq 1 "$n"); do
+		ip netns exec "${TAG}n$i" sysctl -qw \
+		    net.ipv6.conf.all.disable_ipv6=1 2>/dev/null
+		ip -n "${TAG}n$i" link set eth0 up
+		ip -n "${TAG}n$i" link set lo up
+		start_dp "$i" "$fault"
+	done
+	for i in $(seq 1 "$n"); do
+		if ! until_ok 15 up "$i" $((n - 1)); then
+			log "FAIL: host $i: links not up"
+			tail -20 "$TMP/dp$i.log"
+			"$TOOL" -s "$TMP/n$i/dataplane.sock" links
+			return 1
+		fi
+	done
+}
+
+run_test() {
+	name=$1 g=$2 members=$3; shift 3
+	wp=""
+	t0=$(date +%s%N)
+	for i in $(echo "$members" | tr , ' '); do
+		timeout 90 ip netns exec "${TAG}n$i" "$TOOL" \
+		    -s "$TMP/n$i/dataplane.sock" test -g "$g" -m "$members" "$@" \
+		    > "$TMP/w$i.log" 2>&1 &
+		wp="$wp $!"
+	done
+	ok=1
+	for p in $wp; do wait "$p" || ok=0; done
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	if [ $ok = 1 ]; then
+		log "ok $name ($(grep -h '^ok' "$TMP"/w*.log | wc -l) checks, $ms ms)"
+	else
+		log "FAIL $name"
+		grep -h 'FAIL' "$TMP"/w*.log | head -20
+		grep -hv '^ok' "$TMP"/w*.log | head -10
+		FAILS=$((FAILS + 1))
+	fi
+	rm -f "$TMP"/w*.log
+}
+
+kill_test() {
+	n=$1 victim=$2
+	members=$(seq -s, 1 "$n")
+	hp=""
+	for i in $(seq 1 "$n"); do
+		timeout 30 ip netns exec "${TAG}n$i" "$TOOL" \
+		    -s "$TMP/n$i/dataplane.sock" hammer -g 99 -m "$members" \
+		    -t 20 -n 65536 > "$TMP/h$i.log" 2>&1 &
+		hp="$hp $!"
+	done
+	running() { grep -q RUNNING "$TMP/h1.log"; }
+	until_ok 10 running || { log "FAIL kill: hammer did not start"; \
+	    FAILS=$((FAILS + 1)); return; }
+	eval "vp=\$DPPID$victim"
+	t0=$(date +%s%N)
+	kill -9 "$vp"
+	for p in $hp; do wait "$p"; done
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	for i in $(seq 1 "$n"); do
+		[ "$i" = "$victim" ] && continue
+		if ! grep -q "FAILED.*peer=$victim " "$TMP/h$i.log"; then
+			log "FAIL kill: host $i did not name peer $victim:"
+			cat "$TMP/h$i.log"; FAILS=$((FAILS + 1))
+		fi
+	done
+	# no reset on a datagram port: the peer timeout (1000 ms) tells
+	if [ "$ms" -gt 4000 ]; then
+		log "FAIL kill: failures took $ms ms"; FAILS=$((FAILS + 1))
+	else
+		log "ok kill: $((n - 1)) hosts named peer $victim within $ms ms"
+	fi
+}
+
+sanitizer_check() {
+	for f in "$TMP"/dp*.log; do
+		if grep -q "AddressSanitizer\|runtime error" "$f"; then
+			log "FAIL: sanitizer report in $f"; cat "$f"
+			FAILS=$((FAILS + 1))
+		fi
+	done
+}
+
+# Can the EAL start here at all (root, memory, af_packet, this build)?
+probe() {
+	ip netns add "${TAG}n1" || return 1
+	NS="${TAG}n1"
+	ip link add "${TAG}h1" type veth peer name "${TAG}h2" || return 1
+	ip link set "${TAG}h1" netns "${TAG}n1"
+	ip -n "${TAG}n1" link set "${TAG}h1" name eth0
+	ip -n "${TAG}n1" link set eth0 up
+	printf '[dataplane]\ntransport = dpdk\ndpdk_port = net_af_packet0,iface=eth0\narena_size = 16M\n' \
+	    > "$TMP/probe.conf"
+	mkdir -p "$TMP/probe"
+	ip netns exec "${TAG}n1" "$DP" -c "$TMP/probe.conf" -o node.id=1 \
+	    -o "node.run_dir=$TMP/probe" -o dataplane.listen=$NET.1 \
+	    -o "dataplane.dpdk_eal=--no-huge -m 256 --file-prefix=${TAG}p" \
+	    > "$TMP/probe.log" 2>&1 &
+	pp=$!
+	PIDS="$pp"
+	ready() { grep -q "listening on" "$TMP/probe.log" || \
+	    ! kill -0 "$pp"; }
+	until_ok 20 ready
+	grep -q "listening on .*(dpdk)" "$TMP/probe.log"; r=$?
+	cleanup
+	return $r
+}
+if ! probe; then
+	log "SKIP: the DPDK backend cannot start here:"
+	sed 's/^/dp_dpdk:   /' "$TMP/probe.log" | tail -5
+	exit 77
+fi
+
+# 2 hosts: the collectives, as dp_cluster.sh checks them
+log "== 2 hosts, one veth pair"
+if hosts 2 ""; then
+	run_test "all-2" 10 1,2 -n 1,7,1001,65537,200003
+	run_test "reversed-2-bf16" 11 2,1 -c bf16 -n 3,4099,100001
+	run_test "all-2-int8" 12 1,2 -c int8 -n 5,70001
+	run_test "all-2-topk" 13 1,2 -c topk:0.1 -n 9,50001
+	"$TOOL" -s "$TMP/n1/dataplane.sock" probe 2 4 > "$TMP/probe.log" 2>&1
+	if grep -q "peer 2 up backend=dpdk .*bw_probe_MBps=[0-9]*[1-9]" \
+	    "$TMP/probe.log"; then
+		log "ok links: $(cat "$TMP/probe.log")"
+	else
+		log "FAIL links: $(cat "$TMP/probe.log")"; FAILS=$((FAILS + 1))
+	fi
+else
+	FAILS=$((FAILS + 1))
+fi
+sanitizer_check
+cleanup
+
+# the loss test: each receiver drops, duplicates and reorders frames
+F="net_drop:rate=$LOSS,net_dup:rate=$LOSS,net_reorder:rate=$LOSS"
+log "== 2 hosts, $F"
+if hosts 2 "$F"; then
+	run_test "lossy-2" 20 1,2 -n 1,1001,65537,200003
+	run_test "lossy-2-bf16" 21 2,1 -c bf16 -n 4099,100001
+	grep -h "dp.dpdk: frames" "$TMP"/dp*.log | sed 's/^/dp_dpdk:   /'
+else
+	FAILS=$((FAILS + 1))
+fi
+sanitizer_check
+cleanup
+
+log "== 3 hosts on a bridge"
+if hosts 3 ""; then
+	run_test "all-3" 10 1,2,3 -n 1,7,1001,65537,200003
+	run_test "subset-3" 14 3,1 -n 2,999,33333
+	run_test "all-3-int8" 12 1,2,3 -c int8 -n 5,70001
+	kill_test 3 2
+else
+	FAILS=$((FAILS + 1))
+fi
+sanitizer_check
+cleanup
+
+if [ $FAILS -gt 0 ]; then log "FAIL: $FAILS"; exit 1; fi
+log "PASS"
+exit 0

@@ -1,0 +1,448 @@
+/*
+ * check_rdp.c: the DPDK backend's reliable datagram protocol without
+ * DPDK: the frame parser refuses every kind of bad field; one stream over
+ * a simulated channel that drops, duplicates and reorders frames (the
+ * fault seam's FAULT_NET_DROP/DUP/REORDER at a rate, seeded) delivers
+ * every message exactly once, in order, byte for byte; a reset reports
+ * every message in flight.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fault.h"
+#include "rdp.h"
+
+#define PORT	7710
+
+static const struct rdp_addr addr = {
+	.dst_mac = { 2, 0, 0, 0, 0, 2 }, .src_mac = { 2, 0, 0, 0, 0, 1 },
+	.src_ip = 0x0a000001, .dst_ip = 0x0a000002,
+	.src_port = PORT, .dst_port = PORT,
+};
+
+static size_t
+frame(uint8_t *buf, const struct rdp_hdr *h, const void *payload)
+{
+	rdp_frame_encode(buf, &addr, h);
+	if (h->len > 0 && payload != NULL)
+		memcpy(buf + RDP_OVERHEAD, payload, h->len);
+	return RDP_OVERHEAD + h->len;
+}
+
+START_TEST(test_frame)
+{
+	struct rdp_hdr h = { .type = RDP_DATA, .flags = RDP_F_END, .src = 1,
+	    .dst = 2, .session = 0x1122334455667788ull, .seq = 77, .len = 5 };
+	uint8_t buf[256], bad[256];
+	const uint8_t *pl;
+	struct rdp_addr a;
+	struct rdp_hdr d;
+	size_t n = frame(buf, &h, "hello");
+
+	ck_assert_int_eq(rdp_frame_parse(buf, n, PORT, &a, &d, &pl), RDP_OK);
+	ck_assert_uint_eq(d.session, h.session);
+	ck_assert_uint_eq(d.seq, 77);
+	ck_assert_uint_eq(d.src, 1);
+	ck_assert_uint_eq(d.dst, 2);
+	ck_assert_uint_eq(d.flags, RDP_F_END);
+	ck_assert_uint_eq(a.src_ip, 0x0a000001);
+	ck_assert_mem_eq(a.src_mac, addr.src_mac, 6);
+	ck_assert_mem_eq(pl, "hello", 5);
+	/* Ethernet padding after the frame is fine */
+	ck_assert_int_eq(rdp_frame_parse(buf, n + 20, PORT, &a, &d, &pl),
+	    RDP_OK);
+	/* someone else's traffic */
+	ck_assert_int_eq(rdp_frame_parse(buf, n, PORT + 1, &a, &d, &pl),
+	    RDP_ENOTOURS);
+	memcpy(bad, buf, n);
+	bad[13] = 0xdd;		/* IPv6 */
+	ck_assert_int_eq(rdp_frame_parse(bad, n, PORT, &a, &d, &pl),
+	    RDP_ENOTOURS);
+	ck_assert_int_eq(rdp_frame_parse(buf, 10, PORT, &a, &d, &pl),
+	    RDP_ENOTOURS);
+	/* every field checked */
+	for (size_t i = 0; i < n; i++) {
+		enum rdp_err e;
+
+		/* MACs, source port, UDP checksum, ids/session/seq, data */
+		if (i < 12 || (i >= 34 && i < 36) || (i >= 40 && i < 42) ||
+		    (i >= 50 && i < 70) || i >= RDP_OVERHEAD)
+			continue;
+		memcpy(bad, buf, n);
+		bad[i] ^= 0x01;
+		e = rdp_frame_parse(bad, n, PORT, &a, &d, &pl);
+		ck_assert_msg(e != RDP_OK, "byte %zu flipped accepted", i);
+	}
+	/* truncated */
+	ck_assert_int_eq(rdp_frame_parse(buf, n - 1, PORT, &a, &d, &pl),
+	    RDP_ESHORT);
+	/* SYN with data, ack with a short bitmap, unknown type and flags */
+	h.flags = RDP_F_SYN;
+	h.seq = 0;
+	n = frame(buf, &h, "hello");
+	ck_assert_int_eq(rdp_frame_parse(buf, n, PORT, &a, &d, &pl),
+	    RDP_EFLAGS);
+	h.type = RDP_ACK;
+	h.flags = 0;
+	n = frame(buf, &h, "hello");
+	ck_assert_int_eq(rdp_frame_parse(buf, n, PORT, &a, &d, &pl),
+	    RDP_ELEN);
+	h.type = RDP_NTYPES;
+	n = frame(buf, &h, "hello");
+	ck_assert_int_eq(rdp_frame_parse(buf, n, PORT, &a, &d, &pl),
+	    RDP_ETYPE);
+	h.type = RDP_DATA;
+	h.flags = 0x80;
+	n = frame(buf, &h, "hello");
+	ck_assert_int_eq(rdp_frame_parse(buf, n, PORT, &a, &d, &pl),
+	    RDP_EFLAGS);
+	h.flags = 0;
+	h.len = 0;
+	n = frame(buf, &h, "");
+	ck_assert_int_eq(rdp_frame_parse(buf, n, PORT, &a, &d, &pl),
+	    RDP_ELEN);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* A stream over a lossy channel.                                      */
+
+#define NMSG	300
+#define HDRLEN	48
+
+struct cframe {
+	uint8_t		*buf;
+	size_t		 len;
+	uint64_t	 due;
+};
+
+struct chan {
+	struct cframe	 q[8192];
+	int		 n;
+};
+
+struct sim {
+	struct rdp_tx	 tx;
+	struct rdp_rx	 rx;
+	struct rdp_asm	 as;
+	struct chan	 fwd, back;
+	uint8_t		*hdrs[NMSG];
+	uint8_t		*bodies[NMSG];
+	uint32_t	 lens[NMSG];
+	int		 pushed;
+	int		 done;		/* done() in order */
+	int		 done_err;
+	int		 got;		/* messages reassembled */
+	int		 bad;
+	uint64_t	 now;
+	unsigned	 rng;
+};
+
+static unsigned
+rnd(struct sim *s)
+{
+	s->rng = s->rng * 1103515245u + 12345u;
+	return s->rng >> 8;
+}
+
+static void
+on_done(void *arg, void *cookie, int res)
+{
+	struct sim *s = arg;
+	int i = (int)(intptr_t)cookie - 1;
+
+	if (res != 0) {
+		s->done_err++;
+		return;
+	}
+	if (i != s->done)
+		s->bad++;
+	s->done++;
+}
+
+static int
+on_deliver(void *arg, const uint8_t *data, uint16_t len, uint16_t flags)
+{
+	struct sim *s = arg;
+	const uint8_t *m;
+	size_t ml;
+	int k = s->got;
+
+	if (flags & RDP_F_SYN)
+		return 0;
+	if (rdp_asm_add(&s->as, data, len, !!(flags & RDP_F_END), &m,
+	    &ml) != 1)
+		return 0;
+	if (k >= NMSG || ml != HDRLEN + s->lens[k] ||
+	    memcmp(m, s->hdrs[k], HDRLEN) != 0 ||
+	    memcmp(m + HDRLEN, s->bodies[k], s->lens[k]) != 0)
+		s->bad++;
+	s->got++;
+	return 0;
+}
+
+static void
+on_release(void *arg, void *handle)
+{
+	(void)arg;
+	free(handle);
+}
+
+/* Sends a frame into a channel: maybe dropped, duplicated, delayed. */
+static void
+chan_put(struct sim *s, struct chan *c, const uint8_t *buf, size_t len)
+{
+	int copies = 1;
+
+	if (fault_hit(FAULT_NET_DROP) < 0)
+		return;
+	if (fault_hit(FAULT_NET_DUP) < 0)
+		copies = 2;
+	for (int k = 0; k < copies && c->n < 8192; k++) {
+		struct cframe *f = &c->q[c->n++];
+
+		f->buf = malloc(len);
+		memcpy(f->buf, buf, len);
+		f->len = len;
+		/* 50 us of wire; a reordered frame arrives up to 2 ms late */
+		f->due = s->now + 50000 + (fault_hit(FAULT_NET_REORDER) < 0 ?
+		    (rnd(s) % 2000) * 1000 : 0);
+	}
+}
+
+static void
+send_ack(struct sim *s)
+{
+	struct rdp_hdr h = { .type = RDP_ACK, .src = 2, .dst = 1,
+	    .session = 9, .len = RDP_SACK_BYTES };
+	uint8_t sack[RDP_SACK_BYTES], buf[RDP_OVERHEAD + RDP_SACK_BYTES];
+
+	rdp_rx_ack(&s->rx, &h.seq, sack);
+	chan_put(s, &s->back, buf, frame(buf, &h, sack));
+}
+
+/* Frames due now, in order of arrival. */
+static void
+chan_run(struct sim *s, struct chan *c, int fwd)
+{
+	for (int i = 0; i < c->n; i++) {
+		struct cframe *f = &c->q[i];
+		const uint8_t *pl;
+		struct rdp_addr a;
+		struct rdp_hdr h;
+
+		if (f->due > s->now)
+			continue;
+		ck_assert_int_eq(rdp_frame_parse(f->buf, f->len, PORT, &a, &h,
+		    &pl), RDP_OK);
+		if (fwd) {
+			if (rdp_rx_data(&s->rx, h.seq, h.flags, pl, h.len,
+			    f->buf) != RDP_RX_HELD)
+				free(f->buf);
+		} else {
+			rdp_tx_ack(&s->tx, h.seq, pl, h.len, s->now);
+			free(f->buf);
+		}
+		c->q[i--] = c->q[--c->n];
+	}
+}
+
+static void
+sim_run(struct sim *s, uint64_t limit_ns)
+{
+	uint8_t buf[RDP_OVERHEAD + 2048];
+
+	while (s->now < limit_ns && (s->got < NMSG || s->done < NMSG)) {
+		struct rdp_out o;
+		int burst = 0;
+
+		while (!rdp_tx_busy(&s->tx) && s->pushed < NMSG) {
+			int k = s->pushed++;
+
+			rdp_tx_push(&s->tx, (void *)(intptr_t)(k + 1),
+			    s->hdrs[k], HDRLEN, s->bodies[k], s->lens[k]);
+		}
+		/* a burst of up to 32 frames per 20 us: a link of ~2 GB/s */
+		while (burst++ < 32 && rdp_tx_next(&s->tx, s->now, &o)) {
+			struct rdp_hdr h = { .type = RDP_DATA, .src = 1,
+			    .dst = 2, .session = 9, .seq = o.seq,
+			    .flags = o.flags, .len = o.len };
+
+			rdp_frame_encode(buf, &addr, &h);
+			memcpy(buf + RDP_OVERHEAD, o.p1, o.l1);
+			if (o.l2 > 0)
+				memcpy(buf + RDP_OVERHEAD + o.l1, o.p2, o.l2);
+			chan_put(s, &s->fwd, buf, RDP_OVERHEAD + o.len);
+		}
+		chan_run(s, &s->fwd, 1);
+		if (s->rx.ack_due)
+			send_ack(s);
+		chan_run(s, &s->back, 0);
+		rdp_tx_tick(&s->tx, s->now);
+		s->now += 20000;
+	}
+}
+
+static void
+sim_init(struct sim *s, unsigned seed)
+{
+	memset(s, 0, sizeof(*s));
+	s->rng = seed;
+	s->now = 1000000;
+	rdp_tx_init(&s->tx, 1400, on_done, s);
+	rdp_rx_init(&s->rx, on_deliver, on_release, s);
+	rdp_asm_init(&s->as, 1 << 22);
+	for (int k = 0; k < NMSG; k++) {
+		/* mostly small, some of many frames, some exactly mss */
+		uint32_t len = k % 10 == 0 ? rnd(s) % 200000 : k % 7 == 0 ?
+		    1400 - HDRLEN : rnd(s) % 3000;
+
+		s->lens[k] = len;
+		s->hdrs[k] = malloc(HDRLEN);
+		s->bodies[k] = malloc(len + 1);
+		for (int i = 0; i < HDRLEN; i++)
+			s->hdrs[k][i] = (uint8_t)rnd(s);
+		for (uint32_t i = 0; i < len; i++)
+			s->bodies[k][i] = (uint8_t)rnd(s);
+	}
+}
+
+static void
+sim_fini(struct sim *s)
+{
+	rdp_rx_reset(&s->rx);
+	for (int i = 0; i < s->fwd.n; i++)
+		free(s->fwd.q[i].buf);
+	for (int i = 0; i < s->back.n; i++)
+		free(s->back.q[i].buf);
+	for (int k = 0; k < NMSG; k++) {
+		free(s->hdrs[k]);
+		free(s->bodies[k]);
+	}
+	rdp_asm_fini(&s->as);
+}
+
+static void
+lossy(double drop, double dup, double reorder, unsigned seed)
+{
+	struct sim *s = calloc(1, sizeof(*s));
+
+	fault_disarm_all();
+	if (drop > 0)
+		fault_arm_rate(FAULT_NET_DROP, drop, seed, EAGAIN);
+	if (dup > 0)
+		fault_arm_rate(FAULT_NET_DUP, dup, seed + 1, EAGAIN);
+	if (reorder > 0)
+		fault_arm_rate(FAULT_NET_REORDER, reorder, seed + 2, EAGAIN);
+	sim_init(s, seed);
+	sim_run(s, 120ull * 1000000000ull);	/* simulated seconds */
+	fault_disarm_all();
+	ck_assert_int_eq(s->bad, 0);
+	ck_assert_int_eq(s->got, NMSG);
+	ck_assert_int_eq(s->done, NMSG);
+	ck_assert_int_eq(s->done_err, 0);
+	ck_assert(rdp_tx_idle(&s->tx));
+	if (drop > 0)
+		ck_assert_uint_gt(s->tx.rexmits, 0);
+	if (dup > 0 || drop > 0)
+		ck_assert_uint_gt(s->rx.dups + s->rx.early, 0);
+	sim_fini(s);
+	free(s);
+}
+
+START_TEST(test_clean)
+{
+	lossy(0, 0, 0, 1);
+}
+END_TEST
+
+START_TEST(test_drop)
+{
+	lossy(0.2, 0, 0, 2 + (unsigned)_i);
+}
+END_TEST
+
+START_TEST(test_dup_reorder)
+{
+	lossy(0, 0.1, 0.2, 5 + (unsigned)_i);
+}
+END_TEST
+
+START_TEST(test_everything)
+{
+	lossy(0.1, 0.05, 0.1, 11 + (unsigned)_i);
+}
+END_TEST
+
+/* A dead receiver: no progress; reset reports every message. */
+START_TEST(test_reset)
+{
+	struct sim *s = calloc(1, sizeof(*s));
+
+	sim_init(s, 3);
+	fault_arm_rate(FAULT_NET_DROP, 1.0, 1, EAGAIN);
+	sim_run(s, 1000000 + 300000000ull);
+	fault_disarm_all();
+	ck_assert_int_eq(s->got, 0);
+	ck_assert(!rdp_tx_connected(&s->tx));
+	ck_assert_uint_gt(s->tx.timeouts, 2);
+	/* the SYN retried with backoff, not every tick */
+	ck_assert_uint_lt(s->tx.rexmits, 20);
+	rdp_tx_reset(&s->tx, -ECONNRESET);
+	ck_assert_int_eq(s->done_err, 1);	/* only one was pushed */
+	ck_assert(rdp_tx_idle(&s->tx) == 0);	/* the SYN again */
+	sim_fini(s);
+	free(s);
+}
+END_TEST
+
+/* Reassembly bounds: an oversized message is dropped up to its END. */
+START_TEST(test_asm)
+{
+	struct rdp_asm a;
+	uint8_t d[1000];
+	const uint8_t *m;
+	size_t ml;
+
+	memset(d, 7, sizeof(d));
+	rdp_asm_init(&a, 2500);
+	ck_assert_int_eq(rdp_asm_add(&a, d, 1000, 0, &m, &ml), 0);
+	ck_assert_int_eq(rdp_asm_add(&a, d, 1000, 0, &m, &ml), 0);
+	ck_assert_int_eq(rdp_asm_add(&a, d, 1000, 0, &m, &ml), -EMSGSIZE);
+	ck_assert_int_eq(rdp_asm_add(&a, d, 1000, 0, &m, &ml), 0);
+	ck_assert_int_eq(rdp_asm_add(&a, d, 1000, 1, &m, &ml), 0);
+	ck_assert_int_eq(rdp_asm_add(&a, d, 10, 1, &m, &ml), 1);
+	ck_assert_uint_eq(ml, 10);
+	ck_assert_ptr_eq(m, d);		/* one frame: no copy */
+	ck_assert_int_eq(rdp_asm_add(&a, d, 1000, 0, &m, &ml), 0);
+	ck_assert_int_eq(rdp_asm_add(&a, d, 5, 1, &m, &ml), 1);
+	ck_assert_uint_eq(ml, 1005);
+	rdp_asm_fini(&a);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("rdp");
+	TCase *tc = tcase_create("rdp");
+	SRunner *sr;
+	int nf;
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_frame);
+	tcase_add_test(tc, test_asm);
+	tcase_add_test(tc, test_clean);
+	tcase_add_loop_test(tc, test_drop, 0, 3);
+	tcase_add_loop_test(tc, test_dup_reorder, 0, 3);
+	tcase_add_loop_test(tc, test_everything, 0, 3);
+	tcase_add_test(tc, test_reset);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	nf = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return nf == 0 ? 0 : 1;
+}
