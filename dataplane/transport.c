@@ -9,8 +9,8 @@
 
 static const struct tp_ops *const backends[] = {
 	/* fastest first: &tp_rdma_ops, &tp_dpdk_ops go here */
-#ifdef ARC_HAVE_DPDK
-	&tp_dpdk_ops,
+#ifdef ARC_HAVE_RDMA
+	&tp_rdma_ops,
 #endif
 	&tp_tcp_ops,
 };
