@@ -8,6 +8,7 @@ DP_LIB_SRC	:= dataplane/client.c dataplane/ring.c
 # The engine: everything of the daemon but main.c (tests link it).
 DP_ENGINE	:= $(BUILD)/libarc-dp-engine.a
 DP_ENGINE_SRC	:= $(filter-out dataplane/main.c dataplane/dptool.c \
+		   dataplane/transport_dpdk.c \
 		   $(DP_LIB_SRC),$(wildcard dataplane/*.c))
 DP_LDLIBS	 = $(call pc,--libs,liburing) -lm -lpthread
 
@@ -24,6 +25,12 @@ CFLAGS_dataplane/transport.c += -DARC_HAVE_RDMA
 DP_LDLIBS	+= $(call pc,--libs,$(RDMA_PKGS))
 else
 DP_ENGINE_SRC	:= $(filter-out dataplane/transport_rdma.c,$(DP_ENGINE_SRC))
+endif
+# The DPDK backend (see the end of this file) when pkg-config finds it;
+# here, before the tests below take DP_LDLIBS.
+HAVE_DPDK	:= $(shell pkg-config --exists libdpdk 2>/dev/null && echo 1)
+ifeq ($(HAVE_DPDK),1)
+DP_LDLIBS	+= $(call pc,--libs,libdpdk)
 endif
 
 PROGRAMS	+= $(BUILD)/arceus-dataplane $(BUILD)/arceus-dptool $(DP_LIB)
@@ -47,7 +54,7 @@ $(BUILD)/arceus-dptool: $(BUILD)/obj/dataplane/dptool.o $(DP_ENGINE) \
 
 DP_TESTS	:= $(patsubst tests/unit/check_%.c,%,$(wildcard $(patsubst \
 		   %,tests/unit/check_%.c,ring wire msg compress reduce \
-		   collective arena)))
+		   collective arena rdp)))
 $(foreach t,$(DP_TESTS),$(eval $(call unit_test,$(t),\
     $(DP_ENGINE) $(DP_LIB) $(COMMON_LIB),$(DP_LDLIBS))))
 
@@ -88,6 +95,18 @@ bench-allreduce: $(BUILD)/arceus-dataplane $(BUILD)/arceus-dptool
 # The codecs are plain loops written to vectorize: let them (no FMA
 # contraction: decode-and-add must equal decode then add, bit for bit).
 CFLAGS_dataplane/compress.c := -O3 -ffp-contract=off -fno-math-errno
+
+# DPDK backend (transport_dpdk.c; its protocol rdp.c is plain C, always
+# built and unit-tested): only where pkg-config finds libdpdk; without it
+# the backend drops out and the rest builds.  DPDK's headers want gnu11
+# (the Makefile's CSTD).  tests/cluster/dp_dpdk.sh runs it over af_packet.
+DEBS		+= libdpdk-dev dpdk
+ifeq ($(HAVE_DPDK),1)
+$(DP_ENGINE): $(BUILD)/obj/dataplane/transport_dpdk.o
+CFLAGS_dataplane/transport_dpdk.c := $(call pc,--cflags,libdpdk)
+CFLAGS_dataplane/transport.c += -DARC_HAVE_DPDK
+CHECK_SCRIPTS	+= $(wildcard tests/cluster/dp_dpdk.sh)
+endif
 
 # RDMA with real verbs: tests/rdma/run.sh boots QEMU guests with Soft-RoCE
 # and runs tests/rdma/rdma_test.c there (exit 77 without QEMU).

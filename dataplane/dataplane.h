@@ -64,6 +64,8 @@ struct dp_conf {
 	int		peer_timeout_ms; /* a silent link goes down */
 	int		op_timeout_ms;	/* an operation without progress fails */
 	int		tcp_zerocopy;	/* -1 auto, 0 off, 1 on */
+	char		dpdk_port[256];	/* PCI address or vdev spec */
+	char		dpdk_eal[256];	/* extra EAL arguments */
 };
 
 /* ------------------------------------------------------------------ */
@@ -123,6 +125,8 @@ extern const struct tp_ops tp_tcp_ops;
 extern const struct tp_ops tp_loop_ops;
 /* transport_rdma.c: built with libibverbs, librdmacm (ARC_HAVE_RDMA) */
 extern const struct tp_ops tp_rdma_ops;
+/* transport_dpdk.c: built with libdpdk (ARC_HAVE_DPDK); rdp.c under it */
+extern const struct tp_ops tp_dpdk_ops;
 
 /* transport.c */
 /* Backends to try for a transport= value, best first. @return count */

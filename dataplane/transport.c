@@ -12,6 +12,9 @@ static const struct tp_ops *const backends[] = {
 #ifdef ARC_HAVE_RDMA
 	&tp_rdma_ops,
 #endif
+#ifdef ARC_HAVE_DPDK
+	&tp_dpdk_ops,
+#endif
 	&tp_tcp_ops,
 };
 
