@@ -1,7 +1,7 @@
 /*
  * arceusctl.c: the operator's CLI.
  *
- *   arceusctl [-s SOCKET] status|members|metrics|plan [--json]
+ *   arceusctl [-s SOCKET] status|members|metrics|plan|links [--json]
  *   arceusctl plan --cluster FILE --job FILE [--global-batch N]
  *       [--micro-batch N] [--drop ID,...] [--json]
  *   arceusctl job start FILE [--name NAME] [--global-batch N] | job stop
@@ -41,6 +41,7 @@ usage(FILE *fp)
 	    "  members [--json]         members and their health\n"
 	    "  metrics                  the Prometheus text of this node\n"
 	    "  plan [--json]            the plan in force\n"
+	    "  links [--json]           the link matrix (every node's row)\n"
 	    "  plan --cluster FILE --job FILE [--global-batch N]\n"
 	    "       [--micro-batch N] [--drop ID,...] [--json]\n"
 	    "                           plan for a described cluster\n"
@@ -326,7 +327,7 @@ main(int argc, char **argv)
 	if (strcmp(argv[0], "job") == 0)
 		return cmd_job(argc, argv);
 	if (strcmp(argv[0], "status") == 0 || strcmp(argv[0], "members") == 0 ||
-	    strcmp(argv[0], "metrics") == 0)
+	    strcmp(argv[0], "metrics") == 0 || strcmp(argv[0], "links") == 0)
 		return cmd_simple(argc, argv);
 	if (strcmp(argv[0], "dataset") == 0 || strcmp(argv[0], "sample") == 0) {
 		if (tool_dataset_build == NULL || tool_sample == NULL) {

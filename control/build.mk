@@ -24,7 +24,7 @@ CTL_DAEMON_OBJ	:= $(patsubst %.c,$(BUILD)/obj/%.o,control/main.c \
 		   control/swim.c control/report.c control/ctlsock.c \
 		   control/http.c control/profile.c control/raftfsm.c \
 		   control/raftauth.c control/raftglue.c control/discovery.c \
-		   control/dpseam.c)
+		   control/dpseam.c control/links.c)
 CFLAGS_control/dpseam.c += -Idataplane
 CTL_DAEMON_LDLIBS = $(call pc,--libs,raft libuv libsodium libmicrohttpd \
 		   libsystemd avahi-client) -ldnnl -lm -lpthread
@@ -47,6 +47,8 @@ CFLAGS_tests/unit/ += -Icontrol
 CTL_SODIUM	 = $(call pc,--libs,libsodium)
 $(eval $(call unit_test,swim,$(BUILD)/obj/control/swim.o $(COMMON_LIB),$$(CTL_SODIUM)))
 VALGRIND_TESTS	+= check_swim check_raftfsm check_raftauth
+$(eval $(call unit_test,links,$(BUILD)/obj/control/links.o $(BUILD)/obj/control/swim.o $(CTL_PLAN_OBJ) $(COMMON_LIB),$$(CTL_SODIUM) -lm))
+VALGRIND_TESTS	+= check_links
 $(eval $(call unit_test,ctlconf,$(COMMON_LIB),))
 VALGRIND_TESTS	+= check_ctlconf
 CHECK_SCRIPTS	+= tests/cluster/ctl_units.sh tests/cluster/ctl_confcheck.sh \

@@ -144,6 +144,42 @@ struct ctl_link {
 };
 
 /* ------------------------------------------------------------------ */
+/* links.c: the link matrix from SWIM's link rows, islands for planning */
+#define LINK_DEFAULT_BW		(10e9 / 8)	/* unmeasured: 10 Gbit/s */
+#define LINK_DEFAULT_RTT	0.0005		/* unmeasured: 0.5 ms */
+#define LINK_ISLAND_RATIO	0.5	/* of the best link: same island */
+
+/* Directed measurements over a member set; 0: not measured. */
+struct link_matrix {
+	int	 n;
+	uint32_t *id;			/* [n] */
+	double	*bw, *rtt;		/* [n*n], [a*n+b]: a measured b */
+	uint8_t	*src;			/* [n*n] enum swim_link_src, 0 */
+};
+
+/*
+ * This node's row: towards every alive or suspect member, its
+ * dataplane's measurement (dl, ndl, dl_age_s old) or else SWIM's probe
+ * RTT.  @return entries written (<= max).
+ */
+int	links_row(const struct swim *sw, uint64_t now_ms,
+	    const struct ctl_link *dl, int ndl, double dl_age_s,
+	    struct swim_link *row, int max);
+/* The matrix over ids[n] from cells.  @return 0 or -1 (ENOMEM). */
+int	links_assemble(const uint32_t *ids, int n,
+	    const struct swim_link *cells, int ncells, struct link_matrix *lm);
+void	links_matrix_free(struct link_matrix *lm);
+/* The symmetric pair (a, b) for planning, defaults filled in. */
+void	links_pair(const struct link_matrix *lm, int a, int b, double *bw,
+	    double *rtt);
+/*
+ * Islands: sets dev[i].island (dev[i] is lm->id[i]), *nisland and the
+ * malloc'd island matrices (bytes/s, seconds).  @return 0 or -1.
+ */
+int	links_islands(const struct link_matrix *lm, struct plan_device *dev,
+	    int *nisland, double **ibw, double **irtt);
+
+/* ------------------------------------------------------------------ */
 /* main.c: the daemon's state, shared by the loop and the HTTP thread   */
 struct profile {
 	int	cores;
@@ -191,6 +227,7 @@ struct ctl {
 	int		dp_up;
 	int		nlinks;
 	struct ctl_link	links[CTL_MAX_LINKS];
+	double		links_at;	/* when they were read (monotonic s) */
 	uint32_t	dp_workers, dp_epoch;
 	uint64_t	dp_arena;
 	char		dp_backend[8];
@@ -206,6 +243,8 @@ void	report_status(struct ctl *c, struct sbuf *b, int json);
 void	report_members(struct ctl *c, struct sbuf *b, int json);
 void	report_metrics(struct ctl *c, struct sbuf *b);
 void	report_plan(struct ctl *c, struct sbuf *b, int json);
+/* The link matrix as SWIM spread it, and its islands. */
+void	report_links(struct ctl *c, struct sbuf *b, int json);
 void	report_train(struct ctl *c, struct sbuf *b);
 void	train_record(struct train_state *t, const struct ctl_report *r,
 	    double now);

@@ -102,6 +102,8 @@ answer(struct client *cl, const struct ctl_query *q)
 		report_metrics(c, &b);
 	else if (strcmp(q->what, "plan") == 0)
 		report_plan(c, &b, q->json);
+	else if (strcmp(q->what, "links") == 0)
+		report_links(c, &b, q->json);
 	else
 		status = EINVAL;
 	pthread_mutex_unlock(&c->mu);

@@ -9,7 +9,9 @@
  *   - sends the committed epoch's peer table (IMSG_DP_PEERS) when the
  *     epoch changed, so the dataplane drops what belongs to the old one;
  *   - reads the link table (IMSG_DP_LINKS) and the status, which /metrics,
- *     /api/status and the planner use (measured bandwidth and RTT).
+ *     /api/status and this node's link row (links.c) use;
+ *   - asks for one link's bandwidth probe (IMSG_DP_PROBE), each link
+ *     every PROBE_EVERY_S, a new one at once.
  * States: DOWN (no dataplane.sock, retried) <-> UP.
  */
 #include <arpa/inet.h>
@@ -25,13 +27,68 @@
 #include "msg.h"
 
 #define DPSEAM_PERIOD_MS	1000
+#define PROBE_EVERY_S		30	/* each link's bandwidth probe */
+#define PROBE_MIB		2	/* bytes a probe sends, MiB */
 
 struct dpseam {
 	struct ctl	*c;
 	pthread_t	 th;
 	volatile int	 stop;
 	char		 path[512];
+	struct { uint32_t peer; double at; } probed[CTL_MAX_LINKS];
+	int		 nprobed;
 };
+
+/*
+ * Bandwidth: the dataplane measures it from live traffic and from probes
+ * it is asked for.  One link per period, the one probed longest ago (a
+ * new link first), each again every PROBE_EVERY_S.  @return 0, or -errno
+ * when the connection is no longer usable.
+ */
+static int
+probe_one(struct dpseam *s, int fd, const struct imsg_dp_link *l, int n)
+{
+	double now = ctl_now(), oldest = now;
+	uint32_t peer = 0;
+	int r, at = -1;
+
+	for (int i = 0; i < n; i++) {
+		double t = 0.0;
+		int k;
+
+		if (l[i].state != IMSG_DP_LINK_UP)
+			continue;
+		for (k = 0; k < s->nprobed; k++)
+			if (s->probed[k].peer == l[i].peer)
+				break;
+		if (k < s->nprobed)
+			t = s->probed[k].at;
+		if (t < oldest && now - t >= PROBE_EVERY_S) {
+			oldest = t;
+			peer = l[i].peer;
+			at = k;
+		}
+	}
+	if (peer == 0)
+		return 0;
+	if (at == s->nprobed) {
+		if (s->nprobed == CTL_MAX_LINKS) {
+			/* forget the links that are gone */
+			s->nprobed = 0;
+			return 0;
+		}
+		s->nprobed++;
+	}
+	s->probed[at].peer = peer;
+	s->probed[at].at = now;
+	r = arc_dp_probe(fd, peer, PROBE_MIB);
+	if (r == -ETIMEDOUT || r == -EPIPE || r == -ECONNRESET ||
+	    r == -EPROTO)
+		return r;
+	if (r < 0)
+		log_debug("ctl.dp: probe of link %u: %s", peer, strerror(-r));
+	return 0;
+}
 
 static void
 nap(struct dpseam *s, int ms)
@@ -159,6 +216,7 @@ dpseam_run(void *arg)
 		pthread_mutex_lock(&c->mu);
 		c->dp_up = 1;
 		c->nlinks = n;
+		c->links_at = ctl_now();
 		for (int i = 0; i < n; i++) {
 			struct ctl_link *l = &c->links[i];
 
@@ -178,6 +236,8 @@ dpseam_run(void *arg)
 		memcpy(c->dp_backend, st.backend, sizeof(st.backend));
 		c->dp_backend[sizeof(c->dp_backend) - 1] = '\0';
 		pthread_mutex_unlock(&c->mu);
+		if (probe_one(s, fd, links, n) < 0)
+			goto reconnect;
 		nap(s, DPSEAM_PERIOD_MS);
 		continue;
 reconnect:

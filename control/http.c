@@ -4,6 +4,7 @@
  *   /api/status    this node and the cluster, JSON
  *   /api/members   members and their health, JSON
  *   /api/plan      the plan in force, JSON
+ *   /api/links     the link matrix (every node's row) and islands, JSON
  *   /api/train     the loss and throughput history, JSON
  *   /              the dashboard: one page, no external resource
  * Handlers take c->mu only while they render.
@@ -147,6 +148,8 @@ handler(void *cls, struct MHD_Connection *conn, const char *url,
 		report_members(c, &b, 1);
 	} else if (strcmp(url, "/api/plan") == 0) {
 		report_plan(c, &b, 1);
+	} else if (strcmp(url, "/api/links") == 0) {
+		report_links(c, &b, 1);
 	} else if (strcmp(url, "/api/train") == 0) {
 		report_train(c, &b);
 	} else {

@@ -427,6 +427,27 @@ udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf,
 	pthread_mutex_unlock(&C.mu);
 }
 
+/*
+ * This node's link row, once a second: its dataplane's measurements, else
+ * SWIM's probe RTTs (links.c); SWIM spreads it.  Called under C.mu.
+ */
+#define LINK_ROW_MS	1000
+
+static void
+links_refresh(struct ctl *c, uint64_t now)
+{
+	static uint64_t next;
+	static struct swim_link row[SWIM_MAX_MEMBERS];
+	int n;
+
+	if (now < next)
+		return;
+	next = now + LINK_ROW_MS;
+	n = links_row(&c->sw, now, c->links, c->dp_up ? c->nlinks : 0,
+	    c->dp_up ? ctl_now() - c->links_at : 0, row, SWIM_MAX_MEMBERS);
+	swim_links_set(&c->sw, now, row, n);
+}
+
 static void
 on_tick(uv_timer_t *t)
 {
@@ -436,6 +457,7 @@ on_tick(uv_timer_t *t)
 	discovery_drain(&C, now_ms());
 	pthread_mutex_lock(&C.mu);
 	swim_tick(&C.sw, now_ms());
+	links_refresh(&C, now_ms());
 	others = swim_count(&C.sw, SWIM_ALIVE) + swim_count(&C.sw,
 	    SWIM_SUSPECT) - 1;
 	pthread_mutex_unlock(&C.mu);

@@ -401,11 +401,11 @@ try_form(struct rglue *g, const uint32_t *alive, int n, int formed_peer)
 
 /*
  * The plan for the running job on the alive members, from their SWIM
- * profiles (GEMM GFLOP/s, memory).  One island; links at the slowest
- * bandwidth this node's dataplane measured, else DEFAULT_LINK_GBPS, with
- * the probes' RTT.  Fills ep; its text is malloc'd (caller frees).
+ * profiles (GEMM GFLOP/s, memory) and the link matrix SWIM's link rows
+ * give (links.c: symmetric where one side measured, defaults where none
+ * did, islands from bandwidth).  Fills ep; its text is malloc'd (caller
+ * frees).
  */
-#define DEFAULT_LINK_GBPS	10.0
 #define UNMEASURED_GFLOPS	1.0
 
 static void
@@ -417,12 +417,13 @@ plan_for(struct rglue *g, const uint32_t *alive, int n,
 	struct plan_job j;
 	struct plan_device *dev = calloc((size_t)n, sizeof(*dev));
 	struct plan_cluster pc;
+	struct link_matrix lm;
 	struct plan p;
-	double bw = DEFAULT_LINK_GBPS * 1e9 / 8, rtt = 0.0;
+	const struct swim_link *cells;
 	char *text = NULL;
 	size_t len = 0;
 	FILE *fp;
-	int nr = 0;
+	int ncells, rc;
 
 	memset(ep, 0, sizeof(*ep));
 	ep->job_seq = g->fsm.st.job_seq;
@@ -437,33 +438,20 @@ plan_for(struct rglue *g, const uint32_t *alive, int n,
 		dev[i].gflops = sm && sm->gflops10 ? sm->gflops10 / 10.0 :
 		    UNMEASURED_GFLOPS;
 		dev[i].mem_bytes = sm ? sm->mem_mib * 1048576.0 : 0;
-		if (sm && sm->rtt_ms > 0) {
-			rtt += sm->rtt_ms / 1e3;
-			nr++;
-		}
 	}
-	/* measured links, where the dataplane has them: the slowest */
-	{
-		double low = 0.0;
-
-		for (int i = 0; i < c->nlinks; i++) {
-			double b = c->links[i].bw_probe > 0 ?
-			    c->links[i].bw_probe : c->links[i].bw_live;
-
-			if (b > 0 && (low == 0.0 || b < low))
-				low = b;
-		}
-		if (low > 0)
-			bw = low;
-	}
+	ncells = swim_links(&c->sw, &cells);
+	rc = links_assemble(alive, n, cells, ncells, &lm);
 	pthread_mutex_unlock(&c->mu);
-	if (nr > 0)
-		rtt /= nr;
+	if (rc < 0 || links_islands(&lm, dev, &pc.nisland, &pc.bw,
+	    &pc.rtt) < 0) {
+		if (rc == 0)
+			links_matrix_free(&lm);
+		free(dev);
+		return;
+	}
+	links_matrix_free(&lm);
 	pc.ndev = n;
 	pc.dev = dev;
-	pc.nisland = 1;
-	pc.bw = &bw;
-	pc.rtt = &rtt;
 	/* replans keep what survived where it was (planner.c, sticky) */
 	plan_compute(&m, &j, &pc, g->last.ok && g->last_job_seq ==
 	    g->fsm.st.job_seq ? &g->last : NULL, &p);
@@ -498,6 +486,8 @@ plan_for(struct rglue *g, const uint32_t *alive, int n,
 	} else {
 		plan_fini(&p);
 	}
+	free(pc.bw);
+	free(pc.rtt);
 	free(dev);
 }
 

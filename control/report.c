@@ -291,6 +291,85 @@ report_plan(struct ctl *c, struct sbuf *b, int json)
 	sbuf_printf(b, "}");
 }
 
+/* The live members' ids, self first.  @return how many. */
+static int
+live_ids(struct ctl *c, uint32_t *ids)
+{
+	int n = 0;
+
+	ids[n++] = c->id;
+	for (int i = 0; i < c->sw.nm; i++)
+		if (c->sw.m[i].state == SWIM_ALIVE ||
+		    c->sw.m[i].state == SWIM_SUSPECT)
+			ids[n++] = c->sw.m[i].id;
+	return n;
+}
+
+void
+report_links(struct ctl *c, struct sbuf *b, int json)
+{
+	static uint32_t ids[SWIM_MAX_MEMBERS + 1];
+	const struct swim_link *l;
+	int nl = swim_links(&c->sw, &l), n = live_ids(c, ids), ni = 0;
+	uint64_t now = (uint64_t)(ctl_now() * 1000.0);
+	struct link_matrix lm;
+	struct plan_device *dev = calloc((size_t)n, sizeof(*dev));
+	double *ibw = NULL, *irtt = NULL;
+
+	if (dev != NULL && links_assemble(ids, n, l, nl, &lm) == 0) {
+		if (links_islands(&lm, dev, &ni, &ibw, &irtt) < 0)
+			ni = 0;
+		links_matrix_free(&lm);
+	}
+	if (json)
+		sbuf_printf(b, "{\"node\":%u,\"default_bw\":%.0f,"
+		    "\"default_rtt_s\":%g,\"pairs\":[", c->id,
+		    LINK_DEFAULT_BW, LINK_DEFAULT_RTT);
+	else
+		sbuf_printf(b, "%-10s %-10s %10s %12s %7s  %s\n", "src", "dst",
+		    "rtt_ms", "bw_MB/s", "age_s", "source");
+	for (int i = 0; i < nl; i++) {
+		double age = (l[i].age_ms + (now > l[i].recv_ms ?
+		    now - l[i].recv_ms : 0)) / 1e3;
+		const char *src = l[i].src == SWIM_LINK_DATAPLANE ?
+		    "dataplane" : "probe";
+
+		if (json)
+			sbuf_printf(b, "%s{\"src\":%u,\"dst\":%u,"
+			    "\"rtt_s\":%.6f,\"bw\":%.0f,\"age_s\":%.1f,"
+			    "\"source\":\"%s\"}", i ? "," : "", l[i].origin,
+			    l[i].peer, l[i].rtt_us / 1e6,
+			    l[i].bw_kib * 1024.0, age, src);
+		else
+			sbuf_printf(b, "%-10u %-10u %10.3f %12.1f %7.1f  %s\n",
+			    l[i].origin, l[i].peer, l[i].rtt_us / 1e3,
+			    l[i].bw_kib * 1024.0 / 1e6, age, src);
+	}
+	if (json)
+		sbuf_printf(b, "],\"islands\":[");
+	else
+		sbuf_printf(b, "%d pairs; islands:", nl);
+	for (int k = 0; k < ni; k++) {
+		int first = 1;
+
+		sbuf_printf(b, json ? "%s{\"bw\":%.0f,\"members\":[" :
+		    "%s [bw %.1f MB/s:", k && json ? "," : "",
+		    json ? ibw[k * ni + k] : ibw[k * ni + k] / 1e6);
+		for (int i = 0; i < n; i++)
+			if (dev[i].island == k) {
+				sbuf_printf(b, json ? "%s%u" : "%s%u",
+				    first ? (json ? "" : " ") : (json ? "," :
+				    " "), ids[i]);
+				first = 0;
+			}
+		sbuf_printf(b, json ? "]}" : "]");
+	}
+	sbuf_printf(b, json ? "]}" : "\n");
+	free(dev);
+	free(ibw);
+	free(irtt);
+}
+
 void
 report_train(struct ctl *c, struct sbuf *b)
 {
@@ -329,8 +408,20 @@ report_metrics(struct ctl *c, struct sbuf *b)
 		sbuf_printf(b, "arceus_member_up{node=\"%u\",addr=\"%s\"} %d\n",
 		    m->id, ip(m->addr, a), m->state <= SWIM_SUSPECT);
 	}
-	sbuf_printf(b, "# HELP arceus_link_rtt_seconds Round trip of the "
-	    "last direct probe.\n# TYPE arceus_link_rtt_seconds gauge\n");
+	sbuf_printf(b, "# HELP arceus_link_rtt_seconds Round trip: this "
+	    "node's last probes (peer, source), and the link matrix from "
+	    "every node's row (src measured dst).\n"
+	    "# TYPE arceus_link_rtt_seconds gauge\n");
+	{
+		const struct swim_link *l;
+		int nl = swim_links(&c->sw, &l);
+
+		for (int i = 0; i < nl; i++)
+			if (l[i].rtt_us > 0)
+				sbuf_printf(b, "arceus_link_rtt_seconds{src=\"%u\","
+				    "dst=\"%u\"} %.6f\n", l[i].origin, l[i].peer,
+				    l[i].rtt_us / 1e6);
+	}
 	for (int i = 0; i < c->sw.nm; i++)
 		if (c->sw.m[i].rtt_ms > 0)
 			sbuf_printf(b, "arceus_link_rtt_seconds{peer=\"%u\","
@@ -341,6 +432,28 @@ report_metrics(struct ctl *c, struct sbuf *b)
 			sbuf_printf(b, "arceus_link_rtt_seconds{peer=\"%u\","
 			    "source=\"dataplane\"} %.9f\n", c->links[i].peer,
 			    c->links[i].rtt_s);
+	{
+		const struct swim_link *l;
+		int nl = swim_links(&c->sw, &l);
+
+		sbuf_printf(b, "# HELP arceus_link_bandwidth_bytes Link matrix: "
+		    "bytes/s src's dataplane measured towards dst.\n"
+		    "# TYPE arceus_link_bandwidth_bytes gauge\n");
+		for (int i = 0; i < nl; i++)
+			if (l[i].bw_kib > 0)
+				sbuf_printf(b, "arceus_link_bandwidth_bytes{src="
+				    "\"%u\",dst=\"%u\"} %.0f\n", l[i].origin,
+				    l[i].peer, l[i].bw_kib * 1024.0);
+		sbuf_printf(b, "# HELP arceus_link_rows_total Link row "
+		    "sections of gossip, by what became of them.\n"
+		    "# TYPE arceus_link_rows_total counter\n"
+		    "arceus_link_rows_total{what=\"sent\"} %llu\n"
+		    "arceus_link_rows_total{what=\"received\"} %llu\n"
+		    "arceus_link_rows_total{what=\"table_full\"} %llu\n",
+		    (unsigned long long)c->sw.st.link_tx,
+		    (unsigned long long)c->sw.st.link_rx,
+		    (unsigned long long)c->sw.st.link_full);
+	}
 	sbuf_printf(b, "# HELP arceus_dataplane_up 1 if control talks to "
 	    "the dataplane.\n# TYPE arceus_dataplane_up gauge\n"
 	    "arceus_dataplane_up %d\n", c->dp_up);
@@ -399,10 +512,12 @@ report_metrics(struct ctl *c, struct sbuf *b)
 	    "arceus_dropped_total{reason=\"bad_mac\"} %llu\n"
 	    "arceus_dropped_total{reason=\"replayed\"} %llu\n"
 	    "arceus_dropped_total{reason=\"malformed\"} %llu\n"
+	    "arceus_dropped_total{reason=\"link_malformed\"} %llu\n"
 	    "arceus_dropped_total{reason=\"raft_auth\"} %llu\n",
 	    (unsigned long long)c->sw.st.bad_mac,
 	    (unsigned long long)c->sw.st.replayed,
 	    (unsigned long long)c->sw.st.malformed,
+	    (unsigned long long)c->sw.st.link_malformed,
 	    (unsigned long long)c->raft_auth_refused);
 	sbuf_printf(b, "# HELP arceus_raft_term Current raft term.\n"
 	    "# TYPE arceus_raft_term gauge\narceus_raft_term %llu\n"
