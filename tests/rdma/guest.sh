@@ -26,7 +26,16 @@ rdma link show
 ulimit -l unlimited
 case $MODE in
 local)	"$TEST" local "${ADDR%/*}" ;;
-node)	"$TEST" node $(arg args | tr : ' ') ;;
+node)	set -- $(arg args | tr : ' ')
+	# the other guest may still be booting: wait for it on the wire
+	i=0
+	until busybox ping -c 1 -W 1 "$4" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -lt 60 ] || { busybox ping -c 1 -W 1 "$4"; ip neigh
+		    die "no answer from $4"; }
+	done
+	echo "guest: $4 answers after $i pings"
+	"$TEST" node "$@" ;;
 *)	die "arceus.mode=$MODE?" ;;
 esac
 rc=$?
