@@ -147,7 +147,7 @@ struct ctl_link {
 /* links.c: the link matrix from SWIM's link rows, islands for planning */
 #define LINK_DEFAULT_BW		(10e9 / 8)	/* unmeasured: 10 Gbit/s */
 #define LINK_DEFAULT_RTT	0.0005		/* unmeasured: 0.5 ms */
-#define LINK_ISLAND_RATIO	0.5	/* of the best link: same island */
+#define LINK_ISLAND_RATIO	0.1	/* of the best link: same island */
 
 /* Directed measurements over a member set; 0: not measured. */
 struct link_matrix {

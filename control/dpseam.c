@@ -28,6 +28,7 @@
 
 #define DPSEAM_PERIOD_MS	1000
 #define PROBE_EVERY_S		30	/* each link's bandwidth probe */
+#define PROBE_RETRY_S		3	/* ... or after one that measured 0 */
 #define PROBE_MIB		2	/* bytes a probe sends, MiB */
 
 struct dpseam {
@@ -63,7 +64,10 @@ probe_one(struct dpseam *s, int fd, const struct imsg_dp_link *l, int n)
 				break;
 		if (k < s->nprobed)
 			t = s->probed[k].at;
-		if (t < oldest && now - t >= PROBE_EVERY_S) {
+		/* a probe that measured nothing (the link dropped under
+		 * it) is retried sooner */
+		if (t < oldest && (now - t >= PROBE_EVERY_S ||
+		    (l[i].bw_probe == 0 && now - t >= PROBE_RETRY_S))) {
 			oldest = t;
 			peer = l[i].peer;
 			at = k;
@@ -82,6 +86,8 @@ probe_one(struct dpseam *s, int fd, const struct imsg_dp_link *l, int n)
 	s->probed[at].peer = peer;
 	s->probed[at].at = now;
 	r = arc_dp_probe(fd, peer, PROBE_MIB);
+	if (r < 0)
+		s->probed[at].at = 0;	/* again next period */
 	if (r == -ETIMEDOUT || r == -EPIPE || r == -ECONNRESET ||
 	    r == -EPROTO)
 		return r;

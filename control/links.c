@@ -11,8 +11,9 @@
  *   the higher RTT (the link is as good as its worse direction).  A pair
  *   nobody measured gets LINK_DEFAULT_BW and LINK_DEFAULT_RTT; a pair
  *   with an RTT but no bandwidth gets LINK_DEFAULT_BW.
- * - Islands: members joined by links of at least LINK_ISLAND_RATIO of the
- *   best link's bandwidth, transitively.  Between two islands the
+ * - Islands: members joined by links of at least LINK_ISLAND_RATIO (a
+ *   tenth) of the best link's bandwidth, transitively: an order of
+ *   magnitude apart, not measurement noise.  Between two islands the
  *   slowest link joining them and the largest RTT; inside an island its
  *   slowest link and largest RTT (a lone member: the best link).
  */
