@@ -410,10 +410,10 @@ rdma_init(struct dp *dp, void **state)
 	 */
 	if ((devs = ibv_get_device_list(&n)) == NULL) {
 		r = -errno;
-		log_warnx("dp.rdma: no RDMA: ibv_get_device_list: %s (errno "
-		    "%d) ---> HINT: this kernel has no RDMA support "
+		log_warnx("dp.rdma: no RDMA: ibv_get_device_list: %s (%s) "
+		    "---> HINT: this kernel has no RDMA support "
 		    "(CONFIG_INFINIBAND); use transport = tcp or auto",
-		    strerror(-r), -r);
+		    strerror(-r), strerrorname_np(-r));
 		return r;
 	}
 	ibv_free_device_list(devs);
@@ -462,9 +462,10 @@ rdma_init(struct dp *dp, void **state)
 	if (rdma_bind_addr(st->listen, (struct sockaddr *)&sa) < 0 ||
 	    rdma_listen(st->listen, DP_MAX_PEERS) < 0) {
 		r = -errno;
-		log_warnx("dp.rdma: listen on %s:%u: %s (errno %d) ---> HINT: "
+		log_warnx("dp.rdma: listen on %s:%u: %s (%s) ---> HINT: "
 		    "is the address on an RDMA device (rdma link)?",
-		    dp->conf.listen, dp->conf.port, strerror(-r), -r);
+		    dp->conf.listen, dp->conf.port, strerror(-r),
+		    strerrorname_np(-r));
 		goto destroy_id;
 	}
 	*state = st;

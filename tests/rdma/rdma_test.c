@@ -238,8 +238,8 @@ test_absent(void)
 	if ((dp = node_new(1, "rdma", "127.0.0.1", 2, "127.0.0.1")) == NULL)
 		return 1;
 	r = dp_start(dp);
-	result("rdma-absent", r < 0, "transport = rdma: %s (errno %d)",
-	    strerror(-r), -r);
+	result("rdma-absent", r < 0, "transport = rdma: %s (%s)",
+	    strerror(-r), strerrorname_np(-r));
 	dp_free(dp);
 	if ((dp = node_new(1, "auto", "127.0.0.1", 2, "127.0.0.1")) == NULL)
 		return 1;
