@@ -7,6 +7,7 @@
  * slot is segs[seq & (RDP_WINDOW - 1)], valid for una <= seq < nxt.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,7 +99,7 @@ rdp_frame_encode(uint8_t out[RDP_OVERHEAD], const struct rdp_addr *a,
 	put32(r + 20, (uint32_t)h->session);
 	put32(r + 24, h->seq);
 	put16(r + 28, h->len);
-	put16(r + 30, 0);
+	memset(r + 30, 0, RDP_HDR_LEN - 30);
 }
 
 enum rdp_err
@@ -145,6 +146,7 @@ rdp_frame_parse(const uint8_t *buf, size_t len, uint16_t port,
 	if (h->type == 0 || h->type >= RDP_NTYPES)
 		return RDP_ETYPE;
 	if ((h->flags & ~RDP_F_ALL) != 0 || get16(r + 30) != 0 ||
+	    get16(r + 32) != 0 ||
 	    (h->type != RDP_DATA && h->flags != 0))
 		return RDP_EFLAGS;
 	if ((size_t)h->len != udplen - RDP_UDP_LEN - RDP_HDR_LEN)
@@ -645,8 +647,8 @@ rdp_asm_add(struct rdp_asm *a, const uint8_t *data, uint16_t len, int end,
 			a->skipping = 0;
 		return 0;
 	}
-	/* a whole message in one frame: no copy */
-	if (a->len == 0 && end) {
+	/* a whole message in one frame: no copy (if its floats align) */
+	if (a->len == 0 && end && ((uintptr_t)data & 3) == 0) {
 		*msg = data;
 		*msglen = len;
 		return 1;

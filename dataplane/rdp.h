@@ -9,7 +9,7 @@
  * A frame on the wire (all big-endian):
  *
  *   Ethernet (14) | IPv4 (20, no options) | UDP (8, checksum 0) |
- *   rdp header (32) | payload (len)
+ *   rdp header (34) | payload (len)
  *
  *   rdp header:
  *     off len field
@@ -23,7 +23,8 @@
  *                      acknowledged or refused (the data sender's)
  *      24   4 seq      DATA: frame number; ACK: cumulative (next expected)
  *      28   2 len      payload bytes
- *      30   2 zero
+ *      30   4 zero     (the payload starts 76 bytes into the frame:
+ *                      a message's floats are 4-byte aligned)
  *
  * A stream (one direction between two nodes):
  *   1. the sender opens a session (random 64-bit id): frame 0 is a SYN
@@ -52,7 +53,7 @@
 
 #define RDP_MAGIC		0x41524450u	/* "ARDP" */
 #define RDP_VERSION		1
-#define RDP_HDR_LEN		32
+#define RDP_HDR_LEN		34	/* frame payload 4-byte aligned */
 #define RDP_ETH_LEN		14
 #define RDP_IP_LEN		20
 #define RDP_UDP_LEN		8
@@ -298,7 +299,7 @@ void	 rdp_asm_reset(struct rdp_asm *a);
 /*
  * Adds one frame's payload.  @return 1 with *msg, *msglen a whole
  * message (valid until the next call; the frame itself when it was one
- * whole message), 0 when more frames are needed, -EMSGSIZE when a
+ * whole message 4-byte aligned, else a copy 16-byte aligned), 0 when more frames are needed, -EMSGSIZE when a
  * message exceeded max (dropped up to its END), -ENOMEM.
  */
 int	 rdp_asm_add(struct rdp_asm *a, const uint8_t *data, uint16_t len,

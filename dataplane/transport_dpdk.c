@@ -443,7 +443,8 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 				break;
 			}
 			rdp_frame_encode(b, &a, &h);
-			memcpy(b + RDP_OVERHEAD, o.p1, o.l1);
+			if (o.l1 > 0)
+				memcpy(b + RDP_OVERHEAD, o.p1, o.l1);
 			if (o.l2 > 0)
 				memcpy(b + RDP_OVERHEAD + o.l1, o.p2, o.l2);
 			seqs[n] = o.seq;

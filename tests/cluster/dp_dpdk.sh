@@ -251,7 +251,16 @@ log "== 2 hosts, $F"
 if hosts 2 "$F"; then
 	run_test "lossy-2" 20 1,2 -n 1,1001,65537,200003
 	run_test "lossy-2-bf16" 21 2,1 -c bf16 -n 4099,100001
+	# an orderly stop logs the counters: the protocol did recover
+	for i in 1 2; do eval "kill -TERM \$DPPID$i"; done
+	for i in 1 2; do eval "wait \$DPPID$i"; done
 	grep -h "dp.dpdk: frames" "$TMP"/dp*.log | sed 's/^/dp_dpdk:   /'
+	if grep -q "retransmitted [1-9].*duplicates [1-9]" "$TMP/dp1.log"; then
+		log "ok lossy: frames were lost and duplicated, results exact"
+	else
+		log "FAIL lossy: no retransmissions or duplicates counted"
+		FAILS=$((FAILS + 1))
+	fi
 else
 	FAILS=$((FAILS + 1))
 fi

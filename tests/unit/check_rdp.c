@@ -271,7 +271,8 @@ sim_run(struct sim *s, uint64_t limit_ns)
 			    .flags = o.flags, .len = o.len };
 
 			rdp_frame_encode(buf, &addr, &h);
-			memcpy(buf + RDP_OVERHEAD, o.p1, o.l1);
+			if (o.l1 > 0)
+				memcpy(buf + RDP_OVERHEAD, o.p1, o.l1);
 			if (o.l2 > 0)
 				memcpy(buf + RDP_OVERHEAD + o.l1, o.p2, o.l2);
 			chan_put(s, &s->fwd, buf, RDP_OVERHEAD + o.len);
@@ -402,7 +403,7 @@ END_TEST
 START_TEST(test_asm)
 {
 	struct rdp_asm a;
-	uint8_t d[1000];
+	uint8_t d[1000] __attribute__((aligned(16)));
 	const uint8_t *m;
 	size_t ml;
 
@@ -416,6 +417,9 @@ START_TEST(test_asm)
 	ck_assert_int_eq(rdp_asm_add(&a, d, 10, 1, &m, &ml), 1);
 	ck_assert_uint_eq(ml, 10);
 	ck_assert_ptr_eq(m, d);		/* one frame: no copy */
+	ck_assert_int_eq(rdp_asm_add(&a, d + 1, 10, 1, &m, &ml), 1);
+	ck_assert_ptr_ne(m, d + 1);	/* misaligned: a copy */
+	ck_assert_uint_eq((uintptr_t)m % 4, 0);
 	ck_assert_int_eq(rdp_asm_add(&a, d, 1000, 0, &m, &ml), 0);
 	ck_assert_int_eq(rdp_asm_add(&a, d, 5, 1, &m, &ml), 1);
 	ck_assert_uint_eq(ml, 1005);
