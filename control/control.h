@@ -270,6 +270,12 @@ void	raftglue_tick(struct ctl *c);
  * *leader set when another node leads (0: none known), or -EIO.
  */
 int	raftglue_job(struct ctl *c, const struct ctl_job *j, uint32_t *leader);
+/*
+ * Forced recovery, offline (control stopped): this node becomes the only
+ * voter of its raft configuration (raft_recover).  @return 0 or -errno.
+ */
+int	raftglue_recover(const struct nodeconf *nc, uint32_t id,
+	    const char *addr);
 /* Closes raft; done() runs when it is safe to close the loop. */
 void	raftglue_stop(struct ctl *c, void (*done)(struct ctl *));
 

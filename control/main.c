@@ -33,7 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -109,8 +111,70 @@ state_set(enum ctl_state s)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: arceus-control [-c FILE] [-n] [-v]\n");
+	fprintf(stderr, "usage: arceus-control [-c FILE] [-n] [-v]\n"
+	    "       arceus-control [-c FILE] --recover --confirm\n"
+	    "         (control stopped: this node becomes its cluster's only "
+	    "voter)\n");
 	exit(1);
+}
+
+/*
+ * --recover: the forced recovery of a one- or two-node cluster that lost
+ * its quorum for good (docs/control.md).  Offline: refuses while this
+ * node's control answers on control.sock, and without --confirm.
+ */
+static uint32_t	node_id_get(const struct nodeconf *);
+static int	advertise_get(const struct nodeconf *, char *);
+
+static int
+recover(const char *path, int confirmed)
+{
+	struct sockaddr_un sun;
+	char addr[16];
+	uint32_t id;
+	int fd, rc;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/control.sock",
+	    NC.run_dir);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0) {
+		rc = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+		close(fd);
+		if (rc == 0) {
+			fprintf(stderr, "arceus-control: --recover: control is "
+			    "running (%s answers); stop it first (systemctl "
+			    "stop arceus-control)\n", sun.sun_path);
+			return 1;
+		}
+	}
+	if (advertise_get(&NC, addr) < 0) {
+		fprintf(stderr, "arceus-control: --recover: no address to "
+		    "advertise (set [control] advertise)\n");
+		return 1;
+	}
+	id = node_id_get(&NC);
+	if (!confirmed) {
+		fprintf(stderr, "arceus-control: --recover makes node %u (%s) "
+		    "the only voter of the raft configuration in %s/raft: "
+		    "the other members are forgotten, and whatever they "
+		    "committed that this node lacks is lost.  Only for a "
+		    "cluster of one or two nodes whose other node is gone "
+		    "for good; wipe that node's state_dir before it comes "
+		    "back.  Add --confirm to do it.\n", id, addr,
+		    NC.state_dir);
+		return 1;
+	}
+	(void)path;
+	rc = raftglue_recover(&NC, id, addr);
+	if (rc < 0) {
+		fprintf(stderr, "arceus-control: --recover failed: %s\n",
+		    strerror(-rc));
+		return 1;
+	}
+	printf("node %u is now the only voter; start arceus-control and it "
+	    "commits on its own\n", id);
+	return 0;
 }
 
 /* 32 raw bytes, or 64 hex digits and an optional newline. */
@@ -537,13 +601,20 @@ main(int argc, char **argv)
 	struct swim_conf sc;
 	struct sockaddr_in sin;
 	char sock[512];
-	int ch, check = 0, verbose = 0, rc, bad;
+	int ch, check = 0, verbose = 0, rc, bad, do_recover = 0, confirm = 0;
+	static const struct option lopts[] = {
+		{ "recover", no_argument, NULL, 'R' },
+		{ "confirm", no_argument, NULL, 'Y' },
+		{ NULL, 0, NULL, 0 },
+	};
 
-	while ((ch = getopt(argc, argv, "c:nvh")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:nvh", lopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': path = optarg; break;
 		case 'n': check = 1; break;
 		case 'v': verbose = 1; break;
+		case 'R': do_recover = 1; break;
+		case 'Y': confirm = 1; break;
 		default: usage();
 		}
 	}
@@ -570,6 +641,10 @@ main(int argc, char **argv)
 	if (bad)
 		fatalx("%s: %d configuration error%s (hint: arceus-control -n "
 		    "-c %s)", path, bad, bad == 1 ? "" : "s", path);
+	if (do_recover)
+		return recover(path, confirm);
+	if (confirm)
+		usage();
 	signal(SIGPIPE, SIG_IGN);	/* raft and sockets: see MACHINE.md */
 
 	/* identity */

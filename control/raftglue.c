@@ -706,3 +706,79 @@ raftglue_stop(struct ctl *c, void (*done)(struct ctl *))
 	g->raft.data = g;
 	raft_close(&g->raft, raft_closed);
 }
+
+/*
+ * Forced recovery (arceus-control --recover): with this node's control
+ * stopped, appends a configuration of this node alone as the only voter
+ * to its raft log (libraft's raft_recover), so that the survivor of a one-
+ * or two-node cluster can commit again.  Offline by necessity: libraft
+ * recovers only a raft that is not started.  @return 0 or -errno.
+ */
+static void
+recover_closed(struct raft *r)
+{
+	(void)r;
+}
+
+int
+raftglue_recover(const struct nodeconf *nc, uint32_t id, const char *addr)
+{
+	struct raft_uv_transport t;
+	struct raft_io io;
+	struct raft raft;
+	struct cluster_fsm fsm;
+	struct raft_configuration conf;
+	uv_loop_t loop;
+	char dir[512], p[600], address[64];
+	int rc, ret = 0;
+
+	snprintf(dir, sizeof(dir), "%s/raft", nc->state_dir);
+	snprintf(p, sizeof(p), "%s/metadata1", dir);
+	snprintf(address, sizeof(address), "%s:%lld", addr,
+	    (long long)nc->raft_port);
+	if (access(p, F_OK) != 0) {
+		snprintf(p, sizeof(p), "%s/metadata2", dir);
+		if (access(p, F_OK) != 0) {
+			log_warnx("ctl.raft: recover: no raft state in %s: "
+			    "nothing to recover", dir);
+			return -ENOENT;
+		}
+	}
+	if (uv_loop_init(&loop) != 0)
+		return -ENOMEM;
+	memset(&t, 0, sizeof(t));
+	if ((rc = raft_uv_tcp_init(&t, &loop)) != 0) {
+		uv_loop_close(&loop);
+		return -ENOMEM;
+	}
+	if ((rc = raft_uv_init(&io, &loop, dir, &t)) != 0) {
+		log_warnx("ctl.raft: recover: %s: %s", dir, raft_strerror(rc));
+		ret = -EIO;
+		goto out_tcp;
+	}
+	cluster_fsm_init(&fsm, NULL, NULL);
+	if ((rc = raft_init(&raft, &io, &fsm.fsm, id, address)) != 0) {
+		log_warnx("ctl.raft: recover: init: %s", raft_strerror(rc));
+		ret = -EIO;
+		goto out_io;
+	}
+	raft_configuration_init(&conf);
+	if (raft_configuration_add(&conf, id, address, RAFT_VOTER) != 0)
+		ret = -ENOMEM;
+	else if ((rc = raft_recover(&raft, &conf)) != 0) {
+		log_warnx("ctl.raft: recover: %s", raft_errmsg(&raft));
+		ret = -EIO;
+	} else
+		log_info("ctl.raft: recovered: node %u (%s) is now the only "
+		    "voter of %s", id, address, dir);
+	raft_configuration_close(&conf);
+	raft_close(&raft, recover_closed);
+	uv_run(&loop, UV_RUN_DEFAULT);
+out_io:
+	raft_uv_close(&io);
+out_tcp:
+	raft_uv_tcp_close(&t);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return ret;
+}
