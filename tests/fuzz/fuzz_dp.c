@@ -4,6 +4,12 @@
  * framing (msg_get), the chunk codecs (comp_decode), and the engine's
  * handling of messages (dp_on_recv into groups and operations in flight).
  *
+ * The same input also goes through the DPDK backend's protocol (rdp.c):
+ * the frame parser over the whole input, then pieces [ctl][len16][bytes]
+ * as frames (ctl & 1: built from the bytes with valid headers, so that
+ * they pass the parser) into a receiving stream with reassembly, and as
+ * acks into a sending stream with frames in flight.
+ *
  * The input is cut into messages: [flags byte][48 header bytes][payload,
  * as long as the header says or what is left].  With flags & 1 the header
  * fields are re-encoded with a correct CRC, so that the fuzzer gets past
@@ -12,6 +18,7 @@
  *   make BUILD=build fuzz            (FUZZ_SECONDS, default 600)
  *   build/fuzz/fuzz_dp crash-file    (reproduce)
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +27,7 @@
 #include "msg.h"
 #include "wire.h"
 #include "dataplane.h"
+#include "rdp.h"
 
 static void
 on_done(struct dp_op *op, void *arg)
@@ -72,6 +80,102 @@ engine(float *bufs)
 	return dp;
 }
 
+static int
+rdp_fz_deliver(void *arg, const uint8_t *data, uint16_t len, uint16_t flags)
+{
+	const uint8_t *m;
+	size_t ml;
+
+	if (!(flags & RDP_F_SYN))
+		rdp_asm_add(arg, data, len, !!(flags & RDP_F_END), &m, &ml);
+	return 0;
+}
+
+static void
+rdp_fz_release(void *arg, void *handle)
+{
+	(void)arg;
+	(void)handle;
+}
+
+static void
+rdp_fz_done(void *arg, void *cookie, int res)
+{
+	(void)arg;
+	(void)cookie;
+	(void)res;
+}
+
+static void
+fuzz_rdp(const uint8_t *data, size_t size)
+{
+	static const struct rdp_addr ad = { .src_ip = 1, .dst_ip = 2,
+	    .src_port = 7710, .dst_port = 7710 };
+	static uint8_t msg[6000], frame[RDP_OVERHEAD + 2048];
+	static struct rdp_asm as;
+	static struct rdp_rx rx;
+	static struct rdp_tx tx;
+	uint8_t sack[RDP_SACK_BYTES] = { 0 };
+	const uint8_t *pl;
+	struct rdp_addr a;
+	struct rdp_hdr h;
+	struct rdp_out o;
+	uint64_t now = 1000000;
+	size_t off = 0;
+
+	rdp_frame_parse(data, size, 7710, &a, &h, &pl);
+	rdp_asm_init(&as, 1 << 16);
+	rdp_rx_init(&rx, rdp_fz_deliver, rdp_fz_release, &as);
+	rdp_tx_init(&tx, 1400, rdp_fz_done, NULL);
+	rdp_tx_next(&tx, now, &o);			/* the SYN */
+	rdp_tx_ack(&tx, 1, sack, sizeof(sack), now);
+	rdp_tx_push(&tx, msg, msg, 48, msg + 48, sizeof(msg) - 48);
+	while (rdp_tx_next(&tx, now, &o))
+		;
+	while (size - off >= 3) {
+		uint8_t ctl = data[off];
+		size_t len = (size_t)data[off + 1] << 8 | data[off + 2];
+		const uint8_t *f = data + off + 3;
+
+		off += 3;
+		if (len > size - off)
+			len = size - off;
+		off += len;
+		if ((ctl & 1) && len >= 4) {
+			h.type = (uint8_t)(1 + f[0] % 3);
+			h.flags = f[1] & RDP_F_ALL;
+			h.seq = (uint32_t)f[2] | (uint32_t)(f[3] & 7) << 8;
+			h.session = 9;
+			h.len = (uint16_t)(len - 4 > 2048 ? 2048 : len - 4);
+			if (h.type == RDP_ACK)
+				h.len = h.len >= RDP_SACK_BYTES ?
+				    RDP_SACK_BYTES : 0;
+			rdp_frame_encode(frame, &ad, &h);
+			memcpy(frame + RDP_OVERHEAD, f + 4, h.len);
+			f = frame;
+			len = RDP_OVERHEAD + h.len;
+		}
+		if (rdp_frame_parse(f, len, 7710, &a, &h, &pl) != RDP_OK)
+			continue;
+		now += 1000;
+		/* held frames point into data or frame: copy-free here */
+		if (h.type == RDP_DATA && f != frame)
+			rdp_rx_data(&rx, h.seq, h.flags, pl, h.len, (void *)f);
+		else if (h.type == RDP_DATA &&
+		    h.seq == rx.nxt)	/* frame is reused: in order only */
+			rdp_rx_data(&rx, h.seq, h.flags, pl, h.len, frame);
+		else if (h.type == RDP_ACK)
+			rdp_tx_ack(&tx, h.seq, pl, h.len, now);
+		rdp_tx_tick(&tx, now);
+		while (rdp_tx_next(&tx, now, &o))
+			;
+	}
+	rdp_rx_ack(&rx, &h.seq, sack);
+	rdp_rx_reset(&rx);
+	rdp_tx_reset(&tx, -ECANCELED);
+	rdp_asm_fini(&as);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -98,6 +202,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		msg_check_hello(&m, &h, &why);
 	}
+
+	fuzz_rdp(data, size);
 
 	memset(bufs, 0, sizeof(bufs));
 	dp = engine(bufs);
