@@ -893,7 +893,13 @@ dpdk_init(struct dp *dp, void **state)
 	int r;
 
 	if (dp->conf.dpdk_port[0] == '\0') {
-		log_info("dp.dpdk: no port: [dataplane] dpdk_port is not set");
+		if (strcmp(dp->conf.transport, "dpdk") == 0)
+			log_warnx("dp.dpdk: no port: [dataplane] dpdk_port is "
+			    "not set ---> HINT: a PCI address, or a vdev such "
+			    "as net_af_packet0,iface=eth0");
+		else
+			log_info("dp.dpdk: no port: [dataplane] dpdk_port is "
+			    "not set");
 		return -ENODEV;
 	}
 	if (inet_pton(AF_INET, dp->conf.listen, &in) != 1 ||
