@@ -19,9 +19,11 @@
  * consumed records}, both cumulative.  The sender writes only while
  *   bytes in flight + record <= ring   and   records in flight < RDMA_RQ,
  * so it can neither overwrite unread bytes nor find no RECV posted (no
- * RNR).  The receiver returns credit once a quarter of either is consumed:
- * a blocked sender has more than half of one in flight, so credit always
- * comes back.  At most 8 CREDITs are then in flight, RDMA_CTL buffers.
+ * RNR).  The receiver returns what it consumed at once when no CREDIT is
+ * in flight, else once a quarter of either has gathered (so a blocked
+ * sender always gets credit back, whatever the record size); at most
+ * RDMA_CTL CREDITs are in flight, and RNR retries (7: forever) cover the
+ * sender's reposting of its RDMA_CTL RECVs.
  *
  * Connection setup (rdma_cm over IP; private data big-endian):
  *   1. active: rdma_resolve_addr, rdma_resolve_route, create QP, post the
@@ -37,7 +39,9 @@
  *
  *   outbound:  RESOLVING_ADDR --ADDR_RESOLVED--> RESOLVING_ROUTE
  *              --ROUTE_RESOLVED--> CONNECTING --ESTABLISHED--> UP
- *   inbound:   (CONNECT_REQUEST) ACCEPTING --ESTABLISHED--> UP
+ *   inbound:   (CONNECT_REQUEST) ACCEPTING --rdma_accept--> UP
+ *              (the QP is in RTS then: records may complete before
+ *              ESTABLISHED is read, which changes nothing)
  *
  *   any --(error, DISCONNECTED, completion error, disconnect())-->
  *   CLOSING: QP moved to ERROR, so that every posted WR completes
@@ -555,8 +559,13 @@ rdma_credit(struct rdma_conn *c)
 	uint32_t recs = c->rx_recs - c->rx_recs_credited, v32;
 	int r;
 
+	/*
+	 * Batched (a quarter of either) while CREDITs are in flight; any
+	 * amount when none is: a sender may be waiting for just that.
+	 */
 	if (c->state != RC_UP || c->ctl_sends >= RDMA_CTL ||
-	    (bytes < c->ring / 4 && recs < RDMA_RQ / 4))
+	    (bytes == 0 && recs == 0) || (c->ctl_sends > 0 &&
+	    bytes < c->ring / 4 && recs < RDMA_RQ / 4))
 		return;
 	b = c->buf + c->ring + (c->ctl_next % RDMA_CTL) * RDMA_CTL_LEN;
 	v32 = htonl(RDMA_CREDIT);
@@ -796,8 +805,11 @@ rdma_on_wc(struct rdma_conn *c, const struct ibv_wc *wc)
 	}
 }
 
-/* Passive side: a peer connects. */
-static void
+/*
+ * Passive side: a peer connects.  @return 1 when ev->id is to be destroyed
+ * (after the event's ack: rdma_destroy_id waits for it).
+ */
+static int
 rdma_on_request(struct rdma_state *st, struct rdma_cm_event *ev)
 {
 	struct rdma_conn_param cp;
@@ -808,16 +820,14 @@ rdma_on_request(struct rdma_state *st, struct rdma_cm_event *ev)
 
 	if (ev->param.conn.private_data_len < sizeof(req)) {
 		(void)rdma_reject(ev->id, NULL, 0);
-		rdma_destroy_id(ev->id);
-		return;
+		return 1;
 	}
 	memcpy(&req, ev->param.conn.private_data, sizeof(req));
 	if (ntohl(req.magic) != RDMA_MAGIC ||
 	    ntohl(req.version) != RDMA_VERSION ||
 	    (c = rdma_conn_new(st, ev->id, 0)) == NULL) {
 		(void)rdma_reject(ev->id, NULL, 0);
-		rdma_destroy_id(ev->id);
-		return;
+		return 1;
 	}
 	c->state = RC_ACCEPTING;
 	if ((r = rdma_conn_setup(c)) < 0) {
@@ -843,11 +853,17 @@ rdma_on_request(struct rdma_state *st, struct rdma_cm_event *ev)
 		    ntohl(req.node_id), strerror(-r));
 		goto reject;
 	}
-	return;
+	/*
+	 * rdma_accept left the QP in RTS: records may complete before
+	 * ESTABLISHED is read, so take them from now on.
+	 */
+	c->state = RC_UP;
+	return 0;
 
 reject:
 	(void)rdma_reject(c->id, NULL, 0);
 	rdma_conn_close(c, r);
+	return 0;
 }
 
 /* Active side: the next step of connecting. */
@@ -907,36 +923,35 @@ rdma_step(struct rdma_conn *c, struct rdma_cm_event *ev)
 	}
 }
 
-static void
+/* @return 1 when ev->id is to be destroyed after the ack */
+static int
 rdma_on_cm(struct rdma_state *st, struct rdma_cm_event *ev)
 {
 	struct rdma_conn *c = ev->id->context;
 	int r;
 
-	if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
-		rdma_on_request(st, ev);
-		return;
-	}
+	if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST)
+		return rdma_on_request(st, ev);
 	if (c == NULL || c->state == RC_CLOSING)
-		return;		/* the listener, or too late */
+		return 0;	/* the listener, or too late */
 	switch (ev->event) {
 	case RDMA_CM_EVENT_DISCONNECTED:
 		rdma_conn_fail(c, -ECONNRESET, "peer disconnected");
-		return;
+		return 0;
 	case RDMA_CM_EVENT_DEVICE_REMOVAL:
 		rdma_conn_fail(c, -ENODEV, "RDMA device removed");
-		return;
+		return 0;
 	case RDMA_CM_EVENT_TIMEWAIT_EXIT:
-		return;
+		return 0;
 	default:
 		break;
 	}
 	if (!c->outbound) {
-		if (ev->event == RDMA_CM_EVENT_ESTABLISHED)
-			c->state = RC_UP;
-		else
-			rdma_conn_close(c, -ECONNABORTED);
-		return;
+		/* accepted: UP already (rdma_on_request) */
+		if (ev->event != RDMA_CM_EVENT_ESTABLISHED)
+			rdma_conn_fail(c, -ECONNABORTED,
+			    rdma_event_str(ev->event));
+		return 0;
 	}
 	if ((r = rdma_step(c, ev)) < 0) {
 		char why[64];
@@ -945,6 +960,7 @@ rdma_on_cm(struct rdma_state *st, struct rdma_cm_event *ev)
 		    rdma_event_str(ev->event));
 		rdma_conn_fail(c, r, why);
 	}
+	return 0;
 }
 
 static int
@@ -960,8 +976,11 @@ rdma_poll(void *state)
 	int n = 0, k;
 
 	while (rdma_get_cm_event(st->ech, &ev) == 0) {
-		rdma_on_cm(st, ev);
+		struct rdma_cm_id *gone = rdma_on_cm(st, ev) ? ev->id : NULL;
+
 		rdma_ack_cm_event(ev);
+		if (gone != NULL)
+			rdma_destroy_id(gone);
 		n++;
 	}
 	while (st->cch != NULL && ibv_get_cq_event(st->cch, &cq, &ctx) == 0) {

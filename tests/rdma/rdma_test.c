@@ -77,7 +77,7 @@ node_new(uint32_t id, const char *transport, const char *addr,
     uint32_t peer, const char *paddr)
 {
 	struct dp_conf c = { .node_id = id, .epoch = 1, .chunk_bytes = CHUNK,
-	    .peer_timeout_ms = 3000, .op_timeout_ms = 20000,
+	    .peer_timeout_ms = 10000, .op_timeout_ms = 30000,
 	    .port = (uint16_t)(PORT_BASE + id), .tcp_zerocopy = 0 };
 	struct dp *dp;
 
