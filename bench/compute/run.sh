@@ -6,9 +6,11 @@
 # dnnl_sgemm on the same shapes, and the convergence check: validation
 # loss of tiny.conf after the same steps, both.
 #
-# usage: bench/compute/run.sh [--steps N] [--conv-steps N] [--no-conv]
-# Machines are shared and noisy: absolute times mean little; each pair is
-# measured back to back, and the ratio is what to read.
+# usage: bench/compute/run.sh [--steps N] [--reps N] [--conv-steps N]
+#                             [--no-conv]
+# Machines are shared and noisy: absolute times mean little.  Each pair is
+# measured back to back, alternating, --reps times (default 2); the best
+# median of each side is kept, and the ratio is what to read.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -16,12 +18,14 @@ PY=/usr/bin/python3
 steps=30
 conv_steps=2000
 conv=1
+reps=2
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--steps) steps=$2; shift 2 ;;
 	--conv-steps) conv_steps=$2; shift 2 ;;
 	--no-conv) conv=0; shift ;;
-	*) echo "usage: $0 [--steps N] [--conv-steps N] [--no-conv]" >&2
+	--reps) reps=$2; shift 2 ;;
+	*) echo "usage: $0 [--steps N] [--reps N] [--conv-steps N] [--no-conv]" >&2
 	   exit 2 ;;
 	esac
 done
@@ -76,8 +80,13 @@ for cfg in "tiny 4 4 128 64 12" "small 6 6 384 256 12"; do
 	n=$steps
 	[ "$name" = small ] && n=$(( steps / 2 > 8 ? steps / 2 : 8 ))
 	for th in 1 2; do
-		a=$(arceus_ms "$L" "$H" "$C" "$T" "$B" "$th" "$n")
-		t=$(torch_ms "$L" "$H" "$C" "$T" "$B" "$th" "$n")
+		a=999999 t=999999
+		for r in $(seq "$reps"); do
+			x=$(arceus_ms "$L" "$H" "$C" "$T" "$B" "$th" "$n")
+			y=$(torch_ms "$L" "$H" "$C" "$T" "$B" "$th" "$n")
+			a=$($PY -c "print(min($a, $x))")
+			t=$($PY -c "print(min($t, $y))")
+		done
 		probe=$("$BUILD/bench/sgemm_probe" "$L" "$C" "$T" "$B" "$th")
 		read -r ratio gf sg < <($PY -c "
 import json,sys
