@@ -100,13 +100,20 @@ CFLAGS_dataplane/compress.c := -O3 -ffp-contract=off -fno-math-errno
 # built and unit-tested): only where pkg-config finds libdpdk; without it
 # the backend drops out and the rest builds.  DPDK's headers want gnu11
 # (the Makefile's CSTD).  tests/cluster/dp_dpdk.sh runs it over af_packet.
-DEBS		+= libdpdk-dev dpdk
+DEBS		+= libdpdk-dev
 ifeq ($(HAVE_DPDK),1)
 $(DP_ENGINE): $(BUILD)/obj/dataplane/transport_dpdk.o
 CFLAGS_dataplane/transport_dpdk.c := $(call pc,--cflags,libdpdk)
 CFLAGS_dataplane/transport.c += -DARC_HAVE_DPDK
 CHECK_SCRIPTS	+= $(wildcard tests/cluster/dp_dpdk.sh)
 endif
+
+# The backends side by side on one veth pair: iperf3, tcp, dpdk and the
+# device's raw rate (bench/transport; needs root, iperf3); not in check.
+bench-transport: $(BUILD)/arceus-dataplane $(BUILD)/arceus-dptool
+	BUILD=$(BUILD) bench/transport/run.sh
+
+.PHONY: bench-transport
 
 # RDMA with real verbs: tests/rdma/run.sh boots QEMU guests with Soft-RoCE
 # and runs tests/rdma/rdma_test.c there (exit 77 without QEMU).

@@ -229,6 +229,7 @@ rdp_tx_init(struct rdp_tx *t, uint16_t mss, rdp_done_fn *done, void *arg)
 	t->mss = mss > RDP_MAX_MSS ? RDP_MAX_MSS : mss < 64 ? 64 : mss;
 	t->done = done;
 	t->arg = arg;
+	t->wmax = RDP_WINDOW;
 	tx_start(t);
 }
 
@@ -339,7 +340,7 @@ rdp_tx_next(struct rdp_tx *t, uint64_t now, struct rdp_out *o)
 		return 1;
 	}
 	/* a new frame: a message is being cut, the windows allow it */
-	if (t->cur == NULL || t->nxt - t->una >= RDP_WINDOW ||
+	if (t->cur == NULL || t->nxt - t->una >= t->wmax ||
 	    (double)(t->nxt - t->una) >= t->cwnd || !rdp_tx_connected(t))
 		return 0;
 	seq = t->nxt++;
@@ -492,8 +493,8 @@ rdp_tx_ack(struct rdp_tx *t, uint32_t cum, const uint8_t *sack,
 			t->cwnd += n;
 		else
 			t->cwnd += (double)n / t->cwnd;
-		if (t->cwnd > RDP_WINDOW)
-			t->cwnd = RDP_WINDOW;
+		if (t->cwnd > t->wmax)
+			t->cwnd = t->wmax;
 	}
 	for (int i = 0; i < ndone; i++)
 		t->done(t->arg, done[i], 0);

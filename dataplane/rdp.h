@@ -66,7 +66,7 @@
 #define RDP_CWND_INIT		64	/* frames */
 #define RDP_CWND_MIN		8
 #define RDP_RTO_INIT_NS		20000000ull	/* before any RTT sample */
-#define RDP_RTO_MIN_NS		2000000ull
+#define RDP_RTO_MIN_NS		10000000ull	/* a shared 2-core box stalls ms */
 #define RDP_RTO_MAX_NS		200000000ull
 #define RDP_DUPTHRESH		3	/* sacked frames past a hole: lost */
 
@@ -184,6 +184,7 @@ struct rdp_tx {
 	uint64_t	 srtt_ns;	/* 0: no sample yet */
 	uint64_t	 rttvar_ns;
 	uint64_t	 rto_ns;
+	uint32_t	 wmax;		/* frames in flight at most (<= window) */
 	double		 cwnd;		/* frames */
 	double		 ssthresh;
 	uint32_t	 recover;	/* no new loss reaction below this */

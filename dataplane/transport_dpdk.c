@@ -100,6 +100,8 @@ struct dpdk_state {
 	uint32_t	 ip;		/* ours, host order; 0: any */
 	uint16_t	 udp_port;
 	uint16_t	 mss;
+	uint32_t	 wmax;		/* frames in flight per stream */
+	int		 last_n;	/* what the last poll did */
 	uint64_t	 last_tick_ns;
 	uint64_t	 last_busy_ns;
 	uint64_t	 rng;
@@ -319,6 +321,13 @@ port_start(struct dpdk_state *st)
 		return r;
 	}
 	st->started = 1;
+	/*
+	 * A stream keeps fewer frames in flight than the receiver's queue
+	 * holds (af_packet drops what overflows its ring).
+	 */
+	st->wmax = nrx / 2 < RDP_WINDOW ? nrx / 2 : RDP_WINDOW;
+	if (st->wmax < 2 * RDP_CWND_MIN)
+		st->wmax = 2 * RDP_CWND_MIN;
 	rte_eth_promiscuous_enable(st->port);	/* best effort */
 	if (rte_eth_macaddr_get(st->port, &mac) == 0)
 		memcpy(st->mac, mac.addr_bytes, 6);
@@ -707,6 +716,7 @@ dpdk_connect(void *state, struct dp_peer *p)
 		d->tx_session = rnd64(st);
 	while (d->tx_session == 0);
 	rdp_tx_init(&d->tx, st->mss, tx_done, d);
+	d->tx.wmax = st->wmax;
 	d->connecting = 1;
 	d->connect_ns = dp_now_ns();
 	flush(st, d, d->connect_ns);	/* the SYN */
@@ -817,6 +827,7 @@ dpdk_poll(void *state)
 	}
 	if (n > 0)
 		st->last_busy_ns = now;
+	st->last_n = n;
 	return n;
 }
 
@@ -828,10 +839,15 @@ dpdk_wait(void *state, int fd, int timeout_ms)
 	struct timespec ts = { 0, 20000 };
 
 	(void)timeout_ms;
-	/* traffic: back in 20 us; idle: 1 ms, the retransmission tick */
-	if (dp_now_ns() - st->last_busy_ns > DPDK_IDLE_NS)
+	/*
+	 * The last poll did work: no sleep.  Traffic lately: back in 20 us;
+	 * idle: 1 ms, the retransmission tick.
+	 */
+	if (st->last_n > 0)
+		ts.tv_nsec = 0;
+	else if (dp_now_ns() - st->last_busy_ns > DPDK_IDLE_NS)
 		ts.tv_nsec = 1000000;
-	if (fd < 0)
+	if (fd < 0 && ts.tv_nsec > 0)
 		nanosleep(&ts, NULL);
 	else
 		ppoll(&pfd, 1, &ts, NULL);

@@ -1,0 +1,160 @@
+#!/bin/sh
+# bench/transport/run.sh (make bench-transport): the dataplane's backends
+# side by side on the same link: two simulated hosts (network namespaces)
+# joined by one veth pair.
+#
+#   1. the kernel's TCP: iperf3 (one stream, 3 s), then the tcp backend:
+#      a probe (point-to-point payload rate) and 2-rank all-reduces of
+#      64 B to 4 MiB;
+#   2. the dpdk backend (net_af_packet on each eth0, --no-huge): the same;
+#   3. dpdk-testpmd (if installed): txonly 1500-byte frames from one host,
+#      rxonly on the other, over the same af_packet device: the raw rate
+#      the device gives here (the physical limit of this setup).
+#
+# Ends with dpdk_vs_testpmd_1500B=<dpdk probe payload bytes/s over testpmd
+# received frames/s x 1500>.  Needs root, iproute2, iperf3; not part of
+# make check.  The machine is shared: compare ratios from one run.
+set -u
+
+BUILD=${BUILD:-build}
+DP=$BUILD/arceus-dataplane
+TOOL=$BUILD/arceus-dptool
+TAG=abt$$
+NET=10.$((100 + $$ % 50)).$(( ($$ / 50) % 250 ))
+TMP=$(mktemp -d /tmp/arceus-bt.XXXXXX)
+PIDS=""
+SIZES="64 4096 65536 1048576 4194304"
+PROBE_MIB=${PROBE_MIB:-64}
+
+log() { printf '%s\n' "$*"; }
+
+cleanup() {
+	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	PIDS=""
+	for i in 1 2; do ip netns del "${TAG}n$i" 2>/dev/null; done
+	rm -rf /var/run/dpdk/${TAG}* 2>/dev/null
+}
+trap 'cleanup; rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM
+
+[ "$(id -u)" = 0 ] || { log "bench-transport: needs root"; exit 1; }
+[ -x "$DP" ] && [ -x "$TOOL" ] || { log "build $DP and $TOOL first"; exit 1; }
+
+until_ok() {
+	t=$1; shift
+	end=$(( $(date +%s%N) / 1000000 + t * 1000 ))
+	while ! "$@" >/dev/null 2>&1; do
+		[ $(( $(date +%s%N) / 1000000 )) -ge $end ] && return 1
+		sleep 0.05
+	done
+}
+
+# link ADDRS: two namespaces on one veth pair; ADDRS=1: kernel addresses
+link() {
+	for i in 1 2; do ip netns add "${TAG}n$i" || exit 1; done
+	ip link add "${TAG}a" type veth peer name "${TAG}b" || exit 1
+	ip link set "${TAG}a" netns "${TAG}n1"
+	ip link set "${TAG}b" netns "${TAG}n2"
+	ip -n "${TAG}n1" link set "${TAG}a" name eth0
+	ip -n "${TAG}n2" link set "${TAG}b" name eth0
+	for i in 1 2; do
+		ip netns exec "${TAG}n$i" sysctl -qw \
+		    net.ipv6.conf.all.disable_ipv6=1 2>/dev/null
+		[ "$1" = 1 ] && ip -n "${TAG}n$i" addr add "$NET.$i/24" dev eth0
+		ip -n "${TAG}n$i" link set eth0 up
+		ip -n "${TAG}n$i" link set lo up
+	done
+}
+
+up() { "$TOOL" -s "$TMP/n$1/dataplane.sock" links | grep -q ' up '; }
+
+# backend NAME: both dataplanes, probe, all-reduces; prints name lines
+backend() {
+	name=$1
+	{
+		echo "[dataplane]"
+		echo "transport = $name"
+		echo "dpdk_port = net_af_packet0,iface=eth0"
+		echo "port = 7710"
+		echo "arena_size = 256M"
+		echo "peer_timeout_ms = 5000"
+		for i in 1 2; do echo "peer = $i@$NET.$i:7710"; done
+	} > "$TMP/arceus.conf"
+	for i in 1 2; do
+		mkdir -p "$TMP/n$i"
+		ip netns exec "${TAG}n$i" "$DP" -c "$TMP/arceus.conf" \
+		    -o node.id=$i -o "node.run_dir=$TMP/n$i" \
+		    -o "dataplane.listen=$NET.$i" \
+		    -o "dataplane.dpdk_eal=--no-huge -m 512 --file-prefix=${TAG}n$i" \
+		    > "$TMP/$name$i.log" 2>&1 &
+		PIDS="$PIDS $!"
+	done
+	for i in 1 2; do
+		until_ok 15 up "$i" || { log "$name: links not up"; \
+		    cat "$TMP/$name$i.log"; return 1; }
+	done
+	"$TOOL" -s "$TMP/n1/dataplane.sock" probe 2 "$PROBE_MIB" \
+	    > "$TMP/probe.log" 2>&1
+	P=$(sed -n 's/.*bw_probe_MBps=\([0-9.]*\).*/\1/p' "$TMP/probe.log")
+	log "$name p2p_probe_MBps=${P:-0} ($PROBE_MIB MiB)"
+	eval "PROBE_$name=${P:-0}"
+	for i in 1 2; do
+		ip netns exec "${TAG}n$i" "$TOOL" -s "$TMP/n$i/dataplane.sock" \
+		    bench -g 7 -m 1,2 $SIZES > "$TMP/b$i.log" 2>&1 &
+		eval "BP$i=$!"
+	done
+	wait "$BP1"; wait "$BP2"
+	sed -n "s/^arceus /$name allreduce_2ranks /p" "$TMP/b1.log"
+	grep -h "failed" "$TMP"/b*.log
+	# an orderly stop: the dpdk backend logs its counters
+	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
+	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	PIDS=""
+	grep -h "dp.dpdk: frames" "$TMP/${name}1.log" "$TMP/${name}2.log" |
+	    sed "s/^/$name   /"
+}
+
+log "== kernel TCP on a veth pair"
+link 1
+ip netns exec "${TAG}n2" iperf3 -s -1 -p 5299 >/dev/null 2>&1 &
+PIDS="$PIDS $!"
+sleep 0.3
+I=$(ip netns exec "${TAG}n1" iperf3 -c "$NET.2" -p 5299 -t 3 -J 2>/dev/null |
+    sed -n 's/.*"bits_per_second":[[:space:]]*\([0-9.e+]*\).*/\1/p' | tail -1)
+log "iperf3 MBps=$(awk "BEGIN { printf(\"%.1f\", ${I:-0} / 8e6) }")"
+backend tcp
+cleanup
+
+log "== dpdk (net_af_packet, --no-huge) on a veth pair"
+link 0
+backend dpdk
+cleanup
+
+PPS=0
+if command -v dpdk-testpmd >/dev/null 2>&1; then
+	log "== dpdk-testpmd txonly -> rxonly, 1500-byte frames, same device"
+	link 0
+	tp() {
+		ip netns exec "${TAG}n$1" dpdk-testpmd -l 0 --no-pci --no-huge \
+		    -m 512 --file-prefix="${TAG}t$1" --no-telemetry \
+		    --vdev=net_af_packet0,iface=eth0 --log-level='*:error' -- \
+		    --forward-mode="$2" --txpkts=1500 --stats-period=1 \
+		    --total-num-mbufs=8192 > "$TMP/tp$1.log" 2>&1 &
+		PIDS="$PIDS $!"
+	}
+	tp 2 rxonly
+	sleep 1
+	tp 1 txonly
+	sleep 6
+	cleanup
+	# the best second of the receiver
+	PPS=$(sed -n 's/.*Rx-pps:[[:space:]]*\([0-9]*\).*/\1/p' "$TMP/tp2.log" |
+	    sort -n | tail -1)
+	log "testpmd rx_pps=${PPS:-0} ($(awk "BEGIN { printf(\"%.1f\", ${PPS:-0} * 1500 / 1e6) }") MB/s of 1500-byte frames)"
+else
+	log "dpdk-testpmd not installed (apt-get install dpdk): no raw rate"
+fi
+awk "BEGIN { r = (${PPS:-0} > 0) ? ${PROBE_dpdk:-0} * 1e6 / (${PPS:-0} * 1500) : 0;
+    printf(\"dpdk_vs_tcp_probe=%.2f\\n\", (${PROBE_tcp:-0} > 0) ? ${PROBE_dpdk:-0} / ${PROBE_tcp:-0} : 0);
+    printf(\"dpdk_vs_testpmd_1500B=%.2f\\n\", r) }"
