@@ -110,8 +110,15 @@ endif
 
 # The backends side by side on one veth pair: iperf3, tcp, dpdk and the
 # device's raw rate (bench/transport; needs root, iperf3); not in check.
-bench-transport: $(BUILD)/arceus-dataplane $(BUILD)/arceus-dptool
+bench-transport: $(BUILD)/arceus-dataplane $(BUILD)/arceus-dptool \
+    $(if $(HAVE_DPDK),$(BUILD)/bench/dpdk-rawrate)
 	BUILD=$(BUILD) bench/transport/run.sh
+
+# The port's raw frame rate (Debian 12 ships no dpdk-testpmd).
+$(BUILD)/bench/dpdk-rawrate: bench/transport/rawrate.c
+	@mkdir -p $(@D)
+	$(CC) $(ACFLAGS) $(call pc,--cflags,libdpdk) -o $@ $< \
+	    $(call pc,--libs,libdpdk)
 
 .PHONY: bench-transport
 

@@ -7,12 +7,13 @@
 #      a probe (point-to-point payload rate) and 2-rank all-reduces of
 #      64 B to 4 MiB;
 #   2. the dpdk backend (net_af_packet on each eth0, --no-huge): the same;
-#   3. dpdk-testpmd (if installed): txonly 1500-byte frames from one host,
-#      rxonly on the other, over the same af_packet device: the raw rate
-#      the device gives here (the physical limit of this setup).
+#   3. the raw rate of the same af_packet device: 1500-byte frames sent
+#      as fast as it takes them from one host, counted on the other, by
+#      our dpdk-rawrate (bench/transport/rawrate.c; Debian 12 ships no
+#      dpdk-testpmd, used instead where installed): the physical limit.
 #
-# Ends with dpdk_vs_testpmd_1500B=<dpdk probe payload bytes/s over testpmd
-# received frames/s x 1500>.  Needs root, iproute2, iperf3; not part of
+# Ends with dpdk_vs_testpmd_1500B=<dpdk probe payload bytes/s over the raw
+# rate's received frames/s x 1500>.  Needs root, iproute2, iperf3; not part of
 # make check.  The machine is shared: compare ratios from one run.
 set -u
 
@@ -132,7 +133,26 @@ backend dpdk
 cleanup
 
 PPS=0
-if command -v dpdk-testpmd >/dev/null 2>&1; then
+RAW=$BUILD/bench/dpdk-rawrate
+if [ -x "$RAW" ]; then
+	# our own txonly/rxonly (Debian 12 ships no dpdk-testpmd)
+	log "== raw rate: dpdk-rawrate tx -> rx, 1500-byte frames, same device"
+	link 0
+	raw() {
+		ip netns exec "${TAG}n$1" "$RAW" --lcores="0@(0-$(($(nproc) - 1)))" --no-pci --no-huge \
+		    -m 256 --file-prefix="${TAG}r$1" --no-telemetry \
+		    --vdev=net_af_packet0,iface=eth0 --log-level='*:error' -- \
+		    "$2" "$3" 1500 > "$TMP/raw$1.log" 2>&1 &
+		eval "RAWPID$1=$!"
+	}
+	raw 2 rx 4
+	sleep 0.5
+	raw 1 tx 3
+	wait "$RAWPID1"; wait "$RAWPID2"
+	cat "$TMP/raw1.log" "$TMP/raw2.log" | sed 's/^/rawrate /'
+	PPS=$(sed -n 's/^rx_pps=\([0-9]*\).*/\1/p' "$TMP/raw2.log")
+	cleanup
+elif command -v dpdk-testpmd >/dev/null 2>&1; then
 	log "== dpdk-testpmd txonly -> rxonly, 1500-byte frames, same device"
 	link 0
 	tp() {
@@ -153,7 +173,7 @@ if command -v dpdk-testpmd >/dev/null 2>&1; then
 	    sort -n | tail -1)
 	log "testpmd rx_pps=${PPS:-0} ($(awk "BEGIN { printf(\"%.1f\", ${PPS:-0} * 1500 / 1e6) }") MB/s of 1500-byte frames)"
 else
-	log "dpdk-testpmd not installed (apt-get install dpdk): no raw rate"
+	log "no dpdk-rawrate (a DPDK build) nor dpdk-testpmd: no raw rate"
 fi
 awk "BEGIN { r = (${PPS:-0} > 0) ? ${PROBE_dpdk:-0} * 1e6 / (${PPS:-0} * 1500) : 0;
     printf(\"dpdk_vs_tcp_probe=%.2f\\n\", (${PROBE_tcp:-0} > 0) ? ${PROBE_dpdk:-0} / ${PROBE_tcp:-0} : 0);
