@@ -124,6 +124,8 @@ $(BUILD)/bench/dpdk-rawrate: bench/transport/rawrate.c
 
 # RDMA with real verbs: tests/rdma/run.sh boots QEMU guests with Soft-RoCE
 # and runs tests/rdma/rdma_test.c there (exit 77 without QEMU).
+DEBS		+= libibverbs-dev librdmacm-dev rdma-core ibverbs-providers \
+		   iproute2 qemu-system-x86 busybox-static
 ifeq ($(HAVE_RDMA),1)
 $(BUILD)/tests/rdma_test: $(BUILD)/obj/tests/rdma/rdma_test.o $(DP_ENGINE) \
     $(DP_LIB) $(COMMON_LIB)
@@ -133,6 +135,10 @@ CFLAGS_tests/rdma/ := -Idataplane
 
 check-rdma: $(BUILD)/tests/rdma_test
 	BUILD=$(BUILD) tests/rdma/run.sh
+
+# make check runs it too (about 2 minutes of QEMU TCG here).
+PROGRAMS	+= $(BUILD)/tests/rdma_test
+CHECK_SCRIPTS	+= tests/rdma/run.sh
 else
 check-rdma:
 	@echo "SKIP: check-rdma: no libibverbs/librdmacm (pkg-config)"
