@@ -15,7 +15,7 @@ CLI=$BUILD/arceusctl
 tmp=$(mktemp -d)
 declare -A PID
 fail=0
-base=$(( 20000 + $$ % 20000 ))
+base=$(( 20000 + $$ % 9000 ))	# below the ephemeral ports
 
 cleanup() {
 	for i in "${!PID[@]}"; do
