@@ -677,6 +677,9 @@ rdma_disconnect_peer(void *state, struct dp_peer *p)
 		rdma_conn_close(rp->out, -ECONNRESET);
 	if (rp->in != NULL)
 		rdma_conn_close(rp->in, -ECONNRESET);
+	/* the engine may free p next (peer_remove); connect makes a new one */
+	free(rp);
+	p->tp = NULL;
 }
 
 static int
