@@ -9,7 +9,8 @@
 # dp_cluster.sh does.  Then the loss test: every dataplane drops,
 # duplicates and reorders a fraction of the frames it receives (the fault
 # seam, ARCEUS_FAULT=net_drop:rate=..), and the results must still be
-# exact.  Finally a SIGKILLed dataplane must be named by the others.
+# exact.  Then a SIGSTOPped dataplane must be named by the others and its
+# links come back when it runs again, and a SIGKILLed one must be named.
 #
 # Needs root, iproute2 and a DPDK build (exit 77 otherwise, or when the
 # EAL cannot start, e.g. under ASan).  Every process is started here,
@@ -186,6 +187,44 @@ kill_test() {
 	fi
 }
 
+# stall_test N VICTIM: SIGSTOP one dataplane; the others name it, and
+# once it runs again every link comes back (its stale streams are reset)
+# and the collectives pass again
+stall_test() {
+	n=$1 victim=$2
+	members=$(seq -s, 1 "$n")
+	hp=""
+	for i in $(seq 1 "$n"); do
+		[ "$i" = "$victim" ] && continue
+		timeout 30 ip netns exec "${TAG}n$i" "$TOOL" \
+		    -s "$TMP/n$i/dataplane.sock" hammer -g 98 -m "$members" \
+		    -t 20 -n 65536 > "$TMP/s$i.log" 2>&1 &
+		hp="$hp $!"
+	done
+	eval "vp=\$DPPID$victim"
+	kill -STOP "$vp"
+	t0=$(date +%s%N)
+	for p in $hp; do wait "$p"; done
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	kill -CONT "$vp"
+	for i in $(seq 1 "$n"); do
+		[ "$i" = "$victim" ] && continue
+		if ! grep -q "FAILED.*peer=$victim " "$TMP/s$i.log"; then
+			log "FAIL stall: host $i did not name peer $victim:"
+			cat "$TMP/s$i.log"; FAILS=$((FAILS + 1))
+		fi
+	done
+	if [ "$ms" -gt 4000 ]; then
+		log "FAIL stall: failures took $ms ms"; FAILS=$((FAILS + 1))
+	else
+		log "ok stall: $((n - 1)) hosts named stopped peer $victim within $ms ms"
+	fi
+	for i in $(seq 1 "$n"); do
+		until_ok 15 up "$i" $((n - 1)) || { log "FAIL: links of" \
+		    "host $i did not come back"; FAILS=$((FAILS + 1)); }
+	done
+}
+
 sanitizer_check() {
 	for f in "$TMP"/dp*.log; do
 		if grep -q "AddressSanitizer\|runtime error" "$f"; then
@@ -272,6 +311,9 @@ if hosts 3 ""; then
 	run_test "all-3" 10 1,2,3 -n 1,7,1001,65537,200003
 	run_test "subset-3" 14 3,1 -n 2,999,33333
 	run_test "all-3-int8" 12 1,2,3 -c int8 -n 5,70001
+	stall_test 3 3
+	# new groups after the failure (the old ones' sequences diverged)
+	run_test "after-stall-3" 30 1,2,3 -n 1001,65537
 	kill_test 3 2
 else
 	FAILS=$((FAILS + 1))
