@@ -207,6 +207,7 @@ tx_start(struct rdp_tx *t)
 	struct rdp_seg *s = &t->segs[0];
 
 	t->una = t->nxt = 0;
+	t->syn_acked = 0;
 	t->rq_head = t->rq_tail = 0;
 	t->cur = NULL;
 	t->srtt_ns = t->rttvar_ns = 0;
@@ -256,7 +257,7 @@ rdp_tx_reset(struct rdp_tx *t, int res)
 int
 rdp_tx_connected(const struct rdp_tx *t)
 {
-	return t->una != 0;
+	return t->syn_acked;
 }
 
 int
@@ -438,6 +439,8 @@ rdp_tx_ack(struct rdp_tx *t, uint32_t cum, const uint8_t *sack,
 		}
 		if ((s->flags & RDP_F_END) && s->cookie != NULL)
 			done[ndone++] = s->cookie;
+		if (s->flags & RDP_F_SYN)
+			t->syn_acked = 1;
 		s->queued = 0;
 		t->una++;
 	}

@@ -170,6 +170,7 @@ struct rdp_tx {
 	uint32_t	 una;		/* oldest unacknowledged */
 	uint32_t	 nxt;		/* next new sequence */
 	uint16_t	 mss;
+	int		 syn_acked;	/* connected (not una != 0: it wraps) */
 	/* the message being cut (cookie NULL: none) */
 	void		*cur;
 	const uint8_t	*cur_hdr;

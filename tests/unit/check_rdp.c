@@ -138,6 +138,7 @@ struct sim {
 	int		 bad;
 	uint64_t	 now;
 	unsigned	 rng;
+	uint32_t	 jump;		/* move both ends' sequences here */
 };
 
 static unsigned
@@ -258,7 +259,8 @@ sim_run(struct sim *s, uint64_t limit_ns)
 		struct rdp_out o;
 		int burst = 0;
 
-		while (!rdp_tx_busy(&s->tx) && s->pushed < NMSG) {
+		while (!rdp_tx_busy(&s->tx) && s->pushed < NMSG &&
+		    s->jump == 0) {
 			int k = s->pushed++;
 
 			rdp_tx_push(&s->tx, (void *)(intptr_t)(k + 1),
@@ -283,6 +285,13 @@ sim_run(struct sim *s, uint64_t limit_ns)
 		chan_run(s, &s->back, 0);
 		rdp_tx_tick(&s->tx, s->now);
 		s->now += 20000;
+		/* idle in flight after the SYN: jump near the wrap */
+		if (s->jump != 0 && rdp_tx_connected(&s->tx) &&
+		    s->tx.una == s->tx.nxt && s->rx.nxt == s->tx.una &&
+		    s->rx.nheld == 0 && s->fwd.n == 0 && s->back.n == 0) {
+			s->tx.una = s->tx.nxt = s->rx.nxt = s->jump;
+			s->jump = 0;
+		}
 	}
 }
 
@@ -326,7 +335,8 @@ sim_fini(struct sim *s)
 }
 
 static void
-lossy(double drop, double dup, double reorder, unsigned seed)
+lossy_at(double drop, double dup, double reorder, unsigned seed,
+    uint32_t jump)
 {
 	struct sim *s = calloc(1, sizeof(*s));
 
@@ -338,7 +348,9 @@ lossy(double drop, double dup, double reorder, unsigned seed)
 	if (reorder > 0)
 		fault_arm_rate(FAULT_NET_REORDER, reorder, seed + 2, EAGAIN);
 	sim_init(s, seed);
+	s->jump = jump;
 	sim_run(s, 120ull * 1000000000ull);	/* simulated seconds */
+	ck_assert_uint_eq(s->jump, 0);
 	fault_disarm_all();
 	ck_assert_int_eq(s->bad, 0);
 	ck_assert_int_eq(s->got, NMSG);
@@ -352,6 +364,19 @@ lossy(double drop, double dup, double reorder, unsigned seed)
 	sim_fini(s);
 	free(s);
 }
+
+static void
+lossy(double drop, double dup, double reorder, unsigned seed)
+{
+	lossy_at(drop, dup, reorder, seed, 0);
+}
+
+/* sequence numbers wrap around 2^32 (about 6 TB of 1.4 KB frames) */
+START_TEST(test_wrap)
+{
+	lossy_at(0.1, 0.05, 0.1, 21, 0xffffff00u);
+}
+END_TEST
 
 START_TEST(test_clean)
 {
@@ -443,6 +468,7 @@ main(void)
 	tcase_add_loop_test(tc, test_dup_reorder, 0, 3);
 	tcase_add_loop_test(tc, test_everything, 0, 3);
 	tcase_add_test(tc, test_reset);
+	tcase_add_test(tc, test_wrap);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
