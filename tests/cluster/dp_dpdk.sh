@@ -9,7 +9,7 @@
 # dp_cluster.sh does.  Then the loss test: every dataplane drops,
 # duplicates and reorders a fraction of the frames it receives (the fault
 # seam, ARCEUS_FAULT=net_drop:rate=..), and the results must still be
-# exact.  Then a SIGSTOPped dataplane must be named by the others and its
+# exact, on 2 hosts and again on 3.  Then a SIGSTOPped dataplane must be named by the others and its
 # links come back when it runs again, and a SIGKILLed one must be named.
 #
 # Needs root, iproute2 and a DPDK build (exit 77 otherwise, or when the
@@ -315,6 +315,17 @@ if hosts 3 ""; then
 	# new groups after the failure (the old ones' sequences diverged)
 	run_test "after-stall-3" 30 1,2,3 -n 1001,65537
 	kill_test 3 2
+else
+	FAILS=$((FAILS + 1))
+fi
+sanitizer_check
+cleanup
+
+# loss on a bridge: every host drops, duplicates and reorders
+log "== 3 hosts on a bridge, $F"
+if hosts 3 "$F"; then
+	run_test "lossy-3" 20 1,2,3 -n 7,1001,65537,200003
+	run_test "lossy-3-int8" 21 3,1,2 -c int8 -n 70001
 else
 	FAILS=$((FAILS + 1))
 fi
