@@ -7,6 +7,7 @@
 #      a probe (point-to-point payload rate) and 2-rank all-reduces of
 #      64 B to 4 MiB;
 #   2. the dpdk backend (net_af_packet on each eth0, --no-huge): the same;
+#      and the same again over net_memif between two nodes of one host;
 #   3. the raw rate of the same af_packet device: 1500-byte frames sent
 #      as fast as it takes them from one host, counted on the other, by
 #      our dpdk-rawrate (bench/transport/rawrate.c; Debian 12 ships no
@@ -70,12 +71,13 @@ link() {
 
 up() { "$TOOL" -s "$TMP/n$1/dataplane.sock" links | grep -q ' up '; }
 
-# backend NAME: both dataplanes, probe, all-reduces; prints name lines
+# backend NAME [TRANSPORT]: both dataplanes, probe, all-reduces; prints
+# NAME lines.  MEMIF=1: both nodes in namespace 1 over net_memif.
 backend() {
-	name=$1
+	name=$1 tr=${2:-$1}
 	{
 		echo "[dataplane]"
-		echo "transport = $name"
+		echo "transport = $tr"
 		echo "dpdk_port = net_af_packet0,iface=eth0"
 		echo "port = 7710"
 		echo "arena_size = 256M"
@@ -84,12 +86,20 @@ backend() {
 	} > "$TMP/arceus.conf"
 	for i in 1 2; do
 		mkdir -p "$TMP/n$i"
-		ip netns exec "${TAG}n$i" "$DP" -c "$TMP/arceus.conf" \
+		ns=${TAG}n$i port=
+		if [ -n "${MEMIF:-}" ]; then
+			ns=${TAG}n1 role=server
+			[ "$i" = 2 ] && role=client
+			port="-o dataplane.dpdk_port=net_memif0,role=$role,socket=$TMP/memif.sock,bsize=2048"
+		fi
+		ip netns exec "$ns" "$DP" -c "$TMP/arceus.conf" \
 		    -o node.id=$i -o "node.run_dir=$TMP/n$i" \
-		    -o "dataplane.listen=$NET.$i" \
+		    -o "dataplane.listen=$NET.$i" $port \
 		    -o "dataplane.dpdk_eal=--no-huge -m 512 --file-prefix=${TAG}n$i" \
 		    > "$TMP/$name$i.log" 2>&1 &
 		PIDS="$PIDS $!"
+		# a memif client does not retry: the server first
+		[ -n "${MEMIF:-}" ] && sleep 1
 	done
 	for i in 1 2; do
 		until_ok 15 up "$i" || { log "$name: links not up"; \
@@ -101,7 +111,9 @@ backend() {
 	log "$name p2p_probe_MBps=${P:-0} ($PROBE_MIB MiB)"
 	eval "PROBE_$name=${P:-0}"
 	for i in 1 2; do
-		ip netns exec "${TAG}n$i" "$TOOL" -s "$TMP/n$i/dataplane.sock" \
+		ns=${TAG}n$i
+		[ -n "${MEMIF:-}" ] && ns=${TAG}n1
+		ip netns exec "$ns" "$TOOL" -s "$TMP/n$i/dataplane.sock" \
 		    bench -g 7 -m 1,2 $SIZES > "$TMP/b$i.log" 2>&1 &
 		eval "BP$i=$!"
 	done
@@ -131,6 +143,12 @@ log "== dpdk (net_af_packet, --no-huge) on a veth pair"
 link 0
 backend dpdk
 cleanup
+
+log "== dpdk over net_memif: two nodes of one host (shared memory)"
+link 0
+MEMIF=1 backend memif dpdk
+cleanup
+rm -f "$TMP/memif.sock"
 
 PPS=0
 RAW=$BUILD/bench/dpdk-rawrate
