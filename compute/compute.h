@@ -239,6 +239,8 @@ void	gpt_backward(struct gpt *m, float scale);
 void	gpt_zero_grad(struct gpt *m);
 /* next-token probabilities at position t of row b after a forward */
 const float *gpt_probs(const struct gpt *m, int b, int t);
+/* with ARCEUS_PROFILE=1 set: logs the time spent per kernel kind */
+void	gpt_profile_report(void);
 /* generates n bytes after prompt (may be empty) into out */
 int	gpt_generate(struct gpt *m, const uint8_t *prompt, int plen,
 	    uint8_t *out, int n, float temperature, struct rng *r);

@@ -17,9 +17,62 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "compute.h"
 #include "log.h"
+
+/*
+ * ARCEUS_PROFILE=1 in the environment: time spent per kernel kind, printed
+ * by gpt_profile_report() at the end of a run.  Off, it costs a branch.
+ */
+enum prof_kind { PK_MATMUL_F, PK_MATMUL_B, PK_LN_F, PK_LN_B, PK_GELU_F,
+	PK_GELU_B, PK_SOFTMAX, PK_ATTN_F, PK_ATTN_B, PK_OTHER_F, PK_OTHER_B,
+	PK_COUNT };
+static const char *const prof_names[PK_COUNT] = { "matmul fwd",
+	"matmul bwd", "layernorm fwd", "layernorm bwd", "gelu fwd", "gelu bwd",
+	"softmax", "attention fwd", "attention bwd", "rest of fwd",
+	"rest of bwd" };
+static double prof_s[PK_COUNT];
+static int prof_on = -1;
+
+static double
+prof_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+#define PROF(kind, call) do {						\
+	if (prof_on) {							\
+		double t0_ = prof_now();				\
+		call;							\
+		prof_s[kind] += prof_now() - t0_;			\
+	} else {							\
+		call;							\
+	}								\
+} while (0)
+
+void
+gpt_profile_report(void)
+{
+	double total;
+
+	if (prof_on <= 0)
+		return;
+	/* PK_OTHER_* hold whole passes so far: take the kernels out */
+	total = prof_s[PK_OTHER_F] + prof_s[PK_OTHER_B];
+	prof_s[PK_OTHER_F] -= prof_s[PK_MATMUL_F] + prof_s[PK_LN_F] +
+	    prof_s[PK_GELU_F] + prof_s[PK_SOFTMAX] + prof_s[PK_ATTN_F];
+	prof_s[PK_OTHER_B] -= prof_s[PK_MATMUL_B] + prof_s[PK_LN_B] +
+	    prof_s[PK_GELU_B] + prof_s[PK_ATTN_B];
+	log_info("profile (ARCEUS_PROFILE), %.2f s in the model:", total);
+	for (int i = 0; i < PK_COUNT; i++)
+		log_info("  %-14s %8.3f s %5.1f%%", prof_names[i], prof_s[i],
+		    total > 0 ? 100 * prof_s[i] / total : 0);
+}
 
 /* Activations of one forward pass over B x T, shapes beside each. */
 struct gpt_acts {
@@ -263,6 +316,15 @@ gpt_forward(struct gpt *m, const int *inputs, const int *targets, int B,
 	int drop = m->training && m->dropout > 0;
 	struct gpt_acts *a;
 
+	double t_fwd = 0;
+
+	if (prof_on < 0) {
+		const char *e = getenv("ARCEUS_PROFILE");
+
+		prof_on = e != NULL && *e != '\0' && strcmp(e, "0") != 0;
+	}
+	if (prof_on)
+		t_fwd = prof_now();
 	if (T > c->maxT || T < 1 || B < 1)
 		return -EINVAL;
 	for (int i = 0; i < N; i++)
@@ -302,36 +364,36 @@ gpt_forward(struct gpt *m, const int *inputs, const int *targets, int B,
 		float *fcproj = a->fcproj + l * NC;
 		float *res3 = a->residual3 + l * NC;
 
-		k->layernorm_fwd(ln1, a->ln1_mean + (size_t)l * N,
+		PROF(PK_LN_F, k->layernorm_fwd(ln1, a->ln1_mean + (size_t)l * N,
 		    a->ln1_rstd + (size_t)l * N, res, p->ln1w + l * C,
-		    p->ln1b + l * C, N, C);
-		k->matmul_fwd(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C,
-		    p->qkvb + (size_t)l * 3 * C, N, C, 3 * C);
-		k->attn_fwd(atty, lse, qkv, B, T, C, NH);
-		k->matmul_fwd(attproj, atty, p->attprojw + (size_t)l * C * C,
-		    p->attprojb + (size_t)l * C, N, C, C);
+		    p->ln1b + l * C, N, C));
+		PROF(PK_MATMUL_F, k->matmul_fwd(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C,
+		    p->qkvb + (size_t)l * 3 * C, N, C, 3 * C));
+		PROF(PK_ATTN_F, k->attn_fwd(atty, lse, qkv, B, T, C, NH));
+		PROF(PK_MATMUL_F, k->matmul_fwd(attproj, atty, p->attprojw + (size_t)l * C * C,
+		    p->attprojb + (size_t)l * C, N, C, C));
 		if (drop)
 			dropout_fwd(attproj, a->mask_att + l * NC, NC,
 			    m->dropout, &m->drop_rng);
 		add_vec(res2, res, attproj, NC);
-		k->layernorm_fwd(ln2, a->ln2_mean + (size_t)l * N,
+		PROF(PK_LN_F, k->layernorm_fwd(ln2, a->ln2_mean + (size_t)l * N,
 		    a->ln2_rstd + (size_t)l * N, res2, p->ln2w + l * C,
-		    p->ln2b + l * C, N, C);
-		k->matmul_fwd(fch, ln2, p->fcw + (size_t)l * 4 * C * C,
-		    p->fcb + (size_t)l * 4 * C, N, C, 4 * C);
-		k->gelu_fwd(fchg, fch, 4 * NC);
-		k->matmul_fwd(fcproj, fchg, p->fcprojw + (size_t)l * 4 * C * C,
-		    p->fcprojb + (size_t)l * C, N, 4 * C, C);
+		    p->ln2b + l * C, N, C));
+		PROF(PK_MATMUL_F, k->matmul_fwd(fch, ln2, p->fcw + (size_t)l * 4 * C * C,
+		    p->fcb + (size_t)l * 4 * C, N, C, 4 * C));
+		PROF(PK_GELU_F, k->gelu_fwd(fchg, fch, 4 * NC));
+		PROF(PK_MATMUL_F, k->matmul_fwd(fcproj, fchg, p->fcprojw + (size_t)l * 4 * C * C,
+		    p->fcprojb + (size_t)l * C, N, 4 * C, C));
 		if (drop)
 			dropout_fwd(fcproj, a->mask_mlp + l * NC, NC,
 			    m->dropout, &m->drop_rng);
 		add_vec(res3, res2, fcproj, NC);
 		res = res3;
 	}
-	k->layernorm_fwd(a->lnf, a->lnf_mean, a->lnf_rstd, res, p->lnfw,
-	    p->lnfb, N, C);
-	k->matmul_fwd(a->logits, a->lnf, p->wte, NULL, N, C, V);
-	k->softmax_fwd(a->probs, a->logits, N, V);
+	PROF(PK_LN_F, k->layernorm_fwd(a->lnf, a->lnf_mean, a->lnf_rstd, res, p->lnfw,
+	    p->lnfb, N, C));
+	PROF(PK_MATMUL_F, k->matmul_fwd(a->logits, a->lnf, p->wte, NULL, N, C, V));
+	PROF(PK_SOFTMAX, k->softmax_fwd(a->probs, a->logits, N, V));
 
 	if (targets != NULL) {
 		double sum = 0;
@@ -348,6 +410,8 @@ gpt_forward(struct gpt *m, const int *inputs, const int *targets, int B,
 	} else {
 		m->loss = -1.0f;
 	}
+	if (prof_on)
+		prof_s[PK_OTHER_F] += prof_now() - t_fwd;	/* total, now */
 	return 0;
 }
 
@@ -368,6 +432,7 @@ gpt_backward(struct gpt *m, float scale)
 	size_t NC = (size_t)N * C;
 	int drop = m->dropout > 0 && m->training;
 	float dl = scale / (float)N;
+	double t_bwd = prof_on > 0 ? prof_now() : 0;
 
 	/* d loss / d logits = (probs - onehot) / N, times scale */
 	for (int i = 0; i < N; i++) {
@@ -379,12 +444,12 @@ gpt_backward(struct gpt *m, float scale)
 		d[a->targets[i]] -= dl;
 	}
 	memset(a->dln, 0, NC * sizeof(float));
-	k->matmul_bwd(a->dln, g->wte, NULL, a->dlogits, a->lnf, p->wte, N, C,
-	    V);
+	PROF(PK_MATMUL_B, k->matmul_bwd(a->dln, g->wte, NULL, a->dlogits, a->lnf, p->wte, N, C,
+	    V));
 	memset(a->dres, 0, NC * sizeof(float));
-	k->layernorm_bwd(a->dres, g->lnfw, g->lnfb, a->dln,
+	PROF(PK_LN_B, k->layernorm_bwd(a->dres, g->lnfw, g->lnfb, a->dln,
 	    a->residual3 + (size_t)(c->L - 1) * NC, p->lnfw, a->lnf_mean,
-	    a->lnf_rstd, N, C);
+	    a->lnf_rstd, N, C));
 
 	for (int l = c->L - 1; l >= 0; l--) {
 		const float *res = l == 0 ? a->encoded :
@@ -401,20 +466,20 @@ gpt_backward(struct gpt *m, float scale)
 			dbranch = a->dtmp;
 		}
 		memset(a->dfch_gelu, 0, 4 * NC * sizeof(float));
-		k->matmul_bwd(a->dfch_gelu, g->fcprojw + (size_t)l * 4 * C * C,
+		PROF(PK_MATMUL_B, k->matmul_bwd(a->dfch_gelu, g->fcprojw + (size_t)l * 4 * C * C,
 		    g->fcprojb + (size_t)l * C, dbranch,
 		    a->fch_gelu + l * 4 * NC, p->fcprojw + (size_t)l * 4 * C * C,
-		    N, 4 * C, C);
+		    N, 4 * C, C));
 		memset(a->dfch, 0, 4 * NC * sizeof(float));
-		k->gelu_bwd(a->dfch, a->fch + l * 4 * NC, a->dfch_gelu, 4 * NC);
+		PROF(PK_GELU_B, k->gelu_bwd(a->dfch, a->fch + l * 4 * NC, a->dfch_gelu, 4 * NC));
 		memset(a->dln, 0, NC * sizeof(float));
-		k->matmul_bwd(a->dln, g->fcw + (size_t)l * 4 * C * C,
+		PROF(PK_MATMUL_B, k->matmul_bwd(a->dln, g->fcw + (size_t)l * 4 * C * C,
 		    g->fcb + (size_t)l * 4 * C, a->dfch, a->ln2 + l * NC,
-		    p->fcw + (size_t)l * 4 * C * C, N, C, 4 * C);
-		k->layernorm_bwd(a->dres, g->ln2w + l * C, g->ln2b + l * C,
+		    p->fcw + (size_t)l * 4 * C * C, N, C, 4 * C));
+		PROF(PK_LN_B, k->layernorm_bwd(a->dres, g->ln2w + l * C, g->ln2b + l * C,
 		    a->dln, a->residual2 + l * NC, p->ln2w + l * C,
 		    a->ln2_mean + (size_t)l * N, a->ln2_rstd + (size_t)l * N,
-		    N, C);
+		    N, C));
 
 		/* attention branch: dres is now d residual2 */
 		dbranch = a->dres;
@@ -426,19 +491,19 @@ gpt_backward(struct gpt *m, float scale)
 			dbranch = a->dtmp;
 		}
 		memset(a->datty, 0, NC * sizeof(float));
-		k->matmul_bwd(a->datty, g->attprojw + (size_t)l * C * C,
+		PROF(PK_MATMUL_B, k->matmul_bwd(a->datty, g->attprojw + (size_t)l * C * C,
 		    g->attprojb + (size_t)l * C, dbranch, a->atty + l * NC,
-		    p->attprojw + (size_t)l * C * C, N, C, C);
+		    p->attprojw + (size_t)l * C * C, N, C, C));
 		memset(a->dqkv, 0, 3 * NC * sizeof(float));
-		k->attn_bwd(a->dqkv, a->datty, a->qkv + l * 3 * NC,
-		    a->atty + l * NC, a->lse + (size_t)l * N * NH, B, T, C, NH);
+		PROF(PK_ATTN_B, k->attn_bwd(a->dqkv, a->datty, a->qkv + l * 3 * NC,
+		    a->atty + l * NC, a->lse + (size_t)l * N * NH, B, T, C, NH));
 		memset(a->dln, 0, NC * sizeof(float));
-		k->matmul_bwd(a->dln, g->qkvw + (size_t)l * 3 * C * C,
+		PROF(PK_MATMUL_B, k->matmul_bwd(a->dln, g->qkvw + (size_t)l * 3 * C * C,
 		    g->qkvb + (size_t)l * 3 * C, a->dqkv, a->ln1 + l * NC,
-		    p->qkvw + (size_t)l * 3 * C * C, N, C, 3 * C);
-		k->layernorm_bwd(a->dres, g->ln1w + l * C, g->ln1b + l * C,
+		    p->qkvw + (size_t)l * 3 * C * C, N, C, 3 * C));
+		PROF(PK_LN_B, k->layernorm_bwd(a->dres, g->ln1w + l * C, g->ln1b + l * C,
 		    a->dln, res, p->ln1w + l * C, a->ln1_mean + (size_t)l * N,
-		    a->ln1_rstd + (size_t)l * N, N, C);
+		    a->ln1_rstd + (size_t)l * N, N, C));
 	}
 	/* dres is d encoded */
 	if (drop)
@@ -455,6 +520,8 @@ gpt_backward(struct gpt *m, float scale)
 				dpe[i] += d[i];
 			}
 		}
+	if (prof_on > 0)
+		prof_s[PK_OTHER_B] += prof_now() - t_bwd;
 }
 
 const float *

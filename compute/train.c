@@ -392,6 +392,7 @@ train_run(const struct job *j, const struct train_opts *o)
 		log_info("done: %llu steps in %.1f s, final loss %.4f, "
 		    "validation loss %.4f", (unsigned long long)(ts.step - first),
 		    now_s() - t_start, last_loss, val);
+	gpt_profile_report();
 	if (j->sample_len > 0 && !train_stop) {
 		uint8_t *s = malloc((size_t)j->sample_len);
 
