@@ -64,7 +64,11 @@ arceus_ms() {	# L H C T B threads steps
 	median "$tmp/m.jsonl"
 }
 
+# OpenBLAS' pthread build keeps its own pool, which torch.set_num_threads()
+# does not size: without OPENBLAS_NUM_THREADS a "1-thread" PyTorch ran its
+# GEMMs on every core (181% CPU, seen with ps).
 torch_ms() {
+	OPENBLAS_NUM_THREADS="$6" OMP_NUM_THREADS="$6" \
 	$PY bench/compute/torch_gpt.py --data data/corpus.txt --layers "$1" \
 	    --heads "$2" --embd "$3" --block "$4" --batch "$5" \
 	    --threads "$6" --steps "$7" --eval-iters 1 | \
@@ -112,7 +116,7 @@ if [ "$conv" = 1 ]; then
 	av=$($PY -c "
 import json,sys
 print([json.loads(l) for l in open(sys.argv[1])][-1]['val_loss'])" "$tmp/c.jsonl")
-	tv=$($PY bench/compute/torch_gpt.py --data data/corpus.txt --layers 4 \
+	tv=$(OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 $PY bench/compute/torch_gpt.py --data data/corpus.txt --layers 4 \
 	    --heads 4 --embd 128 --block 64 --batch 12 --threads 2 \
 	    --steps "$conv_steps" --eval-iters 20 | \
 	    $PY -c 'import json,sys; print(json.load(sys.stdin)["val_loss"])')
