@@ -58,6 +58,8 @@ until_ok() {
 }
 
 # hosts N: N namespaces on one bridge, a dataplane in each
+. "$(dirname "$0")/dp_lib.sh"
+
 hosts() {
 	n=$1
 	ip link add "${TAG}br" type bridge || return 1
@@ -125,31 +127,7 @@ run_test() {
 
 # kill_test N VICTIM: hammer all-reduces, SIGKILL one dataplane mid-run
 kill_test() {
-	n=$1 victim=$2
-	members=$(seq -s, 1 "$n")
-	hp=""
-	for i in $(seq 1 "$n"); do
-		timeout 30 ip netns exec "${TAG}n$i" "$TOOL" \
-		    -s "$TMP/n$i/dataplane.sock" hammer -g 99 -m "$members" \
-		    -t 20 -n 65536 > "$TMP/h$i.log" 2>&1 &
-		hp="$hp $!"
-	done
-	running() { grep -q RUNNING "$TMP/h1.log"; }
-	until_ok 10 running || { log "FAIL kill: hammer did not start"; \
-	    FAILS=$((FAILS + 1)); return; }
-	eval "vp=\$DPPID$victim"
-	t0=$(date +%s%N)
-	kill -9 "$vp"
-	for p in $hp; do wait "$p"; done
-	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-	for i in $(seq 1 "$n"); do
-		[ "$i" = "$victim" ] && continue
-		if ! grep -q "FAILED.*peer=$victim " "$TMP/h$i.log"; then
-			log "FAIL kill: host $i did not name peer $victim:"
-			cat "$TMP/h$i.log"
-			FAILS=$((FAILS + 1))
-		fi
-	done
+	kill_hosts "$1" "$2" || return
 	if ! grep -q "dataplane unreachable" "$TMP/h$victim.log"; then
 		log "FAIL kill: the victim's worker was not told"
 		cat "$TMP/h$victim.log"
