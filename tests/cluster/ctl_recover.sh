@@ -31,22 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-die() { echo "FAIL: $*"; fail=1; exit 1; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-wait_for() {	# LIMIT_MS COMMAND...: polls every 20 ms; prints elapsed ms
-	local limit=$1 t0 t
-	shift
-	t0=$(now_ms)
-	while :; do
-		if "$@" >/dev/null 2>&1; then
-			echo $(( $(now_ms) - t0 ))
-			return 0
-		fi
-		t=$(( $(now_ms) - t0 ))
-		[ $t -ge "$limit" ] && return 1
-		sleep 0.02
-	done
-}
+. "$(dirname "$0")/ctl_lib.sh"
 
 head -c 32 /dev/urandom > "$tmp/key"
 chmod 600 "$tmp/key"
