@@ -198,14 +198,20 @@ progress(const struct train_opts *o, int tty, int64_t step, int64_t steps,
 	fflush(stderr);
 }
 
+/* Saves the state after ts->step steps; the generators go in with it. */
 static int
 checkpoint(const struct job *j, struct gpt *m, struct adamw *o,
-    struct trainer_state *ts, uint64_t *last_ok)
+    const struct rng *data_rng, struct trainer_state *ts, uint64_t *last_ok)
 {
 	struct ckpt_seg segs[4];
 	char err[512];
 	double t0 = now_s();
-	int n = train_segs(m, o, ts, segs), rc;
+	int n, rc;
+
+	memcpy(ts->data_rng, data_rng->s, sizeof(ts->data_rng));
+	memcpy(ts->drop_rng, m->drop_rng.s, sizeof(ts->drop_rng));
+	ts->adam_t = o->t;
+	n = train_segs(m, o, ts, segs);
 
 	rc = ckpt_save(j->ckpt_dir, ts->step, segs, n, (int)j->ckpt_keep, err,
 	    sizeof(err));
@@ -372,10 +378,7 @@ train_run(const struct job *j, const struct train_opts *o)
 			    (double)(j->steps - (int64_t)ts.step), eval_now);
 		if (j->ckpt_dir[0] != '\0' && j->ckpt_interval > 0 &&
 		    ts.step % (uint64_t)j->ckpt_interval == 0) {
-			memcpy(ts.data_rng, data_rng.s, sizeof(ts.data_rng));
-			memcpy(ts.drop_rng, m.drop_rng.s, sizeof(ts.drop_rng));
-			ts.adam_t = opt.t;
-			checkpoint(j, &m, &opt, &ts, &last_ckpt);
+			checkpoint(j, &m, &opt, &data_rng, &ts, &last_ckpt);
 		}
 	}
 	progress_break();
@@ -383,10 +386,7 @@ train_run(const struct job *j, const struct train_opts *o)
 		log_info("stopped by signal at step %llu",
 		    (unsigned long long)ts.step);
 	if (j->ckpt_dir[0] != '\0' && last_ckpt != ts.step) {
-		memcpy(ts.data_rng, data_rng.s, sizeof(ts.data_rng));
-		memcpy(ts.drop_rng, m.drop_rng.s, sizeof(ts.drop_rng));
-		ts.adam_t = opt.t;
-		checkpoint(j, &m, &opt, &ts, &last_ckpt);
+		checkpoint(j, &m, &opt, &data_rng, &ts, &last_ckpt);
 	}
 	if ((int64_t)ts.step > first)
 		log_info("done: %llu steps in %.1f s, final loss %.4f, "
