@@ -67,9 +67,6 @@ START_TEST(test_text_split_and_batches)
 	for (int rep = 0; rep < 50; rep++) {
 		data_train_batch(&d, &r, 4, 16, in, tg);
 		for (int b = 0; b < 4; b++) {
-			/* a window of the train split: find where it starts */
-			const uint8_t *p = memchr(d.tokens, 0, 0);
-			(void)p;
 			for (int t = 0; t < 16; t++) {
 				ck_assert_int_ge(in[b * 16 + t], 0);
 				ck_assert_int_lt(in[b * 16 + t], 256);
