@@ -444,7 +444,8 @@ struct local	*local_new(struct dp *dp, struct arena *a, const char *path,
 void		 local_free(struct local *l);
 /* An epoll event for local (tag from the event's data). */
 void		 local_event(struct local *l, void *tag, uint32_t events);
-/* Drains worker rings (also called after engine progress). */
+/* Drains worker rings and frees retired clients: call after each event
+ * batch and after engine progress, never from inside a batch. */
 void		 local_service(struct local *l);
 int		 local_nworkers(const struct local *l);
 /* A probe asked by client waiter finished (struct dp probe_done). */

@@ -57,6 +57,7 @@ struct lclient {
 	int		 inflight;	/* posted to the engine */
 	struct dp_cpl	*pend;		/* completions the ring had no room for */
 	int		 npend, cappend;
+	int		 dead;		/* retired: memory freed by local_reap */
 };
 
 struct local {
@@ -67,6 +68,13 @@ struct local {
 	char		 path[108];
 	struct ltag	 tag_listen;
 	TAILQ_HEAD(, lclient) clients;
+	/*
+	 * Retired clients.  An epoll batch may still hold events whose tags
+	 * point into a client that an earlier event of the same batch closed
+	 * (valgrind caught that read after free), so memory is freed only by
+	 * local_reap(), after the batch.
+	 */
+	TAILQ_HEAD(, lclient) dead;
 };
 
 static void client_close(struct lclient *c, const char *why);
@@ -89,6 +97,7 @@ local_new(struct dp *dp, struct arena *a, const char *path, int epfd)
 	l->a = a;
 	l->epfd = epfd;
 	TAILQ_INIT(&l->clients);
+	TAILQ_INIT(&l->dead);
 	snprintf(l->path, sizeof(l->path), "%s", path);
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
 	if ((l->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
@@ -115,6 +124,7 @@ fail:
 	return NULL;
 }
 
+/* Releases what c holds and retires it; local_reap() frees the memory. */
 static void
 client_free(struct lclient *c)
 {
@@ -127,8 +137,22 @@ client_free(struct lclient *c)
 		close(c->cpl_efd);
 	}
 	free(c->pend);
+	c->pend = NULL;
 	free(c->mb);
-	free(c);
+	c->mb = NULL;
+	c->dead = 1;
+	TAILQ_INSERT_TAIL(&l->dead, c, entry);
+}
+
+static void
+local_reap(struct local *l)
+{
+	struct lclient *c;
+
+	while ((c = TAILQ_FIRST(&l->dead)) != NULL) {
+		TAILQ_REMOVE(&l->dead, c, entry);
+		free(c);
+	}
 }
 
 void
@@ -147,6 +171,7 @@ local_free(struct local *l)
 		else
 			client_free(c);
 	}
+	local_reap(l);
 	close(l->lfd);
 	unlink(l->path);
 	free(l);
@@ -560,8 +585,8 @@ worker_drain(struct lclient *c)
 	return r < 0 ? r : 0;
 }
 
-void
-local_service(struct local *l)
+static void
+service(struct local *l)
 {
 	struct lclient *c, *next;
 	int r;
@@ -590,10 +615,19 @@ local_service(struct local *l)
 	}
 }
 
+/* After an event batch and engine progress: drain rings, free retirees. */
+void
+local_service(struct local *l)
+{
+	service(l);
+	local_reap(l);
+}
+
 void
 local_event(struct local *l, void *tag, uint32_t events)
 {
 	struct ltag *t = tag;
+	struct lclient *c;
 	uint64_t v;
 
 	(void)events;
@@ -602,15 +636,17 @@ local_event(struct local *l, void *tag, uint32_t events)
 		on_listen(l);
 		break;
 	case LTAG_SOCK:
-		on_sock(t->obj);
+		c = t->obj;
+		if (c->fd >= 0)		/* not closed earlier in this batch */
+			on_sock(c);
 		break;
-	case LTAG_REQ: {
-		struct lclient *c = t->obj;
-
+	case LTAG_REQ:
+		c = t->obj;
+		if (c->dead)
+			break;
 		if (read(c->req_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 			log_warn("dp.local: doorbell");
-		local_service(l);
+		service(l);	/* not local_service: the batch goes on */
 		break;
-	}
 	}
 }
