@@ -164,9 +164,9 @@ struct imsg_dp_status {
 	uint64_t	ops_failed;
 	uint64_t	rx_bad;		/* invalid messages, all peers */
 	uint64_t	arena_size;
-	char		backend[8];
+	char		backend[24];	/* those running, "dpdk+tcp" */
 };
-static_assert(sizeof(struct imsg_dp_status) == 56, "imsg_dp_status size");
+static_assert(sizeof(struct imsg_dp_status) == 72, "imsg_dp_status size");
 
 /* ---- msg.c ---- */
 

@@ -230,7 +230,7 @@ struct ctl {
 	double		links_at;	/* when they were read (monotonic s) */
 	uint32_t	dp_workers, dp_epoch;
 	uint64_t	dp_arena;
-	char		dp_backend[8];
+	char		dp_backend[24];
 	uint64_t	discovered;	/* peers introduced by DNS-SD */
 	uint64_t	sock_errors;
 	void		*http;		/* struct MHD_Daemon */

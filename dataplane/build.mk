@@ -105,7 +105,7 @@ ifeq ($(HAVE_DPDK),1)
 $(DP_ENGINE): $(BUILD)/obj/dataplane/transport_dpdk.o
 CFLAGS_dataplane/transport_dpdk.c := $(call pc,--cflags,libdpdk)
 CFLAGS_dataplane/transport.c += -DARC_HAVE_DPDK
-CHECK_SCRIPTS	+= $(wildcard tests/cluster/dp_dpdk.sh)
+CHECK_SCRIPTS	+= $(wildcard tests/cluster/dp_dpdk.sh tests/cluster/dp_mixed.sh)
 endif
 
 # The backends side by side on one veth pair: iperf3, tcp, dpdk and the

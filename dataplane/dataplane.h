@@ -43,6 +43,9 @@
 #define DP_BACKEND_LOOP		0x2u
 #define DP_BACKEND_DPDK		0x4u
 #define DP_BACKEND_RDMA		0x8u
+#define DP_MAX_TP		4	/* backends, one bit each above */
+/* Where a backend keeps its per-peer state: dp_peer.tp[DP_TP_SLOT(bit)]. */
+#define DP_TP_SLOT(backend)	(__builtin_ctz(backend))
 
 /* Capabilities of a backend (struct tp_ops caps). */
 #define TP_CAP_ZEROCOPY_TX	0x1u	/* sends from the arena without a copy */
@@ -133,6 +136,8 @@ extern const struct tp_ops tp_dpdk_ops;
 int		 tp_candidates(const char *name, const struct tp_ops **out,
 		    int max);
 uint32_t	 tp_backends_all(void);
+/* The names of the backends in bits, "tcp+dpdk" (best first). */
+const char	*tp_names(uint32_t bits, char *buf, size_t len);
 
 /* transport_loop.c: several engines in one process (tests). */
 void		 loop_reset(void);
@@ -155,10 +160,17 @@ struct dp_peer {
 	enum dp_peer_state state;
 	int		 out_up;	/* outbound connected, hello sent */
 	int		 in_up;		/* the peer's hello received */
-	void		*tp;		/* backend's per-peer state */
-	const struct tp_ops *ops;	/* backend agreed for this link */
+	void		*tp[DP_MAX_TP]; /* each backend's per-peer state */
+	/*
+	 * The backend of our connection to the peer (what we send on): the
+	 * most preferred one that runs here and, once its hello told us,
+	 * there too.  What the peer sends may come over any backend.
+	 */
+	const struct tp_ops *ops;
 	uint64_t	 boot_id;	/* from its hello */
-	uint32_t	 backends;	/* the peer's backend bits, from its hello */
+	uint32_t	 backends;	/* the peer's running backends (hello) */
+	uint32_t	 tried;		/* backends that failed to connect */
+	int		 nocommon_logged;
 	struct tp_msgq	 ctlq;		/* link messages, pulled first */
 	struct tp_msgq	 txq;		/* data, queued, not pulled yet */
 	uint32_t	 txq_len;
@@ -203,7 +215,7 @@ int		 peer_set_table(struct dp *dp, uint32_t epoch,
 int		 peer_add(struct dp *dp, uint32_t id, const char *addr,
 		    uint16_t port);
 void		 peer_tick(struct dp *dp, uint64_t now);
-void		 peer_fill_link(const struct dp_peer *p,
+void		 peer_fill_link(const struct dp *dp, const struct dp_peer *p,
 		    struct imsg_dp_link *l);
 /* Starts a bandwidth probe of size bytes; waiter gets the answer. */
 int		 peer_probe(struct dp *dp, struct dp_peer *p, uint64_t bytes,
@@ -337,8 +349,15 @@ struct dp_stats {
 struct dp {
 	struct dp_conf	 conf;
 	uint64_t	 boot_id;
-	const struct tp_ops *ops;	/* the node's backend */
-	void		*tp;		/* its state */
+	/* the backends running here, most preferred first */
+	struct dp_tp {
+		const struct tp_ops *ops;
+		void	*st;
+	}		 tps[DP_MAX_TP];
+	int		 ntp;
+	uint32_t	 running;	/* their DP_BACKEND_* bits */
+	int		 wfd;		/* epoll over their fds (several) */
+	int		 wfd_ext;	/* the caller's fd added to it */
 	struct dp_peer	*peers[DP_MAX_PEERS];
 	int		 npeers;
 	TAILQ_HEAD(, dp_group) groups;
@@ -362,8 +381,16 @@ uint64_t	 dp_now_ns(void);
 /* @return an engine the caller frees with dp_free, or NULL (errno). */
 struct dp	*dp_new(const struct dp_conf *conf);
 void		 dp_free(struct dp *dp);
-/* Starts the backend and connects to every peer. @return 0 or -errno */
+/*
+ * Starts the backends (transport = auto: every one that initialises,
+ * best first; otherwise the one named) and connects to every peer.
+ * @return 0 or -errno
+ */
 int		 dp_start(struct dp *dp);
+/* The state of a running backend (NULL if it does not run). */
+void		*dp_tp_state(const struct dp *dp, const struct tp_ops *ops);
+/* The backend for our connection to p now; NULL: none in common. */
+const struct tp_ops *dp_pick_backend(struct dp *dp, struct dp_peer *p);
 /* Polls the backend and runs timers. @return events handled */
 int		 dp_progress(struct dp *dp);
 int		 dp_fd(struct dp *dp);

@@ -4,8 +4,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +62,7 @@ dp_new(const struct dp_conf *conf)
 	if (dp->buf_size < DP_PROBE_CHUNK)
 		dp->buf_size = DP_PROBE_CHUNK;
 	dp->now_ns = dp_now_ns();
+	dp->wfd = dp->wfd_ext = -1;
 	return dp;
 }
 
@@ -76,9 +79,13 @@ dp_free(struct dp *dp)
 	for (int i = 0; i < dp->npeers; i++)
 		while ((m = dp_tx_pull(dp, dp->peers[i])) != NULL)
 			dp_on_sent(dp, dp->peers[i], m, -ECANCELED);
-	if (dp->ops != NULL && dp->tp != NULL)
-		dp->ops->fini(dp->tp);	/* reports what it had pulled */
-	dp->tp = NULL;
+	/* each reports what it had pulled */
+	for (int i = 0; i < dp->ntp; i++)
+		dp->tps[i].ops->fini(dp->tps[i].st);
+	dp->ntp = 0;
+	dp->running = 0;
+	if (dp->wfd >= 0)
+		close(dp->wfd);
 	TAILQ_FOREACH(op, &dp->all_ops, all) {
 		op->tx_inflight = 0;
 		op->finished = 1;
@@ -102,31 +109,85 @@ dp_free(struct dp *dp)
 	free(dp);
 }
 
+void *
+dp_tp_state(const struct dp *dp, const struct tp_ops *ops)
+{
+	for (int i = 0; i < dp->ntp; i++)
+		if (dp->tps[i].ops == ops)
+			return dp->tps[i].st;
+	return NULL;
+}
+
+const struct tp_ops *
+dp_pick_backend(struct dp *dp, struct dp_peer *p)
+{
+	char a[64], b[64];
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < dp->ntp; i++) {
+			uint32_t bit = dp->tps[i].ops->backend;
+
+			if (p->backends != 0 && !(p->backends & bit))
+				continue;
+			if (p->tried & bit)
+				continue;
+			return dp->tps[i].ops;
+		}
+		/* every candidate failed once: start the round again */
+		p->tried = 0;
+	}
+	/* the peer told us its backends and we run none of them */
+	if (!p->nocommon_logged)
+		log_warnx("dp: peer %u runs %s, this node %s: no backend in "
+		    "common; set transport so that they share one", p->id,
+		    tp_names(p->backends, a, sizeof(a)),
+		    tp_names(dp->running, b, sizeof(b)));
+	p->nocommon_logged = 1;
+	/* what it runs may change when it restarts: try ours again */
+	p->backends = 0;
+	return dp->ntp > 0 ? dp->tps[0].ops : NULL;
+}
+
 int
 dp_start(struct dp *dp)
 {
-	const struct tp_ops *cand[4];
+	const struct tp_ops *cand[DP_MAX_TP];
+	char names[64];
 	int n, r = -ENOTSUP;
 
-	n = tp_candidates(dp->conf.transport, cand, 4);
+	n = tp_candidates(dp->conf.transport, cand, DP_MAX_TP);
 	if (n == 0) {
 		log_warnx("dp: transport %s: not available in this build",
 		    dp->conf.transport);
 		return -ENOTSUP;
 	}
-	/* auto: the first (fastest) backend that initialises */
+	/*
+	 * auto: every backend that initialises, best first; each link then
+	 * uses the best one both of its ends run (dp_pick_backend).
+	 */
 	for (int i = 0; i < n; i++) {
-		if ((r = cand[i]->init(dp, &dp->tp)) == 0) {
-			dp->ops = cand[i];
-			break;
+		void *st = NULL;
+		int e;
+
+		if ((e = cand[i]->init(dp, &st)) < 0) {
+			r = e;
+			log_info("dp: transport %s unavailable (%s)%s",
+			    cand[i]->name, strerror(-e), i + 1 < n ?
+			    ", trying the next" : "");
+			continue;
 		}
-		log_info("dp: transport %s unavailable (%s)%s", cand[i]->name,
-		    strerror(-r), i + 1 < n ? ", trying the next" : "");
+		dp->tps[dp->ntp].ops = cand[i];
+		dp->tps[dp->ntp].st = st;
+		dp->ntp++;
+		dp->running |= cand[i]->backend;
 	}
-	if (dp->ops == NULL)
+	if (dp->ntp == 0)
 		return r;
+	if (dp->ntp > 1)
+		log_info("dp: backends %s (each link uses the best both ends "
+		    "run)", tp_names(dp->running, names, sizeof(names)));
 	for (int i = 0; i < dp->npeers; i++) {
-		dp->peers[i]->ops = dp->ops;
+		dp->peers[i]->ops = NULL;
 		dp->peers[i]->next_connect_ns = 0;
 	}
 	peer_tick(dp, dp_now_ns());
@@ -136,17 +197,66 @@ dp_start(struct dp *dp)
 int
 dp_fd(struct dp *dp)
 {
-	if (dp->ops == NULL || dp->ops->fd == NULL)
+	if (dp->ntp != 1 || dp->tps[0].ops->fd == NULL)
 		return -1;
-	return dp->ops->fd(dp->tp);
+	return dp->tps[0].ops->fd(dp->tps[0].st);
+}
+
+/* One epoll over the fds of the backends that have one, and fd. */
+static int
+wait_fd(struct dp *dp, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	if (dp->wfd < 0) {
+		if ((dp->wfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+			return -errno;
+		for (int i = 0; i < dp->ntp; i++) {
+			const struct tp_ops *o = dp->tps[i].ops;
+			int bfd;
+
+			if (o->fd != NULL && (bfd = o->fd(dp->tps[i].st)) >= 0 &&
+			    epoll_ctl(dp->wfd, EPOLL_CTL_ADD, bfd, &ev) < 0)
+				return -errno;
+		}
+	}
+	if (fd >= 0 && fd != dp->wfd_ext) {
+		if (dp->wfd_ext >= 0)
+			epoll_ctl(dp->wfd, EPOLL_CTL_DEL, dp->wfd_ext, NULL);
+		if (epoll_ctl(dp->wfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+			return -errno;
+		dp->wfd_ext = fd;
+	}
+	return dp->wfd;
 }
 
 int
 dp_wait(struct dp *dp, int fd, int timeout_ms)
 {
-	if (dp->ops == NULL || dp->ops->wait == NULL)
+	const struct dp_tp *poller = NULL;
+	struct epoll_event ev;
+	int wfd;
+
+	if (dp->ntp == 0)
 		return -ENOTSUP;
-	return dp->ops->wait(dp->tp, fd, timeout_ms);
+	/* one backend that sleeps by itself (io_uring, a polling device) */
+	if (dp->ntp == 1 && dp->tps[0].ops->wait != NULL)
+		return dp->tps[0].ops->wait(dp->tps[0].st, fd, timeout_ms);
+	/*
+	 * Several: a backend with no fd (a polled device) sleeps as it
+	 * must, watching one epoll over everyone else's fds; without one,
+	 * that epoll is the sleep.
+	 */
+	for (int i = 0; i < dp->ntp; i++)
+		if (dp->tps[i].ops->fd == NULL && dp->tps[i].ops->wait != NULL)
+			poller = &dp->tps[i];
+	if ((wfd = wait_fd(dp, fd)) < 0)
+		return wfd;
+	if (poller != NULL)
+		return poller->ops->wait(poller->st, wfd, timeout_ms);
+	if (epoll_wait(wfd, &ev, 1, timeout_ms) < 0 && errno != EINTR)
+		return -errno;
+	return 0;
 }
 
 int
@@ -156,8 +266,8 @@ dp_progress(struct dp *dp)
 	int n = 0;
 
 	dp->now_ns = dp_now_ns();
-	if (dp->ops != NULL)
-		n = dp->ops->poll(dp->tp);
+	for (int i = 0; i < dp->ntp; i++)
+		n += dp->tps[i].ops->poll(dp->tps[i].st);
 	dp->now_ns = dp_now_ns();
 	if (dp->now_ns - dp->last_tick_ns >= tick / 2) {
 		dp->last_tick_ns = dp->now_ns;
@@ -236,7 +346,7 @@ dp_send(struct dp *dp, struct dp_peer *p, struct tp_msg *m)
 	TAILQ_INSERT_TAIL(&p->txq, m, entry);
 	p->txq_len++;
 	if (p->out_up && p->ops != NULL)
-		p->ops->kick(dp->tp, p);
+		p->ops->kick(dp_tp_state(dp, p->ops), p);
 }
 
 struct tp_msg *

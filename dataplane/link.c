@@ -50,7 +50,7 @@ peer_add(struct dp *dp, uint32_t id, const char *addr, uint16_t port)
 	p->id = id;
 	snprintf(p->addr, sizeof(p->addr), "%s", addr);
 	p->port = port;
-	p->ops = dp->ops;
+	p->ops = NULL;		/* picked at each connect */
 	p->connect_backoff_ms = DP_RECONNECT_MS;
 	TAILQ_INIT(&p->ctlq);
 	TAILQ_INIT(&p->txq);
@@ -60,6 +60,14 @@ peer_add(struct dp *dp, uint32_t id, const char *addr, uint16_t port)
 	return 0;
 }
 
+/* Closes every connection of p, on every backend (inbound may be any). */
+static void
+disconnect_all(struct dp *dp, struct dp_peer *p)
+{
+	for (int i = 0; i < dp->ntp; i++)
+		dp->tps[i].ops->disconnect(dp->tps[i].st, p);
+}
+
 static void
 peer_remove(struct dp *dp, struct dp_peer *p)
 {
@@ -67,8 +75,7 @@ peer_remove(struct dp *dp, struct dp_peer *p)
 	int i;
 
 	coll_fail_peer(dp, p, -ENETUNREACH);
-	if (dp->ops != NULL)
-		dp->ops->disconnect(dp->tp, p);
+	disconnect_all(dp, p);
 	while ((m = dp_tx_pull(dp, p)) != NULL)
 		dp_on_sent(dp, p, m, -ECANCELED);
 	coll_reap(dp);
@@ -156,7 +163,7 @@ ctl_queue(struct dp *dp, struct dp_peer *p, struct wire_hdr *h,
 	else
 		TAILQ_INSERT_TAIL(&p->ctlq, m, entry);
 	if (p->out_up && p->ops != NULL)
-		p->ops->kick(dp->tp, p);
+		p->ops->kick(dp_tp_state(dp, p->ops), p);
 	return 0;
 }
 
@@ -171,7 +178,7 @@ static void
 peer_send_hello(struct dp *dp, struct dp_peer *p)
 {
 	struct wire_hello w = { .node_id = dp->conf.node_id,
-	    .backends = tp_backends_all(), .boot_id = dp->boot_id };
+	    .backends = dp->running, .boot_id = dp->boot_id };
 	struct wire_hdr h = { .type = WIRE_HELLO };
 	uint8_t buf[WIRE_HELLO_LEN];
 
@@ -204,7 +211,7 @@ peer_tick(struct dp *dp, uint64_t now)
 {
 	uint64_t timeout = (uint64_t)dp->conf.peer_timeout_ms * 1000000ull;
 
-	if (dp->ops == NULL)
+	if (dp->ntp == 0)
 		return;
 	for (int i = 0; i < dp->npeers; i++) {
 		struct dp_peer *p = dp->peers[i];
@@ -216,8 +223,11 @@ peer_tick(struct dp *dp, uint64_t now)
 			    (uint64_t)p->connect_backoff_ms * 1000000ull;
 			if (p->connect_backoff_ms < 1000)
 				p->connect_backoff_ms *= 2;
-			if (p->ops->connect(dp->tp, p) < 0)
+			p->ops = dp_pick_backend(dp, p);
+			if (p->ops->connect(dp_tp_state(dp, p->ops), p) < 0) {
+				p->tried |= p->ops->backend;
 				p->state = DP_PEER_DOWN;
+			}
 			continue;
 		}
 		if (p->out_up && now >= p->next_ping_ns)
@@ -236,6 +246,8 @@ void
 dp_on_connected(struct dp *dp, struct dp_peer *p)
 {
 	p->out_up = 1;
+	p->tried = 0;
+	p->nocommon_logged = 0;
 	p->last_rx_ns = dp->now_ns;
 	peer_send_hello(dp, p);
 	peer_ping(dp, p, dp->now_ns);
@@ -245,16 +257,18 @@ dp_on_connected(struct dp *dp, struct dp_peer *p)
 		log_info("dp: link to peer %u (%s:%u) up over %s", p->id,
 		    p->addr, p->port, p->ops->name);
 	}
-	p->ops->kick(dp->tp, p);
+	p->ops->kick(dp_tp_state(dp, p->ops), p);
 }
 
 struct dp_peer *
 dp_on_hello(struct dp *dp, const struct wire_hdr *h, const uint8_t *raw,
     const void *payload)
 {
+	const struct tp_ops *best;
 	struct wire_hello w;
 	struct dp_peer *p;
 	enum wire_err e;
+	char names[64];
 
 	if (h->type != WIRE_HELLO) {
 		dp_on_bad(dp, NULL, WIRE_ETYPE);
@@ -281,9 +295,28 @@ dp_on_hello(struct dp *dp, const struct wire_hdr *h, const uint8_t *raw,
 	p->backends = w.backends;
 	p->in_up = 1;
 	p->last_rx_ns = dp->now_ns;
-	if (p->ops != NULL && (w.backends & p->ops->backend) == 0)
-		log_warnx("dp: peer %u does not run %s (backends 0x%x)",
-		    p->id, p->ops->name, w.backends);
+	/*
+	 * Now we know what it runs.  Still trying to reach it over another
+	 * backend than the best we share (one it does not run, which a
+	 * datagram backend learns only by a timeout; or a lesser one picked
+	 * while it was not up yet): give that attempt up and connect again.
+	 */
+	best = NULL;
+	for (int i = 0; i < dp->ntp && best == NULL; i++)
+		if (w.backends & dp->tps[i].ops->backend)
+			best = dp->tps[i].ops;
+	p->tried = 0;
+	if (!p->out_up && best != NULL && p->ops != best) {
+		if (p->ops != NULL) {
+			log_info("dp: peer %u runs %s; connecting over %s "
+			    "instead of %s", p->id, tp_names(w.backends, names,
+			    sizeof(names)), best->name, p->ops->name);
+			p->ops->disconnect(dp_tp_state(dp, p->ops), p);
+		}
+		p->ops = NULL;
+		p->state = DP_PEER_DOWN;
+		p->next_connect_ns = dp->now_ns;
+	}
 	if (p->out_up && p->state != DP_PEER_UP) {
 		p->state = DP_PEER_UP;
 		p->connect_backoff_ms = DP_RECONNECT_MS;
@@ -475,9 +508,15 @@ dp_on_down(struct dp *dp, struct dp_peer *p, int err, const char *why)
 	p->state = DP_PEER_DOWN;
 	p->in_up = p->out_up = 0;
 	if (!was_up) {
-		/* a connect that failed: the peer may be starting; retry */
+		/*
+		 * A connect that failed: the peer may be starting, or not run
+		 * this backend; retry, over the next one we share if any.
+		 */
 		log_debugx("dp: peer %u: %s", p->id, why);
-		dp->ops->disconnect(dp->tp, p);
+		if (p->ops != NULL) {
+			p->tried |= p->ops->backend;
+			p->ops->disconnect(dp_tp_state(dp, p->ops), p);
+		}
 		return;
 	}
 	p->downs++;
@@ -485,7 +524,7 @@ dp_on_down(struct dp *dp, struct dp_peer *p, int err, const char *why)
 	log_warnx("dp: link to peer %u (%s:%u) down: %s (%s)", p->id,
 	    p->addr, p->port, why, strerror(-err));
 	coll_fail_peer(dp, p, err);
-	dp->ops->disconnect(dp->tp, p);
+	disconnect_all(dp, p);
 	while ((m = dp_tx_pull(dp, p)) != NULL)
 		dp_on_sent(dp, p, m, err);
 	p->next_connect_ns = dp->now_ns +
@@ -499,7 +538,8 @@ dp_on_down(struct dp *dp, struct dp_peer *p, int err, const char *why)
 }
 
 void
-peer_fill_link(const struct dp_peer *p, struct imsg_dp_link *l)
+peer_fill_link(const struct dp *dp, const struct dp_peer *p,
+    struct imsg_dp_link *l)
 {
 	static const uint32_t states[] = {
 		[DP_PEER_DOWN] = IMSG_DP_LINK_DOWN,
@@ -519,7 +559,7 @@ peer_fill_link(const struct dp_peer *p, struct imsg_dp_link *l)
 	l->rx_bytes = p->rx_bytes;
 	l->rx_bad = p->rx_bad;
 	l->downs = p->downs;
-	l->backends_local = tp_backends_all();
+	l->backends_local = dp->running;
 	l->backends_peer = p->backends;
 	snprintf(l->last_error, sizeof(l->last_error), "%s", p->last_error);
 }

@@ -292,7 +292,7 @@ on_links(struct lclient *c)
 	struct imsg_dp_link lk;
 
 	for (int i = 0; i < dp->npeers && c->fd >= 0; i++) {
-		peer_fill_link(dp->peers[i], &lk);
+		peer_fill_link(dp, dp->peers[i], &lk);
 		reply(c, IMSG_DP_LINK, &lk, sizeof(lk));
 	}
 	if (c->fd >= 0)
@@ -311,7 +311,7 @@ local_probe_done(void *waiter, struct dp_peer *p)
 		reply_error(c, -ENOTCONN, "link went down during the probe");
 		return;
 	}
-	peer_fill_link(p, &lk);
+	peer_fill_link(c->l->dp, p, &lk);
 	reply(c, IMSG_DP_LINK, &lk, sizeof(lk));
 }
 
@@ -330,8 +330,10 @@ on_status(struct lclient *c)
 	s.ops_failed = dp->stats.ops_failed;
 	s.rx_bad = dp->stats.rx_bad;
 	s.arena_size = c->l->a->size;
-	snprintf(s.backend, sizeof(s.backend), "%s",
-	    dp->ops != NULL ? dp->ops->name : "none");
+	if (dp->ntp == 0)
+		snprintf(s.backend, sizeof(s.backend), "none");
+	else
+		tp_names(dp->running, s.backend, sizeof(s.backend));
 	reply(c, IMSG_DP_STATUS, &s, sizeof(s));
 }
 

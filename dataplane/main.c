@@ -114,9 +114,9 @@ main(int argc, char **argv)
 	struct arena arena;
 	struct local *local;
 	struct dp *dp;
-	char sockpath[300];
+	char sockpath[300], names[64];
 	int ch, check = 0, level = LOG_LEVEL_INFO, nover = 0, r;
-	int epfd, tfd, sfd, dfd = -1, quit = 0, watchdog, usewait;
+	int epfd, tfd, sfd, quit = 0, watchdog;
 	uint64_t ticks = 0;
 	sigset_t mask;
 
@@ -228,14 +228,9 @@ main(int argc, char **argv)
 	epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, &ev);
 	ev.data.ptr = &main_tags[TAG_SIGNAL];
 	epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev);
-	usewait = dp->ops->wait != NULL;
-	if (!usewait && (dfd = dp_fd(dp)) >= 0) {
-		ev.data.ptr = &main_tags[TAG_DP];
-		epoll_ctl(epfd, EPOLL_CTL_ADD, dfd, &ev);
-	}
 	log_info("node %u: listening on %s:%u (%s), %d peers, socket %s",
-	    dc.node_id, dc.listen, dc.port, dp->ops->name, dp->npeers,
-	    sockpath);
+	    dc.node_id, dc.listen, dc.port, tp_names(dp->running, names,
+	    sizeof(names)), dp->npeers, sockpath);
 	notify("READY=1");
 	watchdog = getenv("WATCHDOG_USEC") != NULL;
 	memset(&last_stats, 0, sizeof(last_stats));
@@ -244,17 +239,13 @@ main(int argc, char **argv)
 		int n;
 
 		/*
-		 * Sleep in the backend when it can (io_uring), with our epoll
-		 * as one of its events; else in epoll on the backend's fd; a
-		 * backend with neither is polled with a short sleep.
+		 * Sleep where the backends can be woken (io_uring, a polled
+		 * device, their fds), with our epoll as one of the events.
 		 */
-		if (usewait) {
-			dp_wait(dp, epfd, DP_TICK_MS);
-			n = epoll_wait(epfd, evs, 64, 0);
-		} else
-			n = epoll_wait(epfd, evs, 64, dfd >= 0 ? DP_TICK_MS :
-			    0);
-
+		if ((r = dp_wait(dp, epfd, DP_TICK_MS)) < 0)
+			fatalx("dataplane: waiting for the transport: %s",
+			    strerror(-r));
+		n = epoll_wait(epfd, evs, 64, 0);
 		if (n < 0 && errno != EINTR)
 			fatal("dataplane: epoll_wait");
 		for (int i = 0; i < n; i++) {
@@ -289,8 +280,6 @@ main(int argc, char **argv)
 		while (dp_progress(dp) > 0)
 			;
 		local_service(local);
-		if (!usewait && dfd < 0 && n == 0)
-			usleep(20);
 	}
 	notify("STOPPING=1");
 	log_info("node %u: stopping", dc.node_id);

@@ -3,6 +3,7 @@
  * arceus.conf selects.  New backends (DPDK, RDMA) add a line to backends[]
  * in order of preference; `auto` tries them in that order.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "dataplane.h"
@@ -43,4 +44,32 @@ tp_backends_all(void)
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
 		b |= backends[i]->backend;
 	return b;
+}
+
+const char *
+tp_names(uint32_t bits, char *buf, size_t len)
+{
+	static const struct tp_ops *const all[] = {
+#ifdef ARC_HAVE_RDMA
+		&tp_rdma_ops,
+#endif
+#ifdef ARC_HAVE_DPDK
+		&tp_dpdk_ops,
+#endif
+		&tp_tcp_ops, &tp_loop_ops,
+	};
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		if (!(bits & all[i]->backend))
+			continue;
+		bits &= ~all[i]->backend;
+		off += (size_t)snprintf(buf + off, off < len ? len - off : 0,
+		    "%s%s", off > 0 ? "+" : "", all[i]->name);
+	}
+	if (bits != 0 || off == 0)	/* a newer peer's, or none */
+		snprintf(buf + off, off < len ? len - off : 0, "%s0x%x",
+		    off > 0 ? "+" : "", bits);
+	return buf;
 }

@@ -54,6 +54,9 @@
 #include "fault.h"
 #include "log.h"
 #include "dataplane.h"
+
+/* our state of a peer */
+#define PEER_ST(p)	((p)->tp[DP_TP_SLOT(DP_BACKEND_DPDK)])
 #include "rdp.h"
 
 #define DPDK_BURST		32
@@ -538,7 +541,7 @@ rx_release(void *arg, void *handle)
 static struct dpdk_peer *
 dpeer(struct dpdk_state *st, struct dp_peer *p)
 {
-	struct dpdk_peer *d = p->tp;
+	struct dpdk_peer *d = PEER_ST(p);
 	struct in_addr in;
 
 	if (d != NULL)
@@ -555,7 +558,7 @@ dpeer(struct dpdk_state *st, struct dp_peer *p)
 	rdp_rx_init(&d->rx, rx_deliver, rx_release, d);
 	rdp_asm_init(&d->as, WIRE_HDR_LEN + WIRE_MAX_PAYLOAD);
 	st->all[st->nall++] = d;
-	p->tp = d;
+	PEER_ST(p) = d;
 	return d;
 }
 
@@ -728,15 +731,15 @@ dpdk_kick(void *state, struct dp_peer *p)
 {
 	struct dpdk_state *st = state;
 
-	if (p->tp != NULL)
-		flush(st, p->tp, dp_now_ns());
+	if (PEER_ST(p) != NULL)
+		flush(st, PEER_ST(p), dp_now_ns());
 }
 
 static void
 dpdk_disconnect(void *state, struct dp_peer *p)
 {
 	struct dpdk_state *st = state;
-	struct dpdk_peer *d = p->tp;
+	struct dpdk_peer *d = PEER_ST(p);
 
 	if (d == NULL)
 		return;
@@ -753,7 +756,7 @@ tick(struct dpdk_state *st, uint64_t now)
 	struct dp *dp = st->dp;
 
 	for (int i = 0; i < dp->npeers; i++) {
-		struct dpdk_peer *d = dp->peers[i]->tp;
+		struct dpdk_peer *d = PEER_ST(dp->peers[i]);
 
 		if (d == NULL || d->tx_session == 0)
 			continue;
@@ -810,7 +813,7 @@ dpdk_poll(void *state)
 	}
 	n += nb;
 	for (int i = 0; i < dp->npeers; i++) {
-		struct dpdk_peer *d = dp->peers[i]->tp;
+		struct dpdk_peer *d = PEER_ST(dp->peers[i]);
 
 		if (d != NULL && d->rx.ack_due && d->rx_session != 0)
 			send_ack(st, d);
@@ -820,7 +823,7 @@ dpdk_poll(void *state)
 		tick(st, now);
 	}
 	for (int i = 0; i < dp->npeers; i++) {
-		struct dpdk_peer *d = dp->peers[i]->tp;
+		struct dpdk_peer *d = PEER_ST(dp->peers[i]);
 
 		if (d != NULL)
 			n += flush(st, d, now);
@@ -875,7 +878,7 @@ dpdk_fini(void *state)
 	    (unsigned long long)timeouts, (unsigned long long)dups,
 	    (unsigned long long)st->rx_bad);
 	for (int i = 0; i < dp->npeers; i++) {
-		struct dpdk_peer *d = dp->peers[i]->tp;
+		struct dpdk_peer *d = PEER_ST(dp->peers[i]);
 
 		if (d != NULL) {
 			if (d->rx_session != 0)
@@ -884,7 +887,7 @@ dpdk_fini(void *state)
 			rx_close(d);
 			tx_close(d, -ECANCELED);
 		}
-		dp->peers[i]->tp = NULL;
+		PEER_ST(dp->peers[i]) = NULL;
 	}
 	for (int i = 0; i < st->nall; i++) {
 		rdp_asm_fini(&st->all[i]->as);

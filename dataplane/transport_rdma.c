@@ -70,6 +70,9 @@
 #include "log.h"
 #include "dataplane.h"
 
+/* our state of a peer */
+#define PEER_ST(p)	((p)->tp[DP_TP_SLOT(DP_BACKEND_RDMA)])
+
 #define RDMA_RING_MIN	(4u << 20)	/* receive ring, bytes, at least */
 #define RDMA_ALIGN	64		/* records start on this */
 #define RDMA_RQ		64		/* RECVs posted for records */
@@ -187,9 +190,9 @@ rdma_wc_errno(enum ibv_wc_status s)
 static struct rdma_peer *
 rdma_peer_of(struct dp_peer *p)
 {
-	if (p->tp == NULL)
-		p->tp = calloc(1, sizeof(struct rdma_peer));
-	return p->tp;
+	if (PEER_ST(p) == NULL)
+		PEER_ST(p) = calloc(1, sizeof(struct rdma_peer));
+	return PEER_ST(p);
 }
 
 static int
@@ -362,8 +365,8 @@ rdma_conn_close(struct rdma_conn *c, int err)
 	c->state = RC_CLOSING;
 	c->close_ns = dp_now_ns();
 	c->peer = NULL;
-	if (p != NULL && p->tp != NULL) {
-		struct rdma_peer *rp = p->tp;
+	if (p != NULL && PEER_ST(p) != NULL) {
+		struct rdma_peer *rp = PEER_ST(p);
 
 		if (rp->out == c)
 			rp->out = NULL;
@@ -499,8 +502,8 @@ rdma_fini(void *state)
 		rdma_conn_free(c);
 	}
 	for (int i = 0; i < st->dp->npeers; i++) {
-		free(st->dp->peers[i]->tp);
-		st->dp->peers[i]->tp = NULL;
+		free(PEER_ST(st->dp->peers[i]));
+		PEER_ST(st->dp->peers[i]) = NULL;
 	}
 	rdma_destroy_id(st->listen);
 	if (st->cch != NULL)
@@ -658,7 +661,7 @@ rdma_pump(struct rdma_conn *c)
 static void
 rdma_kick(void *state, struct dp_peer *p)
 {
-	struct rdma_peer *rp = p->tp;
+	struct rdma_peer *rp = PEER_ST(p);
 
 	(void)state;
 	if (rp != NULL && rp->out != NULL)
@@ -668,7 +671,7 @@ rdma_kick(void *state, struct dp_peer *p)
 static void
 rdma_disconnect_peer(void *state, struct dp_peer *p)
 {
-	struct rdma_peer *rp = p->tp;
+	struct rdma_peer *rp = PEER_ST(p);
 
 	(void)state;
 	if (rp == NULL)
@@ -679,7 +682,7 @@ rdma_disconnect_peer(void *state, struct dp_peer *p)
 		rdma_conn_close(rp->in, -ECONNRESET);
 	/* the engine may free p next (peer_remove); connect makes a new one */
 	free(rp);
-	p->tp = NULL;
+	PEER_ST(p) = NULL;
 }
 
 static int

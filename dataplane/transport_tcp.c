@@ -41,6 +41,9 @@
 #include "log.h"
 #include "dataplane.h"
 
+/* our state of a peer */
+#define PEER_ST(p)	((p)->tp[DP_TP_SLOT(DP_BACKEND_TCP)])
+
 #define TCP_RING_ENTRIES	256
 #define TCP_BATCH_BYTES		(8u << 20)	/* gather at most this */
 #define TCP_RX_BUF		(4u << 20)	/* receive buffer, at least */
@@ -180,9 +183,9 @@ rx_ring_free(uint8_t *base, size_t size)
 static struct tcp_peer *
 tpeer(struct dp_peer *p)
 {
-	if (p->tp == NULL)
-		p->tp = calloc(1, sizeof(struct tcp_peer));
-	return p->tp;
+	if (PEER_ST(p) == NULL)
+		PEER_ST(p) = calloc(1, sizeof(struct tcp_peer));
+	return PEER_ST(p);
 }
 
 static struct tcp_conn *
@@ -235,8 +238,8 @@ conn_close(struct tcp_state *st, struct tcp_conn *c, int err)
 		return;
 	c->closing = 1;
 	c->peer = NULL;
-	if (p != NULL && p->tp != NULL) {
-		struct tcp_peer *tp = p->tp;
+	if (p != NULL && PEER_ST(p) != NULL) {
+		struct tcp_peer *tp = PEER_ST(p);
 
 		if (tp->out == c)
 			tp->out = NULL;
@@ -348,12 +351,12 @@ static void
 tcp_kick(void *state, struct dp_peer *p)
 {
 	struct tcp_state *st = state;
+	struct tcp_peer *tp = PEER_ST(p);
 	struct tcp_conn *c;
 	struct tp_msg *m;
 	size_t bytes = 0;
 
-	if (p->tp == NULL || (c = ((struct tcp_peer *)p->tp)->out) == NULL ||
-	    !c->connected || c->closing || c->ntx > 0)
+	if (tp == NULL || (c = tp->out) == NULL || !c->connected || c->closing || c->ntx > 0)
 		return;
 	while (c->ntx < DP_TX_BATCH && bytes < TCP_BATCH_BYTES &&
 	    (m = dp_tx_pull(st->dp, p)) != NULL) {
@@ -611,7 +614,7 @@ static void
 tcp_disconnect(void *state, struct dp_peer *p)
 {
 	struct tcp_state *st = state;
-	struct tcp_peer *tp = p->tp;
+	struct tcp_peer *tp = PEER_ST(p);
 
 	if (tp == NULL)
 		return;
@@ -779,8 +782,8 @@ tcp_fini(void *state)
 		conn_close(st, c, -ECANCELED);	/* may free c */
 	}
 	for (int i = 0; i < st->dp->npeers; i++) {
-		free(st->dp->peers[i]->tp);
-		st->dp->peers[i]->tp = NULL;
+		free(PEER_ST(st->dp->peers[i]));
+		PEER_ST(st->dp->peers[i]) = NULL;
 	}
 	close(st->lfd);
 	/* exiting the ring cancels what is in flight */

@@ -26,44 +26,15 @@ FAILS=0
 
 log() { printf 'dp_cluster: %s\n' "$*"; }
 
-cleanup() {
-	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
-	for p in $PIDS; do wait "$p" 2>/dev/null; done
-	PIDS=""
-	for n in $NS; do ip netns del "$n" 2>/dev/null; done
-	NS=""
-	ip link del "${TAG}br" 2>/dev/null
-	for i in 1 2 3 4; do ip link del "${TAG}h$i" 2>/dev/null; done
-}
+. "$(dirname "$0")/dp_lib.sh"
+cleanup() { dp_cleanup; }
 trap 'cleanup; rm -rf "$TMP"' EXIT
 trap 'exit 1' INT TERM
-
-if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null 2>&1; then
-	log "SKIP: needs root and iproute2"; exit 77
-fi
-if ! ip netns add "${TAG}probe" 2>/dev/null; then
-	log "SKIP: cannot make network namespaces"; exit 77
-fi
-ip netns del "${TAG}probe"
-[ -x "$DP" ] && [ -x "$TOOL" ] || { log "build $DP and $TOOL first"; exit 1; }
-
-# until SECONDS CMD...: run CMD every 50 ms until it succeeds or time runs out
-until_ok() {
-	t=$1; shift
-	end=$(( $(date +%s%N) / 1000000 + t * 1000 ))
-	while ! "$@" >/dev/null 2>&1; do
-		[ $(( $(date +%s%N) / 1000000 )) -ge $end ] && return 1
-		sleep 0.05
-	done
-}
+dp_preflight
 
 # hosts N: N namespaces on one bridge, a dataplane in each
-. "$(dirname "$0")/dp_lib.sh"
-
 hosts() {
 	n=$1
-	ip link add "${TAG}br" type bridge || return 1
-	ip link set "${TAG}br" up
 	conf=$TMP/arceus.conf
 	{
 		echo "[dataplane]"
@@ -79,15 +50,7 @@ hosts() {
 	} > "$conf"
 	for i in $(seq 1 "$n"); do
 		ns=${TAG}n$i
-		ip netns add "$ns" || return 1
-		NS="$NS $ns"
-		ip link add "${TAG}h$i" type veth peer name "${TAG}v$i" || return 1
-		ip link set "${TAG}v$i" netns "$ns"
-		ip -n "$ns" link set "${TAG}v$i" name eth0
-		ip -n "$ns" addr add "$NET.$i/24" dev eth0
-		ip -n "$ns" link set eth0 up
-		ip -n "$ns" link set lo up
-		ip link set "${TAG}h$i" master "${TAG}br" up
+		bridge_host "$i" "$NET.$i" || return 1
 		mkdir -p "$TMP/n$i"
 		ip netns exec "$ns" "$DP" -c "$conf" -o node.id=$i \
 		    -o "node.run_dir=$TMP/n$i" -o "dataplane.listen=$NET.$i" \

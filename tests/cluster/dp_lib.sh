@@ -1,6 +1,62 @@
 # dp_lib.sh: helpers shared by the dataplane's namespace tests
-# (dp_cluster.sh, dp_dpdk.sh); sourced, not run.  They use the caller's
-# TAG, TOOL, TMP, DPPID<i>, FAILS, log and until_ok.
+# (dp_cluster.sh, dp_dpdk.sh, dp_mixed.sh); sourced, not run.  They use
+# the caller's TAG, DP, TOOL, TMP, PIDS, NS, DPPID<i>, FAILS and log.
+
+# until_ok SECONDS CMD...: run CMD every 50 ms until it succeeds or time
+# runs out
+until_ok() {
+	t=$1; shift
+	end=$(( $(date +%s%N) / 1000000 + t * 1000 ))
+	while ! "$@" >/dev/null 2>&1; do
+		[ $(( $(date +%s%N) / 1000000 )) -ge $end ] && return 1
+		sleep 0.05
+	done
+}
+
+# dp_preflight: exit 77 without root, iproute2 or network namespaces,
+# 1 without the binaries
+dp_preflight() {
+	if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null 2>&1; then
+		log "SKIP: needs root and iproute2"; exit 77
+	fi
+	if ! ip netns add "${TAG}probe" 2>/dev/null; then
+		log "SKIP: cannot make network namespaces"; exit 77
+	fi
+	ip netns del "${TAG}probe"
+	[ -x "$DP" ] && [ -x "$TOOL" ] || { log "build $DP and $TOOL first"; \
+	    exit 1; }
+}
+
+# dp_cleanup: every process we started (by PID), namespaces, links
+dp_cleanup() {
+	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	PIDS=""
+	for n in $NS; do ip netns del "$n" 2>/dev/null; done
+	NS=""
+	ip link del "${TAG}br" 2>/dev/null
+	for i in 1 2 3 4; do ip link del "${TAG}h$i" 2>/dev/null; done
+}
+
+# bridge_host I [ADDR]: namespace ${TAG}n<I> whose eth0 is one end of a
+# veth pair on the bridge ${TAG}br (made by the first call), with
+# ADDR/24 on it when given
+bridge_host() {
+	i=$1 ns=${TAG}n$1
+	if ! ip link show "${TAG}br" >/dev/null 2>&1; then
+		ip link add "${TAG}br" type bridge || return 1
+		ip link set "${TAG}br" up
+	fi
+	ip netns add "$ns" || return 1
+	NS="$NS $ns"
+	ip link add "${TAG}h$i" type veth peer name "${TAG}v$i" || return 1
+	ip link set "${TAG}v$i" netns "$ns"
+	ip -n "$ns" link set "${TAG}v$i" name eth0
+	[ -n "${2:-}" ] && ip -n "$ns" addr add "$2/24" dev eth0
+	ip -n "$ns" link set eth0 up
+	ip -n "$ns" link set lo up
+	ip link set "${TAG}h$i" master "${TAG}br" up
+}
 
 # kill_hosts N VICTIM: every host hammers all-reduces on group 99, the
 # victim's dataplane is SIGKILLed mid-run, and every other host must name

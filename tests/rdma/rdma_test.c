@@ -244,9 +244,9 @@ test_absent(void)
 	if ((dp = node_new(1, "auto", "127.0.0.1", 2, "127.0.0.1")) == NULL)
 		return 1;
 	r = dp_start(dp);
-	result("auto-fallback", r == 0 && dp->ops != NULL &&
-	    strcmp(dp->ops->name, "tcp") == 0, "transport = auto: %s",
-	    dp->ops != NULL ? dp->ops->name : "none");
+	result("auto-fallback", r == 0 && dp->ntp == 1 &&
+	    dp->running == DP_BACKEND_TCP, "transport = auto: %s",
+	    dp->ntp > 0 ? dp->tps[0].ops->name : "none");
 	dp_free(dp);
 	return failed;
 }
@@ -261,7 +261,7 @@ setup(const char *addr)
 		if (dps[i] == NULL && (dps[i] = node_new((uint32_t)i, "rdma",
 		    addr, (uint32_t)(3 - i), addr)) == NULL)
 			return 0;
-		if (dps[i]->ops == NULL && dp_start(dps[i]) < 0)
+		if (dps[i]->ntp == 0 && dp_start(dps[i]) < 0)
 			return 0;
 		/* a restarted peer numbers its operations from 0 again */
 		group_clear_all(dps[i]);

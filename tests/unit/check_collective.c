@@ -181,6 +181,60 @@ allreduce_case(int n, size_t count, size_t chunk, float divisor)
 	unmesh();
 }
 
+/*
+ * Which backend a link's outbound connection uses: the best that runs
+ * here and, once the peer's hello told us, there too; one that failed
+ * to connect is skipped until every candidate has failed once; no
+ * backend in common falls back to trying ours (the peer may change).
+ */
+START_TEST(test_pick_backend)
+{
+	static const struct tp_ops fast = { .name = "fast",
+	    .backend = DP_BACKEND_DPDK };
+	static const struct tp_ops slow = { .name = "slow",
+	    .backend = DP_BACKEND_TCP };
+	static const struct tp_ops other = { .name = "other",
+	    .backend = DP_BACKEND_RDMA };
+	struct dp dp;
+	struct dp_peer p;
+
+	memset(&dp, 0, sizeof(dp));
+	memset(&p, 0, sizeof(p));
+	dp.tps[0].ops = &fast;
+	dp.tps[1].ops = &slow;
+	dp.ntp = 2;
+	dp.running = DP_BACKEND_DPDK | DP_BACKEND_TCP;
+	/* nothing known: the best */
+	ck_assert_ptr_eq(dp_pick_backend(&dp, &p), &fast);
+	/* it failed once: the next; both failed: the round starts again */
+	p.tried = DP_BACKEND_DPDK;
+	ck_assert_ptr_eq(dp_pick_backend(&dp, &p), &slow);
+	p.tried = DP_BACKEND_DPDK | DP_BACKEND_TCP;
+	ck_assert_ptr_eq(dp_pick_backend(&dp, &p), &fast);
+	ck_assert_uint_eq(p.tried, 0);
+	/* the peer runs tcp (and a backend we lack): tcp, even untried */
+	p.backends = DP_BACKEND_TCP | DP_BACKEND_RDMA;
+	ck_assert_ptr_eq(dp_pick_backend(&dp, &p), &slow);
+	/* the peer runs both: the best, unless it just failed */
+	p.backends = DP_BACKEND_TCP | DP_BACKEND_DPDK;
+	ck_assert_ptr_eq(dp_pick_backend(&dp, &p), &fast);
+	p.tried = DP_BACKEND_DPDK;
+	ck_assert_ptr_eq(dp_pick_backend(&dp, &p), &slow);
+	/* nothing in common: said once, then ours are tried again */
+	p.tried = 0;
+	p.backends = DP_BACKEND_RDMA;
+	ck_assert_ptr_eq(dp_pick_backend(&dp, &p), &fast);
+	ck_assert_int_eq(p.nocommon_logged, 1);
+	ck_assert_uint_eq(p.backends, 0);
+	/* a node that runs one backend only */
+	dp.tps[0].ops = &other;
+	dp.ntp = 1;
+	dp.running = DP_BACKEND_RDMA;
+	p.backends = DP_BACKEND_TCP;
+	ck_assert_ptr_eq(dp_pick_backend(&dp, &p), &other);
+}
+END_TEST
+
 START_TEST(test_allreduce_exact_order)
 {
 	static const size_t counts[] = { 0, 1, 3, 7, 1024, 1025, 5003,
@@ -535,6 +589,7 @@ collective_suite(void)
 	TCase *tc = tcase_create("loop");
 
 	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_pick_backend);
 	tcase_add_test(tc, test_allreduce_exact_order);
 	tcase_add_test(tc, test_reduce_scatter_allgather_subset);
 	tcase_add_test(tc, test_broadcast_and_sendrecv);
