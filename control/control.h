@@ -138,6 +138,7 @@ struct train_state {
 struct ctl_link {
 	uint32_t peer;
 	int	 up;
+	char	 backend[8];		/* what we send over: "dpdk", ... */
 	double	 rtt_s;
 	double	 bw_probe, bw_live;	/* bytes/s, 0: unknown */
 	uint64_t tx_bytes, rx_bytes, rx_bad, downs;

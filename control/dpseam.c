@@ -228,6 +228,9 @@ dpseam_run(void *arg)
 
 			l->peer = links[i].peer;
 			l->up = links[i].state == IMSG_DP_LINK_UP;
+			memcpy(l->backend, links[i].backend,
+			    sizeof(l->backend));
+			l->backend[sizeof(l->backend) - 1] = '\0';
 			l->rtt_s = links[i].rtt_ns / 1e9;
 			l->bw_probe = (double)links[i].bw_probe;
 			l->bw_live = (double)links[i].bw_live;

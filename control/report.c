@@ -175,12 +175,15 @@ report_status(struct ctl *c, struct sbuf *b, int json)
 	sbuf_printf(b, ",\"epoch\":%u,\"workers\":%u,\"arena_bytes\":%llu,"
 	    "\"links\":[", c->dp_epoch, c->dp_workers,
 	    (unsigned long long)c->dp_arena);
-	for (int i = 0; i < c->nlinks; i++)
-		sbuf_printf(b, "%s{\"peer\":%u,\"up\":%s,\"rtt_s\":%.6g,"
-		    "\"bw_probe\":%.6g,\"bw_live\":%.6g}", i ? "," : "",
-		    c->links[i].peer, c->links[i].up ? "true" : "false",
-		    c->links[i].rtt_s, c->links[i].bw_probe,
-		    c->links[i].bw_live);
+	for (int i = 0; i < c->nlinks; i++) {
+		sbuf_printf(b, "%s{\"peer\":%u,\"up\":%s,\"backend\":",
+		    i ? "," : "", c->links[i].peer, c->links[i].up ? "true" :
+		    "false");
+		sbuf_json_str(b, c->links[i].backend);
+		sbuf_printf(b, ",\"rtt_s\":%.6g,\"bw_probe\":%.6g,"
+		    "\"bw_live\":%.6g}", c->links[i].rtt_s,
+		    c->links[i].bw_probe, c->links[i].bw_live);
+	}
 	sbuf_printf(b, "]},");
 	sbuf_printf(b, "\"raft\":{\"leader\":%u,\"voters\":%d,"
 	    "\"standbys\":%d,\"auth_ok\":%llu,\"auth_refused\":%llu,"
@@ -463,6 +466,12 @@ report_metrics(struct ctl *c, struct sbuf *b)
 		for (int i = 0; i < c->nlinks; i++)
 			sbuf_printf(b, "arceus_link_up{peer=\"%u\"} %d\n",
 			    c->links[i].peer, c->links[i].up);
+		sbuf_printf(b, "# HELP arceus_link_info The backend a link "
+		    "sends over.\n# TYPE arceus_link_info gauge\n");
+		for (int i = 0; i < c->nlinks; i++)
+			sbuf_printf(b, "arceus_link_info{peer=\"%u\",backend="
+			    "\"%s\"} 1\n", c->links[i].peer,
+			    c->links[i].backend);
 		sbuf_printf(b, "# HELP arceus_link_bandwidth_bytes_per_second "
 		    "Measured by probes and live traffic.\n"
 		    "# TYPE arceus_link_bandwidth_bytes_per_second gauge\n");

@@ -267,9 +267,12 @@ if [ -x "$BUILD/arceus-dataplane" ] && [ $MDNS = 1 ]; then
 	echo "dataplane: epoch peers handed over, 3 links up at host 1 in" \
 	    "$t ms ($("$CLI" -s "$tmp/h1/control.sock" status | grep dataplane))"
 	if command -v curl >/dev/null; then
-		ip netns exec ${T}h1 curl -sf http://10.77.0.1:7780/metrics |
-		    grep -q '^arceus_link_up{peer="2"} 1$' ||
+		ip netns exec ${T}h1 curl -sf http://10.77.0.1:7780/metrics \
+		    > "$tmp/metrics.txt"
+		grep -q '^arceus_link_up{peer="2"} 1$' "$tmp/metrics.txt" ||
 		    die "/metrics: no dataplane link to 2"
+		grep -q '^arceus_link_info{peer="2",backend="tcp"} 1$' \
+		    "$tmp/metrics.txt" || die "/metrics: link 2's backend"
 	fi
 	# the plan's collective groups, accepted by every host's dataplane
 	groups_sent() {
