@@ -165,8 +165,10 @@ struct imsg_dp_status {
 	uint64_t	rx_bad;		/* invalid messages, all peers */
 	uint64_t	arena_size;
 	char		backend[24];	/* those running, "dpdk+tcp" */
+	uint64_t	tx_zerocopy;	/* messages sent from the arena as is */
+	uint64_t	tx_copied;	/* messages a backend had to copy */
 };
-static_assert(sizeof(struct imsg_dp_status) == 72, "imsg_dp_status size");
+static_assert(sizeof(struct imsg_dp_status) == 88, "imsg_dp_status size");
 
 /* ---- msg.c ---- */
 

@@ -122,6 +122,13 @@ struct tp_ops {
 	int		(*wait)(void *state, int fd, int timeout_ms);
 	/* Handles what is ready, without blocking. @return events handled */
 	int		(*poll)(void *state);
+	/*
+	 * (optional) The memory most payloads are lent from (the arena),
+	 * once: a backend that can registers it with its device and sends
+	 * payloads that lie inside without a copy (counted in dp->stats).
+	 * @return 0 or -errno (then everything is copied, as without it).
+	 */
+	int		(*mem_register)(void *state, void *base, size_t len);
 };
 
 extern const struct tp_ops tp_tcp_ops;
@@ -344,6 +351,8 @@ struct dp_stats {
 	uint64_t	rx_bad;		/* all peers and unidentified */
 	uint64_t	rx_stale;
 	uint64_t	stash_dropped;
+	uint64_t	tx_zerocopy;	/* messages sent from registered memory */
+	uint64_t	tx_copied;	/* messages a backend copied to send */
 };
 
 struct dp {
@@ -356,6 +365,8 @@ struct dp {
 	}		 tps[DP_MAX_TP];
 	int		 ntp;
 	uint32_t	 running;	/* their DP_BACKEND_* bits */
+	void		*mem_base;	/* dp_set_memory */
+	size_t		 mem_len;
 	int		 wfd;		/* epoll over their fds (several) */
 	int		 wfd_ext;	/* the caller's fd added to it */
 	struct dp_peer	*peers[DP_MAX_PEERS];
@@ -387,6 +398,11 @@ void		 dp_free(struct dp *dp);
  * @return 0 or -errno
  */
 int		 dp_start(struct dp *dp);
+/*
+ * The memory payloads are mostly lent from (the arena): each backend with
+ * mem_register gets it, now or when it starts.
+ */
+void		 dp_set_memory(struct dp *dp, void *base, size_t len);
 /* The state of a running backend (NULL if it does not run). */
 void		*dp_tp_state(const struct dp *dp, const struct tp_ops *ops);
 /* The backend for our connection to p now; NULL: none in common. */

@@ -568,12 +568,15 @@ main(int argc, char **argv)
 		if ((r = arc_dp_status(fd, &s)) < 0)
 			goto fail;
 		printf("node %u epoch %u backend %s workers %u peers %u "
-		    "ops_done %llu ops_failed %llu rx_bad %llu arena %llu\n",
+		    "ops_done %llu ops_failed %llu rx_bad %llu arena %llu "
+		    "tx_zerocopy %llu tx_copied %llu\n",
 		    s.node_id, s.epoch, s.backend, s.nworkers, s.npeers,
 		    (unsigned long long)s.ops_done,
 		    (unsigned long long)s.ops_failed,
 		    (unsigned long long)s.rx_bad,
-		    (unsigned long long)s.arena_size);
+		    (unsigned long long)s.arena_size,
+		    (unsigned long long)s.tx_zerocopy,
+		    (unsigned long long)s.tx_copied);
 	} else if (strcmp(argv[0], "links") == 0) {
 		struct imsg_dp_link l[64];
 

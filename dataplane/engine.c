@@ -109,6 +109,28 @@ dp_free(struct dp *dp)
 	free(dp);
 }
 
+static void
+register_memory(struct dp *dp, const struct dp_tp *t)
+{
+	int r;
+
+	if (dp->mem_base == NULL || t->ops->mem_register == NULL)
+		return;
+	if ((r = t->ops->mem_register(t->st, dp->mem_base, dp->mem_len)) < 0)
+		log_warnx("dp: %s: cannot register %zu bytes of shared memory "
+		    "(%s): payloads are copied", t->ops->name, dp->mem_len,
+		    strerror(-r));
+}
+
+void
+dp_set_memory(struct dp *dp, void *base, size_t len)
+{
+	dp->mem_base = base;
+	dp->mem_len = len;
+	for (int i = 0; i < dp->ntp; i++)
+		register_memory(dp, &dp->tps[i]);
+}
+
 void *
 dp_tp_state(const struct dp *dp, const struct tp_ops *ops)
 {
@@ -178,6 +200,7 @@ dp_start(struct dp *dp)
 		}
 		dp->tps[dp->ntp].ops = cand[i];
 		dp->tps[dp->ntp].st = st;
+		register_memory(dp, &dp->tps[dp->ntp]);
 		dp->ntp++;
 		dp->running |= cand[i]->backend;
 	}

@@ -330,6 +330,8 @@ on_status(struct lclient *c)
 	s.ops_failed = dp->stats.ops_failed;
 	s.rx_bad = dp->stats.rx_bad;
 	s.arena_size = c->l->a->size;
+	s.tx_zerocopy = dp->stats.tx_zerocopy;
+	s.tx_copied = dp->stats.tx_copied;
 	if (dp->ntp == 0)
 		snprintf(s.backend, sizeof(s.backend), "none");
 	else

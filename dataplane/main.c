@@ -71,12 +71,15 @@ log_stats(struct dp *dp, struct dp_stats *last)
 	if (memcmp(&dp->stats, last, sizeof(*last)) == 0)
 		return;
 	log_info("dp: ops %llu done, %llu failed; rx %llu bad, %llu stale; "
-	    "stash %zu bytes, %llu dropped",
+	    "stash %zu bytes, %llu dropped; tx %llu messages without a copy, "
+	    "%llu copied",
 	    (unsigned long long)dp->stats.ops_done,
 	    (unsigned long long)dp->stats.ops_failed,
 	    (unsigned long long)dp->stats.rx_bad,
 	    (unsigned long long)dp->stats.rx_stale, dp->stash_bytes,
-	    (unsigned long long)dp->stats.stash_dropped);
+	    (unsigned long long)dp->stats.stash_dropped,
+	    (unsigned long long)dp->stats.tx_zerocopy,
+	    (unsigned long long)dp->stats.tx_copied);
 	*last = dp->stats;
 }
 
@@ -212,6 +215,7 @@ main(int argc, char **argv)
 		fatalx("dataplane: arena of %llu bytes: %s ---> HINT: lower "
 		    "[dataplane] arena_size", (unsigned long long)nc.arena_size,
 		    strerror(-r));
+	dp_set_memory(dp, arena.base, arena.size);
 	if (mkdir(nc.run_dir, 0755) < 0 && errno != EEXIST)
 		fatal("dataplane: %s", nc.run_dir);
 	snprintf(sockpath, sizeof(sockpath), "%s/%s", nc.run_dir,

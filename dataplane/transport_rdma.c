@@ -11,6 +11,10 @@
  * one RDMA WRITE WITH IMMEDIATE.  The immediate (consumed by one posted
  * zero-length RECV) says how long the record is and whether it starts at
  * offset 0 because the rest of the ring was too short (RDMA_IMM_WRAP).
+ * A payload that lies in the memory the engine registered (the arena,
+ * tp_ops mem_register: one MR, made with the PD) is not copied: the
+ * WRITE gathers the header from the staging ring and the payload from
+ * the arena (two SGEs).
  * RC delivers in order, so the receiver parses records in completion
  * order, hands each up (the payload is lent from the ring for the call)
  * and then gives the bytes back.
@@ -159,6 +163,9 @@ struct rdma_state {
 	int		 epfd;		/* ech and cch: tp_ops fd */
 	struct rdma_connq conns;
 	uint64_t	 ring;		/* bytes of each ring */
+	uint8_t		*mem;		/* registered memory (the arena) */
+	size_t		 memlen;
+	struct ibv_mr	*mem_mr;	/* its MR, once there is a PD */
 };
 
 /* The peer's per-peer state: its two connections. */
@@ -217,6 +224,33 @@ rdma_sockaddr(const char *host, uint16_t port, struct sockaddr_in *sa)
 	return 0;
 }
 
+/* The arena's MR, once there are both a PD and an arena. */
+static void
+rdma_mem_mr(struct rdma_state *st)
+{
+	if (st->pd == NULL || st->mem == NULL || st->mem_mr != NULL)
+		return;
+	if ((st->mem_mr = ibv_reg_mr(st->pd, st->mem, st->memlen,
+	    IBV_ACCESS_LOCAL_WRITE)) == NULL)
+		log_warnx("dp.rdma: ibv_reg_mr of the %zu-byte arena: %s: "
+		    "payloads are copied", st->memlen, strerror(errno));
+}
+
+static int
+rdma_mem_register(void *state, void *base, size_t len)
+{
+	struct rdma_state *st = state;
+
+	if (st->mem_mr != NULL) {
+		ibv_dereg_mr(st->mem_mr);
+		st->mem_mr = NULL;
+	}
+	st->mem = base;
+	st->memlen = len;
+	rdma_mem_mr(st);
+	return 0;
+}
+
 /* The PD and completion channel, on the device of the first connection. */
 static int
 rdma_device(struct rdma_state *st, struct ibv_context *verbs)
@@ -233,6 +267,7 @@ rdma_device(struct rdma_state *st, struct ibv_context *verbs)
 	    epoll_ctl(st->epfd, EPOLL_CTL_ADD, st->cch->fd, &ev) < 0)
 		goto destroy_cch;
 	st->verbs = verbs;
+	rdma_mem_mr(st);
 	return 0;
 
 destroy_cch:
@@ -319,7 +354,7 @@ rdma_conn_setup(struct rdma_conn *c)
 	qa.qp_type = IBV_QPT_RC;
 	qa.cap.max_send_wr = nsend;
 	qa.cap.max_recv_wr = nrecv;
-	qa.cap.max_send_sge = 1;
+	qa.cap.max_send_sge = 2;	/* header, payload from the arena */
 	qa.cap.max_recv_sge = 1;
 	if (rdma_create_qp(c->id, st->pd, &qa) < 0)
 		return -errno;
@@ -508,6 +543,8 @@ rdma_fini(void *state)
 	rdma_destroy_id(st->listen);
 	if (st->cch != NULL)
 		ibv_destroy_comp_channel(st->cch);
+	if (st->mem_mr != NULL)
+		ibv_dereg_mr(st->mem_mr);
 	if (st->pd != NULL)
 		ibv_dealloc_pd(st->pd);
 	rdma_destroy_event_channel(st->ech);
@@ -600,12 +637,22 @@ rdma_credit(struct rdma_conn *c)
 }
 
 /* Writes what fits; the rest waits for credit. */
+/* [p, p + len) lies in the registered arena. */
+static int
+in_mem(const struct rdma_state *st, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	return st->mem_mr != NULL && b >= st->mem &&
+	    len <= st->memlen && (size_t)(b - st->mem) <= st->memlen - len;
+}
+
 static void
 rdma_pump(struct rdma_conn *c)
 {
 	struct dp *dp = c->st->dp;
 	struct ibv_send_wr wr, *bad;
-	struct ibv_sge sge;
+	struct ibv_sge sge[2];
 	struct tp_msg *m;
 	uint64_t off, pad, rec;
 	int r;
@@ -631,15 +678,25 @@ rdma_pump(struct rdma_conn *c)
 		c->tx_head += pad;
 		off = c->tx_head & (c->ring - 1);
 		memcpy(c->buf + off, m->hdr, WIRE_HDR_LEN);
-		if (m->len > 0)
-			memcpy(c->buf + off + WIRE_HDR_LEN, m->payload, m->len);
-		sge.addr = (uintptr_t)(c->buf + off);
-		sge.length = (uint32_t)(WIRE_HDR_LEN + m->len);
-		sge.lkey = c->mr->lkey;
 		memset(&wr, 0, sizeof(wr));
 		wr.wr_id = (uintptr_t)m;
-		wr.sg_list = &sge;
-		wr.num_sge = 1;
+		wr.sg_list = sge;
+		sge[0].addr = (uintptr_t)(c->buf + off);
+		sge[0].lkey = c->mr->lkey;
+		if (m->len > 0 && in_mem(c->st, m->payload, m->len)) {
+			/* from the arena as it is */
+			sge[0].length = WIRE_HDR_LEN;
+			sge[1].addr = (uintptr_t)m->payload;
+			sge[1].length = m->len;
+			sge[1].lkey = c->st->mem_mr->lkey;
+			wr.num_sge = 2;
+		} else {
+			if (m->len > 0)
+				memcpy(c->buf + off + WIRE_HDR_LEN, m->payload,
+				    m->len);
+			sge[0].length = (uint32_t)(WIRE_HDR_LEN + m->len);
+			wr.num_sge = 1;
+		}
 		wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
 		wr.send_flags = IBV_SEND_SIGNALED;
 		wr.imm_data = htonl((uint32_t)(rec / RDMA_ALIGN) |
@@ -654,6 +711,10 @@ rdma_pump(struct rdma_conn *c)
 		c->posted++;
 		c->tx_head += rec;
 		c->tx_recs++;
+		if (wr.num_sge == 2)
+			dp->stats.tx_zerocopy++;
+		else if (m->len > 0)
+			dp->stats.tx_copied++;
 		TAILQ_INSERT_TAIL(&c->inflight, m, entry);
 	}
 }
@@ -1020,7 +1081,7 @@ rdma_poll(void *state)
 const struct tp_ops tp_rdma_ops = {
 	.name = "rdma",
 	.backend = DP_BACKEND_RDMA,
-	.caps = TP_CAP_RELIABLE | TP_CAP_POLLFD,
+	.caps = TP_CAP_ZEROCOPY_TX | TP_CAP_RELIABLE | TP_CAP_POLLFD,
 	.init = rdma_init,
 	.fini = rdma_fini,
 	.connect = rdma_connect_peer,
@@ -1029,4 +1090,5 @@ const struct tp_ops tp_rdma_ops = {
 	.fd = rdma_fd,
 	.wait = NULL,
 	.poll = rdma_poll,
+	.mem_register = rdma_mem_register,
 };
