@@ -49,24 +49,18 @@ tp_backends_all(void)
 const char *
 tp_names(uint32_t bits, char *buf, size_t len)
 {
-	static const struct tp_ops *const all[] = {
-#ifdef ARC_HAVE_RDMA
-		&tp_rdma_ops,
-#endif
-#ifdef ARC_HAVE_DPDK
-		&tp_dpdk_ops,
-#endif
-		&tp_tcp_ops, &tp_loop_ops,
-	};
 	size_t off = 0;
 
 	buf[0] = '\0';
-	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-		if (!(bits & all[i]->backend))
+	for (size_t i = 0; i <= sizeof(backends) / sizeof(backends[0]); i++) {
+		const struct tp_ops *o = i < sizeof(backends) /
+		    sizeof(backends[0]) ? backends[i] : &tp_loop_ops;
+
+		if (!(bits & o->backend))
 			continue;
-		bits &= ~all[i]->backend;
+		bits &= ~o->backend;
 		off += (size_t)snprintf(buf + off, off < len ? len - off : 0,
-		    "%s%s", off > 0 ? "+" : "", all[i]->name);
+		    "%s%s", off > 0 ? "+" : "", o->name);
 	}
 	if (bits != 0 || off == 0)	/* a newer peer's, or none */
 		snprintf(buf + off, off < len ? len - off : 0, "%s0x%x",

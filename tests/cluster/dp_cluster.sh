@@ -66,28 +66,6 @@ hosts() {
 	done
 }
 
-# run_test NAME GROUP MEMBERS ARGS...: the test worker on every member
-run_test() {
-	name=$1 g=$2 members=$3; shift 3
-	wp=""
-	for i in $(echo "$members" | tr , ' '); do
-		timeout 60 ip netns exec "${TAG}n$i" "$TOOL" \
-		    -s "$TMP/n$i/dataplane.sock" test -g "$g" -m "$members" "$@" \
-		    > "$TMP/w$i.log" 2>&1 &
-		wp="$wp $!"
-	done
-	ok=1
-	for p in $wp; do wait "$p" || ok=0; done
-	if [ $ok = 1 ]; then
-		log "ok $name ($(grep -h '^ok' "$TMP"/w*.log | wc -l) checks)"
-	else
-		log "FAIL $name"
-		grep -h 'FAIL' "$TMP"/w*.log | head -20
-		FAILS=$((FAILS + 1))
-	fi
-	rm -f "$TMP"/w*.log
-}
-
 # kill_test N VICTIM: hammer all-reduces, SIGKILL one dataplane mid-run
 kill_test() {
 	kill_hosts "$1" "$2" || return

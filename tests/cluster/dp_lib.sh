@@ -13,6 +13,31 @@ until_ok() {
 	done
 }
 
+# run_test NAME GROUP MEMBERS ARGS...: the test worker (arceus-dptool
+# test) on every member at once; counts a failure with what they said.
+# RUN_TEST_NS, when set, names one namespace for every member.
+run_test() {
+	name=$1 g=$2 members=$3; shift 3
+	wp=""
+	for i in $(echo "$members" | tr , ' '); do
+		timeout 90 ip netns exec "${RUN_TEST_NS:-${TAG}n$i}" "$TOOL" \
+		    -s "$TMP/n$i/dataplane.sock" test -g "$g" -m "$members" "$@" \
+		    > "$TMP/w$i.log" 2>&1 &
+		wp="$wp $!"
+	done
+	ok=1
+	for p in $wp; do wait "$p" || ok=0; done
+	if [ $ok = 1 ]; then
+		log "ok $name ($(grep -h '^ok' "$TMP"/w*.log | wc -l) checks)"
+	else
+		log "FAIL $name"
+		grep -h 'FAIL' "$TMP"/w*.log | head -20
+		grep -hv '^ok' "$TMP"/w*.log | head -10
+		FAILS=$((FAILS + 1))
+	fi
+	rm -f "$TMP"/w*.log
+}
+
 # dp_preflight: exit 77 without root, iproute2 or network namespaces,
 # 1 without the binaries
 dp_preflight() {
