@@ -10,8 +10,12 @@ $(COMPUTE_LIB): $(COMPUTE_SRC:%.c=$(BUILD)/obj/%.o)
 	@rm -f $@
 	ar rcs $@ $^
 
+# dist.c talks to the dataplane through libarceus-dp (dataplane/build.mk
+# makes it; named here by path, since that file is read after this one).
+CFLAGS_compute/dist.c	:= -Idataplane
+COMPUTE_DPLIB	:= $(BUILD)/libarceus-dp.a
 $(BUILD)/arceus-worker: $(BUILD)/obj/compute/main.o $(COMPUTE_LIB) \
-    $(COMMON_LIB)
+    $(COMPUTE_DPLIB) $(COMMON_LIB)
 	$(CC) $(ALDFLAGS) -o $@ $^ $(COMPUTE_LDLIBS)
 
 # Unit tests of compute: tests/unit/check_<name>.c for each name that exists.
@@ -19,7 +23,7 @@ COMPUTE_TESTS	:= $(patsubst tests/unit/check_%.c,%,$(wildcard \
 		   $(patsubst %,tests/unit/check_%.c,kern attn gpt optim data \
 		   ckpt job train)))
 $(foreach t,$(COMPUTE_TESTS),$(eval $(call unit_test,$(t),\
-    $(COMPUTE_LIB) $(COMMON_LIB),$(COMPUTE_LDLIBS))))
+    $(COMPUTE_LIB) $(COMPUTE_DPLIB) $(COMMON_LIB),$(COMPUTE_LDLIBS))))
 
 VALGRIND_TESTS	+= check_common check_data check_ckpt check_gpt check_kern check_attn
 
@@ -49,4 +53,4 @@ bench-compute: all corpus $(BUILD)/bench/sgemm_probe
 # vector extensions in static functions; without AVX (the valgrind build,
 # -march=x86-64-v2) GCC notes a psABI change that cannot apply to them.
 CFLAGS_compute/attn.c	:= -Wno-psabi
-CHECK_SCRIPTS	+= tests/cli/worker_cli.sh
+CHECK_SCRIPTS	+= tests/cli/worker_cli.sh tests/cluster/dist_train.sh

@@ -143,6 +143,11 @@ struct job {
 	int64_t	ckpt_interval;	/* steps; 0: off */
 	int64_t	ckpt_keep;
 	int	resume;		/* load the newest checkpoint at start */
+	/* [dist]: data parallel over the node's dataplane (dist.c) */
+	char	dist_dataplane[1024];	/* its socket; empty: standalone */
+	char	dist_members[512];	/* node ids of the replicas, ring order */
+	int64_t	dist_group;		/* the dataplane group they use */
+	char	dist_compress[32];	/* none | bf16 | int8 | topk:R */
 };
 
 extern const struct conf_key job_keys[];
@@ -171,6 +176,13 @@ void	data_free(struct dataset *d);
 /* B windows of T+1 tokens at random offsets of the train split */
 void	data_train_batch(const struct dataset *d, struct rng *r, int B, int T,
 	    int *inputs, int *targets);
+/*
+ * Rows [first, first + B) of the batch of Ball windows that
+ * data_train_batch(Ball) would draw: r advances as it would, so replicas
+ * that share a seed split one global batch.
+ */
+void	data_train_batch_part(const struct dataset *d, struct rng *r, int Ball,
+	    int first, int B, int T, int *inputs, int *targets);
 /* the i-th of the fixed validation windows (wraps around) */
 void	data_val_batch(const struct dataset *d, int i, int B, int T,
 	    int *inputs, int *targets);
@@ -292,6 +304,44 @@ int	train_segs(struct gpt *m, struct adamw *o, struct trainer_state *ts,
 /* loads the newest checkpoint of dir into m, o, ts; -ENOENT if none */
 int	train_load(const char *dir, struct gpt *m, struct adamw *o,
 	    struct trainer_state *ts, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ */
+/* dist.c: data parallel through arceus-dataplane (libarceus-dp).      */
+
+#define DIST_MAX_MEMBERS	64
+
+struct arc_dp;
+struct dist {
+	struct arc_dp	*dp;
+	float		*buf;		/* arena: the gradients, then the loss */
+	float		*resid;		/* arena: error feedback (lossy comp) */
+	size_t		 count;		/* values of buf */
+	int		 rank, world;
+	uint32_t	 node;		/* this node's id, from the dataplane */
+	uint16_t	 group;
+	int		 comp;		/* enum arc_dp_comp */
+	float		 ratio;
+	uint32_t	 failed_peer;	/* of the last failure, 0: unknown */
+	uint64_t	 steps;
+	uint64_t	 wire_bytes;
+	double		 comm_s;
+};
+/* "1,2,3" into out. @return members (> 0) or -EINVAL with err set */
+int	dist_parse_members(const char *s, uint32_t *out, int max, char *err,
+	    size_t errlen);
+/* "bf16", "topk:0.01"... into d->comp, d->ratio. @return 0 or -EINVAL */
+int	dist_parse_comp(const char *s, struct dist *d, char *err,
+	    size_t errlen);
+/* Attaches to j->dist_dataplane, defines the group. @return 0 or -errno */
+int	dist_init(struct dist *d, const struct job *j, size_t nparams,
+	    char *err, size_t errlen);
+/*
+ * Averages grads[nparams] and *loss over the replicas, in place.
+ * @return 0 or -errno with err naming the peer at fault
+ */
+int	dist_allreduce(struct dist *d, float *grads, float *loss, char *err,
+	    size_t errlen);
+void	dist_fini(struct dist *d);
 
 /* tool.c: arceusctl subcommands that live in compute */
 int	tool_dataset_build(int argc, char **argv);

@@ -158,13 +158,22 @@ void
 data_train_batch(const struct dataset *d, struct rng *r, int B, int T,
     int *inputs, int *targets)
 {
-	for (int b = 0; b < B; b++) {
+	data_train_batch_part(d, r, B, 0, B, T, inputs, targets);
+}
+
+void
+data_train_batch_part(const struct dataset *d, struct rng *r, int Ball,
+    int first, int B, int T, int *inputs, int *targets)
+{
+	for (int b = 0; b < Ball; b++) {
 		size_t off = rng_below(r, d->ntrain - (size_t)T);
 		const uint8_t *s = d->tokens + off;
 
+		if (b < first || b >= first + B)
+			continue;
 		for (int t = 0; t < T; t++) {
-			inputs[b * T + t] = s[t];
-			targets[b * T + t] = s[t + 1];
+			inputs[(b - first) * T + t] = s[t];
+			targets[(b - first) * T + t] = s[t + 1];
 		}
 	}
 }

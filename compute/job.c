@@ -80,6 +80,18 @@ const struct conf_key job_keys[] = {
 	    "complete checkpoints kept; 0: all", NULL, 0 },
 	{ "checkpoint", "resume", CONF_BOOL, J(resume), 0, 0, 0, "yes",
 	    "resume from the newest complete checkpoint in dir", NULL, 0 },
+
+	{ "dist", "dataplane", CONF_STR, JS(dist_dataplane), 0, 0, "",
+	    "the node's dataplane socket (RUN_DIR/dataplane.sock); set: "
+	    "train data parallel with dist.members (--dataplane)", NULL, 0 },
+	{ "dist", "members", CONF_STR, JS(dist_members), 0, 0, "",
+	    "node ids of the replicas in ring order, e.g. 1,2,3; each trains "
+	    "train.batch_size of every global batch", NULL, 0 },
+	{ "dist", "group", CONF_INT, J(dist_group), 0, 1, 65535, "100",
+	    "the dataplane group id the replicas share", NULL, 0 },
+	{ "dist", "compress", CONF_STR, JS(dist_compress), 1, 0, "none",
+	    "gradients on the wire: none, bf16, int8 or topk:FRACTION (with "
+	    "error feedback)", NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0 },
 };
 
@@ -107,6 +119,24 @@ job_load(struct job *job, const char *path, char **sets, int nsets)
 		if (kern_lookup(job->kernels) == NULL)
 			conf_err(&errs, where, 0, "train.kernels = '%s': must "
 			    "be dnnl or ref", job->kernels);
+		if (job->dist_dataplane[0] != '\0') {
+			uint32_t m[DIST_MAX_MEMBERS];
+			char why[256];
+
+			if (dist_parse_members(job->dist_members, m,
+			    DIST_MAX_MEMBERS, why, sizeof(why)) < 0)
+				conf_err(&errs, where, 0, "dist.members: %s",
+				    why);
+		}
+		{
+			struct dist d;
+			char why[256];
+
+			if (dist_parse_comp(job->dist_compress, &d, why,
+			    sizeof(why)) < 0)
+				conf_err(&errs, where, 0, "dist.compress = %s",
+				    why);
+		}
 	}
 	if (errs.n > 0) {
 		conf_errs_print(&errs, stderr);

@@ -1,8 +1,10 @@
 /*
- * main.c: arceus-worker.  For now, the standalone trainer:
+ * main.c: arceus-worker: the trainer, alone or as one replica of a
+ * data-parallel job over the node's arceus-dataplane:
  *
  *   arceus-worker --standalone --job FILE [--set section.key=value ...]
  *                 [--metrics-out FILE] [-q] [-v]
+ *   arceus-worker --dataplane SOCK --job FILE --set dist.members=1,2 ...
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -18,10 +20,13 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: arceus-worker --standalone --job FILE "
+	    "usage: arceus-worker --standalone | --dataplane SOCK --job FILE "
 	    "[--set section.key=value ...]\n"
 	    "                     [--metrics-out FILE] [-q] [-v] [-n]\n"
 	    "  --standalone        train on this node alone\n"
+	    "  --dataplane SOCK    train data parallel with the replicas of "
+	    "dist.members,\n"
+	    "                      through this node's arceus-dataplane\n"
 	    "  --job FILE          job file (configs/jobs/*.conf)\n"
 	    "  --set S.K=V         override one job key (repeatable)\n"
 	    "  --metrics-out FILE  append one JSON object per step\n"
@@ -36,6 +41,7 @@ main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "standalone", no_argument, NULL, 's' },
+		{ "dataplane", required_argument, NULL, 'D' },
 		{ "job", required_argument, NULL, 'j' },
 		{ "set", required_argument, NULL, 'S' },
 		{ "metrics-out", required_argument, NULL, 'm' },
@@ -43,7 +49,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct train_opts topts = { 0 };
-	const char *jobpath = NULL;
+	const char *jobpath = NULL, *dpsock = NULL;
 	char **sets;
 	int nsets = 0, standalone = 0, checkonly = 0, level = LOG_LEVEL_INFO;
 	int ch;
@@ -71,6 +77,9 @@ main(int argc, char **argv)
 			break;
 		case 'j':
 			jobpath = optarg;
+			break;
+		case 'D':
+			dpsock = optarg;
 			break;
 		case 'S':
 			sets[nsets++] = optarg;
@@ -101,17 +110,31 @@ main(int argc, char **argv)
 		fprintf(stderr, "arceus-worker: --job FILE is required\n");
 		usage();
 	}
+	if (dpsock != NULL) {
+		size_t len = strlen(dpsock) + sizeof("dist.dataplane=");
+
+		if ((sets[nsets] = malloc(len)) == NULL)
+			fatal("malloc");
+		snprintf(sets[nsets++], len, "dist.dataplane=%s", dpsock);
+	}
 	if (job_load(&job, jobpath, sets, nsets) < 0)
 		return 1;
+	if (dpsock != NULL)
+		free(sets[nsets - 1]);
 	free(sets);
 	if (checkonly) {
 		printf("%s: ok\n", jobpath);
 		return 0;
 	}
-	if (!standalone) {
-		fprintf(stderr, "arceus-worker: only --standalone is "
-		    "implemented so far; the cluster mode attaches to "
-		    "arceus-dataplane\n");
+	if (standalone && job.dist_dataplane[0] != '\0') {
+		fprintf(stderr, "arceus-worker: --standalone and a dataplane "
+		    "(%s) exclude each other\n", job.dist_dataplane);
+		return 2;
+	}
+	if (!standalone && job.dist_dataplane[0] == '\0') {
+		fprintf(stderr, "arceus-worker: say --standalone, or "
+		    "--dataplane SOCK (with dist.members) to train data "
+		    "parallel\n");
 		return 2;
 	}
 	fault_init_env();

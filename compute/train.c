@@ -245,7 +245,8 @@ train_run(const struct job *j, const struct train_opts *o)
 	struct trainer_state ts;
 	struct dataset data = { 0 };
 	struct adamw opt = { 0 };
-	struct rng init_rng, data_rng, sample_rng;
+	struct rng init_rng, data_rng, sample_rng, step_data_rng, step_drop_rng;
+	struct dist dist = { .rank = 0, .world = 1 };
 	struct gpt m;
 	FILE *mf = NULL;
 	uint64_t last_ckpt = 0;
@@ -270,6 +271,11 @@ train_run(const struct job *j, const struct train_opts *o)
 		goto out;
 	}
 	m.dropout = (float)j->dropout;
+	if (j->dist_dataplane[0] != '\0' &&
+	    dist_init(&dist, j, m.nparams, err, sizeof(err)) < 0) {
+		log_warnx("data parallel: %s", err);
+		goto out;
+	}
 	if (adamw_init(&opt, m.nparams) < 0) {
 		log_warnx("optimizer: out of memory");
 		goto out;
@@ -280,7 +286,9 @@ train_run(const struct job *j, const struct train_opts *o)
 		goto out;
 	rng_seed(&init_rng, (uint64_t)j->seed);
 	rng_seed(&data_rng, (uint64_t)j->seed + 1);
-	rng_seed(&m.drop_rng, (uint64_t)j->seed + 2);
+	/* replicas draw one global batch, and dropout masks of their own */
+	rng_seed(&m.drop_rng, (uint64_t)j->seed + 2 +
+	    0x9e3779b97f4a7c15ull * (uint64_t)dist.rank);
 	rng_seed(&sample_rng, (uint64_t)j->seed + 3);
 	gpt_init_weights(&m, &init_rng);
 	shape_of(&m, ts.shape);
@@ -308,9 +316,10 @@ train_run(const struct job *j, const struct train_opts *o)
 		goto out;
 	}
 	log_info("model: %d layers, %d heads, width %d, block %d: %.2fM "
-	    "parameters; kernels %s; %lld steps of %d x %d tokens x %lld",
+	    "parameters; kernels %s; %lld steps of %d x %d tokens x %lld%s",
 	    cfg.L, cfg.NH, cfg.C, cfg.maxT, m.nparams / 1e6, k->name,
-	    (long long)j->steps, B, T, (long long)j->accumulate);
+	    (long long)j->steps, B, T, (long long)j->accumulate,
+	    dist.world > 1 ? " on each replica" : "");
 	log_info("data: %s, %zu tokens (%zu train, %zu validation)", j->path,
 	    data.ntokens, data.ntrain, data.ntokens - data.ntrain);
 
@@ -326,9 +335,12 @@ train_run(const struct job *j, const struct train_opts *o)
 		float lr = lr_at(j, (int64_t)ts.step), loss = 0, norm;
 		int eval_now;
 
+		step_data_rng = data_rng;
+		step_drop_rng = m.drop_rng;
 		gpt_zero_grad(&m);
 		for (int a = 0; a < j->accumulate; a++) {
-			data_train_batch(&data, &data_rng, B, T, in, tg);
+			data_train_batch_part(&data, &data_rng, B * dist.world,
+			    B * dist.rank, B, T, in, tg);
 			if (gpt_forward(&m, in, tg, B, T) < 0) {
 				log_warnx("forward failed: out of memory");
 				goto out;
@@ -336,12 +348,26 @@ train_run(const struct job *j, const struct train_opts *o)
 			gpt_backward(&m, 1.0f / (float)j->accumulate);
 			loss += m.loss / (float)j->accumulate;
 		}
+		if (dist.dp != NULL &&
+		    dist_allreduce(&dist, m.grads, &loss, err, sizeof(err)) < 0) {
+			progress_break();
+			log_warnx("step %llu: %s; stopping (restart the job on "
+			    "the members that remain)",
+			    (unsigned long long)ts.step + 1, err);
+			/* the step is not applied: save where it began */
+			data_rng = step_data_rng;
+			m.drop_rng = step_drop_rng;
+			if (j->ckpt_dir[0] != '\0' && last_ckpt != ts.step)
+				checkpoint(j, &m, &opt, &data_rng, &ts,
+				    &last_ckpt);
+			goto out;
+		}
 		norm = grad_clip(m.grads, m.nparams, (float)j->grad_clip);
 		adamw_step(&opt, m.params, m.grads, &m, lr, (float)j->beta1,
 		    (float)j->beta2, (float)j->eps, (float)j->weight_decay);
 		ts.step++;
 		last_loss = loss;
-		ts.tokens_seen += (uint64_t)B * T * j->accumulate;
+		ts.tokens_seen += (uint64_t)B * T * j->accumulate * dist.world;
 		if (!isfinite(loss)) {
 			progress_break();
 			log_warnx("step %llu: loss is %f; stopping (lower "
@@ -352,7 +378,7 @@ train_run(const struct job *j, const struct train_opts *o)
 		ms = (now_s() - t0) * 1e3;
 		ema_ms = ts.step - 1 == (uint64_t)first ? ms :
 		    0.9 * ema_ms + 0.1 * ms;
-		tps = (double)B * T * j->accumulate / (ms / 1e3);
+		tps = (double)B * T * j->accumulate * dist.world / (ms / 1e3);
 
 		eval_now = (j->eval_interval > 0 &&
 		    ts.step % (uint64_t)j->eval_interval == 0) ||
@@ -373,7 +399,7 @@ train_run(const struct job *j, const struct train_opts *o)
 		if (eval_now || ts.step % (uint64_t)j->log_interval == 0 ||
 		    ts.step == 1)
 			progress(o, tty, (int64_t)ts.step, j->steps, loss, val,
-			    ema_ms, (double)B * T * j->accumulate /
+			    ema_ms, (double)B * T * j->accumulate * dist.world /
 			    (ema_ms / 1e3), ema_ms / 1e3 *
 			    (double)(j->steps - (int64_t)ts.step), eval_now);
 		if (j->ckpt_dir[0] != '\0' && j->ckpt_interval > 0 &&
@@ -409,6 +435,7 @@ train_run(const struct job *j, const struct train_opts *o)
 	}
 	rc = 0;
 out:
+	dist_fini(&dist);
 	if (mf != NULL)
 		fclose(mf);
 	free(in);

@@ -49,6 +49,16 @@ n=$(grep -c "bad.conf:[0-9]*:" "$tmp/err")
 expect 1 "unknown key 'train.nope'" -- "$W" -n --job configs/jobs/tiny.conf --set train.nope=1
 expect 1 'not a multiple of model.n_head' -- "$W" -n --job configs/jobs/tiny.conf --set model.n_embd=130
 expect 1 'kernels' -- "$W" -n --job configs/jobs/tiny.conf --set train.kernels=cuda
+# the data-parallel mode: its keys and its dataplane
+expect 2 'say --standalone, or --dataplane' -- "$W" --job configs/jobs/tiny.conf
+expect 2 'exclude each other' -- "$W" --standalone --dataplane /x.sock --job configs/jobs/tiny.conf --set dist.members=1,2
+expect 1 "dist.members: no members" -- "$W" -n --dataplane /x.sock --job configs/jobs/tiny.conf
+expect 1 "dist.members: '1,x': node ids are numbers" -- "$W" -n --dataplane /x.sock --job configs/jobs/tiny.conf --set dist.members=1,x
+expect 1 "node 2 is listed twice" -- "$W" -n --dataplane /x.sock --job configs/jobs/tiny.conf --set dist.members=2,2
+expect 1 "dist.group = 0 is out of bounds" -- "$W" -n --job configs/jobs/tiny.conf --set dist.group=0
+expect 1 "$tmp/none.sock" -- "$W" --dataplane "$tmp/none.sock" --job configs/jobs/tiny.conf --set dist.members=1,2 --set checkpoint.dir=
+expect 1 "dist.compress = 'zip': none, bf16" -- "$W" -n --job configs/jobs/tiny.conf --set dist.compress=zip
+expect 1 "dist.compress = 'topk:2': topk takes a fraction" -- "$W" -n --job configs/jobs/tiny.conf --set dist.compress=topk:2
 head -c 3000 /dev/urandom > "$tmp/garbage.conf"
 "$W" -n --job "$tmp/garbage.conf" > /dev/null 2>&1
 rc=$?

@@ -1,0 +1,229 @@
+#!/bin/sh
+# dist_train.sh: data-parallel training across simulated hosts matches the
+# single-node run.
+#
+# Two network namespaces on a private bridge (made and removed here), an
+# arceus-dataplane in each (tcp), and an arceus-worker in each attached to
+# it (--dataplane) with dist.members = 1,2 and batch B.  The reference is
+# one standalone worker with batch 2B and the same seed.  Every step's loss
+# and gradient norm of the replicas must equal each other exactly (they
+# all-reduce them) and the reference's within a float tolerance (only the
+# order of the sums differs).  Then bf16 compression of the gradients
+# must still follow the reference closely.  Then one host's dataplane is
+# killed mid-run: the other worker must stop within the bound, naming
+# peer 2, with a checkpoint of the last whole step, and resume from it.
+#
+# Needs root, iproute2 and the corpus (make corpus); exit 77 without the
+# first two.  Every process is started here, remembered by PID and killed
+# by PID; everything is bounded in time.
+set -u
+
+BUILD=${BUILD:-build}
+DP=$BUILD/arceus-dataplane
+TOOL=$BUILD/arceus-dptool
+WORKER=$BUILD/arceus-worker
+TAG=adt$$
+NET=10.$((50 + $$ % 50)).$(( ($$ / 50) % 250 ))
+TMP=$(mktemp -d /tmp/arceus-dist.XXXXXX)
+PIDS=""
+NS=""
+FAILS=0
+STEPS=30
+
+log() { printf 'dist_train: %s\n' "$*"; }
+
+. "$(dirname "$0")/dp_lib.sh"
+trap 'dp_cleanup; [ -n "${KEEP:-}" ] || rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM
+dp_preflight
+[ -x "$WORKER" ] || { log "build $WORKER first"; exit 1; }
+[ -s data/corpus.txt ] || { log "no data/corpus.txt: make corpus"; exit 1; }
+
+# a small model that trains a step in milliseconds, one thread each
+JOB="--job configs/jobs/tiny.conf --set model.n_layer=2 --set model.n_head=2
+ --set model.n_embd=64 --set model.block_size=32 --set train.steps=$STEPS
+ --set train.warmup_steps=5 --set train.eval_interval=0
+ --set train.eval_iters=4 --set train.sample_len=0 --set train.threads=1
+ --set checkpoint.dir= -q"
+
+up() { "$TOOL" -s "$TMP/n$1/dataplane.sock" links 2>/dev/null |
+    grep -q "^peer $2 up"; }
+
+{
+	echo "[dataplane]"
+	echo "transport = tcp"
+	echo "port = 7710"
+	echo "arena_size = 64M"
+	echo "chunk_size = 64K"
+	echo "peer_timeout_ms = 2000"
+	echo "op_timeout_ms = 10000"
+	for i in 1 2; do echo "peer = $i@$NET.$i:7710"; done
+} > "$TMP/arceus.conf"
+for i in 1 2; do
+	bridge_host "$i" "$NET.$i" || { log "FAIL: host $i"; exit 1; }
+	mkdir -p "$TMP/n$i"
+	ip netns exec "${TAG}n$i" "$DP" -c "$TMP/arceus.conf" -o node.id=$i \
+	    -o "node.run_dir=$TMP/n$i" -o "dataplane.listen=$NET.$i" \
+	    > "$TMP/dp$i.log" 2>&1 &
+	PIDS="$PIDS $!"
+	eval "DPPID$i=$!"
+done
+until_ok 20 up 1 2 && until_ok 20 up 2 1 ||
+    { log "FAIL: links not up"; cat "$TMP"/dp*.log; exit 1; }
+
+# a worker whose members leave its node out is refused, naming it
+# shellcheck disable=SC2086
+ip netns exec "${TAG}n1" "$WORKER" --dataplane "$TMP/n1/dataplane.sock" \
+    $JOB --set dist.members=3,4 > "$TMP/out.log" 2>&1
+if [ $? = 1 ] && grep -q "does not list this node (1" "$TMP/out.log"; then
+	log "ok a worker outside dist.members is refused: $(grep -o \
+	    "dist.members = .*" "$TMP/out.log")"
+else
+	log "FAIL: members without this node:"; cat "$TMP/out.log"
+	FAILS=$((FAILS + 1))
+fi
+
+# field NAME FILE: the values of "NAME": in FILE's JSON lines, one a line
+field() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" "$2"; }
+
+# close A B TOL: the two columns agree within relative TOL on every line
+close() {
+	paste "$1" "$2" | awk -v tol="$3" '
+	    { d = $1 - $2; if (d < 0) d = -d; m = $2 < 0 ? -$2 : $2;
+	      r = d / (m > 1e-12 ? m : 1e-12); if (r > worst) worst = r;
+	      if (r > tol) bad++; n++ }
+	    END { printf "%d values, worst relative difference %.2g\n", n,
+	      worst; exit (n == 0 || bad > 0) }'
+}
+
+# replicas NAME B ARGS...: both workers at once; fails unless both exit 0
+replicas() {
+	name=$1 b=$2; shift 2
+	wp=""
+	for i in 1 2; do
+		# shellcheck disable=SC2086
+		timeout 300 ip netns exec "${TAG}n$i" "$WORKER" \
+		    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
+		    --set train.batch_size="$b" --set dist.members=1,2 "$@" \
+		    --metrics-out "$TMP/$name$i.jsonl" > "$TMP/$name$i.log" 2>&1 &
+		wp="$wp $!"
+	done
+	ok=0
+	for p in $wp; do wait "$p" || ok=1; done
+	return $ok
+}
+
+# the reference: one node, the global batch
+# shellcheck disable=SC2086
+if ! timeout 300 "$WORKER" --standalone $JOB --set train.batch_size=8 \
+    --metrics-out "$TMP/ref.jsonl" > "$TMP/ref.log" 2>&1; then
+	log "FAIL: the standalone reference run"; cat "$TMP/ref.log"; exit 1
+fi
+field loss "$TMP/ref.jsonl" > "$TMP/ref.loss"
+field grad_norm "$TMP/ref.jsonl" > "$TMP/ref.norm"
+
+if replicas dp 4; then
+	for i in 1 2; do
+		field loss "$TMP/dp$i.jsonl" > "$TMP/dp$i.loss"
+		field grad_norm "$TMP/dp$i.jsonl" > "$TMP/dp$i.norm"
+	done
+	if [ "$(wc -l < "$TMP/dp1.loss")" = $STEPS ] &&
+	    cmp -s "$TMP/dp1.loss" "$TMP/dp2.loss" &&
+	    cmp -s "$TMP/dp1.norm" "$TMP/dp2.norm"; then
+		log "ok the replicas agree bit for bit on $STEPS steps"
+	else
+		log "FAIL: the replicas disagree"
+		paste "$TMP/dp1.loss" "$TMP/dp2.loss" | head; FAILS=$((FAILS + 1))
+	fi
+	if r=$(close "$TMP/dp1.loss" "$TMP/ref.loss" 1e-4); then
+		log "ok 2 replicas x batch 4 = 1 node x batch 8, loss: $r"
+	else
+		log "FAIL loss against the single node: $r"
+		paste "$TMP/dp1.loss" "$TMP/ref.loss"; FAILS=$((FAILS + 1))
+	fi
+	if r=$(close "$TMP/dp1.norm" "$TMP/ref.norm" 1e-3); then
+		log "ok gradient norms: $r"
+	else
+		log "FAIL gradient norms against the single node: $r"
+		paste "$TMP/dp1.norm" "$TMP/ref.norm"; FAILS=$((FAILS + 1))
+	fi
+	grep -h "data parallel" "$TMP"/dp1.log | sed 's/^/dist_train:   /'
+else
+	log "FAIL: the data-parallel run"; cat "$TMP"/dp1.log "$TMP"/dp2.log
+	FAILS=$((FAILS + 1))
+fi
+
+# bf16 gradients (with error feedback): close to the reference still
+if replicas bf 4 --set dist.compress=bf16; then
+	field loss "$TMP/bf1.jsonl" > "$TMP/bf1.loss"
+	if r=$(close "$TMP/bf1.loss" "$TMP/ref.loss" 2e-2); then
+		log "ok bf16 gradients, loss: $r"
+	else
+		log "FAIL bf16 loss against the single node: $r"
+		FAILS=$((FAILS + 1))
+	fi
+else
+	log "FAIL: the bf16 run"; cat "$TMP"/bf1.log "$TMP"/bf2.log
+	FAILS=$((FAILS + 1))
+fi
+
+# a lost node: host 2's dataplane is killed mid-run
+wp=""
+for i in 1 2; do
+	# shellcheck disable=SC2086
+	timeout 300 ip netns exec "${TAG}n$i" "$WORKER" \
+	    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
+	    --set train.steps=1000000 --set train.batch_size=4 \
+	    --set dist.members=1,2 --set checkpoint.dir="$TMP/ck$i" \
+	    --set checkpoint.interval=1000000 \
+	    --metrics-out "$TMP/k$i.jsonl" > "$TMP/k$i.log" 2>&1 &
+	wp="$wp $!"
+	eval "WP$i=$!"
+done
+steps() { [ "$(wc -l < "$TMP/k1.jsonl" 2>/dev/null || echo 0)" -ge 3 ]; }
+if until_ok 60 steps; then
+	kill -9 "$DPPID2"
+	t0=$(date +%s%N)
+	wait "$WP1"; rc=$?
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	wait "$WP2"; rc2=$?
+	if [ $rc = 0 ] || ! grep -q "all-reduce failed: peer 2" "$TMP/k1.log"
+	then
+		log "FAIL: worker 1 (exit $rc) did not stop naming peer 2:"
+		tail -5 "$TMP/k1.log"; FAILS=$((FAILS + 1))
+	else
+		log "ok worker 1 stopped $ms ms after the kill: $(grep -o \
+		    'all-reduce failed: [^;]*' "$TMP/k1.log")"
+	fi
+	if [ $rc2 = 0 ] || ! grep -q "dataplane unreachable" "$TMP/k2.log"
+	then
+		log "FAIL: worker 2 (exit $rc2) was not told its dataplane died:"
+		tail -5 "$TMP/k2.log"; FAILS=$((FAILS + 1))
+	fi
+	# its checkpoint holds every step it finished, and resumes
+	done1=$(wc -l < "$TMP/k1.jsonl")
+	# shellcheck disable=SC2086
+	if timeout 120 "$WORKER" --standalone $JOB --set train.batch_size=8 \
+	    --set train.steps=$((done1 + 1)) --set checkpoint.dir="$TMP/ck1" \
+	    > "$TMP/resume.log" 2>&1 &&
+	    grep -q "resumed from .* at step $done1\$" "$TMP/resume.log"; then
+		log "ok its checkpoint holds all $done1 steps it finished;" \
+		    "resumed alone"
+	else
+		log "FAIL: no checkpoint at step $done1:"
+		tail -5 "$TMP/resume.log"; FAILS=$((FAILS + 1))
+	fi
+else
+	log "FAIL: the run to kill did not start"; tail -5 "$TMP"/k1.log
+	FAILS=$((FAILS + 1))
+	for p in $wp; do kill -9 "$p" 2>/dev/null; wait "$p"; done
+fi
+
+for i in 1 2; do
+	if grep -q "AddressSanitizer\|runtime error" "$TMP/dp$i.log"; then
+		log "FAIL: sanitizer report on host $i"; FAILS=$((FAILS + 1))
+	fi
+done
+if [ $FAILS -gt 0 ]; then log "FAIL: $FAILS"; exit 1; fi
+log "PASS"
+exit 0
