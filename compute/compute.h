@@ -146,6 +146,7 @@ struct job {
 	/* [dist]: data parallel over the node's dataplane (dist.c) */
 	char	dist_dataplane[1024];	/* its socket; empty: standalone */
 	char	dist_members[512];	/* node ids of the replicas, ring order */
+	char	dist_shares[512];	/* their batch shares; empty: batch_size */
 	int64_t	dist_group;		/* the dataplane group they use */
 	char	dist_compress[32];	/* none | bf16 | int8 | topk:R */
 };
@@ -317,6 +318,9 @@ struct dist {
 	float		*resid;		/* arena: error feedback (lossy comp) */
 	size_t		 count;		/* values of buf */
 	int		 rank, world;
+	int		 batch;		/* our share of each global batch */
+	int		 first;		/* its first row */
+	int		 batch_all;	/* the global batch */
 	uint32_t	 node;		/* this node's id, from the dataplane */
 	uint16_t	 group;
 	int		 comp;		/* enum arc_dp_comp */
@@ -329,6 +333,12 @@ struct dist {
 /* "1,2,3" into out. @return members (> 0) or -EINVAL with err set */
 int	dist_parse_members(const char *s, uint32_t *out, int max, char *err,
 	    size_t errlen);
+/*
+ * dist.shares against dist.members: n batch shares (> 0) into out, or
+ * every one batch when s is empty. @return n or -EINVAL with err set
+ */
+int	dist_parse_shares(const char *s, int nmembers, int batch, int *out,
+	    char *err, size_t errlen);
 /* "bf16", "topk:0.01"... into d->comp, d->ratio. @return 0 or -EINVAL */
 int	dist_parse_comp(const char *s, struct dist *d, char *err,
 	    size_t errlen);
@@ -336,8 +346,9 @@ int	dist_parse_comp(const char *s, struct dist *d, char *err,
 int	dist_init(struct dist *d, const struct job *j, size_t nparams,
 	    char *err, size_t errlen);
 /*
- * Averages grads[nparams] and *loss over the replicas, in place.
- * @return 0 or -errno with err naming the peer at fault
+ * Sums grads[nparams] and *loss over the replicas, in place: each scaled
+ * its own by its share of the global batch, so the sums are the global
+ * means.  @return 0 or -errno with err naming the peer at fault
  */
 int	dist_allreduce(struct dist *d, float *grads, float *loss, char *err,
 	    size_t errlen);

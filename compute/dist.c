@@ -2,10 +2,13 @@
  * dist.c: data-parallel training through the node's arceus-dataplane.
  *
  * Every replica holds the whole model, with the same parameters.  A step
- * draws the same global batch of W x B sequences on every replica (one
- * data seed) and each trains on its own B of them (rank r: rows
- * [rB, rB + B)); one all-reduce then averages the gradients, and the mean
- * loss with them, over the group.  Clipping and AdamW then see identical
+ * draws the same global batch on every replica (one data seed) and each
+ * trains on its own share of it: rank r takes the b_r rows after those of
+ * ranks 0..r-1, where the shares b (dist.shares, from the planner: a slow
+ * machine gets fewer) sum to the global batch Ball.  Each scales its loss
+ * by b_r / Ball, so that one all-reduce (a sum) of the gradients, and of
+ * the loss with them, gives the gradient and loss of the mean over the
+ * global batch: weighted by samples, not by replicas.  Clipping and AdamW then see identical
  * values on every replica (the ring all-reduce hands every rank the same
  * bits), so the replicas stay identical without ever sending parameters,
  * and the step is the single-node step with batch W x B up to the order
@@ -85,6 +88,50 @@ dist_parse_members(const char *s, uint32_t *out, int max, char *err,
 }
 
 int
+dist_parse_shares(const char *s, int nmembers, int batch, int *out,
+    char *err, size_t errlen)
+{
+	uint32_t v[DIST_MAX_MEMBERS];
+	int n;
+
+	if (s[0] == '\0') {
+		for (int i = 0; i < nmembers; i++)
+			out[i] = batch;
+		return nmembers;
+	}
+	/* the same list syntax as members; repeats are fine here */
+	n = 0;
+	for (const char *p = s; *p != '\0' && n <= DIST_MAX_MEMBERS;) {
+		char *end;
+		unsigned long x;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+		x = strtoul(p, &end, 10);
+		if (end == p || x == 0 || x > 65536 || (*end != '\0' &&
+		    *end != ',' && *end != ' ')) {
+			snprintf(err, errlen, "'%s': batch shares are numbers "
+			    "from 1 to 65536, separated by commas", s);
+			return -EINVAL;
+		}
+		if (n < DIST_MAX_MEMBERS)
+			v[n] = (uint32_t)x;
+		n++;
+		p = end;
+	}
+	if (n != nmembers) {
+		snprintf(err, errlen, "'%s': %d shares for %d members", s, n,
+		    nmembers);
+		return -EINVAL;
+	}
+	for (int i = 0; i < n; i++)
+		out[i] = (int)v[i];
+	return n;
+}
+
+int
 dist_parse_comp(const char *s, struct dist *d, char *err, size_t errlen)
 {
 	char *end;
@@ -118,6 +165,7 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
     size_t errlen)
 {
 	uint32_t members[DIST_MAX_MEMBERS];
+	int shares[DIST_MAX_MEMBERS];
 	size_t bytes;
 	int n, r;
 
@@ -126,6 +174,9 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
 	    DIST_MAX_MEMBERS, err, errlen)) < 0)
 		return n;
 	if ((r = dist_parse_comp(j->dist_compress, d, err, errlen)) < 0)
+		return r;
+	if ((r = dist_parse_shares(j->dist_shares, n, (int)j->batch_size,
+	    shares, err, errlen)) < 0)
 		return r;
 	d->world = n;
 	d->group = (uint16_t)j->dist_group;
@@ -147,6 +198,12 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
 		    d->node, j->dist_dataplane);
 		goto fail;
 	}
+	for (int i = 0; i < n; i++) {
+		if (i < d->rank)
+			d->first += shares[i];
+		d->batch_all += shares[i];
+	}
+	d->batch = shares[d->rank];
 	if ((d->buf = arc_dp_alloc(d->dp, d->count * sizeof(float))) ==
 	    NULL || (d->comp != ARC_DP_COMP_NONE && (d->resid =
 	    arc_dp_alloc(d->dp, d->count * sizeof(float))) == NULL)) {
@@ -161,9 +218,11 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
 		    strerror(-r));
 		goto fail;
 	}
-	log_info("data parallel: rank %d of %d (node %u, group %u), %zu "
-	    "values per all-reduce, compression %s", d->rank, d->world,
-	    d->node, d->group, d->count, j->dist_compress);
+	log_info("data parallel: rank %d of %d (node %u, group %u), rows "
+	    "%d-%d of a global batch of %d, %zu values per all-reduce, "
+	    "compression %s", d->rank, d->world, d->node, d->group, d->first,
+	    d->first + d->batch - 1, d->batch_all, d->count,
+	    j->dist_compress);
 	return 0;
 fail:
 	arc_dp_detach(d->dp);
@@ -176,7 +235,7 @@ dist_allreduce(struct dist *d, float *grads, float *loss, char *err,
     size_t errlen)
 {
 	struct arc_dp_op op = { .opcode = ARC_DP_ALLREDUCE, .comp = d->comp,
-	    .ratio = d->ratio, .divisor = (float)d->world, .group = d->group,
+	    .ratio = d->ratio, .divisor = 1.0f, .group = d->group,
 	    .buf = d->buf, .count = d->count, .residual = d->resid };
 	struct arc_dp_cpl c;
 	double t0 = mono_s();

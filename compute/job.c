@@ -87,6 +87,9 @@ const struct conf_key job_keys[] = {
 	{ "dist", "members", CONF_STR, JS(dist_members), 0, 0, "",
 	    "node ids of the replicas in ring order, e.g. 1,2,3; each trains "
 	    "train.batch_size of every global batch", NULL, 0 },
+	{ "dist", "shares", CONF_STR, JS(dist_shares), 0, 0, "",
+	    "each member's rows of the global batch, in members order (the "
+	    "planner's batch shares); empty: train.batch_size each", NULL, 0 },
 	{ "dist", "group", CONF_INT, J(dist_group), 0, 1, 65535, "100",
 	    "the dataplane group id the replicas share", NULL, 0 },
 	{ "dist", "compress", CONF_STR, JS(dist_compress), 1, 0, "none",
@@ -123,9 +126,15 @@ job_load(struct job *job, const char *path, char **sets, int nsets)
 			uint32_t m[DIST_MAX_MEMBERS];
 			char why[256];
 
-			if (dist_parse_members(job->dist_members, m,
-			    DIST_MAX_MEMBERS, why, sizeof(why)) < 0)
+			int n, sh[DIST_MAX_MEMBERS];
+
+			if ((n = dist_parse_members(job->dist_members, m,
+			    DIST_MAX_MEMBERS, why, sizeof(why))) < 0)
 				conf_err(&errs, where, 0, "dist.members: %s",
+				    why);
+			else if (dist_parse_shares(job->dist_shares, n,
+			    (int)job->batch_size, sh, why, sizeof(why)) < 0)
+				conf_err(&errs, where, 0, "dist.shares: %s",
 				    why);
 		}
 		{

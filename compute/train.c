@@ -247,6 +247,7 @@ train_run(const struct job *j, const struct train_opts *o)
 	struct adamw opt = { 0 };
 	struct rng init_rng, data_rng, sample_rng, step_data_rng, step_drop_rng;
 	struct dist dist = { .rank = 0, .world = 1 };
+	int Ball, EB = (int)j->batch_size;
 	struct gpt m;
 	FILE *mf = NULL;
 	uint64_t last_ckpt = 0;
@@ -271,17 +272,22 @@ train_run(const struct job *j, const struct train_opts *o)
 		goto out;
 	}
 	m.dropout = (float)j->dropout;
-	if (j->dist_dataplane[0] != '\0' &&
-	    dist_init(&dist, j, m.nparams, err, sizeof(err)) < 0) {
-		log_warnx("data parallel: %s", err);
-		goto out;
+	if (j->dist_dataplane[0] != '\0') {
+		if (dist_init(&dist, j, m.nparams, err, sizeof(err)) < 0) {
+			log_warnx("data parallel: %s", err);
+			goto out;
+		}
+		B = dist.batch;
 	}
+	Ball = dist.dp != NULL ? dist.batch_all : B;
 	if (adamw_init(&opt, m.nparams) < 0) {
 		log_warnx("optimizer: out of memory");
 		goto out;
 	}
-	in = malloc(sizeof(int) * (size_t)B * T);
-	tg = malloc(sizeof(int) * (size_t)B * T);
+	/* training rows, and validation batches of batch_size (the same on
+	 * every replica) */
+	in = malloc(sizeof(int) * (size_t)(B > EB ? B : EB) * T);
+	tg = malloc(sizeof(int) * (size_t)(B > EB ? B : EB) * T);
 	if (in == NULL || tg == NULL)
 		goto out;
 	rng_seed(&init_rng, (uint64_t)j->seed);
@@ -339,14 +345,17 @@ train_run(const struct job *j, const struct train_opts *o)
 		step_drop_rng = m.drop_rng;
 		gpt_zero_grad(&m);
 		for (int a = 0; a < j->accumulate; a++) {
-			data_train_batch_part(&data, &data_rng, B * dist.world,
-			    B * dist.rank, B, T, in, tg);
+			data_train_batch_part(&data, &data_rng, Ball,
+			    dist.first, B, T, in, tg);
 			if (gpt_forward(&m, in, tg, B, T) < 0) {
 				log_warnx("forward failed: out of memory");
 				goto out;
 			}
-			gpt_backward(&m, 1.0f / (float)j->accumulate);
-			loss += m.loss / (float)j->accumulate;
+			/* our rows' share of the global mean */
+			gpt_backward(&m, (float)B / (float)Ball /
+			    (float)j->accumulate);
+			loss += m.loss * (float)B / (float)Ball /
+			    (float)j->accumulate;
 		}
 		if (dist.dp != NULL &&
 		    dist_allreduce(&dist, m.grads, &loss, err, sizeof(err)) < 0) {
@@ -367,7 +376,7 @@ train_run(const struct job *j, const struct train_opts *o)
 		    (float)j->beta2, (float)j->eps, (float)j->weight_decay);
 		ts.step++;
 		last_loss = loss;
-		ts.tokens_seen += (uint64_t)B * T * j->accumulate * dist.world;
+		ts.tokens_seen += (uint64_t)Ball * T * j->accumulate;
 		if (!isfinite(loss)) {
 			progress_break();
 			log_warnx("step %llu: loss is %f; stopping (lower "
@@ -378,13 +387,13 @@ train_run(const struct job *j, const struct train_opts *o)
 		ms = (now_s() - t0) * 1e3;
 		ema_ms = ts.step - 1 == (uint64_t)first ? ms :
 		    0.9 * ema_ms + 0.1 * ms;
-		tps = (double)B * T * j->accumulate * dist.world / (ms / 1e3);
+		tps = (double)Ball * T * j->accumulate / (ms / 1e3);
 
 		eval_now = (j->eval_interval > 0 &&
 		    ts.step % (uint64_t)j->eval_interval == 0) ||
 		    (int64_t)ts.step == j->steps;
 		if (eval_now)
-			val = evaluate(&m, &data, B, T, (int)j->eval_iters, in,
+			val = evaluate(&m, &data, EB, T, (int)j->eval_iters, in,
 			    tg);
 		if (mf != NULL) {
 			fprintf(mf, "{\"step\":%llu,\"loss\":%.6f,\"lr\":%.6g,"
@@ -399,7 +408,7 @@ train_run(const struct job *j, const struct train_opts *o)
 		if (eval_now || ts.step % (uint64_t)j->log_interval == 0 ||
 		    ts.step == 1)
 			progress(o, tty, (int64_t)ts.step, j->steps, loss, val,
-			    ema_ms, (double)B * T * j->accumulate * dist.world /
+			    ema_ms, (double)Ball * T * j->accumulate /
 			    (ema_ms / 1e3), ema_ms / 1e3 *
 			    (double)(j->steps - (int64_t)ts.step), eval_now);
 		if (j->ckpt_dir[0] != '\0' && j->ckpt_interval > 0 &&

@@ -55,6 +55,8 @@ expect 2 'exclude each other' -- "$W" --standalone --dataplane /x.sock --job con
 expect 1 "dist.members: no members" -- "$W" -n --dataplane /x.sock --job configs/jobs/tiny.conf
 expect 1 "dist.members: '1,x': node ids are numbers" -- "$W" -n --dataplane /x.sock --job configs/jobs/tiny.conf --set dist.members=1,x
 expect 1 "node 2 is listed twice" -- "$W" -n --dataplane /x.sock --job configs/jobs/tiny.conf --set dist.members=2,2
+expect 1 "dist.shares: '4': 1 shares for 2 members" -- "$W" -n --dataplane /x.sock --job configs/jobs/tiny.conf --set dist.members=1,2 --set dist.shares=4
+expect 1 "dist.shares: '4,0': batch shares are numbers" -- "$W" -n --dataplane /x.sock --job configs/jobs/tiny.conf --set dist.members=1,2 --set dist.shares=4,0
 expect 1 "dist.group = 0 is out of bounds" -- "$W" -n --job configs/jobs/tiny.conf --set dist.group=0
 expect 1 "$tmp/none.sock" -- "$W" --dataplane "$tmp/none.sock" --job configs/jobs/tiny.conf --set dist.members=1,2 --set checkpoint.dir=
 expect 1 "dist.compress = 'zip': none, bf16" -- "$W" -n --job configs/jobs/tiny.conf --set dist.compress=zip

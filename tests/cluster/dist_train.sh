@@ -8,8 +8,9 @@
 # one standalone worker with batch 2B and the same seed.  Every step's loss
 # and gradient norm of the replicas must equal each other exactly (they
 # all-reduce them) and the reference's within a float tolerance (only the
-# order of the sums differs).  Then bf16 compression of the gradients
-# must still follow the reference closely.  Then one host's dataplane is
+# order of the sums differs); so must uneven batch shares (3 + 5 rows).
+# Then bf16 compression of the gradients must still follow the reference
+# closely.  Then one host's dataplane is
 # killed mid-run: the other worker must stop within the bound, naming
 # peer 2, with a checkpoint of the last whole step, and resume from it.
 #
@@ -150,6 +151,24 @@ if replicas dp 4; then
 	grep -h "data parallel" "$TMP"/dp1.log | sed 's/^/dist_train:   /'
 else
 	log "FAIL: the data-parallel run"; cat "$TMP"/dp1.log "$TMP"/dp2.log
+	FAILS=$((FAILS + 1))
+fi
+
+# uneven batch shares (a slower machine takes fewer rows): the gradient
+# is weighted by samples, so 3 + 5 rows are the single node's 8 still
+if replicas sh 4 --set dist.shares=3,5; then
+	field loss "$TMP/sh1.jsonl" > "$TMP/sh1.loss"
+	field loss "$TMP/sh2.jsonl" > "$TMP/sh2.loss"
+	if cmp -s "$TMP/sh1.loss" "$TMP/sh2.loss" &&
+	    r=$(close "$TMP/sh1.loss" "$TMP/ref.loss" 1e-4); then
+		log "ok shares 3 + 5 = 1 node x batch 8, loss: $r"
+	else
+		log "FAIL shares 3,5 against the single node: $r"
+		paste "$TMP/sh1.loss" "$TMP/sh2.loss" "$TMP/ref.loss"
+		FAILS=$((FAILS + 1))
+	fi
+else
+	log "FAIL: the run with shares 3,5"; cat "$TMP"/sh1.log "$TMP"/sh2.log
 	FAILS=$((FAILS + 1))
 fi
 
