@@ -2,7 +2,9 @@
 #
 #   make                build every program into build/
 #   make deps           install the Debian packages that are missing (root)
-#   make run            deps + default corpus + build + train tiny.conf here
+#   make run            deps + corpus + build + a local cluster (2 nodes on
+#                       loopback) training tiny.conf data parallel
+#   make run-standalone the same job on this node alone
 #   make check          deps + build + every test (unit, cluster, fuzz)
 #   make SANITIZER=address,undefined check-unit
 #   make valgrind       unit tests under valgrind (-O0, CK_FORK=no)
@@ -30,7 +32,7 @@ endif
 # Debian packages the build and the tests need; build.mk files add theirs.
 DEBS		:= build-essential pkg-config check libsubunit-dev \
 		   liburing-dev libdnnl-dev curl ca-certificates iproute2 \
-		   valgrind
+		   valgrind procps util-linux
 
 # pkg-config, quiet when a package is missing (make deps installs it).
 pc = $(shell pkg-config $(1) $(2) 2>/dev/null)
@@ -77,7 +79,7 @@ include compute/build.mk
 -include dataplane/build.mk
 -include control/build.mk
 
-.PHONY: all deps run check check-all check-unit check-scripts check-headers \
+.PHONY: all deps run run-standalone check check-all check-unit check-scripts check-headers \
 	valgrind clean fuzz
 
 all: $(PROGRAMS) $(UNIT_TESTS)
@@ -98,7 +100,17 @@ deps:
 	rc=$$?; [ $$prc = 1 ] && rm -f /usr/sbin/policy-rc.d; exit $$rc
 
 # The main job: one node trains the default model on the default corpus.
+# The main job: a local cluster of RUN_NODES simulated nodes (control,
+# dataplane, worker each, on loopback) training tiny.conf data parallel.
+RUN_NODES	?= 2
 run:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory corpus all
+	BUILD=$(BUILD) control/local-cluster.sh -n $(RUN_NODES) \
+	    -j configs/jobs/tiny.conf -- $(RUN_ARGS)
+
+# The same job on this node alone.
+run-standalone:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory corpus all
 	$(BUILD)/arceus-worker --standalone --job configs/jobs/tiny.conf \

@@ -149,6 +149,7 @@ struct job {
 	char	dist_shares[512];	/* their batch shares; empty: batch_size */
 	int64_t	dist_group;		/* the dataplane group they use */
 	char	dist_compress[32];	/* none | bf16 | int8 | topk:R */
+	char	dist_control[1024];	/* control.sock for reports (ctlreport.c) */
 };
 
 extern const struct conf_key job_keys[];
@@ -314,7 +315,7 @@ int	train_load(const char *dir, struct gpt *m, struct adamw *o,
 struct arc_dp;
 struct dist {
 	struct arc_dp	*dp;
-	float		*buf;		/* arena: the gradients, then the loss */
+	float		*buf;		/* arena: gradients, loss, stop flag */
 	float		*resid;		/* arena: error feedback (lossy comp) */
 	size_t		 count;		/* values of buf */
 	int		 rank, world;
@@ -348,11 +349,33 @@ int	dist_init(struct dist *d, const struct job *j, size_t nparams,
 /*
  * Sums grads[nparams] and *loss over the replicas, in place: each scaled
  * its own by its share of the global batch, so the sums are the global
- * means.  @return 0 or -errno with err naming the peer at fault
+ * means.  *stop_all: some replica passed stop (all stop after this step).
+ * @return 0 or -errno with err naming the peer at fault
  */
-int	dist_allreduce(struct dist *d, float *grads, float *loss, char *err,
-	    size_t errlen);
+int	dist_allreduce(struct dist *d, float *grads, float *loss, int stop,
+	    int *stop_all, char *err, size_t errlen);
 void	dist_fini(struct dist *d);
+
+/* ------------------------------------------------------------------ */
+/* ctlreport.c: progress to the node's arceus-control (control.sock).  */
+
+struct reporter {
+	char		 path[1024];	/* empty: no reports */
+	int		 fd;
+	double		 next_try;	/* reconnect not before (monotonic s) */
+	int		 down_said;
+	uint64_t	 sent, skipped;
+};
+void	report_open(struct reporter *r, const char *path);
+/* One record; never blocks (a slow or absent control loses it). */
+void	report_send(struct reporter *r, int64_t step, double loss, double tps,
+	    int64_t ckpt_step, int64_t ckpt_unix);
+void	report_close(struct reporter *r);
+/*
+ * Where reports go: dist.control; "off": nowhere; empty with a dataplane:
+ * the control.sock beside its socket (one run_dir per node).
+ */
+void	report_path(const struct job *j, char *out, size_t len);
 
 /* tool.c: arceusctl subcommands that live in compute */
 int	tool_dataset_build(int argc, char **argv);

@@ -14,6 +14,9 @@
  * and the step is the single-node step with batch W x B up to the order
  * of the sums.
  *
+ * A replica asked to stop (SIGTERM) says so in the same all-reduce (one
+ * more value): every replica then stops after that step, together.
+ *
  * The gradients travel from a buffer in the dataplane's arena: the model
  * keeps its own, the step copies them in and the average back (a few
  * milliseconds for the sizes trained here, next to the step itself).
@@ -28,10 +31,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "arceus_dp.h"
 #include "compute.h"
 #include "log.h"
+
+#define DIST_GROUP_WAIT_S	60.0
 
 static double
 mono_s(void)
@@ -180,7 +186,7 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
 		return r;
 	d->world = n;
 	d->group = (uint16_t)j->dist_group;
-	d->count = nparams + 1;		/* the gradients, then the loss */
+	d->count = nparams + 2;		/* the gradients, the loss, stop */
 	bytes = d->count * sizeof(float);
 	if (d->comp != ARC_DP_COMP_NONE)
 		bytes *= 2;		/* and the error-feedback residual */
@@ -213,10 +219,27 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
 	}
 	if (d->resid != NULL)
 		memset(d->resid, 0, d->count * sizeof(float));
-	if ((r = arc_dp_group(d->dp, d->group, members, n)) < 0) {
-		snprintf(err, errlen, "group %u of %d members: %s", d->group, n,
-		    strerror(-r));
-		goto fail;
+	/*
+	 * A member the dataplane does not know yet (its control has not
+	 * handed over the epoch that holds it; a node still starting): wait,
+	 * bounded, and say so once.
+	 */
+	for (double t0 = mono_s(), said = 0;;) {
+		if ((r = arc_dp_group(d->dp, d->group, members, n)) == 0)
+			break;
+		if (r != -EHOSTUNREACH || mono_s() - t0 > DIST_GROUP_WAIT_S) {
+			snprintf(err, errlen, "group %u of members %s: %s%s",
+			    d->group, j->dist_members, strerror(-r),
+			    r == -EHOSTUNREACH ? " (a member is not among the "
+			    "dataplane's peers: check [dataplane] peer or the "
+			    "epoch)" : "");
+			goto fail;
+		}
+		if (!said)
+			log_info("data parallel: waiting for the dataplane to "
+			    "know every member of %s", j->dist_members);
+		said = 1;
+		usleep(100000);
 	}
 	log_info("data parallel: rank %d of %d (node %u, group %u), rows "
 	    "%d-%d of a global batch of %d, %zu values per all-reduce, "
@@ -231,8 +254,8 @@ fail:
 }
 
 int
-dist_allreduce(struct dist *d, float *grads, float *loss, char *err,
-    size_t errlen)
+dist_allreduce(struct dist *d, float *grads, float *loss, int stop,
+    int *stop_all, char *err, size_t errlen)
 {
 	struct arc_dp_op op = { .opcode = ARC_DP_ALLREDUCE, .comp = d->comp,
 	    .ratio = d->ratio, .divisor = 1.0f, .group = d->group,
@@ -243,8 +266,9 @@ dist_allreduce(struct dist *d, float *grads, float *loss, char *err,
 	int64_t id;
 	int r;
 
-	memcpy(d->buf, grads, (d->count - 1) * sizeof(float));
-	d->buf[d->count - 1] = *loss;
+	memcpy(d->buf, grads, (d->count - 2) * sizeof(float));
+	d->buf[d->count - 2] = *loss;
+	d->buf[d->count - 1] = stop ? 1.0f : 0.0f;
 	if ((id = arc_dp_post(d->dp, &op)) < 0) {
 		snprintf(err, errlen, "gradient all-reduce failed: %s%s",
 		    id == -ENOTCONN ? "dataplane unreachable: " : "",
@@ -263,8 +287,9 @@ dist_allreduce(struct dist *d, float *grads, float *loss, char *err,
 		d->failed_peer = c.peer;
 		return c.status;
 	}
-	memcpy(grads, d->buf, (d->count - 1) * sizeof(float));
-	*loss = d->buf[d->count - 1];
+	memcpy(grads, d->buf, (d->count - 2) * sizeof(float));
+	*loss = d->buf[d->count - 2];
+	*stop_all = d->buf[d->count - 1] > 0.5f;
 	d->wire_bytes += c.wire_bytes;
 	d->comm_s += mono_s() - t0;
 	d->steps++;

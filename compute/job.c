@@ -95,6 +95,9 @@ const struct conf_key job_keys[] = {
 	{ "dist", "compress", CONF_STR, JS(dist_compress), 1, 0, "none",
 	    "gradients on the wire: none, bf16, int8 or topk:FRACTION (with "
 	    "error feedback)", NULL, 0 },
+	{ "dist", "control", CONF_STR, JS(dist_control), 0, 0, "",
+	    "control.sock to report progress to; empty: the one beside the "
+	    "dataplane's socket (cluster mode only); off: none", NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0 },
 };
 

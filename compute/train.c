@@ -247,7 +247,9 @@ train_run(const struct job *j, const struct train_opts *o)
 	struct adamw opt = { 0 };
 	struct rng init_rng, data_rng, sample_rng, step_data_rng, step_drop_rng;
 	struct dist dist = { .rank = 0, .world = 1 };
-	int Ball, EB = (int)j->batch_size;
+	struct reporter rep;
+	int64_t ckpt_unix = 0;
+	int Ball, EB = (int)j->batch_size, stop_agreed = 0;
 	struct gpt m;
 	FILE *mf = NULL;
 	uint64_t last_ckpt = 0;
@@ -260,6 +262,8 @@ train_run(const struct job *j, const struct train_opts *o)
 
 	pthread_once(&sig_once, signals_init);
 	train_stop = 0;
+	report_path(j, err, sizeof(err));
+	report_open(&rep, err);
 	memset(&ts, 0, sizeof(ts));
 	kern_set_threads((int)j->threads);
 	if (data_load(&data, j->path, j->val_fraction, T, err,
@@ -336,7 +340,13 @@ train_run(const struct job *j, const struct train_opts *o)
 		    "to train (raise train.steps, or remove the directory to "
 		    "start over)", j->ckpt_dir, (long long)first,
 		    (long long)j->steps);
-	while ((int64_t)ts.step < j->steps && !train_stop) {
+	/*
+	 * A signal stops a lone trainer before its next step; replicas agree
+	 * on the step to stop after (the stop rides on the all-reduce), since
+	 * one that stopped alone would leave the others waiting on it.
+	 */
+	while ((int64_t)ts.step < j->steps && (dist.dp != NULL ? !stop_agreed :
+	    !train_stop)) {
 		double t0 = now_s(), ms, tps;
 		float lr = lr_at(j, (int64_t)ts.step), loss = 0, norm;
 		int eval_now;
@@ -358,7 +368,8 @@ train_run(const struct job *j, const struct train_opts *o)
 			    (float)j->accumulate;
 		}
 		if (dist.dp != NULL &&
-		    dist_allreduce(&dist, m.grads, &loss, err, sizeof(err)) < 0) {
+		    dist_allreduce(&dist, m.grads, &loss, train_stop != 0,
+		    &stop_agreed, err, sizeof(err)) < 0) {
 			progress_break();
 			log_warnx("step %llu: %s; stopping (restart the job on "
 			    "the members that remain)",
@@ -412,23 +423,27 @@ train_run(const struct job *j, const struct train_opts *o)
 			    (ema_ms / 1e3), ema_ms / 1e3 *
 			    (double)(j->steps - (int64_t)ts.step), eval_now);
 		if (j->ckpt_dir[0] != '\0' && j->ckpt_interval > 0 &&
-		    ts.step % (uint64_t)j->ckpt_interval == 0) {
-			checkpoint(j, &m, &opt, &data_rng, &ts, &last_ckpt);
-		}
+		    ts.step % (uint64_t)j->ckpt_interval == 0 &&
+		    checkpoint(j, &m, &opt, &data_rng, &ts, &last_ckpt) == 0)
+			ckpt_unix = (int64_t)time(NULL);
+		report_send(&rep, (int64_t)ts.step, loss, tps,
+		    (int64_t)last_ckpt, ckpt_unix);
 	}
 	progress_break();
-	if (train_stop)
+	if (train_stop || stop_agreed)
 		log_info("stopped by signal at step %llu",
 		    (unsigned long long)ts.step);
-	if (j->ckpt_dir[0] != '\0' && last_ckpt != ts.step) {
-		checkpoint(j, &m, &opt, &data_rng, &ts, &last_ckpt);
-	}
+	if (j->ckpt_dir[0] != '\0' && last_ckpt != ts.step &&
+	    checkpoint(j, &m, &opt, &data_rng, &ts, &last_ckpt) == 0)
+		report_send(&rep, (int64_t)ts.step, last_loss, ema_ms > 0 ?
+		    (double)Ball * T * j->accumulate / (ema_ms / 1e3) : 0,
+		    (int64_t)last_ckpt, (int64_t)time(NULL));
 	if ((int64_t)ts.step > first)
 		log_info("done: %llu steps in %.1f s, final loss %.4f, "
 		    "validation loss %.4f", (unsigned long long)(ts.step - first),
 		    now_s() - t_start, last_loss, val);
 	gpt_profile_report();
-	if (j->sample_len > 0 && !train_stop) {
+	if (j->sample_len > 0 && !train_stop && !stop_agreed) {
 		uint8_t *s = malloc((size_t)j->sample_len);
 
 		if (s != NULL && gpt_generate(&m, NULL, 0, s,
@@ -444,6 +459,7 @@ train_run(const struct job *j, const struct train_opts *o)
 	}
 	rc = 0;
 out:
+	report_close(&rep);
 	dist_fini(&dist);
 	if (mf != NULL)
 		fclose(mf);

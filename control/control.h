@@ -12,6 +12,7 @@
 #include <pthread.h>
 
 #include "conf.h"
+#include "ctlmsg.h"
 #include "nodeconf.h"
 #include "planner.h"
 #include "raftfsm.h"
@@ -61,51 +62,14 @@ int	ctl_query(const char *sock, const char *what, int json);
 int	ctl_report_send(const char *sock, const struct ctl_report *r);
 
 /* ------------------------------------------------------------------ */
-/* control.sock: framed records {type u16, flags u16, len u32} + payload */
-#define CTL_VERSION		1
-#define CTL_HDR_LEN		8
-#define CTL_MAX_PAYLOAD		(60u << 10)
-enum ctl_type {
-	IMSG_CTL_QUERY		= 64,	/* ctl_query: what to answer */
-	IMSG_CTL_DATA		= 65,	/* text or JSON, in chunks */
-	IMSG_CTL_END		= 66,	/* ctl_end: done, with a status */
-	IMSG_CTL_REPORT		= 67,	/* ctl_report: training progress */
-	IMSG_CTL_JOB		= 68,	/* ctl_job: start or stop a job */
-};
-struct ctl_hdr {
-	uint16_t	type;
-	uint16_t	flags;
-	uint32_t	len;
-};
-struct ctl_query {
-	uint32_t	version;	/* CTL_VERSION */
-	uint32_t	json;		/* 1: JSON, 0: human tables */
-	char		what[24];	/* status, members, metrics, plan */
-};
-struct ctl_end {
-	int32_t		status;		/* 0 or positive errno */
-	uint32_t	pad;
-};
-struct ctl_report {
-	uint32_t	version;
-	uint32_t	pad;
-	int64_t		step;
-	double		loss;
-	double		tokens_per_s;
-	int64_t		ckpt_step;	/* last committed checkpoint */
-	int64_t		ckpt_unix;	/* its time, seconds */
-};
+/* control.sock: the records of common/ctlmsg.h, and jobs              */
 struct ctl_job {
 	uint32_t	version;
 	uint32_t	running;	/* 1: start, 0: stop */
 	char		name[JOB_NAME_LEN];
 	struct job_params jp;
 };
-_Static_assert(sizeof(struct ctl_hdr) == CTL_HDR_LEN, "ctl_hdr size");
 _Static_assert(sizeof(struct ctl_job) == 96, "ctl_job size");
-_Static_assert(sizeof(struct ctl_query) == 32, "ctl_query size");
-_Static_assert(sizeof(struct ctl_end) == 8, "ctl_end size");
-_Static_assert(sizeof(struct ctl_report) == 48, "ctl_report size");
 
 /* ------------------------------------------------------------------ */
 /* report.c: what control shows (control.sock, HTTP), from its state    */

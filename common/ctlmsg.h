@@ -1,0 +1,51 @@
+/*
+ * ctlmsg.h: the records of control.sock that more than control speaks:
+ * framed {type u16, flags u16, len u32} + payload, CTL_VERSION in each
+ * payload.  arceusctl queries; workers report their training progress
+ * (IMSG_CTL_REPORT, each answered with IMSG_CTL_END, many per connection).
+ * Jobs (IMSG_CTL_JOB) are control's own: control/control.h.
+ */
+#ifndef ARC_CTLMSG_H
+#define ARC_CTLMSG_H
+
+#include <stdint.h>
+
+#define CTL_VERSION		1
+#define CTL_HDR_LEN		8
+#define CTL_MAX_PAYLOAD		(60u << 10)
+enum ctl_type {
+	IMSG_CTL_QUERY		= 64,	/* ctl_query: what to answer */
+	IMSG_CTL_DATA		= 65,	/* text or JSON, in chunks */
+	IMSG_CTL_END		= 66,	/* ctl_end: done, with a status */
+	IMSG_CTL_REPORT		= 67,	/* ctl_report: training progress */
+	IMSG_CTL_JOB		= 68,	/* ctl_job: start or stop a job */
+};
+struct ctl_hdr {
+	uint16_t	type;
+	uint16_t	flags;
+	uint32_t	len;
+};
+struct ctl_query {
+	uint32_t	version;	/* CTL_VERSION */
+	uint32_t	json;		/* 1: JSON, 0: human tables */
+	char		what[24];	/* status, members, metrics, plan */
+};
+struct ctl_end {
+	int32_t		status;		/* 0 or positive errno */
+	uint32_t	pad;
+};
+struct ctl_report {
+	uint32_t	version;
+	uint32_t	pad;
+	int64_t		step;
+	double		loss;
+	double		tokens_per_s;
+	int64_t		ckpt_step;	/* last committed checkpoint */
+	int64_t		ckpt_unix;	/* its time, seconds */
+};
+_Static_assert(sizeof(struct ctl_hdr) == CTL_HDR_LEN, "ctl_hdr size");
+_Static_assert(sizeof(struct ctl_query) == 32, "ctl_query size");
+_Static_assert(sizeof(struct ctl_end) == 8, "ctl_end size");
+_Static_assert(sizeof(struct ctl_report) == 48, "ctl_report size");
+
+#endif /* ARC_CTLMSG_H */

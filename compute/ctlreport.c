@@ -1,0 +1,162 @@
+/*
+ * ctlreport.c: the worker tells its node's arceus-control how training
+ * goes (ARCHITECTURE.md §4 step 4): step, loss, tokens/s and its last
+ * complete checkpoint, as IMSG_CTL_REPORT records on one connection to
+ * control.sock (common/ctlmsg.h).  Control shows them (status, /metrics,
+ * the dashboard) and gossips the checkpoint step, so that the cluster
+ * knows which step every member can resume from.
+ *
+ * Training never waits for control: the socket is non-blocking, answers
+ * are drained and dropped, a record that does not fit the socket buffer
+ * is skipped, and a control that is down or restarting is tried again at
+ * most once a second (said once when lost, once when back).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "compute.h"
+#include "ctlmsg.h"
+#include "log.h"
+
+#define REPORT_RETRY_S	1.0
+
+static double
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+rp_connect(struct reporter *r)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(r->path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, r->path, strlen(r->path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+
+		close(fd);
+		return -e;
+	}
+	r->fd = fd;
+	return 0;
+}
+
+static void
+rp_lost(struct reporter *r, int err)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+	r->next_try = mono_s() + REPORT_RETRY_S;
+	if (!r->down_said)
+		log_warnx("control at %s: %s; training goes on, reports "
+		    "resume when it is back", r->path, strerror(-err));
+	r->down_said = 1;
+}
+
+void
+report_path(const struct job *j, char *out, size_t len)
+{
+	const char *slash;
+
+	out[0] = '\0';
+	if (strcmp(j->dist_control, "off") == 0)
+		return;
+	if (j->dist_control[0] != '\0') {
+		snprintf(out, len, "%s", j->dist_control);
+		return;
+	}
+	if (j->dist_dataplane[0] == '\0')
+		return;
+	if ((slash = strrchr(j->dist_dataplane, '/')) == NULL)
+		snprintf(out, len, "control.sock");
+	else
+		snprintf(out, len, "%.*s/control.sock",
+		    (int)(slash - j->dist_dataplane), j->dist_dataplane);
+}
+
+void
+report_open(struct reporter *r, const char *path)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	snprintf(r->path, sizeof(r->path), "%s", path);
+}
+
+void
+report_send(struct reporter *r, int64_t step, double loss, double tps,
+    int64_t ckpt_step, int64_t ckpt_unix)
+{
+	struct {
+		struct ctl_hdr h;
+		struct ctl_report rep;
+	} m;
+	uint8_t junk[256];
+	ssize_t n;
+	int e;
+
+	if (r->path[0] == '\0')
+		return;
+	if (r->fd < 0) {
+		if (mono_s() < r->next_try)
+			return;
+		if ((e = rp_connect(r)) < 0) {
+			rp_lost(r, e);
+			return;
+		}
+		if (r->down_said)
+			log_info("control at %s: reporting again", r->path);
+		r->down_said = 0;
+	}
+	/* the answers (IMSG_CTL_END) of earlier records: nothing to act on */
+	while ((n = recv(r->fd, junk, sizeof(junk), MSG_DONTWAIT)) > 0)
+		;
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+		rp_lost(r, n == 0 ? -ECONNRESET : -errno);
+		return;
+	}
+	memset(&m, 0, sizeof(m));
+	m.h.type = IMSG_CTL_REPORT;
+	m.h.len = sizeof(m.rep);
+	m.rep.version = CTL_VERSION;
+	m.rep.step = step;
+	m.rep.loss = loss;
+	m.rep.tokens_per_s = tps;
+	m.rep.ckpt_step = ckpt_step;
+	m.rep.ckpt_unix = ckpt_unix;
+	n = send(r->fd, &m, sizeof(m), MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n == (ssize_t)sizeof(m)) {
+		r->sent++;
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		r->skipped++;	/* control is slow: this one is skipped */
+		return;
+	}
+	/* a short write would desynchronise the records: start over */
+	rp_lost(r, n < 0 ? -errno : -EPIPE);
+}
+
+void
+report_close(struct reporter *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+}

@@ -1,0 +1,239 @@
+#!/bin/sh
+# local-cluster.sh: a whole Arceus cluster on this one machine (make run).
+#
+#   control/local-cluster.sh [-n NODES] [-j JOB] [-d DIR] [-p PORT]
+#                            [-H HTTP_PORT] [-k] [-- WORKER_ARGS...]
+#
+# NODES simulated nodes (default 2) on the loopback interface, each with
+# its own arceus-control, arceus-dataplane and arceus-worker, its own
+# run_dir, state and checkpoints under DIR (default build/local), and
+# ports from PORT (default 7800) up.  The controls find each other by
+# seeds and agree an epoch; the dataplanes link up over tcp; the workers
+# train JOB (default configs/jobs/tiny.conf) data parallel, each taking
+# an equal share of the job's batch, so that the cluster trains the same
+# model as one node with that batch.  Node 1's worker shows its progress
+# here; node 1's control serves the dashboard on HTTP_PORT (default 7780;
+# 0: none).  At the end the cluster stops, unless -k keeps it running
+# (Ctrl-C stops it).  Running it again resumes from the checkpoints in
+# DIR; delete DIR to start over.  Logs: DIR/n*/{control,dataplane,
+# worker}.log.
+#
+# Binaries come from $BUILD (default build).  Every process started here
+# is stopped by its PID on exit.
+set -u
+
+BUILD=${BUILD:-build}
+NODES=2
+JOB=configs/jobs/tiny.conf
+DIR=$BUILD/local
+BASE=7800
+HTTP=7780
+KEEP=0
+PIDS=""
+WPIDS=""
+
+say() { printf 'arceus-local: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+usage() {
+	sed -n '4,5p' "$0" | sed 's/^# *//' >&2
+	exit 2
+}
+
+while getopts n:j:d:p:H:kh o; do
+	case $o in
+	n) NODES=$OPTARG ;;
+	j) JOB=$OPTARG ;;
+	d) DIR=$OPTARG ;;
+	p) BASE=$OPTARG ;;
+	H) HTTP=$OPTARG ;;
+	k) KEEP=1 ;;
+	*) usage ;;
+	esac
+done
+shift $((OPTIND - 1))
+[ "${1:-}" = "--" ] && shift
+case $NODES in
+''|*[!0-9]*) die "-n $NODES: the number of nodes, 1 to 16" ;;
+esac
+[ "$NODES" -ge 1 ] && [ "$NODES" -le 16 ] ||
+    die "-n $NODES: the number of nodes, 1 to 16"
+for p in "$BASE" "$HTTP"; do
+	case $p in ''|*[!0-9]*) die "port '$p': a number" ;; esac
+done
+for b in arceus-control arceus-dataplane arceus-dptool arceus-worker \
+    arceusctl; do
+	[ -x "$BUILD/$b" ] || die "$BUILD/$b is missing: run make first"
+done
+[ -r "$JOB" ] || die "$JOB: no such job file"
+"$BUILD/arceus-worker" -n --job "$JOB" "$@" >/dev/null ||
+    die "$JOB: see the errors above"
+
+# the workers first (they agree on a step to stop after and checkpoint
+# it), then the daemons they need until then
+stop() {
+	for p in $WPIDS; do kill "$p" 2>/dev/null; done
+	for p in $WPIDS; do wait "$p" 2>/dev/null; done
+	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	PIDS="" WPIDS=""
+}
+trap 'stop' EXIT
+trap 'say "stopping"; exit 130' INT TERM
+
+mkdir -p "$DIR" || die "cannot make $DIR"
+DIR=$(cd "$DIR" && pwd)
+if [ ! -s "$DIR/cluster.key" ]; then
+	(umask 077; head -c 32 /dev/urandom > "$DIR/cluster.key") ||
+	    die "cannot write $DIR/cluster.key"
+fi
+chmod 600 "$DIR/cluster.key"
+
+dp_port() { echo $((BASE + 10 * $1)); }
+members=$(seq -s, 1 "$NODES")
+# an equal share of the job's batch each (the first ones take the rest):
+# train.batch_size from the last --set that names it, else the job file
+batch=""
+for a in "$@"; do
+	case $a in train.batch_size=*) batch=${a#train.batch_size=} ;; esac
+done
+[ -n "$batch" ] || batch=$(awk -F'[=#; \t]+' '
+    /^\[/ { sec = $0; next }
+    sec == "[train]" && $1 == "batch_size" { print $2; exit }' "$JOB")
+[ -n "$batch" ] || batch=12
+case $batch in ''|*[!0-9]*) die "train.batch_size '$batch': a number" ;; esac
+[ "$batch" -ge "$NODES" ] || die "$JOB: batch_size $batch is smaller" \
+    "than $NODES nodes"
+shares=""
+for i in $(seq 1 "$NODES"); do
+	s=$((batch / NODES))
+	[ "$i" -le $((batch % NODES)) ] && s=$((s + 1))
+	shares="$shares${shares:+,}$s"
+done
+cores=$(nproc 2>/dev/null || echo 1)
+threads=$((cores / NODES))
+[ "$threads" -ge 1 ] || threads=1
+
+for i in $(seq 1 "$NODES"); do
+	d=$DIR/n$i
+	mkdir -p "$d/run" "$d/state" || die "cannot make $d"
+	{
+		echo "[node]"
+		echo "id = $i"
+		echo "name = node$i"
+		echo "run_dir = $d/run"
+		echo "state_dir = $d/state"
+		echo "key_file = $DIR/cluster.key"
+		echo "[dataplane]"
+		echo "transport = tcp"
+		echo "listen = 127.0.0.1"
+		echo "port = $(dp_port "$i")"
+		echo "arena_size = 64M"
+		echo "chunk_size = 256K"
+		echo "peer_timeout_ms = 5000"
+		echo "op_timeout_ms = 30000"
+		for j in $(seq 1 "$NODES"); do
+			echo "peer = $j@127.0.0.1:$(dp_port "$j")"
+		done
+		echo "[control]"
+		echo "listen = 127.0.0.1"
+		echo "advertise = 127.0.0.1"
+		echo "gossip_port = $((BASE + 10 * i + 1))"
+		echo "raft_port = $((BASE + 10 * i + 2))"
+		echo "http_listen = 127.0.0.1"
+		if [ "$i" = 1 ]; then echo "http_port = $HTTP"; else
+		    echo "http_port = 0"; fi
+		echo "discovery = no"
+		echo "seed = 127.0.0.1:$((BASE + 11))"
+		echo "[raft]"
+		echo "bootstrap_expect = $(( NODES < 3 ? NODES : 3 ))"
+	} > "$d/arceus.conf"
+	"$BUILD/arceus-control" -n -c "$d/arceus.conf" > "$d/check.log" 2>&1 ||
+	    { cat "$d/check.log" >&2; die "node $i: bad configuration"; }
+done
+
+say "starting $NODES nodes in $DIR (logs: n*/*.log)"
+for i in $(seq 1 "$NODES"); do
+	d=$DIR/n$i
+	# a session of their own: a Ctrl-C on the terminal reaches us and the
+	# workers, and the daemons stop only when the workers are done
+	setsid "$BUILD/arceus-control" -c "$d/arceus.conf" > "$d/control.log" \
+	    2>&1 &
+	PIDS="$PIDS $!"
+	setsid "$BUILD/arceus-dataplane" -c "$d/arceus.conf" \
+	    > "$d/dataplane.log" 2>&1 &
+	PIDS="$PIDS $!"
+done
+
+# until the controls agree an epoch with every node, every dataplane was
+# handed it (the peer table of that epoch) and has all its links up
+epoch_all() {
+	E=$("$BUILD/arceusctl" -s "$DIR/n1/run/control.sock" status --json \
+	    2>/dev/null | grep "\"epoch_members\":\[$members\]" |
+	    grep -o '"epoch":[0-9]*' | head -1 | cut -d: -f2)
+	[ -n "$E" ] && [ "$E" -gt 0 ]
+}
+links_up() {
+	for i in $(seq 1 "$NODES"); do
+		s=$DIR/n$i/run/dataplane.sock
+		"$BUILD/arceus-dptool" -s "$s" status 2>/dev/null |
+		    grep -q "^node $i epoch $E " || return 1
+		n=$("$BUILD/arceus-dptool" -s "$s" links 2>/dev/null |
+		    grep -c ' up ')
+		[ "$n" = $((NODES - 1)) ] || return 1
+	done
+}
+# wait_for WHAT CMD: CMD until it holds, 60 s at most
+wait_for() {
+	what=$1; shift
+	t=0
+	until "$@"; do
+		t=$((t + 1))
+		if [ $t -gt 600 ]; then
+			tail -3 "$DIR"/n*/*.log >&2
+			die "$what did not happen in 60 s"
+		fi
+		sleep 0.1
+	done
+}
+wait_for "an epoch of all $NODES nodes" epoch_all
+wait_for "the dataplanes' links in epoch $E" links_up
+say "epoch $E: $NODES dataplanes linked over tcp; training $JOB data" \
+    "parallel, batch shares $shares, $threads thread(s) each"
+[ "$HTTP" != 0 ] && say "dashboard: http://127.0.0.1:$HTTP/" \
+    "(arceusctl -s $DIR/n1/run/control.sock status)"
+
+# worker I ARGS...: node I's worker, the user's arguments last (run in
+# the background, it becomes the worker: its PID is the worker's)
+worker() {
+	d=$DIR/n$1
+	shift
+	exec "$BUILD/arceus-worker" --dataplane "$d/run/dataplane.sock" \
+	    --job "$JOB" --set dist.members="$members" \
+	    --set dist.shares="$shares" --set train.threads="$threads" \
+	    --set checkpoint.dir="$d/ckpt" --metrics-out "$d/metrics.jsonl" \
+	    "$@"
+}
+for i in $(seq 1 "$NODES"); do
+	if [ "$i" = 1 ]; then	# its progress, here
+		worker "$i" "$@" > "$DIR/n$i/worker.out" &
+	else
+		worker "$i" -q "$@" > "$DIR/n$i/worker.out" \
+		    2> "$DIR/n$i/worker.log" &
+	fi
+	WPIDS="$WPIDS $!"
+done
+rc=0
+for p in $WPIDS; do wait "$p" || rc=1; done
+WPIDS=""
+cat "$DIR/n1/worker.out"
+if [ $rc != 0 ]; then
+	say "a worker failed: see $DIR/n*/worker.log"
+	exit 1
+fi
+say "done; $("$BUILD/arceusctl" -s "$DIR/n1/run/control.sock" status 2>/dev/null |
+    grep -E '^(epoch|training)' | tr -s ' ' | paste -sd';' -)"
+if [ $KEEP = 1 ]; then
+	say "the cluster keeps running (-k); Ctrl-C stops it"
+	while :; do sleep 3600; done
+fi
+exit 0
