@@ -66,6 +66,12 @@ struct dp_conf {
 	int		tcp_zerocopy;	/* -1 auto, 0 off, 1 on */
 	char		dpdk_port[256];	/* PCI address or vdev spec */
 	char		dpdk_eal[256];	/* extra EAL arguments */
+	int		dpdk_mtu;	/* 0: the largest the port allows */
+	int		ndpdk_neigh;	/* static neighbours, override ARP */
+	struct dp_neigh {
+		uint32_t ip;		/* host order */
+		uint8_t	 mac[6];
+	} dpdk_neigh[DP_MAX_PEERS];
 };
 
 /* ------------------------------------------------------------------ */
