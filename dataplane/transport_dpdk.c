@@ -9,8 +9,11 @@
  * --no-huge -m 256 with a file prefix of our own.  Our address is
  * [dataplane] listen (0.0.0.0: accept any), the UDP port is [dataplane]
  * port, and a peer's IPv4 address is its static peer entry.  Neighbours:
- * frames go to the broadcast MAC until the peer's first valid frame tells
- * its MAC (no ARP).
+ * a static entry ([dataplane] dpdk_neighbor = IPv4 MAC) is used as is;
+ * any other peer's MAC is resolved with ARP requests (at connect, retried
+ * with a doubling backoff, again when a frame of the peer comes from
+ * another MAC: it restarted); frames go to the broadcast MAC only until
+ * the answer comes.  We answer ARP requests for our own address.
  *
  * Per peer two streams, like the tcp backend's two connections:
  *
@@ -74,8 +77,7 @@ struct dpdk_peer {
 	struct dp_peer	*p;
 	uint32_t	 ip;		/* host order */
 	uint16_t	 port;
-	uint8_t		 mac[6];
-	int		 mac_known;
+	struct rdp_neigh nb;		/* its MAC: static or by ARP */
 	/* our stream to it */
 	uint64_t	 tx_session;	/* 0: closed */
 	int		 connecting;	/* SYN not acknowledged yet */
@@ -113,7 +115,12 @@ struct dpdk_state {
 	uint64_t	 rx_bad;
 	uint64_t	 rx_foreign;	/* not ours (other protocols) */
 	uint64_t	 tx_frames;
+	uint64_t	 tx_bcast;	/* data/control frames to broadcast */
+	uint64_t	 arp_rx;	/* ARP packets received */
+	uint64_t	 arp_replies;	/* we answered */
+	uint64_t	 arp_bad;
 	uint32_t	 bad_logged;	/* bit per enum rdp_err */
+	uint32_t	 arp_logged;	/* bit per enum rdp_arp_err */
 };
 
 /* EAL runs once per process. 0 not tried, 1 up, <0 failed (-errno). */
@@ -352,7 +359,7 @@ addr_fill(struct dpdk_state *st, struct dpdk_peer *d, struct rdp_addr *a)
 {
 	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
-	memcpy(a->dst_mac, d->mac_known ? d->mac : bcast, 6);
+	memcpy(a->dst_mac, d->nb.known ? d->nb.mac : bcast, 6);
 	memcpy(a->src_mac, st->mac, 6);
 	a->src_ip = st->ip;
 	a->dst_ip = d->ip;
@@ -387,7 +394,50 @@ send_ctl(struct dpdk_state *st, struct dpdk_peer *d, uint8_t type,
 		return -ENOBUFS;
 	}
 	st->tx_frames++;
+	if (!d->nb.known)
+		st->tx_bcast++;
 	return 0;
+}
+
+/* An ARP packet now (a request: broadcast). @return 0 or -ENOBUFS */
+static int
+send_arp(struct dpdk_state *st, uint16_t op, const uint8_t dst[6],
+    uint32_t tpa)
+{
+	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	struct rdp_arp p = { .op = op, .spa = st->ip, .tpa = tpa };
+	struct rte_mbuf *m;
+	uint8_t *b;
+
+	memcpy(p.sha, st->mac, 6);
+	if (op == RDP_ARP_REPLY)
+		memcpy(p.tha, dst, 6);
+	if ((m = rte_pktmbuf_alloc(st->pool)) == NULL)
+		return -ENOBUFS;
+	if ((b = (uint8_t *)rte_pktmbuf_append(m, RDP_ARP_LEN)) == NULL) {
+		rte_pktmbuf_free(m);
+		return -ENOBUFS;
+	}
+	rdp_arp_build(b, op == RDP_ARP_REQUEST ? bcast : dst, &p);
+	if (rte_eth_tx_burst(st->port, 0, &m, 1) != 1) {
+		rte_pktmbuf_free(m);
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
+/* Asks for the MACs of peers being resolved whose request is due. */
+static void
+arp_tick(struct dpdk_state *st, uint64_t now)
+{
+	struct dp *dp = st->dp;
+
+	for (int i = 0; i < dp->npeers; i++) {
+		struct dpdk_peer *d = dp->peers[i]->tp;
+
+		if (d != NULL && d->ip != 0 && rdp_neigh_due(&d->nb, now))
+			send_arp(st, RDP_ARP_REQUEST, NULL, d->ip);
+	}
 }
 
 static void
@@ -463,6 +513,8 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 			break;
 		sent = rte_eth_tx_burst(st->port, 0, pk, n);
 		st->tx_frames += sent;
+		if (!d->nb.known)
+			st->tx_bcast += sent;
 		total += sent;
 		for (uint16_t i = sent; i < n; i++) {
 			rdp_tx_lost(&d->tx, seqs[i]);
@@ -552,6 +604,10 @@ dpeer(struct dpdk_state *st, struct dp_peer *p)
 	d->port = p->port;
 	if (inet_pton(AF_INET, p->addr, &in) == 1)
 		d->ip = ntohl(in.s_addr);
+	for (int i = 0; i < st->dp->conf.ndpdk_neigh; i++)
+		if (st->dp->conf.dpdk_neigh[i].ip == d->ip && d->ip != 0)
+			rdp_neigh_set_static(&d->nb,
+			    st->dp->conf.dpdk_neigh[i].mac);
 	rdp_rx_init(&d->rx, rx_deliver, rx_release, d);
 	rdp_asm_init(&d->as, WIRE_HDR_LEN + WIRE_MAX_PAYLOAD);
 	st->all[st->nall++] = d;
@@ -643,6 +699,61 @@ count_bad(struct dpdk_state *st, enum rdp_err e, const char *why)
 	st->bad_logged |= 1u << e;
 }
 
+/* The peer whose address is ip, or NULL. */
+static struct dpdk_peer *
+dpeer_by_ip(struct dpdk_state *st, uint32_t ip)
+{
+	struct dp *dp = st->dp;
+
+	for (int i = 0; i < dp->npeers; i++) {
+		struct dpdk_peer *d = dpeer(st, dp->peers[i]);
+
+		if (d != NULL && d->ip == ip)
+			return d;
+	}
+	return NULL;
+}
+
+/*
+ * An ARP packet: a peer's sender address is learnt (requests too: a
+ * restarted peer asking for us tells its new MAC); a request for our
+ * address is answered.
+ */
+static void
+on_arp(struct dpdk_state *st, struct rte_mbuf *m)
+{
+	struct dpdk_peer *d;
+	struct rdp_arp p;
+	enum rdp_arp_err e;
+
+	st->arp_rx++;
+	if (m->nb_segs != 1)
+		e = RDP_ARP_ESHORT;
+	else
+		e = rdp_arp_parse(rte_pktmbuf_mtod(m, const uint8_t *),
+		    rte_pktmbuf_data_len(m), &p);
+	if (e != RDP_ARP_OK) {
+		st->arp_bad++;
+		if (!(st->arp_logged & (1u << e)))
+			log_warnx("dp.dpdk: dropped an ARP packet: %s (logged "
+			    "once; counted)", rdp_arp_strerror(e));
+		st->arp_logged |= 1u << e;
+		return;
+	}
+	if ((d = dpeer_by_ip(st, p.spa)) != NULL) {
+		int known = d->nb.known;
+
+		if (rdp_neigh_learn(&d->nb, p.sha) && known)
+			log_info("dp.dpdk: peer %u (%s): MAC now "
+			    "%02x:%02x:%02x:%02x:%02x:%02x", d->p->id,
+			    d->p->addr, p.sha[0], p.sha[1], p.sha[2],
+			    p.sha[3], p.sha[4], p.sha[5]);
+	}
+	if (p.op == RDP_ARP_REQUEST && p.tpa == st->ip && st->ip != 0 &&
+	    send_arp(st, RDP_ARP_REPLY, p.sha, p.spa) == 0)
+		st->arp_replies++;
+}
+
 static void
 on_frame(struct dpdk_state *st, struct rte_mbuf *m, uint64_t now)
 {
@@ -654,6 +765,13 @@ on_frame(struct dpdk_state *st, struct rte_mbuf *m, uint64_t now)
 	enum rdp_err e;
 
 	st->rx_frames++;
+	if (rte_pktmbuf_data_len(m) >= RDP_ETH_LEN &&
+	    rte_pktmbuf_mtod(m, const uint8_t *)[12] == 0x08 &&
+	    rte_pktmbuf_mtod(m, const uint8_t *)[13] == 0x06) {
+		on_arp(st, m);
+		rte_pktmbuf_free(m);
+		return;
+	}
 	if (m->nb_segs != 1) {
 		count_bad(st, RDP_ESHORT, "chained mbuf");
 		rte_pktmbuf_free(m);
@@ -679,8 +797,13 @@ on_frame(struct dpdk_state *st, struct rte_mbuf *m, uint64_t now)
 		rte_pktmbuf_free(m);
 		return;
 	}
-	memcpy(d->mac, a.src_mac, 6);
-	d->mac_known = 1;
+	/*
+	 * From another MAC than the one we send to: the peer restarted
+	 * (or moved); ask again, keep the old one until the answer.
+	 */
+	if (!d->nb.is_static && !d->nb.asking && (!d->nb.known ||
+	    memcmp(d->nb.mac, a.src_mac, 6) != 0))
+		rdp_neigh_want(&d->nb, now);
 	switch (h.type) {
 	case RDP_DATA:
 		on_data(st, d, &h, pl, m, now);
@@ -712,6 +835,9 @@ dpdk_connect(void *state, struct dp_peer *p)
 		return -EHOSTUNREACH;
 	}
 	tx_close(d, -ECONNRESET);
+	/* (re)resolve its MAC: it may have restarted on another port */
+	rdp_neigh_want(&d->nb, dp_now_ns());
+	arp_tick(st, dp_now_ns());
 	do
 		d->tx_session = rnd64(st);
 	while (d->tx_session == 0);
@@ -818,6 +944,7 @@ dpdk_poll(void *state)
 	if (now - st->last_tick_ns >= DPDK_TICK_NS) {
 		st->last_tick_ns = now;
 		tick(st, now);
+		arp_tick(st, now);
 	}
 	for (int i = 0; i < dp->npeers; i++) {
 		struct dpdk_peer *d = dp->peers[i]->tp;
@@ -859,7 +986,8 @@ dpdk_fini(void *state)
 {
 	struct dpdk_state *st = state;
 	struct dp *dp = st->dp;
-	uint64_t rexmits = 0, timeouts = 0, dups = 0;
+	uint64_t rexmits = 0, timeouts = 0, dups = 0, areq = 0, ares = 0;
+	uint64_t achg = 0, nstatic = 0;
 
 	for (int i = 0; i < st->nall; i++) {
 		struct dpdk_peer *d = st->all[i];
@@ -867,7 +995,19 @@ dpdk_fini(void *state)
 		rexmits += d->tx.rexmits;
 		timeouts += d->tx.timeouts;
 		dups += d->rx.dups;
+		areq += d->nb.requests;
+		ares += d->nb.resolved;
+		achg += d->nb.changes;
+		nstatic += d->nb.is_static;
 	}
+	log_info("dp.dpdk: arp: requests %llu, resolved %llu, changed %llu, "
+	    "static %llu, received %llu, replied %llu, bad %llu; frames to "
+	    "broadcast %llu", (unsigned long long)areq,
+	    (unsigned long long)ares, (unsigned long long)achg,
+	    (unsigned long long)nstatic, (unsigned long long)st->arp_rx,
+	    (unsigned long long)st->arp_replies,
+	    (unsigned long long)st->arp_bad,
+	    (unsigned long long)st->tx_bcast);
 	log_info("dp.dpdk: frames rx %llu tx %llu, retransmitted %llu, "
 	    "timeouts %llu, duplicates %llu, bad %llu",
 	    (unsigned long long)st->rx_frames,

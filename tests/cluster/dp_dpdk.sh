@@ -83,6 +83,7 @@ start_dp() {
 
 hosts() {
 	n=$1 fault=$2
+	rm -f "$TMP"/dp*.log
 	{
 		echo "[dataplane]"
 		echo "transport = dpdk"
@@ -93,6 +94,9 @@ hosts() {
 		echo "peer_timeout_ms = 1000"
 		echo "op_timeout_ms = 5000"
 		for i in $(seq 1 "$n"); do echo "peer = $i@$NET.$i:7710"; done
+		# the static neighbour table instead of ARP
+		[ -n "${STATIC:-}" ] && for i in $(seq 1 "$n"); do
+			echo "dpdk_neighbor = $NET.$i 02:00:00:00:00:0$i"; done
 	} > "$TMP/arceus.conf"
 	for i in $(seq 1 "$n"); do
 		ip netns add "${TAG}n$i" || return 1
@@ -119,6 +123,7 @@ hosts() {
 	for i in $(seq 1 "$n"); do
 		ip netns exec "${TAG}n$i" sysctl -qw \
 		    net.ipv6.conf.all.disable_ipv6=1 2>/dev/null
+		ip -n "${TAG}n$i" link set eth0 address "02:00:00:00:00:0$i"
 		ip -n "${TAG}n$i" link set eth0 up
 		ip -n "${TAG}n$i" link set lo up
 		start_dp "$i" "$fault"
@@ -207,6 +212,27 @@ stall_test() {
 	done
 }
 
+# stop_dps N: an orderly stop of hosts 1..N (each logs its counters)
+stop_dps() {
+	for i in $(seq 1 "$1"); do eval "kill -TERM \$DPPID$i"; done
+	for i in $(seq 1 "$1"); do eval "wait \$DPPID$i"; done
+}
+
+# restart_new_mac I: host I's dataplane stops, its port gets another
+# MAC (a new NIC, say), it starts again; the others must learn the new
+# MAC by ARP and the links come back
+restart_new_mac() {
+	i=$1
+	eval "kill -TERM \$DPPID$i; wait \$DPPID$i"
+	ip -n "${TAG}n$i" link set eth0 address "02:00:00:00:01:0$i"
+	start_dp "$i" ""
+	for j in 1 2; do
+		until_ok 15 up "$j" 1 || { log "FAIL: links of host $j did" \
+		    "not come back after host $i restarted"; \
+		    FAILS=$((FAILS + 1)); return 1; }
+	done
+}
+
 sanitizer_check() {
 	for f in "$TMP"/dp*.log; do
 		if grep -q "AddressSanitizer\|runtime error" "$f"; then
@@ -260,9 +286,43 @@ if hosts 2 ""; then
 	else
 		log "FAIL links: $(cat "$TMP/probe.log")"; FAILS=$((FAILS + 1))
 	fi
+	if restart_new_mac 2; then
+		run_test "after-new-mac-2" 15 1,2 -n 1001,65537
+	fi
+	stop_dps 2
+	grep -h "dp.dpdk: arp" "$TMP"/dp*.log | sed 's/^/dp_dpdk:   /'
+	# host 1 resolved host 2 by ARP, twice (the second time a new MAC),
+	# and answered host 2's requests
+	if grep -q "arp: requests [1-9][0-9]*, resolved [2-9][0-9]*, changed 1, static 0, received [1-9][0-9]*, replied [1-9]" \
+	    "$TMP/dp1.log"; then
+		log "ok arp: resolved, the new MAC learnt, requests answered"
+	else
+		log "FAIL arp: $(grep -h 'dp.dpdk: arp' "$TMP/dp1.log")"
+		FAILS=$((FAILS + 1))
+	fi
 else
 	FAILS=$((FAILS + 1))
 fi
+sanitizer_check
+cleanup
+
+# the static neighbour table: no ARP at all, nothing to broadcast
+log "== 2 hosts, static neighbours (dpdk_neighbor)"
+STATIC=1
+if hosts 2 ""; then
+	run_test "static-2" 16 1,2 -n 7,65537
+	stop_dps 2
+	grep -h "dp.dpdk: arp" "$TMP"/dp*.log | sed 's/^/dp_dpdk:   /'
+	if [ "$(grep -c "arp: requests 0, resolved 0, changed 0, static 1, .*frames to broadcast 0$" \
+	    "$TMP/dp1.log" "$TMP/dp2.log" | grep -c ':1$')" = 2 ]; then
+		log "ok static: no ARP request, no broadcast frame"
+	else
+		log "FAIL static neighbours"; FAILS=$((FAILS + 1))
+	fi
+else
+	FAILS=$((FAILS + 1))
+fi
+STATIC=
 sanitizer_check
 cleanup
 
@@ -273,8 +333,7 @@ if hosts 2 "$F"; then
 	run_test "lossy-2" 20 1,2 -n 1,1001,65537,200003
 	run_test "lossy-2-bf16" 21 2,1 -c bf16 -n 4099,100001
 	# an orderly stop logs the counters: the protocol did recover
-	for i in 1 2; do eval "kill -TERM \$DPPID$i"; done
-	for i in 1 2; do eval "wait \$DPPID$i"; done
+	stop_dps 2
 	grep -h "dp.dpdk: frames" "$TMP"/dp*.log | sed 's/^/dp_dpdk:   /'
 	if grep -q "retransmitted [1-9].*duplicates [1-9]" "$TMP/dp1.log"; then
 		log "ok lossy: frames were lost and duplicated, results exact"
