@@ -39,6 +39,9 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
@@ -65,10 +68,16 @@
 #define DPDK_RX_DESC		1024
 #define DPDK_TX_DESC		1024
 #define DPDK_MAX_ARGS		64
+#define DPDK_ARG_LEN		320
 #define DPDK_TICK_NS		1000000ull	/* retransmission timers */
 #define DPDK_IDLE_NS		10000000ull	/* then sleep 1 ms per wait */
 #define DPDK_RST_GAP_NS		20000000ull	/* RSTs to one peer, at most */
 #define DPDK_HOLD_MIN_FREE	2048	/* mbufs left before we hold frames */
+#define DPDK_MTU_MAX		9000	/* dpdk_mtu 0: up to this */
+#define DPDK_AFP_FRAMESZ_DEF	2048	/* af_packet's default framesz */
+#define DPDK_AFP_FRAMESZ_JUMBO	10240	/* ours for jumbo frames */
+#define DPDK_AFP_FRAME_OVERHEAD	128	/* tpacket header, alignment */
+#define DPDK_MEMIF_BSIZE_DEF	2048
 
 struct dpdk_state;
 
@@ -101,7 +110,9 @@ struct dpdk_state {
 	uint8_t		 mac[6];
 	uint32_t	 ip;		/* ours, host order; 0: any */
 	uint16_t	 udp_port;
+	uint16_t	 mtu;
 	uint16_t	 mss;
+	int		 tx_multiseg;	/* the PMD sends chained mbufs */
 	uint32_t	 wmax;		/* frames in flight per stream */
 	int		 last_n;	/* what the last poll did */
 	uint64_t	 last_tick_ns;
@@ -125,6 +136,8 @@ struct dpdk_state {
 
 /* EAL runs once per process. 0 not tried, 1 up, <0 failed (-errno). */
 static int eal_state;
+/* af_packet's ring frame size as the EAL got it (0: not af_packet) */
+static long afp_framesz;
 
 static uint64_t
 rnd64(struct dpdk_state *st)
@@ -171,19 +184,104 @@ hugepages_free(void)
 	return n >= 128;	/* 256 MiB of 2 MiB pages */
 }
 
+/* The value of key=N in a vdev spec ("name,k=v,..."), or -1. */
+static long
+spec_num(const char *spec, const char *key)
+{
+	size_t kl = strlen(key);
+
+	for (const char *c = strchr(spec, ','); c != NULL;
+	    c = strchr(c + 1, ','))
+		if (strncmp(c + 1, key, kl) == 0 && c[1 + kl] == '=')
+			return strtol(c + 2 + kl, NULL, 10);
+	return -1;
+}
+
+static int
+spec_is(const char *spec, const char *driver)
+{
+	return strncmp(spec, driver, strlen(driver)) == 0 ||
+	    (strncmp(driver, "net_", 4) == 0 && strncmp(spec, "eth_", 4) ==
+	    0 && strncmp(spec + 4, driver + 4, strlen(driver + 4)) == 0);
+}
+
+/* The kernel MTU of af_packet's iface= (0: unknown). */
+static int
+spec_iface_mtu(const char *spec)
+{
+	const char *c = strstr(spec, ",iface=");
+	struct ifreq ifr;
+	size_t len;
+	int s, mtu = 0;
+
+	if (c == NULL)
+		return 0;
+	c += 7;
+	len = strcspn(c, ",");
+	if (len == 0 || len >= sizeof(ifr.ifr_name))
+		return 0;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, c, len);
+	if ((s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return 0;
+	if (ioctl(s, SIOCGIFMTU, &ifr) == 0)
+		mtu = ifr.ifr_mtu;
+	close(s);
+	return mtu;
+}
+
+/*
+ * The largest frame the device can carry, from what its driver does, not
+ * from its ethdev MTU: Debian 22.11's net_af_packet and net_memif both
+ * report max_rx_pktlen 1518 (RTE_ETHER_MAX_LEN, fixed in their
+ * dev_infos_get) so that ethdev refuses any MTU above 1500, yet neither
+ * looks at the MTU on its data path: af_packet copies whatever fits a
+ * ring frame (framesz minus its 32-byte header on transmit, minus the
+ * tpacket header and alignment on receive) and the kernel interface's MTU
+ * bounds what it sends; memif copies whatever fits its buffers (bsize;
+ * 22.11 corrupts larger frames).  Sets *why.  @return an MTU, or 0 when
+ * the ethdev MTU is the limit (a real NIC).
+ */
+static int
+spec_mtu_limit(const char *spec, const char **why, char *buf, size_t bufl)
+{
+	if (spec_is(spec, "net_af_packet")) {
+		long fs = afp_framesz > 0 ? afp_framesz : DPDK_AFP_FRAMESZ_DEF;
+		int kmtu = spec_iface_mtu(spec), lim;
+
+		lim = (int)fs - DPDK_AFP_FRAME_OVERHEAD - RTE_ETHER_HDR_LEN;
+		if (kmtu > 0 && kmtu < lim)
+			lim = kmtu;
+		snprintf(buf, bufl, "the interface's MTU %d, af_packet "
+		    "framesz %ld", kmtu, fs);
+		*why = buf;
+		return lim;
+	}
+	if (spec_is(spec, "net_memif")) {
+		long bs = spec_num(spec, "bsize");
+
+		if (bs <= 0)
+			bs = DPDK_MEMIF_BSIZE_DEF;
+		snprintf(buf, bufl, "memif bsize %ld", bs);
+		*why = buf;
+		return (int)bs - RTE_ETHER_HDR_LEN;
+	}
+	return 0;
+}
+
 /*
  * The EAL arguments, built from the configuration into store (one string
  * per argument).  @return argc
  */
 static int
-eal_args(const struct dp *dp, char store[][160], char **argv)
+eal_args(const struct dp *dp, char store[][DPDK_ARG_LEN], char **argv)
 {
 	const char *eal = dp->conf.dpdk_eal, *spec = dp->conf.dpdk_port;
-	char cpus[96] = "", tok[160];
+	char cpus[96] = "", tok[DPDK_ARG_LEN];
 	int n = 0, mem_given;
 	cpu_set_t set;
 
-	snprintf(store[n++], 160, "arceus-dataplane");
+	snprintf(store[n++], DPDK_ARG_LEN, "arceus-dataplane");
 	/* one lcore, allowed on the CPUs we may run on (no pinning) */
 	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
 		size_t len = 0;
@@ -195,27 +293,48 @@ eal_args(const struct dp *dp, char store[][160], char **argv)
 				    c);
 	}
 	if (cpus[0] != '\0')
-		snprintf(store[n++], 160, "--lcores=0@(%s)", cpus);
+		snprintf(store[n++], DPDK_ARG_LEN, "--lcores=0@(%s)", cpus);
 	else
-		snprintf(store[n++], 160, "-l0");
-	snprintf(store[n++], 160, "--no-telemetry");
-	snprintf(store[n++], 160, "--log-level=*:error");
+		snprintf(store[n++], DPDK_ARG_LEN, "-l0");
+	snprintf(store[n++], DPDK_ARG_LEN, "--no-telemetry");
+	snprintf(store[n++], DPDK_ARG_LEN, "--log-level=*:error");
 	if (is_pci(spec)) {
-		snprintf(store[n++], 160, "-a");
-		snprintf(store[n++], 160, "%s", spec);
+		snprintf(store[n++], DPDK_ARG_LEN, "-a");
+		snprintf(store[n++], DPDK_ARG_LEN, "%s", spec);
 	} else {
-		snprintf(store[n++], 160, "--no-pci");
-		snprintf(store[n++], 160, "--vdev=%s", spec);
+		snprintf(store[n++], DPDK_ARG_LEN, "--no-pci");
+		/*
+		 * af_packet: ring frames big enough for jumbo frames when
+		 * the interface's MTU allows them (the operator's framesz
+		 * wins), and a deeper ring than its default 512 frames
+		 */
+		int kmtu = spec_is(spec, "net_af_packet") ?
+		    spec_iface_mtu(spec) : 0;
+		int want = dp->conf.dpdk_mtu > 0 ? dp->conf.dpdk_mtu :
+		    DPDK_MTU_MAX;
+
+		if (kmtu > 0)
+			afp_framesz = spec_num(spec, "framesz") > 0 ?
+			    spec_num(spec, "framesz") : DPDK_AFP_FRAMESZ_DEF;
+		if (kmtu > RTE_ETHER_MTU && want > RTE_ETHER_MTU &&
+		    spec_num(spec, "framesz") < 0 &&
+		    spec_num(spec, "blocksz") < 0) {
+			afp_framesz = DPDK_AFP_FRAMESZ_JUMBO;
+			snprintf(store[n++], DPDK_ARG_LEN, "--vdev=%s,"
+			    "framesz=%d,blocksz=%d", spec,
+			    DPDK_AFP_FRAMESZ_JUMBO, 2 * DPDK_AFP_FRAMESZ_JUMBO);
+		} else
+			snprintf(store[n++], DPDK_ARG_LEN, "--vdev=%s", spec);
 	}
 	mem_given = strstr(eal, "huge") != NULL ||
 	    strstr(eal, "in-memory") != NULL ||
 	    strstr(eal, "file-prefix") != NULL;
 	if (!mem_given && hugepages_free())
-		snprintf(store[n++], 160, "--in-memory");
+		snprintf(store[n++], DPDK_ARG_LEN, "--in-memory");
 	else if (!mem_given) {
-		snprintf(store[n++], 160, "--no-huge");
-		snprintf(store[n++], 160, "-m256");
-		snprintf(store[n++], 160, "--file-prefix=arceus-dp%u-%d",
+		snprintf(store[n++], DPDK_ARG_LEN, "--no-huge");
+		snprintf(store[n++], DPDK_ARG_LEN, "-m256");
+		snprintf(store[n++], DPDK_ARG_LEN, "--file-prefix=arceus-dp%u-%d",
 		    dp->conf.node_id, (int)getpid());
 	}
 	/* then the operator's, split on blanks */
@@ -231,7 +350,7 @@ eal_args(const struct dp *dp, char store[][160], char **argv)
 			len = sizeof(tok) - 1;
 		memcpy(tok, eal, len);
 		tok[len] = '\0';
-		snprintf(store[n++], 160, "%s", tok);
+		snprintf(store[n++], DPDK_ARG_LEN, "%s", tok);
 		eal += strcspn(eal, " \t");
 	}
 	for (int i = 0; i < n; i++)
@@ -243,7 +362,7 @@ eal_args(const struct dp *dp, char store[][160], char **argv)
 static int
 eal_start(const struct dp *dp)
 {
-	static char store[DPDK_MAX_ARGS][160];
+	static char store[DPDK_MAX_ARGS][DPDK_ARG_LEN];
 	char *argv[DPDK_MAX_ARGS + 1], line[1024];
 	size_t len = 0;
 	int argc;
@@ -288,30 +407,117 @@ port_find(const char *spec, uint16_t *port)
 	return -ENODEV;
 }
 
+/*
+ * The MTU to run: [dataplane] dpdk_mtu, or (0) the largest the device
+ * takes up to 9000, as ethdev validates it (MTU + overhead must fit the
+ * driver's max_rx_pktlen, and the MTU its max_mtu).
+ */
+static uint16_t
+mtu_choose(struct dpdk_state *st, const struct rte_eth_dev_info *info,
+    int quiet)
+{
+	int want = st->dp->conf.dpdk_mtu > 0 ? st->dp->conf.dpdk_mtu :
+	    DPDK_MTU_MAX;
+	uint32_t over = RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN, allowed;
+
+	if (info->max_mtu != UINT16_MAX && info->max_rx_pktlen > info->max_mtu)
+		over = info->max_rx_pktlen - info->max_mtu;
+	allowed = info->max_rx_pktlen > over ? info->max_rx_pktlen - over :
+	    RTE_ETHER_MTU;
+	if (allowed > info->max_mtu)
+		allowed = info->max_mtu;
+	if ((uint32_t)want <= allowed)
+		return (uint16_t)want;
+	if (allowed < RTE_ETHER_MTU)
+		allowed = RTE_ETHER_MTU;
+	if (quiet)
+		return (uint16_t)allowed;
+	(st->dp->conf.dpdk_mtu > 0 ? log_warnx : log_info)("dp.dpdk: port "
+	    "%u (%s): MTU %d is more than the device takes: its driver "
+	    "reports max_rx_pktlen %u, max_mtu %u (frames of at most %u "
+	    "bytes with %u of Ethernet overhead); using MTU %u",
+	    st->port, info->driver_name, want, info->max_rx_pktlen,
+	    info->max_mtu, info->max_rx_pktlen, over, allowed);
+	return (uint16_t)allowed;
+}
+
 static int
 port_start(struct dpdk_state *st)
 {
 	struct rte_eth_conf conf;
+	struct rte_eth_dev_info info;
 	struct rte_ether_addr mac;
-	uint16_t nrx = DPDK_RX_DESC, ntx = DPDK_TX_DESC, mtu = 1500;
-	int sock = rte_eth_dev_socket_id(st->port), r;
+	uint16_t nrx = DPDK_RX_DESC, ntx = DPDK_TX_DESC, mtu;
+	int sock = rte_eth_dev_socket_id(st->port), r, lim, fmtu = 0;
+	const char *why = "";
+	char wb[96];
 	size_t room;
 
 	if (sock < 0)
 		sock = 0;
+	if ((r = rte_eth_dev_info_get(st->port, &info)) < 0) {
+		log_warnx("dp.dpdk: port %u: device info: %s", st->port,
+		    rte_strerror(-r));
+		return r;
+	}
+	/* the frames we send; the ethdev MTU where the driver has its own */
+	lim = spec_mtu_limit(st->dp->conf.dpdk_port, &why, wb, sizeof(wb));
+	mtu = mtu_choose(st, &info, lim > 0);
+	if (lim > 0) {
+		int want = st->dp->conf.dpdk_mtu > 0 ?
+		    st->dp->conf.dpdk_mtu : DPDK_MTU_MAX;
+
+		fmtu = want < lim ? want : lim;
+		if (fmtu < 576)
+			fmtu = 576;
+		if (want > lim)
+			(st->dp->conf.dpdk_mtu > 0 ? log_warnx : log_info)(
+			    "dp.dpdk: port %u (%s): MTU %d is more than the "
+			    "device carries (%s): using %d", st->port,
+			    info.driver_name, want, why, fmtu);
+		if (fmtu > mtu)
+			log_info("dp.dpdk: port %u (%s): frames of MTU %d "
+			    "(%s); its ethdev MTU stays %u: the driver "
+			    "reports max_rx_pktlen %u and does not enforce "
+			    "it", st->port, info.driver_name, fmtu, why, mtu,
+			    info.max_rx_pktlen);
+		if (fmtu < mtu)
+			mtu = (uint16_t)fmtu;
+	}
 	memset(&conf, 0, sizeof(conf));
-	if ((r = rte_eth_dev_configure(st->port, 1, 1, &conf)) < 0 ||
-	    (r = rte_eth_dev_adjust_nb_rx_tx_desc(st->port, &nrx,
+	conf.rxmode.mtu = mtu;
+	if ((r = rte_eth_dev_configure(st->port, 1, 1, &conf)) < 0 &&
+	    mtu > RTE_ETHER_MTU) {
+		log_warnx("dp.dpdk: port %u (%s): configure with MTU %u: %s; "
+		    "falling back to MTU %u", st->port, info.driver_name, mtu,
+		    rte_strerror(-r), RTE_ETHER_MTU);
+		conf.rxmode.mtu = mtu = RTE_ETHER_MTU;
+		r = rte_eth_dev_configure(st->port, 1, 1, &conf);
+	}
+	if (r < 0 || (r = rte_eth_dev_adjust_nb_rx_tx_desc(st->port, &nrx,
 	    &ntx)) < 0) {
 		log_warnx("dp.dpdk: port %u: configure: %s", st->port,
 		    rte_strerror(-r));
 		return r;
 	}
+	/* an mbuf holds a whole frame: no chained mbufs on receive */
+	if (fmtu == 0)
+		fmtu = mtu;
+	room = (size_t)fmtu + RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN;
+	if (room < RTE_MBUF_DEFAULT_DATAROOM)
+		room = RTE_MBUF_DEFAULT_DATAROOM;
+	/* af_packet wants an mbuf to hold a whole ring frame */
+	if (afp_framesz > 0 && room < (size_t)afp_framesz)
+		room = (size_t)afp_framesz;
+	room = RTE_ALIGN_CEIL(room, 64);
 	st->pool = rte_pktmbuf_pool_create("arceus_rdp", DPDK_NB_MBUF,
-	    DPDK_MBUF_CACHE, 0, RTE_MBUF_DEFAULT_BUF_SIZE, (unsigned)sock);
+	    DPDK_MBUF_CACHE, 0, (uint16_t)(room + RTE_PKTMBUF_HEADROOM),
+	    (unsigned)sock);
 	if (st->pool == NULL) {
-		log_warnx("dp.dpdk: mbuf pool: %s ---> HINT: more EAL memory "
-		    "(-m) in [dataplane] dpdk_eal", rte_strerror(rte_errno));
+		log_warnx("dp.dpdk: mbuf pool of %u x %zu bytes: %s ---> HINT: "
+		    "more EAL memory (-m) in [dataplane] dpdk_eal, or a "
+		    "smaller dpdk_mtu", DPDK_NB_MBUF, room,
+		    rte_strerror(rte_errno));
 		return -ENOMEM;
 	}
 	if ((r = rte_eth_rx_queue_setup(st->port, 0, nrx, (unsigned)sock,
@@ -328,6 +534,8 @@ port_start(struct dpdk_state *st)
 		return r;
 	}
 	st->started = 1;
+	st->tx_multiseg = !!(info.tx_offload_capa &
+	    RTE_ETH_TX_OFFLOAD_MULTI_SEGS);
 	/*
 	 * A stream keeps fewer frames in flight than the receiver's queue
 	 * holds (af_packet drops what overflows its ring).
@@ -338,10 +546,8 @@ port_start(struct dpdk_state *st)
 	rte_eth_promiscuous_enable(st->port);	/* best effort */
 	if (rte_eth_macaddr_get(st->port, &mac) == 0)
 		memcpy(st->mac, mac.addr_bytes, 6);
-	if (rte_eth_dev_get_mtu(st->port, &mtu) < 0 || mtu < 576)
-		mtu = 1500;
-	room = RTE_MBUF_DEFAULT_BUF_SIZE - RTE_PKTMBUF_HEADROOM;
-	st->mss = (uint16_t)(mtu - RDP_IP_LEN - RDP_UDP_LEN - RDP_HDR_LEN);
+	st->mtu = (uint16_t)fmtu;
+	st->mss = (uint16_t)(st->mtu - RDP_IP_LEN - RDP_UDP_LEN - RDP_HDR_LEN);
 	if ((size_t)st->mss + RDP_OVERHEAD > room)
 		st->mss = (uint16_t)(room - RDP_OVERHEAD);
 	if (st->mss > RDP_MAX_MSS)
@@ -1088,9 +1294,10 @@ dpdk_init(struct dp *dp, void **state)
 		return r;
 	}
 	log_info("dp.dpdk: port %u (%s): mac %02x:%02x:%02x:%02x:%02x:%02x, "
-	    "%u payload bytes per frame, udp %u", st->port,
+	    "MTU %u, %u payload bytes per frame, udp %u", st->port,
 	    dp->conf.dpdk_port, st->mac[0], st->mac[1], st->mac[2],
-	    st->mac[3], st->mac[4], st->mac[5], st->mss, st->udp_port);
+	    st->mac[3], st->mac[4], st->mac[5], st->mtu, st->mss,
+	    st->udp_port);
 	*state = st;
 	return 0;
 }
