@@ -125,6 +125,14 @@ struct tp_ops {
 	int		(*wait)(void *state, int fd, int timeout_ms);
 	/* Handles what is ready, without blocking. @return events handled */
 	int		(*poll)(void *state);
+	/*
+	 * (optional) The workers' arena, len bytes at base, mapped until
+	 * fini: the backend may register it with its device once and send
+	 * payloads lying in it without a copy (still reporting each
+	 * message with dp_on_sent only when the device is done with it).
+	 * @return 0, or -errno with a log line (payloads are then copied).
+	 */
+	int		(*mem_register)(void *state, void *base, size_t len);
 };
 
 extern const struct tp_ops tp_tcp_ops;

@@ -228,6 +228,9 @@ main(int argc, char **argv)
 		fatalx("dataplane: transport %s on %s:%u: %s ---> HINT: is "
 		    "another dataplane using the port?", nc.transport,
 		    nc.dp_listen, dc.port, strerror(-r));
+	/* the backend may send payloads from the arena without a copy */
+	if (dp->ops->mem_register != NULL)
+		dp->ops->mem_register(dp->tp, arena.base, arena.size);
 
 	ev.events = EPOLLIN;
 	ev.data.ptr = &main_tags[TAG_TIMER];
