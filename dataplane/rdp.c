@@ -408,6 +408,7 @@ seg_out(const struct rdp_seg *s, uint32_t seq, struct rdp_out *o)
 	uint32_t off = s->off, end = s->off + s->len;
 
 	memset(o, 0, sizeof(*o));
+	o->cookie = s->cookie;
 	o->seq = seq;
 	o->flags = s->flags;
 	o->len = s->len;
@@ -455,6 +456,7 @@ rdp_tx_next(struct rdp_tx *t, uint64_t now, struct rdp_out *o)
 		s->ntx++;
 		s->sent_ns = now;
 		seg_out(s, seq, o);
+		o->ntx = s->ntx;
 		return 1;
 	}
 	/* a new frame: a message is being cut, the windows allow it */
@@ -480,6 +482,7 @@ rdp_tx_next(struct rdp_tx *t, uint64_t now, struct rdp_out *o)
 	s->sent_ns = now;
 	t->frames++;
 	seg_out(s, seq, o);
+	o->ntx = 1;
 	return 1;
 }
 

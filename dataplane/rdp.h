@@ -227,6 +227,7 @@ struct rdp_seg {
 
 /* What to put in one frame: up to two pieces to copy, in order. */
 struct rdp_out {
+	void		*cookie;	/* the message (NULL: the SYN) */
 	uint32_t	 seq;
 	uint16_t	 flags;
 	uint16_t	 len;		/* l1 + l2 */
@@ -234,6 +235,7 @@ struct rdp_out {
 	uint16_t	 l1;
 	const uint8_t	*p2;
 	uint16_t	 l2;
+	uint8_t		 ntx;		/* transmissions, this one counted */
 };
 
 /* A message is done: res 0 (all acknowledged) or -errno (reset). */

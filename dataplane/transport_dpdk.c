@@ -23,9 +23,16 @@
  *                dp_on_hello -> dp_on_recv ... -> disconnect(): RST sent,
  *                the session is forgotten; its later frames get RST
  *
- * A message pulled from the engine (dp_tx_pull) is cut into frames copied
- * into mbufs; it stays lent until its last frame is acknowledged, then
- * dp_on_sent.  Received frames are handed up in order; a message of one
+ * A message pulled from the engine (dp_tx_pull) is cut into frames.  A
+ * frame whose payload lies in the arena (registered with the device once,
+ * mem_register) leaves without a copy where the PMD sends chained mbufs:
+ * the Ethernet/IP/UDP/rdp headers in a small mbuf, the payload slice an
+ * external buffer attached to a second one.  Other frames are copied into
+ * one mbuf.  Each message has a reference count (struct zmsg, the shared
+ * info of its external buffers): one reference held by the protocol until
+ * its last frame is acknowledged, one per mbuf attached to it until the
+ * PMD frees that mbuf; dp_on_sent comes when both are gone, so the arena
+ * is never reused under a frame the device still reads.  Received frames are handed up in order; a message of one
  * frame goes up straight from the mbuf, larger ones through the
  * reassembly buffer.
  *
@@ -37,6 +44,9 @@
  * wait op sleeps 20 us between polls while traffic flows, 1 ms when idle
  * (on 2 cores a spinning poller starves everyone, MACHINE.md).
  */
+/* rte_dev_dma_map is experimental in 22.11 */
+#define ALLOW_EXPERIMENTAL_API 1
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <net/if.h>
@@ -49,12 +59,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/queue.h>
 
+#include <rte_dev.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_memory.h>
 #include <rte_mempool.h>
 
 #include "fault.h"
@@ -78,8 +91,27 @@
 #define DPDK_AFP_FRAMESZ_JUMBO	10240	/* ours for jumbo frames */
 #define DPDK_AFP_FRAME_OVERHEAD	128	/* tpacket header, alignment */
 #define DPDK_MEMIF_BSIZE_DEF	2048
+#define DPDK_ZC_MIN		256	/* shorter payload slices: copied */
 
 struct dpdk_state;
+struct dpdk_peer;
+
+/*
+ * A message in flight: the cookie the protocol holds, and the shared
+ * info (reference count, free callback) of the external buffers that
+ * point into its payload.
+ */
+struct zmsg {
+	struct rte_mbuf_ext_shared_info sh;	/* refcnt: protocol + mbufs */
+	TAILQ_ENTRY(zmsg) entry;	/* live, or free */
+	struct dpdk_state *st;
+	struct dpdk_peer *d;
+	struct tp_msg	*m;
+	int		 res;		/* from the protocol */
+	int		 reported;	/* dp_on_sent said */
+	int		 pmd_done;	/* the count hit 0 inside the PMD */
+};
+TAILQ_HEAD(zmsgq, zmsg);
 
 struct dpdk_peer {
 	struct dpdk_state *st;
@@ -119,6 +151,17 @@ struct dpdk_state {
 	uint64_t	 last_busy_ns;
 	uint64_t	 rng;
 	struct rte_mbuf	*held;		/* FAULT_NET_REORDER */
+	/* zero copy */
+	struct rte_mempool *ext_pool;	/* mbufs without data, for extbufs */
+	uint8_t		*zc_base;	/* the registered arena; NULL: none */
+	size_t		 zc_len;
+	rte_iova_t	 zc_iova;	/* of zc_base, or RTE_BAD_IOVA */
+	struct zmsgq	 zlive;		/* messages in flight */
+	struct zmsgq	 zfree;
+	int		 zdone;		/* some in zlive finished in the PMD */
+	uint64_t	 tx_zc;		/* frames sent with an external buffer */
+	uint64_t	 tx_zc_rexmit;	/* of which retransmissions */
+	uint64_t	 tx_copied;	/* frames with a payload copied */
 	struct dpdk_peer *all[DP_MAX_PEERS * 2];	/* to free at fini */
 	int		 nall;
 	/* counters */
@@ -520,6 +563,12 @@ port_start(struct dpdk_state *st)
 		    rte_strerror(rte_errno));
 		return -ENOMEM;
 	}
+	/* data-less mbufs: external buffers (payloads in the arena) */
+	st->ext_pool = rte_pktmbuf_pool_create("arceus_rdp_ext", DPDK_NB_MBUF,
+	    DPDK_MBUF_CACHE, 0, 0, (unsigned)sock);
+	if (st->ext_pool == NULL)
+		log_info("dp.dpdk: no pool for external buffers (%s): payloads "
+		    "are copied", rte_strerror(rte_errno));
 	if ((r = rte_eth_rx_queue_setup(st->port, 0, nrx, (unsigned)sock,
 	    NULL, st->pool)) < 0 ||
 	    (r = rte_eth_tx_queue_setup(st->port, 0, ntx, (unsigned)sock,
@@ -534,7 +583,7 @@ port_start(struct dpdk_state *st)
 		return r;
 	}
 	st->started = 1;
-	st->tx_multiseg = !!(info.tx_offload_capa &
+	st->tx_multiseg = st->ext_pool != NULL && !!(info.tx_offload_capa &
 	    RTE_ETH_TX_OFFLOAD_MULTI_SEGS);
 	/*
 	 * A stream keeps fewer frames in flight than the receiver's queue
@@ -668,6 +717,158 @@ send_rst(struct dpdk_state *st, struct dpdk_peer *d, uint64_t session,
 	send_ctl(st, d, RDP_RST, session, 0, NULL, 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* Messages in flight and their references.                           */
+
+static void
+zmsg_recycle(struct zmsg *z)
+{
+	TAILQ_REMOVE(&z->st->zlive, z, entry);
+	TAILQ_INSERT_HEAD(&z->st->zfree, z, entry);
+}
+
+/* The last reference went: the engine hears of it now. */
+static void
+zmsg_report(struct zmsg *z)
+{
+	struct dpdk_state *st = z->st;
+
+	if (!z->reported) {
+		z->reported = 1;
+		dp_on_sent(st->dp, z->d->p, z->m, z->res);
+	}
+	zmsg_recycle(z);
+}
+
+/*
+ * The PMD freed the last mbuf pointing into the message (maybe inside
+ * rte_eth_tx_burst, under flush): report it later, from poll.
+ */
+static void
+zmsg_free_cb(void *addr, void *opaque)
+{
+	struct zmsg *z = opaque;
+
+	(void)addr;
+	z->pmd_done = 1;
+	z->st->zdone = 1;
+}
+
+/* Reports every message whose count hit 0 in the PMD. */
+static void
+zmsg_drain(struct dpdk_state *st)
+{
+	struct zmsg *z, *next;
+
+	if (!st->zdone)
+		return;
+	st->zdone = 0;
+	for (z = TAILQ_FIRST(&st->zlive); z != NULL; z = next) {
+		next = TAILQ_NEXT(z, entry);
+		if (z->pmd_done)
+			zmsg_report(z);
+	}
+}
+
+static struct zmsg *
+zmsg_get(struct dpdk_state *st, struct dpdk_peer *d, struct tp_msg *m)
+{
+	struct zmsg *z;
+
+	if ((z = TAILQ_FIRST(&st->zfree)) != NULL)
+		TAILQ_REMOVE(&st->zfree, z, entry);
+	else if ((z = malloc(sizeof(*z))) == NULL)
+		return NULL;
+	memset(z, 0, sizeof(*z));
+	z->st = st;
+	z->d = d;
+	z->m = m;
+	z->sh.free_cb = zmsg_free_cb;
+	z->sh.fcb_opaque = z;
+	rte_mbuf_ext_refcnt_set(&z->sh, 1);	/* the protocol's */
+	TAILQ_INSERT_TAIL(&st->zlive, z, entry);
+	return z;
+}
+
+/* The protocol is done with the message (acknowledged, or reset). */
+static void
+zmsg_done(struct zmsg *z, int res)
+{
+	z->res = res;
+	if (rte_mbuf_ext_refcnt_update(&z->sh, -1) == 0)
+		zmsg_report(z);		/* no mbuf left: now */
+	/* else the PMD's last free reports it (zmsg_free_cb) */
+}
+
+/*
+ * The peer goes away (its dp_peer may be freed after disconnect): its
+ * messages that mbufs still hold are reported now; the mbufs' frees only
+ * recycle them later.
+ */
+static void
+zmsg_orphan(struct dpdk_state *st, struct dpdk_peer *d)
+{
+	struct zmsg *z, *next;
+
+	rte_eth_tx_done_cleanup(st->port, 0, 0);	/* best effort */
+	zmsg_drain(st);
+	for (z = TAILQ_FIRST(&st->zlive); z != NULL; z = next) {
+		next = TAILQ_NEXT(z, entry);
+		if (z->d == d && !z->reported) {
+			z->reported = 1;
+			dp_on_sent(st->dp, d->p, z->m, z->res ? z->res :
+			    -ECONNRESET);
+		}
+	}
+}
+
+/* Is [p, p + len) inside the registered arena? */
+static int
+in_arena(const struct dpdk_state *st, const uint8_t *p, size_t len)
+{
+	return st->zc_base != NULL && p >= st->zc_base &&
+	    len <= st->zc_len && (size_t)(p - st->zc_base) <= st->zc_len - len;
+}
+
+/*
+ * A frame with its payload slice (the last piece, in the arena) as an
+ * external buffer chained behind a header mbuf.  @return the frame, or
+ * NULL (out of mbufs).
+ */
+static struct rte_mbuf *
+frame_zc(struct dpdk_state *st, struct zmsg *z, const struct rdp_addr *a,
+    const struct rdp_hdr *h, const uint8_t *head_piece, uint16_t head_len,
+    const uint8_t *ext, uint16_t ext_len)
+{
+	struct rte_mbuf *hd, *x;
+	uint8_t *b;
+
+	if ((hd = rte_pktmbuf_alloc(st->pool)) == NULL)
+		return NULL;
+	if ((x = rte_pktmbuf_alloc(st->ext_pool)) == NULL ||
+	    (b = (uint8_t *)rte_pktmbuf_append(hd, RDP_OVERHEAD +
+	    head_len)) == NULL) {
+		rte_pktmbuf_free(x);
+		rte_pktmbuf_free(hd);
+		return NULL;
+	}
+	rdp_frame_encode(b, a, h);
+	if (head_len > 0)
+		memcpy(b + RDP_OVERHEAD, head_piece, head_len);
+	rte_mbuf_ext_refcnt_update(&z->sh, 1);
+	rte_pktmbuf_attach_extbuf(x, (void *)(uintptr_t)ext,
+	    st->zc_iova == RTE_BAD_IOVA ? RTE_BAD_IOVA :
+	    st->zc_iova + (rte_iova_t)(ext - st->zc_base), ext_len, &z->sh);
+	x->data_len = ext_len;
+	x->pkt_len = ext_len;
+	if (rte_pktmbuf_chain(hd, x) != 0) {
+		rte_pktmbuf_free(hd);
+		rte_pktmbuf_free(x);
+		return NULL;
+	}
+	return hd;
+}
+
 /* Fills the window from the engine's queue and transmits what may go. */
 static int
 flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
@@ -687,9 +888,15 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 
 		while (d->open && !rdp_tx_busy(&d->tx) &&
 		    (m = dp_tx_pull(st->dp, d->p)) != NULL) {
+			struct zmsg *z;
+
 			if (fault_hit(FAULT_NET_CORRUPT) < 0)
 				m->hdr[44] ^= 0x01;	/* the CRC sees it */
-			rdp_tx_push(&d->tx, m, m->hdr, WIRE_HDR_LEN,
+			if ((z = zmsg_get(st, d, m)) == NULL) {
+				dp_on_sent(st->dp, d->p, m, -ENOMEM);
+				continue;
+			}
+			rdp_tx_push(&d->tx, z, m->hdr, WIRE_HDR_LEN,
 			    m->payload, m->len);
 		}
 		while (n < DPDK_BURST && rdp_tx_next(&d->tx, now, &o)) {
@@ -697,9 +904,28 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 			    .flags = o.flags, .src = st->dp->conf.node_id,
 			    .dst = d->p->id, .session = d->tx_session,
 			    .seq = o.seq, .len = o.len };
-			struct rte_mbuf *mb;
+			struct rte_mbuf *mb = NULL;
+			const uint8_t *last = o.l2 > 0 ? o.p2 : o.p1;
+			uint16_t lastlen = o.l2 > 0 ? o.l2 : o.l1;
 			uint8_t *b;
 
+			/* the payload slice from the arena: no copy */
+			if (st->tx_multiseg && o.cookie != NULL &&
+			    lastlen >= DPDK_ZC_MIN &&
+			    in_arena(st, last, lastlen)) {
+				if ((mb = frame_zc(st, o.cookie, &a, &h,
+				    o.l2 > 0 ? o.p1 : NULL, o.l2 > 0 ? o.l1 : 0,
+				    last, lastlen)) == NULL) {
+					rdp_tx_lost(&d->tx, o.seq);
+					break;
+				}
+				st->tx_zc++;
+				if (o.ntx > 1)
+					st->tx_zc_rexmit++;
+				seqs[n] = o.seq;
+				pk[n++] = mb;
+				continue;
+			}
 			if ((mb = rte_pktmbuf_alloc(st->pool)) == NULL ||
 			    (b = (uint8_t *)rte_pktmbuf_append(mb,
 			    RDP_OVERHEAD + o.len)) == NULL) {
@@ -712,6 +938,8 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 				memcpy(b + RDP_OVERHEAD, o.p1, o.l1);
 			if (o.l2 > 0)
 				memcpy(b + RDP_OVERHEAD + o.l1, o.p2, o.l2);
+			if (o.len > 0)
+				st->tx_copied++;
 			seqs[n] = o.seq;
 			pk[n++] = mb;
 		}
@@ -738,9 +966,8 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 static void
 tx_done(void *arg, void *cookie, int res)
 {
-	struct dpdk_peer *d = arg;
-
-	dp_on_sent(d->st->dp, d->p, cookie, res);
+	(void)arg;
+	zmsg_done(cookie, res);
 }
 
 /* A frame in order from the peer's stream. @return nonzero: stop */
@@ -1076,6 +1303,7 @@ dpdk_disconnect(void *state, struct dp_peer *p)
 		send_ctl(st, d, RDP_RST, d->rx_session, 0, NULL, 0);
 	rx_close(d);
 	tx_close(d, -ECONNRESET);
+	zmsg_orphan(st, d);	/* nothing about p may come after this */
 }
 
 static void
@@ -1158,6 +1386,7 @@ dpdk_poll(void *state)
 		if (d != NULL)
 			n += flush(st, d, now);
 	}
+	zmsg_drain(st);
 	if (n > 0)
 		st->last_busy_ns = now;
 	st->last_n = n;
@@ -1187,6 +1416,68 @@ dpdk_wait(void *state, int fd, int timeout_ms)
 	return 0;
 }
 
+/*
+ * The arena, once: registered as external memory (no IOVA table: the
+ * pages' IOVAs are unknown to a process without VFIO) and DMA-mapped for
+ * a device that does DMA, with IOVA = VA (IOVA-as-VA mode); a virtual
+ * device (af_packet, memif) reads payloads by virtual address and its bus
+ * has no DMA map (ENOTSUP): nothing more is needed.
+ */
+static int
+dpdk_mem_register(void *state, void *base, size_t len)
+{
+	struct dpdk_state *st = state;
+	struct rte_eth_dev_info info;
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	const char *how;
+	int e;
+
+	if (st->zc_base != NULL || base == NULL || len == 0)
+		return -EINVAL;
+	if (((uintptr_t)base % pg) != 0 || len % pg != 0) {
+		log_info("dp.dpdk: arena %p+%zu not page aligned: payloads are "
+		    "copied", base, len);
+		return -EINVAL;
+	}
+	if (rte_extmem_register(base, len, NULL, 0, pg) < 0 &&
+	    rte_errno != EEXIST) {
+		e = rte_errno;
+		log_warnx("dp.dpdk: arena of %zu bytes: rte_extmem_register: "
+		    "%s: payloads are copied", len, rte_strerror(e));
+		return -e;
+	}
+	if (rte_eth_dev_info_get(st->port, &info) < 0 || info.device == NULL)
+		how = "no device to map for";
+	else if (rte_dev_dma_map(info.device, base,
+	    (uint64_t)(uintptr_t)base, len) == 0) {
+		if (rte_eal_iova_mode() != RTE_IOVA_VA) {
+			rte_dev_dma_unmap(info.device, base,
+			    (uint64_t)(uintptr_t)base, len);
+			rte_extmem_unregister(base, len);
+			log_info("dp.dpdk: arena: the EAL is not in IOVA-as-VA "
+			    "mode: payloads are copied");
+			return -ENOTSUP;
+		}
+		st->zc_iova = (rte_iova_t)(uintptr_t)base;
+		how = "rte_dev_dma_map done, IOVA = VA";
+	} else if (rte_errno == ENOTSUP)
+		how = "no DMA map needed: the driver copies by virtual address";
+	else {
+		e = rte_errno;
+		rte_extmem_unregister(base, len);
+		log_warnx("dp.dpdk: arena: rte_dev_dma_map: %s: payloads are "
+		    "copied", rte_strerror(e));
+		return -e;
+	}
+	st->zc_base = base;
+	st->zc_len = len;
+	log_info("dp.dpdk: arena of %zu MiB registered (%s); payloads of "
+	    "%d bytes and more leave from it %s", len >> 20, how, DPDK_ZC_MIN,
+	    st->tx_multiseg ? "without a copy" : "copied all the same: the "
+	    "PMD sends no chained mbufs");
+	return 0;
+}
+
 static void
 dpdk_fini(void *state)
 {
@@ -1194,6 +1485,7 @@ dpdk_fini(void *state)
 	struct dp *dp = st->dp;
 	uint64_t rexmits = 0, timeouts = 0, dups = 0, areq = 0, ares = 0;
 	uint64_t achg = 0, nstatic = 0;
+	struct zmsg *z;
 
 	for (int i = 0; i < st->nall; i++) {
 		struct dpdk_peer *d = st->all[i];
@@ -1214,6 +1506,12 @@ dpdk_fini(void *state)
 	    (unsigned long long)st->arp_replies,
 	    (unsigned long long)st->arp_bad,
 	    (unsigned long long)st->tx_bcast);
+	log_info("dp.dpdk: zero-copy frames %llu (retransmitted %llu), "
+	    "copied %llu; arena %s", (unsigned long long)st->tx_zc,
+	    (unsigned long long)st->tx_zc_rexmit,
+	    (unsigned long long)st->tx_copied, st->zc_base == NULL ?
+	    "not registered" : !st->tx_multiseg ? "registered, but the PMD "
+	    "sends no chained mbufs" : "registered");
 	log_info("dp.dpdk: frames rx %llu tx %llu, retransmitted %llu, "
 	    "timeouts %llu, duplicates %llu, bad %llu",
 	    (unsigned long long)st->rx_frames,
@@ -1232,17 +1530,33 @@ dpdk_fini(void *state)
 		}
 		dp->peers[i]->tp = NULL;
 	}
+	if (st->held != NULL)
+		rte_pktmbuf_free(st->held);
+	if (st->started) {
+		rte_eth_dev_stop(st->port);	/* frees what the PMD held */
+		rte_eth_dev_close(st->port);
+	}
+	/* every message is reported, whatever a PMD kept */
+	zmsg_drain(st);
+	while ((z = TAILQ_FIRST(&st->zlive)) != NULL) {
+		if (!z->reported)
+			dp_on_sent(dp, z->d->p, z->m, z->res ? z->res :
+			    -ECANCELED);
+		TAILQ_REMOVE(&st->zlive, z, entry);
+		free(z);
+	}
+	while ((z = TAILQ_FIRST(&st->zfree)) != NULL) {
+		TAILQ_REMOVE(&st->zfree, z, entry);
+		free(z);
+	}
 	for (int i = 0; i < st->nall; i++) {
 		rdp_asm_fini(&st->all[i]->as);
 		free(st->all[i]);
 	}
-	if (st->held != NULL)
-		rte_pktmbuf_free(st->held);
-	if (st->started) {
-		rte_eth_dev_stop(st->port);
-		rte_eth_dev_close(st->port);
-	}
+	if (st->zc_base != NULL)
+		rte_extmem_unregister(st->zc_base, st->zc_len);
 	rte_mempool_free(st->pool);
+	rte_mempool_free(st->ext_pool);
 	free(st);
 	/* the EAL stays: it cannot start twice in one process */
 }
@@ -1276,6 +1590,9 @@ dpdk_init(struct dp *dp, void **state)
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return -ENOMEM;
 	st->dp = dp;
+	TAILQ_INIT(&st->zlive);
+	TAILQ_INIT(&st->zfree);
+	st->zc_iova = RTE_BAD_IOVA;
 	st->ip = ntohl(in.s_addr);
 	st->udp_port = dp->conf.port;
 	st->rng = dp->boot_id | 1;
@@ -1290,6 +1607,7 @@ dpdk_init(struct dp *dp, void **state)
 		if (st->started)
 			rte_eth_dev_stop(st->port);
 		rte_mempool_free(st->pool);
+		rte_mempool_free(st->ext_pool);
 		free(st);
 		return r;
 	}
@@ -1314,4 +1632,5 @@ const struct tp_ops tp_dpdk_ops = {
 	.fd = NULL,
 	.wait = dpdk_wait,
 	.poll = dpdk_poll,
+	.mem_register = dpdk_mem_register,
 };

@@ -302,6 +302,15 @@ if hosts 2 ""; then
 		log "FAIL arp: $(grep -h 'dp.dpdk: arp' "$TMP/dp1.log")"
 		FAILS=$((FAILS + 1))
 	fi
+	# the f32 chunks left from the workers' arena without a copy
+	grep -h "dp.dpdk: zero-copy" "$TMP"/dp*.log | sed 's/^/dp_dpdk:   /'
+	if [ "$(grep -c "zero-copy frames [1-9][0-9]* .*; arena registered$" \
+	    "$TMP/dp1.log" "$TMP/dp2.log" | grep -c ':[1-9]$')" = 2 ]; then
+		log "ok zero-copy: payloads sent from the arena, results exact"
+	else
+		log "FAIL zero-copy: no frame sent from the arena"
+		FAILS=$((FAILS + 1))
+	fi
 else
 	FAILS=$((FAILS + 1))
 fi
@@ -362,11 +371,20 @@ if hosts 2 "$F"; then
 	run_test "lossy-2-bf16" 21 2,1 -c bf16 -n 4099,100001
 	# an orderly stop logs the counters: the protocol did recover
 	stop_dps 2
-	grep -h "dp.dpdk: frames" "$TMP"/dp*.log | sed 's/^/dp_dpdk:   /'
+	grep -h "dp.dpdk: frames\|dp.dpdk: zero-copy" "$TMP"/dp*.log | \
+	    sed 's/^/dp_dpdk:   /'
 	if grep -q "retransmitted [1-9].*duplicates [1-9]" "$TMP/dp1.log"; then
 		log "ok lossy: frames were lost and duplicated, results exact"
 	else
 		log "FAIL lossy: no retransmissions or duplicates counted"
+		FAILS=$((FAILS + 1))
+	fi
+	# lost zero-copy frames went again from the arena
+	if grep -q "zero-copy frames [1-9][0-9]* (retransmitted [1-9]" \
+	    "$TMP/dp1.log" "$TMP/dp2.log"; then
+		log "ok lossy zero-copy: frames from the arena retransmitted"
+	else
+		log "FAIL lossy zero-copy: no zero-copy retransmission"
 		FAILS=$((FAILS + 1))
 	fi
 else
