@@ -96,6 +96,79 @@ seed_apply(const struct conf_key *k, void *dst, const char *value,
 	return 0;
 }
 
+/* "a.b.c.d aa:bb:cc:dd:ee:ff" */
+static int
+neigh_apply(const struct conf_key *k, void *dst, const char *value,
+    const char **why)
+{
+	struct nodeconf *nc = dst;
+	struct nodeconf_neigh *n;
+	unsigned a, b, c, d, m[6];
+	uint32_t ip;
+	int end = 0;
+
+	(void)k;
+	if (nc->ndpdk_neigh == NODECONF_MAX_PEERS) {
+		*why = "too many neighbours";
+		return -1;
+	}
+	if (sscanf(value, "%u.%u.%u.%u %n", &a, &b, &c, &d, &end) != 4 ||
+	    end == 0 || a > 255 || b > 255 || c > 255 || d > 255) {
+		*why = "expected an IPv4 address and a MAC "
+		    "(10.0.0.2 02:00:00:00:00:02)";
+		return -1;
+	}
+	ip = a << 24 | b << 16 | c << 8 | d;
+	value += end;
+	end = 0;
+	if (sscanf(value, "%2x:%2x:%2x:%2x:%2x:%2x%n", &m[0], &m[1], &m[2],
+	    &m[3], &m[4], &m[5], &end) != 6 || end != 17 ||
+	    value[end] != '\0') {
+		*why = "expected a MAC as six hex pairs (02:00:00:00:00:02) "
+		    "after the address";
+		return -1;
+	}
+	if ((m[0] & 1) || (m[0] | m[1] | m[2] | m[3] | m[4] | m[5]) == 0) {
+		*why = "the MAC must be a unicast station's (not zero, not "
+		    "multicast)";
+		return -1;
+	}
+	if (ip == 0) {
+		*why = "the address must not be 0.0.0.0";
+		return -1;
+	}
+	for (int i = 0; i < nc->ndpdk_neigh; i++)
+		if (nc->dpdk_neigh[i].ip == ip) {
+			*why = "duplicate neighbour address";
+			return -1;
+		}
+	n = &nc->dpdk_neigh[nc->ndpdk_neigh++];
+	n->ip = ip;
+	for (int i = 0; i < 6; i++)
+		n->mac[i] = (uint8_t)m[i];
+	return 0;
+}
+
+/* 0 (auto) or 576..9000 */
+static int
+mtu_apply(const struct conf_key *k, void *dst, const char *value,
+    const char **why)
+{
+	struct nodeconf *nc = dst;
+	char *end;
+	long v = strtol(value, &end, 10);
+
+	(void)k;
+	if (end == value || *end != '\0' || (v != 0 && (v < 576 ||
+	    v > 9000))) {
+		*why = "must be 0 (the largest the port allows, up to 9000) "
+		    "or 576..9000";
+		return -1;
+	}
+	nc->dpdk_mtu = v;
+	return 0;
+}
+
 static int
 transport_apply(const struct conf_key *k, void *dst, const char *value,
     const char **why)
@@ -152,6 +225,12 @@ const struct conf_key nodeconf_keys[] = {
 	    "PCI address or vdev (net_af_packet0,iface=eth0)", NULL, 0 },
 	{ "dataplane", "dpdk_eal", CONF_STR, STR(dpdk_eal), 0, 0, "",
 	    "extra EAL arguments", NULL, 0 },
+	{ "dataplane", "dpdk_mtu", CONF_CUSTOM, 0, 0, 0, 0, "0",
+	    "DPDK port MTU; 0: the largest it allows up to 9000 (jumbo)",
+	    mtu_apply, 0 },
+	{ "dataplane", "dpdk_neighbor", CONF_CUSTOM, 0, 0, 0, 0, NULL,
+	    "static neighbour \"IPv4 MAC\" of the DPDK port, overrides ARP "
+	    "(repeatable)", neigh_apply, 1 },
 	{ "dataplane", "rdma_dev", CONF_STR, STR(rdma_dev), 0, 0, "",
 	    "RDMA device; empty: the first", NULL, 0 },
 	{ "dataplane", "peer", CONF_CUSTOM, 0, 0, 0, 0, NULL,

@@ -48,6 +48,12 @@ struct nodeconf {
 	int		tcp_zerocopy;	/* SEND_ZC for large batches */
 	char		dpdk_port[256];	/* PCI address or vdev spec */
 	char		dpdk_eal[256];	/* extra EAL arguments */
+	int64_t		dpdk_mtu;	/* 0: the largest the port allows */
+	int		ndpdk_neigh;	/* static neighbours (dpdk_neighbor) */
+	struct nodeconf_neigh {
+		uint32_t ip;		/* host order */
+		uint8_t	 mac[6];
+	} dpdk_neigh[NODECONF_MAX_PEERS];
 	char		rdma_dev[64];	/* empty: first device */
 	int		npeers;
 	struct nodeconf_peer peers[NODECONF_MAX_PEERS];

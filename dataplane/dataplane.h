@@ -69,6 +69,12 @@ struct dp_conf {
 	int		tcp_zerocopy;	/* -1 auto, 0 off, 1 on */
 	char		dpdk_port[256];	/* PCI address or vdev spec */
 	char		dpdk_eal[256];	/* extra EAL arguments */
+	int		dpdk_mtu;	/* 0: the largest the port allows */
+	int		ndpdk_neigh;	/* static neighbours, override ARP */
+	struct dp_neigh {
+		uint32_t ip;		/* host order */
+		uint8_t	 mac[6];
+	} dpdk_neigh[DP_MAX_PEERS];
 };
 
 /* ------------------------------------------------------------------ */
@@ -125,7 +131,9 @@ struct tp_ops {
 	/*
 	 * (optional) The memory most payloads are lent from (the arena),
 	 * once: a backend that can registers it with its device and sends
-	 * payloads that lie inside without a copy (counted in dp->stats).
+	 * payloads that lie inside without a copy (counted in dp->stats),
+	 * still reporting each message with dp_on_sent only when the
+	 * device is done with it.
 	 * @return 0 or -errno (then everything is copied, as without it).
 	 */
 	int		(*mem_register)(void *state, void *base, size_t len);

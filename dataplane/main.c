@@ -188,6 +188,12 @@ main(int argc, char **argv)
 	dc.tcp_zerocopy = nc.tcp_zerocopy ? 1 : 0;
 	snprintf(dc.dpdk_port, sizeof(dc.dpdk_port), "%s", nc.dpdk_port);
 	snprintf(dc.dpdk_eal, sizeof(dc.dpdk_eal), "%s", nc.dpdk_eal);
+	dc.dpdk_mtu = (int)nc.dpdk_mtu;
+	dc.ndpdk_neigh = nc.ndpdk_neigh;
+	for (int i = 0; i < nc.ndpdk_neigh; i++) {
+		dc.dpdk_neigh[i].ip = nc.dpdk_neigh[i].ip;
+		memcpy(dc.dpdk_neigh[i].mac, nc.dpdk_neigh[i].mac, 6);
+	}
 	if ((dp = dp_new(&dc)) == NULL)
 		fatal("dataplane: engine (chunk_size %llu)",
 		    (unsigned long long)nc.chunk_size);

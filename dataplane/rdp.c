@@ -199,6 +199,123 @@ rdp_strerror(enum rdp_err e)
 }
 
 /* ------------------------------------------------------------------ */
+/* ARP.                                                                */
+
+size_t
+rdp_arp_build(uint8_t out[RDP_ARP_LEN], const uint8_t dst[6],
+    const struct rdp_arp *p)
+{
+	uint8_t *a = out + RDP_ETH_LEN;
+
+	memcpy(out, dst, 6);
+	memcpy(out + 6, p->sha, 6);
+	put16(out + 12, RDP_ETHERTYPE_ARP);
+	put16(a, 1);				/* Ethernet */
+	put16(a + 2, RDP_ETHERTYPE_IPV4);
+	a[4] = 6;
+	a[5] = 4;
+	put16(a + 6, p->op);
+	memcpy(a + 8, p->sha, 6);
+	put32(a + 14, p->spa);
+	memcpy(a + 18, p->tha, 6);
+	put32(a + 24, p->tpa);
+	return RDP_ARP_LEN;
+}
+
+enum rdp_arp_err
+rdp_arp_parse(const uint8_t *buf, size_t len, struct rdp_arp *p)
+{
+	static const uint8_t zero[6];
+	const uint8_t *a = buf + RDP_ETH_LEN;
+
+	if (len < RDP_ETH_LEN || get16(buf + 12) != RDP_ETHERTYPE_ARP)
+		return RDP_ARP_ENOTARP;
+	if (len < RDP_ARP_LEN)
+		return RDP_ARP_ESHORT;	/* Ethernet pads: more is fine */
+	if (get16(a) != 1 || a[4] != 6)
+		return RDP_ARP_EHW;
+	if (get16(a + 2) != RDP_ETHERTYPE_IPV4 || a[5] != 4)
+		return RDP_ARP_EPROTO;
+	memset(p, 0, sizeof(*p));
+	p->op = get16(a + 6);
+	if (p->op != RDP_ARP_REQUEST && p->op != RDP_ARP_REPLY)
+		return RDP_ARP_EOP;
+	memcpy(p->sha, a + 8, 6);
+	p->spa = get32(a + 14);
+	memcpy(p->tha, a + 18, 6);
+	p->tpa = get32(a + 24);
+	/* a sender must be a unicast station with an address */
+	if ((p->sha[0] & 1) || memcmp(p->sha, zero, 6) == 0 || p->spa == 0)
+		return RDP_ARP_ESENDER;
+	return RDP_ARP_OK;
+}
+
+const char *
+rdp_arp_strerror(enum rdp_arp_err e)
+{
+	static const char *const s[RDP_ARP_NERRS] = {
+		[RDP_ARP_OK] = "ok",
+		[RDP_ARP_ENOTARP] = "not ARP",
+		[RDP_ARP_ESHORT] = "short ARP packet",
+		[RDP_ARP_EHW] = "ARP hardware not Ethernet",
+		[RDP_ARP_EPROTO] = "ARP protocol not IPv4",
+		[RDP_ARP_EOP] = "ARP operation neither request nor reply",
+		[RDP_ARP_ESENDER] = "ARP sender MAC not unicast or no sender "
+		    "address",
+	};
+
+	return (unsigned)e < RDP_ARP_NERRS ? s[e] : "?";
+}
+
+void
+rdp_neigh_set_static(struct rdp_neigh *n, const uint8_t mac[6])
+{
+	memset(n, 0, sizeof(*n));
+	memcpy(n->mac, mac, 6);
+	n->known = n->is_static = 1;
+}
+
+void
+rdp_neigh_want(struct rdp_neigh *n, uint64_t now)
+{
+	if (n->is_static)
+		return;
+	n->asking = 1;
+	n->next_ns = now;
+	n->gap_ns = RDP_ARP_RETRY_NS;
+}
+
+int
+rdp_neigh_due(struct rdp_neigh *n, uint64_t now)
+{
+	if (!n->asking || now < n->next_ns)
+		return 0;
+	n->requests++;
+	n->next_ns = now + n->gap_ns;
+	n->gap_ns *= 2;
+	if (n->gap_ns > RDP_ARP_RETRY_MAX_NS)
+		n->gap_ns = RDP_ARP_RETRY_MAX_NS;
+	return 1;
+}
+
+int
+rdp_neigh_learn(struct rdp_neigh *n, const uint8_t mac[6])
+{
+	int changed;
+
+	if (n->is_static)
+		return 0;
+	changed = !n->known || memcmp(n->mac, mac, 6) != 0;
+	if (n->known && changed)
+		n->changes++;
+	memcpy(n->mac, mac, 6);
+	n->known = 1;
+	n->asking = 0;
+	n->resolved++;
+	return changed;
+}
+
+/* ------------------------------------------------------------------ */
 /* Sending.                                                            */
 
 static void
@@ -291,6 +408,7 @@ seg_out(const struct rdp_seg *s, uint32_t seq, struct rdp_out *o)
 	uint32_t off = s->off, end = s->off + s->len;
 
 	memset(o, 0, sizeof(*o));
+	o->cookie = s->cookie;
 	o->seq = seq;
 	o->flags = s->flags;
 	o->len = s->len;
@@ -338,6 +456,7 @@ rdp_tx_next(struct rdp_tx *t, uint64_t now, struct rdp_out *o)
 		s->ntx++;
 		s->sent_ns = now;
 		seg_out(s, seq, o);
+		o->ntx = s->ntx;
 		return 1;
 	}
 	/* a new frame: a message is being cut, the windows allow it */
@@ -363,6 +482,7 @@ rdp_tx_next(struct rdp_tx *t, uint64_t now, struct rdp_out *o)
 	s->sent_ns = now;
 	t->frames++;
 	seg_out(s, seq, o);
+	o->ntx = 1;
 	return 1;
 }
 

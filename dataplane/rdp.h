@@ -135,6 +135,79 @@ enum rdp_err	 rdp_frame_parse(const uint8_t *buf, size_t len,
 const char	*rdp_strerror(enum rdp_err e);
 
 /* ------------------------------------------------------------------ */
+/* ARP (RFC 826) for IPv4 over Ethernet: who has the peers' addresses.  */
+
+#define RDP_ETHERTYPE_ARP	0x0806
+#define RDP_ARP_LEN		42	/* Ethernet 14 + ARP 28 */
+#define RDP_ARP_REQUEST		1
+#define RDP_ARP_REPLY		2
+
+enum rdp_arp_err {
+	RDP_ARP_OK = 0,
+	RDP_ARP_ENOTARP,	/* another ethertype: not for the ARP code */
+	RDP_ARP_ESHORT,		/* fewer than 42 bytes */
+	RDP_ARP_EHW,		/* hardware type not Ethernet or length not 6 */
+	RDP_ARP_EPROTO,		/* protocol not IPv4 or length not 4 */
+	RDP_ARP_EOP,		/* neither request nor reply */
+	RDP_ARP_ESENDER,	/* sender MAC multicast/zero, or IP 0 */
+	RDP_ARP_NERRS
+};
+
+/* An ARP packet's fields (addresses in host order). */
+struct rdp_arp {
+	uint16_t	op;		/* RDP_ARP_REQUEST or RDP_ARP_REPLY */
+	uint8_t		sha[6];		/* sender MAC */
+	uint32_t	spa;		/* sender IPv4 */
+	uint8_t		tha[6];		/* target MAC (zero in requests) */
+	uint32_t	tpa;		/* target IPv4 */
+};
+
+/*
+ * Writes an Ethernet frame carrying ARP packet p, to dst (broadcast for
+ * a request) from p->sha.  @return RDP_ARP_LEN
+ */
+size_t		 rdp_arp_build(uint8_t out[RDP_ARP_LEN], const uint8_t dst[6],
+		    const struct rdp_arp *p);
+/* Parses a received frame; on RDP_ARP_OK fills p. */
+enum rdp_arp_err rdp_arp_parse(const uint8_t *buf, size_t len,
+		    struct rdp_arp *p);
+const char	*rdp_arp_strerror(enum rdp_arp_err e);
+
+/*
+ * One neighbour's resolution: static (from the configuration, never
+ * asked), or learnt by ARP.  The caller asks (broadcasts a request)
+ * whenever rdp_neigh_due says so: at once after rdp_neigh_want, then
+ * with a doubling backoff (RDP_ARP_RETRY_NS .. RDP_ARP_RETRY_MAX_NS)
+ * until an answer comes.
+ */
+#define RDP_ARP_RETRY_NS	10000000ull	/* first retry: 10 ms */
+#define RDP_ARP_RETRY_MAX_NS	1000000000ull	/* then at most 1 s apart */
+
+struct rdp_neigh {
+	uint8_t		 mac[6];
+	uint8_t		 known;		/* mac is usable */
+	uint8_t		 is_static;
+	uint8_t		 asking;	/* a resolution is under way */
+	uint64_t	 next_ns;	/* next request when asking */
+	uint64_t	 gap_ns;	/* current backoff */
+	uint64_t	 requests;	/* sent for it */
+	uint64_t	 resolved;	/* answers that set or confirmed it */
+	uint64_t	 changes;	/* its MAC changed */
+};
+
+/* A static entry: never asked, never overwritten. */
+void	 rdp_neigh_set_static(struct rdp_neigh *n, const uint8_t mac[6]);
+/* Starts (or restarts) a resolution at now; no-op for a static entry. */
+void	 rdp_neigh_want(struct rdp_neigh *n, uint64_t now);
+/* A request is due now: counts it and schedules the next (backoff). */
+int	 rdp_neigh_due(struct rdp_neigh *n, uint64_t now);
+/*
+ * An ARP packet from the neighbour told mac.  @return 1 if the MAC is
+ * new or changed (0: same, or static and ignored).
+ */
+int	 rdp_neigh_learn(struct rdp_neigh *n, const uint8_t mac[6]);
+
+/* ------------------------------------------------------------------ */
 /* Sending half of a stream.                                           */
 
 /* A frame in flight (window slot). */
@@ -154,6 +227,7 @@ struct rdp_seg {
 
 /* What to put in one frame: up to two pieces to copy, in order. */
 struct rdp_out {
+	void		*cookie;	/* the message (NULL: the SYN) */
 	uint32_t	 seq;
 	uint16_t	 flags;
 	uint16_t	 len;		/* l1 + l2 */
@@ -161,6 +235,7 @@ struct rdp_out {
 	uint16_t	 l1;
 	const uint8_t	*p2;
 	uint16_t	 l2;
+	uint8_t		 ntx;		/* transmissions, this one counted */
 };
 
 /* A message is done: res 0 (all acknowledged) or -errno (reset). */

@@ -9,8 +9,11 @@
  * --no-huge -m 256 with a file prefix of our own.  Our address is
  * [dataplane] listen (0.0.0.0: accept any), the UDP port is [dataplane]
  * port, and a peer's IPv4 address is its static peer entry.  Neighbours:
- * frames go to the broadcast MAC until the peer's first valid frame tells
- * its MAC (no ARP).
+ * a static entry ([dataplane] dpdk_neighbor = IPv4 MAC) is used as is;
+ * any other peer's MAC is resolved with ARP requests (at connect, retried
+ * with a doubling backoff, again when a frame of the peer comes from
+ * another MAC: it restarted); frames go to the broadcast MAC only until
+ * the answer comes.  We answer ARP requests for our own address.
  *
  * Per peer two streams, like the tcp backend's two connections:
  *
@@ -20,9 +23,16 @@
  *                dp_on_hello -> dp_on_recv ... -> disconnect(): RST sent,
  *                the session is forgotten; its later frames get RST
  *
- * A message pulled from the engine (dp_tx_pull) is cut into frames copied
- * into mbufs; it stays lent until its last frame is acknowledged, then
- * dp_on_sent.  Received frames are handed up in order; a message of one
+ * A message pulled from the engine (dp_tx_pull) is cut into frames.  A
+ * frame whose payload lies in the arena (registered with the device once,
+ * mem_register) leaves without a copy where the PMD sends chained mbufs:
+ * the Ethernet/IP/UDP/rdp headers in a small mbuf, the payload slice an
+ * external buffer attached to a second one.  Other frames are copied into
+ * one mbuf.  Each message has a reference count (struct zmsg, the shared
+ * info of its external buffers): one reference held by the protocol until
+ * its last frame is acknowledged, one per mbuf attached to it until the
+ * PMD frees that mbuf; dp_on_sent comes when both are gone, so the arena
+ * is never reused under a frame the device still reads.  Received frames are handed up in order; a message of one
  * frame goes up straight from the mbuf, larger ones through the
  * reassembly buffer.
  *
@@ -34,8 +44,14 @@
  * wait op sleeps 20 us between polls while traffic flows, 1 ms when idle
  * (on 2 cores a spinning poller starves everyone, MACHINE.md).
  */
+/* rte_dev_dma_map is experimental in 22.11 */
+#define ALLOW_EXPERIMENTAL_API 1
+
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
@@ -43,12 +59,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/queue.h>
 
+#include <rte_dev.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_memory.h>
 #include <rte_mempool.h>
 
 #include "fault.h"
@@ -65,20 +84,44 @@
 #define DPDK_RX_DESC		1024
 #define DPDK_TX_DESC		1024
 #define DPDK_MAX_ARGS		64
+#define DPDK_ARG_LEN		320
 #define DPDK_TICK_NS		1000000ull	/* retransmission timers */
 #define DPDK_IDLE_NS		10000000ull	/* then sleep 1 ms per wait */
 #define DPDK_RST_GAP_NS		20000000ull	/* RSTs to one peer, at most */
 #define DPDK_HOLD_MIN_FREE	2048	/* mbufs left before we hold frames */
+#define DPDK_MTU_MAX		9000	/* dpdk_mtu 0: up to this */
+#define DPDK_AFP_FRAMESZ_DEF	2048	/* af_packet's default framesz */
+#define DPDK_AFP_FRAMESZ_JUMBO	10240	/* ours for jumbo frames */
+#define DPDK_AFP_FRAME_OVERHEAD	128	/* tpacket header, alignment */
+#define DPDK_MEMIF_BSIZE_DEF	2048
+#define DPDK_ZC_MIN		256	/* shorter payload slices: copied */
 
 struct dpdk_state;
+struct dpdk_peer;
+
+/*
+ * A message in flight: the cookie the protocol holds, and the shared
+ * info (reference count, free callback) of the external buffers that
+ * point into its payload.
+ */
+struct zmsg {
+	struct rte_mbuf_ext_shared_info sh;	/* refcnt: protocol + mbufs */
+	TAILQ_ENTRY(zmsg) entry;	/* live, or free */
+	struct dpdk_state *st;
+	struct dpdk_peer *d;
+	struct tp_msg	*m;
+	int		 res;		/* from the protocol */
+	int		 reported;	/* dp_on_sent said */
+	int		 pmd_done;	/* the count hit 0 inside the PMD */
+};
+TAILQ_HEAD(zmsgq, zmsg);
 
 struct dpdk_peer {
 	struct dpdk_state *st;
 	struct dp_peer	*p;
 	uint32_t	 ip;		/* host order */
 	uint16_t	 port;
-	uint8_t		 mac[6];
-	int		 mac_known;
+	struct rdp_neigh nb;		/* its MAC: static or by ARP */
 	/* our stream to it */
 	uint64_t	 tx_session;	/* 0: closed */
 	int		 connecting;	/* SYN not acknowledged yet */
@@ -102,13 +145,26 @@ struct dpdk_state {
 	uint8_t		 mac[6];
 	uint32_t	 ip;		/* ours, host order; 0: any */
 	uint16_t	 udp_port;
+	uint16_t	 mtu;
 	uint16_t	 mss;
+	int		 tx_multiseg;	/* the PMD sends chained mbufs */
 	uint32_t	 wmax;		/* frames in flight per stream */
 	int		 last_n;	/* what the last poll did */
 	uint64_t	 last_tick_ns;
 	uint64_t	 last_busy_ns;
 	uint64_t	 rng;
 	struct rte_mbuf	*held;		/* FAULT_NET_REORDER */
+	/* zero copy */
+	struct rte_mempool *ext_pool;	/* mbufs without data, for extbufs */
+	uint8_t		*zc_base;	/* the registered arena; NULL: none */
+	size_t		 zc_len;
+	rte_iova_t	 zc_iova;	/* of zc_base, or RTE_BAD_IOVA */
+	struct zmsgq	 zlive;		/* messages in flight */
+	struct zmsgq	 zfree;
+	int		 zdone;		/* some in zlive finished in the PMD */
+	uint64_t	 tx_zc;		/* frames sent with an external buffer */
+	uint64_t	 tx_zc_rexmit;	/* of which retransmissions */
+	uint64_t	 tx_copied;	/* frames with a payload copied */
 	struct dpdk_peer *all[DP_MAX_PEERS * 2];	/* to free at fini */
 	int		 nall;
 	/* counters */
@@ -116,11 +172,18 @@ struct dpdk_state {
 	uint64_t	 rx_bad;
 	uint64_t	 rx_foreign;	/* not ours (other protocols) */
 	uint64_t	 tx_frames;
+	uint64_t	 tx_bcast;	/* data/control frames to broadcast */
+	uint64_t	 arp_rx;	/* ARP packets received */
+	uint64_t	 arp_replies;	/* we answered */
+	uint64_t	 arp_bad;
 	uint32_t	 bad_logged;	/* bit per enum rdp_err */
+	uint32_t	 arp_logged;	/* bit per enum rdp_arp_err */
 };
 
 /* EAL runs once per process. 0 not tried, 1 up, <0 failed (-errno). */
 static int eal_state;
+/* af_packet's ring frame size as the EAL got it (0: not af_packet) */
+static long afp_framesz;
 
 static uint64_t
 rnd64(struct dpdk_state *st)
@@ -167,19 +230,104 @@ hugepages_free(void)
 	return n >= 128;	/* 256 MiB of 2 MiB pages */
 }
 
+/* The value of key=N in a vdev spec ("name,k=v,..."), or -1. */
+static long
+spec_num(const char *spec, const char *key)
+{
+	size_t kl = strlen(key);
+
+	for (const char *c = strchr(spec, ','); c != NULL;
+	    c = strchr(c + 1, ','))
+		if (strncmp(c + 1, key, kl) == 0 && c[1 + kl] == '=')
+			return strtol(c + 2 + kl, NULL, 10);
+	return -1;
+}
+
+static int
+spec_is(const char *spec, const char *driver)
+{
+	return strncmp(spec, driver, strlen(driver)) == 0 ||
+	    (strncmp(driver, "net_", 4) == 0 && strncmp(spec, "eth_", 4) ==
+	    0 && strncmp(spec + 4, driver + 4, strlen(driver + 4)) == 0);
+}
+
+/* The kernel MTU of af_packet's iface= (0: unknown). */
+static int
+spec_iface_mtu(const char *spec)
+{
+	const char *c = strstr(spec, ",iface=");
+	struct ifreq ifr;
+	size_t len;
+	int s, mtu = 0;
+
+	if (c == NULL)
+		return 0;
+	c += 7;
+	len = strcspn(c, ",");
+	if (len == 0 || len >= sizeof(ifr.ifr_name))
+		return 0;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, c, len);
+	if ((s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return 0;
+	if (ioctl(s, SIOCGIFMTU, &ifr) == 0)
+		mtu = ifr.ifr_mtu;
+	close(s);
+	return mtu;
+}
+
+/*
+ * The largest frame the device can carry, from what its driver does, not
+ * from its ethdev MTU: Debian 22.11's net_af_packet and net_memif both
+ * report max_rx_pktlen 1518 (RTE_ETHER_MAX_LEN, fixed in their
+ * dev_infos_get) so that ethdev refuses any MTU above 1500, yet neither
+ * looks at the MTU on its data path: af_packet copies whatever fits a
+ * ring frame (framesz minus its 32-byte header on transmit, minus the
+ * tpacket header and alignment on receive) and the kernel interface's MTU
+ * bounds what it sends; memif copies whatever fits its buffers (bsize;
+ * 22.11 corrupts larger frames).  Sets *why.  @return an MTU, or 0 when
+ * the ethdev MTU is the limit (a real NIC).
+ */
+static int
+spec_mtu_limit(const char *spec, const char **why, char *buf, size_t bufl)
+{
+	if (spec_is(spec, "net_af_packet")) {
+		long fs = afp_framesz > 0 ? afp_framesz : DPDK_AFP_FRAMESZ_DEF;
+		int kmtu = spec_iface_mtu(spec), lim;
+
+		lim = (int)fs - DPDK_AFP_FRAME_OVERHEAD - RTE_ETHER_HDR_LEN;
+		if (kmtu > 0 && kmtu < lim)
+			lim = kmtu;
+		snprintf(buf, bufl, "the interface's MTU %d, af_packet "
+		    "framesz %ld", kmtu, fs);
+		*why = buf;
+		return lim;
+	}
+	if (spec_is(spec, "net_memif")) {
+		long bs = spec_num(spec, "bsize");
+
+		if (bs <= 0)
+			bs = DPDK_MEMIF_BSIZE_DEF;
+		snprintf(buf, bufl, "memif bsize %ld", bs);
+		*why = buf;
+		return (int)bs - RTE_ETHER_HDR_LEN;
+	}
+	return 0;
+}
+
 /*
  * The EAL arguments, built from the configuration into store (one string
  * per argument).  @return argc
  */
 static int
-eal_args(const struct dp *dp, char store[][160], char **argv)
+eal_args(const struct dp *dp, char store[][DPDK_ARG_LEN], char **argv)
 {
 	const char *eal = dp->conf.dpdk_eal, *spec = dp->conf.dpdk_port;
-	char cpus[96] = "", tok[160];
+	char cpus[96] = "", tok[DPDK_ARG_LEN];
 	int n = 0, mem_given;
 	cpu_set_t set;
 
-	snprintf(store[n++], 160, "arceus-dataplane");
+	snprintf(store[n++], DPDK_ARG_LEN, "arceus-dataplane");
 	/* one lcore, allowed on the CPUs we may run on (no pinning) */
 	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
 		size_t len = 0;
@@ -191,27 +339,48 @@ eal_args(const struct dp *dp, char store[][160], char **argv)
 				    c);
 	}
 	if (cpus[0] != '\0')
-		snprintf(store[n++], 160, "--lcores=0@(%s)", cpus);
+		snprintf(store[n++], DPDK_ARG_LEN, "--lcores=0@(%s)", cpus);
 	else
-		snprintf(store[n++], 160, "-l0");
-	snprintf(store[n++], 160, "--no-telemetry");
-	snprintf(store[n++], 160, "--log-level=*:error");
+		snprintf(store[n++], DPDK_ARG_LEN, "-l0");
+	snprintf(store[n++], DPDK_ARG_LEN, "--no-telemetry");
+	snprintf(store[n++], DPDK_ARG_LEN, "--log-level=*:error");
 	if (is_pci(spec)) {
-		snprintf(store[n++], 160, "-a");
-		snprintf(store[n++], 160, "%s", spec);
+		snprintf(store[n++], DPDK_ARG_LEN, "-a");
+		snprintf(store[n++], DPDK_ARG_LEN, "%s", spec);
 	} else {
-		snprintf(store[n++], 160, "--no-pci");
-		snprintf(store[n++], 160, "--vdev=%s", spec);
+		snprintf(store[n++], DPDK_ARG_LEN, "--no-pci");
+		/*
+		 * af_packet: ring frames big enough for jumbo frames when
+		 * the interface's MTU allows them (the operator's framesz
+		 * wins), and a deeper ring than its default 512 frames
+		 */
+		int kmtu = spec_is(spec, "net_af_packet") ?
+		    spec_iface_mtu(spec) : 0;
+		int want = dp->conf.dpdk_mtu > 0 ? dp->conf.dpdk_mtu :
+		    DPDK_MTU_MAX;
+
+		if (kmtu > 0)
+			afp_framesz = spec_num(spec, "framesz") > 0 ?
+			    spec_num(spec, "framesz") : DPDK_AFP_FRAMESZ_DEF;
+		if (kmtu > RTE_ETHER_MTU && want > RTE_ETHER_MTU &&
+		    spec_num(spec, "framesz") < 0 &&
+		    spec_num(spec, "blocksz") < 0) {
+			afp_framesz = DPDK_AFP_FRAMESZ_JUMBO;
+			snprintf(store[n++], DPDK_ARG_LEN, "--vdev=%s,"
+			    "framesz=%d,blocksz=%d", spec,
+			    DPDK_AFP_FRAMESZ_JUMBO, 2 * DPDK_AFP_FRAMESZ_JUMBO);
+		} else
+			snprintf(store[n++], DPDK_ARG_LEN, "--vdev=%s", spec);
 	}
 	mem_given = strstr(eal, "huge") != NULL ||
 	    strstr(eal, "in-memory") != NULL ||
 	    strstr(eal, "file-prefix") != NULL;
 	if (!mem_given && hugepages_free())
-		snprintf(store[n++], 160, "--in-memory");
+		snprintf(store[n++], DPDK_ARG_LEN, "--in-memory");
 	else if (!mem_given) {
-		snprintf(store[n++], 160, "--no-huge");
-		snprintf(store[n++], 160, "-m256");
-		snprintf(store[n++], 160, "--file-prefix=arceus-dp%u-%d",
+		snprintf(store[n++], DPDK_ARG_LEN, "--no-huge");
+		snprintf(store[n++], DPDK_ARG_LEN, "-m256");
+		snprintf(store[n++], DPDK_ARG_LEN, "--file-prefix=arceus-dp%u-%d",
 		    dp->conf.node_id, (int)getpid());
 	}
 	/* then the operator's, split on blanks */
@@ -227,7 +396,7 @@ eal_args(const struct dp *dp, char store[][160], char **argv)
 			len = sizeof(tok) - 1;
 		memcpy(tok, eal, len);
 		tok[len] = '\0';
-		snprintf(store[n++], 160, "%s", tok);
+		snprintf(store[n++], DPDK_ARG_LEN, "%s", tok);
 		eal += strcspn(eal, " \t");
 	}
 	for (int i = 0; i < n; i++)
@@ -239,7 +408,7 @@ eal_args(const struct dp *dp, char store[][160], char **argv)
 static int
 eal_start(const struct dp *dp)
 {
-	static char store[DPDK_MAX_ARGS][160];
+	static char store[DPDK_MAX_ARGS][DPDK_ARG_LEN];
 	char *argv[DPDK_MAX_ARGS + 1], line[1024];
 	size_t len = 0;
 	int argc;
@@ -284,32 +453,125 @@ port_find(const char *spec, uint16_t *port)
 	return -ENODEV;
 }
 
+/*
+ * The MTU to run: [dataplane] dpdk_mtu, or (0) the largest the device
+ * takes up to 9000, as ethdev validates it (MTU + overhead must fit the
+ * driver's max_rx_pktlen, and the MTU its max_mtu).
+ */
+static uint16_t
+mtu_choose(struct dpdk_state *st, const struct rte_eth_dev_info *info,
+    int quiet)
+{
+	int want = st->dp->conf.dpdk_mtu > 0 ? st->dp->conf.dpdk_mtu :
+	    DPDK_MTU_MAX;
+	uint32_t over = RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN, allowed;
+
+	if (info->max_mtu != UINT16_MAX && info->max_rx_pktlen > info->max_mtu)
+		over = info->max_rx_pktlen - info->max_mtu;
+	allowed = info->max_rx_pktlen > over ? info->max_rx_pktlen - over :
+	    RTE_ETHER_MTU;
+	if (allowed > info->max_mtu)
+		allowed = info->max_mtu;
+	if ((uint32_t)want <= allowed)
+		return (uint16_t)want;
+	if (allowed < RTE_ETHER_MTU)
+		allowed = RTE_ETHER_MTU;
+	if (quiet)
+		return (uint16_t)allowed;
+	(st->dp->conf.dpdk_mtu > 0 ? log_warnx : log_info)("dp.dpdk: port "
+	    "%u (%s): MTU %d is more than the device takes: its driver "
+	    "reports max_rx_pktlen %u, max_mtu %u (frames of at most %u "
+	    "bytes with %u of Ethernet overhead); using MTU %u",
+	    st->port, info->driver_name, want, info->max_rx_pktlen,
+	    info->max_mtu, info->max_rx_pktlen, over, allowed);
+	return (uint16_t)allowed;
+}
+
 static int
 port_start(struct dpdk_state *st)
 {
 	struct rte_eth_conf conf;
+	struct rte_eth_dev_info info;
 	struct rte_ether_addr mac;
-	uint16_t nrx = DPDK_RX_DESC, ntx = DPDK_TX_DESC, mtu = 1500;
-	int sock = rte_eth_dev_socket_id(st->port), r;
+	uint16_t nrx = DPDK_RX_DESC, ntx = DPDK_TX_DESC, mtu;
+	int sock = rte_eth_dev_socket_id(st->port), r, lim, fmtu = 0;
+	const char *why = "";
+	char wb[96];
 	size_t room;
 
 	if (sock < 0)
 		sock = 0;
+	if ((r = rte_eth_dev_info_get(st->port, &info)) < 0) {
+		log_warnx("dp.dpdk: port %u: device info: %s", st->port,
+		    rte_strerror(-r));
+		return r;
+	}
+	/* the frames we send; the ethdev MTU where the driver has its own */
+	lim = spec_mtu_limit(st->dp->conf.dpdk_port, &why, wb, sizeof(wb));
+	mtu = mtu_choose(st, &info, lim > 0);
+	if (lim > 0) {
+		int want = st->dp->conf.dpdk_mtu > 0 ?
+		    st->dp->conf.dpdk_mtu : DPDK_MTU_MAX;
+
+		fmtu = want < lim ? want : lim;
+		if (fmtu < 576)
+			fmtu = 576;
+		if (want > lim)
+			(st->dp->conf.dpdk_mtu > 0 ? log_warnx : log_info)(
+			    "dp.dpdk: port %u (%s): MTU %d is more than the "
+			    "device carries (%s): using %d", st->port,
+			    info.driver_name, want, why, fmtu);
+		if (fmtu > mtu)
+			log_info("dp.dpdk: port %u (%s): frames of MTU %d "
+			    "(%s); its ethdev MTU stays %u: the driver "
+			    "reports max_rx_pktlen %u and does not enforce "
+			    "it", st->port, info.driver_name, fmtu, why, mtu,
+			    info.max_rx_pktlen);
+		if (fmtu < mtu)
+			mtu = (uint16_t)fmtu;
+	}
 	memset(&conf, 0, sizeof(conf));
-	if ((r = rte_eth_dev_configure(st->port, 1, 1, &conf)) < 0 ||
-	    (r = rte_eth_dev_adjust_nb_rx_tx_desc(st->port, &nrx,
+	conf.rxmode.mtu = mtu;
+	if ((r = rte_eth_dev_configure(st->port, 1, 1, &conf)) < 0 &&
+	    mtu > RTE_ETHER_MTU) {
+		log_warnx("dp.dpdk: port %u (%s): configure with MTU %u: %s; "
+		    "falling back to MTU %u", st->port, info.driver_name, mtu,
+		    rte_strerror(-r), RTE_ETHER_MTU);
+		conf.rxmode.mtu = mtu = RTE_ETHER_MTU;
+		r = rte_eth_dev_configure(st->port, 1, 1, &conf);
+	}
+	if (r < 0 || (r = rte_eth_dev_adjust_nb_rx_tx_desc(st->port, &nrx,
 	    &ntx)) < 0) {
 		log_warnx("dp.dpdk: port %u: configure: %s", st->port,
 		    rte_strerror(-r));
 		return r;
 	}
+	/* an mbuf holds a whole frame: no chained mbufs on receive */
+	if (fmtu == 0)
+		fmtu = mtu;
+	room = (size_t)fmtu + RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN;
+	if (room < RTE_MBUF_DEFAULT_DATAROOM)
+		room = RTE_MBUF_DEFAULT_DATAROOM;
+	/* af_packet wants an mbuf to hold a whole ring frame */
+	if (afp_framesz > 0 && room < (size_t)afp_framesz)
+		room = (size_t)afp_framesz;
+	room = RTE_ALIGN_CEIL(room, 64);
 	st->pool = rte_pktmbuf_pool_create("arceus_rdp", DPDK_NB_MBUF,
-	    DPDK_MBUF_CACHE, 0, RTE_MBUF_DEFAULT_BUF_SIZE, (unsigned)sock);
+	    DPDK_MBUF_CACHE, 0, (uint16_t)(room + RTE_PKTMBUF_HEADROOM),
+	    (unsigned)sock);
 	if (st->pool == NULL) {
-		log_warnx("dp.dpdk: mbuf pool: %s ---> HINT: more EAL memory "
-		    "(-m) in [dataplane] dpdk_eal", rte_strerror(rte_errno));
+		log_warnx("dp.dpdk: mbuf pool of %u x %zu bytes: %s ---> HINT: "
+		    "more EAL memory (-m) in [dataplane] dpdk_eal, or a "
+		    "smaller dpdk_mtu", DPDK_NB_MBUF, room,
+		    rte_strerror(rte_errno));
 		return -ENOMEM;
 	}
+	/* data-less mbufs: external buffers (payloads in the arena) */
+	st->ext_pool = rte_pktmbuf_pool_create("arceus_rdp_ext", DPDK_NB_MBUF,
+	    DPDK_MBUF_CACHE, 0, 0, (unsigned)sock);
+	if (st->ext_pool == NULL)
+		log_info("dp.dpdk: no pool for external buffers (%s): payloads "
+		    "are copied", rte_strerror(rte_errno));
 	if ((r = rte_eth_rx_queue_setup(st->port, 0, nrx, (unsigned)sock,
 	    NULL, st->pool)) < 0 ||
 	    (r = rte_eth_tx_queue_setup(st->port, 0, ntx, (unsigned)sock,
@@ -324,6 +586,8 @@ port_start(struct dpdk_state *st)
 		return r;
 	}
 	st->started = 1;
+	st->tx_multiseg = st->ext_pool != NULL && !!(info.tx_offload_capa &
+	    RTE_ETH_TX_OFFLOAD_MULTI_SEGS);
 	/*
 	 * A stream keeps fewer frames in flight than the receiver's queue
 	 * holds (af_packet drops what overflows its ring).
@@ -334,10 +598,8 @@ port_start(struct dpdk_state *st)
 	rte_eth_promiscuous_enable(st->port);	/* best effort */
 	if (rte_eth_macaddr_get(st->port, &mac) == 0)
 		memcpy(st->mac, mac.addr_bytes, 6);
-	if (rte_eth_dev_get_mtu(st->port, &mtu) < 0 || mtu < 576)
-		mtu = 1500;
-	room = RTE_MBUF_DEFAULT_BUF_SIZE - RTE_PKTMBUF_HEADROOM;
-	st->mss = (uint16_t)(mtu - RDP_IP_LEN - RDP_UDP_LEN - RDP_HDR_LEN);
+	st->mtu = (uint16_t)fmtu;
+	st->mss = (uint16_t)(st->mtu - RDP_IP_LEN - RDP_UDP_LEN - RDP_HDR_LEN);
 	if ((size_t)st->mss + RDP_OVERHEAD > room)
 		st->mss = (uint16_t)(room - RDP_OVERHEAD);
 	if (st->mss > RDP_MAX_MSS)
@@ -355,7 +617,7 @@ addr_fill(struct dpdk_state *st, struct dpdk_peer *d, struct rdp_addr *a)
 {
 	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
-	memcpy(a->dst_mac, d->mac_known ? d->mac : bcast, 6);
+	memcpy(a->dst_mac, d->nb.known ? d->nb.mac : bcast, 6);
 	memcpy(a->src_mac, st->mac, 6);
 	a->src_ip = st->ip;
 	a->dst_ip = d->ip;
@@ -390,7 +652,50 @@ send_ctl(struct dpdk_state *st, struct dpdk_peer *d, uint8_t type,
 		return -ENOBUFS;
 	}
 	st->tx_frames++;
+	if (!d->nb.known)
+		st->tx_bcast++;
 	return 0;
+}
+
+/* An ARP packet now (a request: broadcast). @return 0 or -ENOBUFS */
+static int
+send_arp(struct dpdk_state *st, uint16_t op, const uint8_t dst[6],
+    uint32_t tpa)
+{
+	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	struct rdp_arp p = { .op = op, .spa = st->ip, .tpa = tpa };
+	struct rte_mbuf *m;
+	uint8_t *b;
+
+	memcpy(p.sha, st->mac, 6);
+	if (op == RDP_ARP_REPLY)
+		memcpy(p.tha, dst, 6);
+	if ((m = rte_pktmbuf_alloc(st->pool)) == NULL)
+		return -ENOBUFS;
+	if ((b = (uint8_t *)rte_pktmbuf_append(m, RDP_ARP_LEN)) == NULL) {
+		rte_pktmbuf_free(m);
+		return -ENOBUFS;
+	}
+	rdp_arp_build(b, op == RDP_ARP_REQUEST ? bcast : dst, &p);
+	if (rte_eth_tx_burst(st->port, 0, &m, 1) != 1) {
+		rte_pktmbuf_free(m);
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
+/* Asks for the MACs of peers being resolved whose request is due. */
+static void
+arp_tick(struct dpdk_state *st, uint64_t now)
+{
+	struct dp *dp = st->dp;
+
+	for (int i = 0; i < dp->npeers; i++) {
+		struct dpdk_peer *d = PEER_ST(dp->peers[i]);
+
+		if (d != NULL && d->ip != 0 && rdp_neigh_due(&d->nb, now))
+			send_arp(st, RDP_ARP_REQUEST, NULL, d->ip);
+	}
 }
 
 static void
@@ -415,6 +720,158 @@ send_rst(struct dpdk_state *st, struct dpdk_peer *d, uint64_t session,
 	send_ctl(st, d, RDP_RST, session, 0, NULL, 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* Messages in flight and their references.                           */
+
+static void
+zmsg_recycle(struct zmsg *z)
+{
+	TAILQ_REMOVE(&z->st->zlive, z, entry);
+	TAILQ_INSERT_HEAD(&z->st->zfree, z, entry);
+}
+
+/* The last reference went: the engine hears of it now. */
+static void
+zmsg_report(struct zmsg *z)
+{
+	struct dpdk_state *st = z->st;
+
+	if (!z->reported) {
+		z->reported = 1;
+		dp_on_sent(st->dp, z->d->p, z->m, z->res);
+	}
+	zmsg_recycle(z);
+}
+
+/*
+ * The PMD freed the last mbuf pointing into the message (maybe inside
+ * rte_eth_tx_burst, under flush): report it later, from poll.
+ */
+static void
+zmsg_free_cb(void *addr, void *opaque)
+{
+	struct zmsg *z = opaque;
+
+	(void)addr;
+	z->pmd_done = 1;
+	z->st->zdone = 1;
+}
+
+/* Reports every message whose count hit 0 in the PMD. */
+static void
+zmsg_drain(struct dpdk_state *st)
+{
+	struct zmsg *z, *next;
+
+	if (!st->zdone)
+		return;
+	st->zdone = 0;
+	for (z = TAILQ_FIRST(&st->zlive); z != NULL; z = next) {
+		next = TAILQ_NEXT(z, entry);
+		if (z->pmd_done)
+			zmsg_report(z);
+	}
+}
+
+static struct zmsg *
+zmsg_get(struct dpdk_state *st, struct dpdk_peer *d, struct tp_msg *m)
+{
+	struct zmsg *z;
+
+	if ((z = TAILQ_FIRST(&st->zfree)) != NULL)
+		TAILQ_REMOVE(&st->zfree, z, entry);
+	else if ((z = malloc(sizeof(*z))) == NULL)
+		return NULL;
+	memset(z, 0, sizeof(*z));
+	z->st = st;
+	z->d = d;
+	z->m = m;
+	z->sh.free_cb = zmsg_free_cb;
+	z->sh.fcb_opaque = z;
+	rte_mbuf_ext_refcnt_set(&z->sh, 1);	/* the protocol's */
+	TAILQ_INSERT_TAIL(&st->zlive, z, entry);
+	return z;
+}
+
+/* The protocol is done with the message (acknowledged, or reset). */
+static void
+zmsg_done(struct zmsg *z, int res)
+{
+	z->res = res;
+	if (rte_mbuf_ext_refcnt_update(&z->sh, -1) == 0)
+		zmsg_report(z);		/* no mbuf left: now */
+	/* else the PMD's last free reports it (zmsg_free_cb) */
+}
+
+/*
+ * The peer goes away (its dp_peer may be freed after disconnect): its
+ * messages that mbufs still hold are reported now; the mbufs' frees only
+ * recycle them later.
+ */
+static void
+zmsg_orphan(struct dpdk_state *st, struct dpdk_peer *d)
+{
+	struct zmsg *z, *next;
+
+	rte_eth_tx_done_cleanup(st->port, 0, 0);	/* best effort */
+	zmsg_drain(st);
+	for (z = TAILQ_FIRST(&st->zlive); z != NULL; z = next) {
+		next = TAILQ_NEXT(z, entry);
+		if (z->d == d && !z->reported) {
+			z->reported = 1;
+			dp_on_sent(st->dp, d->p, z->m, z->res ? z->res :
+			    -ECONNRESET);
+		}
+	}
+}
+
+/* Is [p, p + len) inside the registered arena? */
+static int
+in_arena(const struct dpdk_state *st, const uint8_t *p, size_t len)
+{
+	return st->zc_base != NULL && p >= st->zc_base &&
+	    len <= st->zc_len && (size_t)(p - st->zc_base) <= st->zc_len - len;
+}
+
+/*
+ * A frame with its payload slice (the last piece, in the arena) as an
+ * external buffer chained behind a header mbuf.  @return the frame, or
+ * NULL (out of mbufs).
+ */
+static struct rte_mbuf *
+frame_zc(struct dpdk_state *st, struct zmsg *z, const struct rdp_addr *a,
+    const struct rdp_hdr *h, const uint8_t *head_piece, uint16_t head_len,
+    const uint8_t *ext, uint16_t ext_len)
+{
+	struct rte_mbuf *hd, *x;
+	uint8_t *b;
+
+	if ((hd = rte_pktmbuf_alloc(st->pool)) == NULL)
+		return NULL;
+	if ((x = rte_pktmbuf_alloc(st->ext_pool)) == NULL ||
+	    (b = (uint8_t *)rte_pktmbuf_append(hd, RDP_OVERHEAD +
+	    head_len)) == NULL) {
+		rte_pktmbuf_free(x);
+		rte_pktmbuf_free(hd);
+		return NULL;
+	}
+	rdp_frame_encode(b, a, h);
+	if (head_len > 0)
+		memcpy(b + RDP_OVERHEAD, head_piece, head_len);
+	rte_mbuf_ext_refcnt_update(&z->sh, 1);
+	rte_pktmbuf_attach_extbuf(x, (void *)(uintptr_t)ext,
+	    st->zc_iova == RTE_BAD_IOVA ? RTE_BAD_IOVA :
+	    st->zc_iova + (rte_iova_t)(ext - st->zc_base), ext_len, &z->sh);
+	x->data_len = ext_len;
+	x->pkt_len = ext_len;
+	if (rte_pktmbuf_chain(hd, x) != 0) {
+		rte_pktmbuf_free(hd);
+		rte_pktmbuf_free(x);
+		return NULL;
+	}
+	return hd;
+}
+
 /* Fills the window from the engine's queue and transmits what may go. */
 static int
 flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
@@ -434,9 +891,15 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 
 		while (d->open && !rdp_tx_busy(&d->tx) &&
 		    (m = dp_tx_pull(st->dp, d->p)) != NULL) {
+			struct zmsg *z;
+
 			if (fault_hit(FAULT_NET_CORRUPT) < 0)
 				m->hdr[44] ^= 0x01;	/* the CRC sees it */
-			rdp_tx_push(&d->tx, m, m->hdr, WIRE_HDR_LEN,
+			if ((z = zmsg_get(st, d, m)) == NULL) {
+				dp_on_sent(st->dp, d->p, m, -ENOMEM);
+				continue;
+			}
+			rdp_tx_push(&d->tx, z, m->hdr, WIRE_HDR_LEN,
 			    m->payload, m->len);
 		}
 		while (n < DPDK_BURST && rdp_tx_next(&d->tx, now, &o)) {
@@ -444,9 +907,28 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 			    .flags = o.flags, .src = st->dp->conf.node_id,
 			    .dst = d->p->id, .session = d->tx_session,
 			    .seq = o.seq, .len = o.len };
-			struct rte_mbuf *mb;
+			struct rte_mbuf *mb = NULL;
+			const uint8_t *last = o.l2 > 0 ? o.p2 : o.p1;
+			uint16_t lastlen = o.l2 > 0 ? o.l2 : o.l1;
 			uint8_t *b;
 
+			/* the payload slice from the arena: no copy */
+			if (st->tx_multiseg && o.cookie != NULL &&
+			    lastlen >= DPDK_ZC_MIN &&
+			    in_arena(st, last, lastlen)) {
+				if ((mb = frame_zc(st, o.cookie, &a, &h,
+				    o.l2 > 0 ? o.p1 : NULL, o.l2 > 0 ? o.l1 : 0,
+				    last, lastlen)) == NULL) {
+					rdp_tx_lost(&d->tx, o.seq);
+					break;
+				}
+				st->tx_zc++;
+				if (o.ntx > 1)
+					st->tx_zc_rexmit++;
+				seqs[n] = o.seq;
+				pk[n++] = mb;
+				continue;
+			}
 			if ((mb = rte_pktmbuf_alloc(st->pool)) == NULL ||
 			    (b = (uint8_t *)rte_pktmbuf_append(mb,
 			    RDP_OVERHEAD + o.len)) == NULL) {
@@ -459,6 +941,8 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 				memcpy(b + RDP_OVERHEAD, o.p1, o.l1);
 			if (o.l2 > 0)
 				memcpy(b + RDP_OVERHEAD + o.l1, o.p2, o.l2);
+			if (o.len > 0)
+				st->tx_copied++;
 			seqs[n] = o.seq;
 			pk[n++] = mb;
 		}
@@ -466,6 +950,8 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 			break;
 		sent = rte_eth_tx_burst(st->port, 0, pk, n);
 		st->tx_frames += sent;
+		if (!d->nb.known)
+			st->tx_bcast += sent;
 		total += sent;
 		for (uint16_t i = sent; i < n; i++) {
 			rdp_tx_lost(&d->tx, seqs[i]);
@@ -483,9 +969,8 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 static void
 tx_done(void *arg, void *cookie, int res)
 {
-	struct dpdk_peer *d = arg;
-
-	dp_on_sent(d->st->dp, d->p, cookie, res);
+	(void)arg;
+	zmsg_done(cookie, res);
 }
 
 /* A frame in order from the peer's stream. @return nonzero: stop */
@@ -555,6 +1040,10 @@ dpeer(struct dpdk_state *st, struct dp_peer *p)
 	d->port = p->port;
 	if (inet_pton(AF_INET, p->addr, &in) == 1)
 		d->ip = ntohl(in.s_addr);
+	for (int i = 0; i < st->dp->conf.ndpdk_neigh; i++)
+		if (st->dp->conf.dpdk_neigh[i].ip == d->ip && d->ip != 0)
+			rdp_neigh_set_static(&d->nb,
+			    st->dp->conf.dpdk_neigh[i].mac);
 	rdp_rx_init(&d->rx, rx_deliver, rx_release, d);
 	rdp_asm_init(&d->as, WIRE_HDR_LEN + WIRE_MAX_PAYLOAD);
 	st->all[st->nall++] = d;
@@ -646,6 +1135,61 @@ count_bad(struct dpdk_state *st, enum rdp_err e, const char *why)
 	st->bad_logged |= 1u << e;
 }
 
+/* The peer whose address is ip, or NULL. */
+static struct dpdk_peer *
+dpeer_by_ip(struct dpdk_state *st, uint32_t ip)
+{
+	struct dp *dp = st->dp;
+
+	for (int i = 0; i < dp->npeers; i++) {
+		struct dpdk_peer *d = dpeer(st, dp->peers[i]);
+
+		if (d != NULL && d->ip == ip)
+			return d;
+	}
+	return NULL;
+}
+
+/*
+ * An ARP packet: a peer's sender address is learnt (requests too: a
+ * restarted peer asking for us tells its new MAC); a request for our
+ * address is answered.
+ */
+static void
+on_arp(struct dpdk_state *st, struct rte_mbuf *m)
+{
+	struct dpdk_peer *d;
+	struct rdp_arp p;
+	enum rdp_arp_err e;
+
+	st->arp_rx++;
+	if (m->nb_segs != 1)
+		e = RDP_ARP_ESHORT;
+	else
+		e = rdp_arp_parse(rte_pktmbuf_mtod(m, const uint8_t *),
+		    rte_pktmbuf_data_len(m), &p);
+	if (e != RDP_ARP_OK) {
+		st->arp_bad++;
+		if (!(st->arp_logged & (1u << e)))
+			log_warnx("dp.dpdk: dropped an ARP packet: %s (logged "
+			    "once; counted)", rdp_arp_strerror(e));
+		st->arp_logged |= 1u << e;
+		return;
+	}
+	if ((d = dpeer_by_ip(st, p.spa)) != NULL) {
+		int known = d->nb.known;
+
+		if (rdp_neigh_learn(&d->nb, p.sha) && known)
+			log_info("dp.dpdk: peer %u (%s): MAC now "
+			    "%02x:%02x:%02x:%02x:%02x:%02x", d->p->id,
+			    d->p->addr, p.sha[0], p.sha[1], p.sha[2],
+			    p.sha[3], p.sha[4], p.sha[5]);
+	}
+	if (p.op == RDP_ARP_REQUEST && p.tpa == st->ip && st->ip != 0 &&
+	    send_arp(st, RDP_ARP_REPLY, p.sha, p.spa) == 0)
+		st->arp_replies++;
+}
+
 static void
 on_frame(struct dpdk_state *st, struct rte_mbuf *m, uint64_t now)
 {
@@ -657,6 +1201,13 @@ on_frame(struct dpdk_state *st, struct rte_mbuf *m, uint64_t now)
 	enum rdp_err e;
 
 	st->rx_frames++;
+	if (rte_pktmbuf_data_len(m) >= RDP_ETH_LEN &&
+	    rte_pktmbuf_mtod(m, const uint8_t *)[12] == 0x08 &&
+	    rte_pktmbuf_mtod(m, const uint8_t *)[13] == 0x06) {
+		on_arp(st, m);
+		rte_pktmbuf_free(m);
+		return;
+	}
 	if (m->nb_segs != 1) {
 		count_bad(st, RDP_ESHORT, "chained mbuf");
 		rte_pktmbuf_free(m);
@@ -682,8 +1233,13 @@ on_frame(struct dpdk_state *st, struct rte_mbuf *m, uint64_t now)
 		rte_pktmbuf_free(m);
 		return;
 	}
-	memcpy(d->mac, a.src_mac, 6);
-	d->mac_known = 1;
+	/*
+	 * From another MAC than the one we send to: the peer restarted
+	 * (or moved); ask again, keep the old one until the answer.
+	 */
+	if (!d->nb.is_static && !d->nb.asking && (!d->nb.known ||
+	    memcmp(d->nb.mac, a.src_mac, 6) != 0))
+		rdp_neigh_want(&d->nb, now);
 	switch (h.type) {
 	case RDP_DATA:
 		on_data(st, d, &h, pl, m, now);
@@ -715,6 +1271,9 @@ dpdk_connect(void *state, struct dp_peer *p)
 		return -EHOSTUNREACH;
 	}
 	tx_close(d, -ECONNRESET);
+	/* (re)resolve its MAC: it may have restarted on another port */
+	rdp_neigh_want(&d->nb, dp_now_ns());
+	arp_tick(st, dp_now_ns());
 	do
 		d->tx_session = rnd64(st);
 	while (d->tx_session == 0);
@@ -747,6 +1306,7 @@ dpdk_disconnect(void *state, struct dp_peer *p)
 		send_ctl(st, d, RDP_RST, d->rx_session, 0, NULL, 0);
 	rx_close(d);
 	tx_close(d, -ECONNRESET);
+	zmsg_orphan(st, d);	/* nothing about p may come after this */
 }
 
 static void
@@ -821,6 +1381,7 @@ dpdk_poll(void *state)
 	if (now - st->last_tick_ns >= DPDK_TICK_NS) {
 		st->last_tick_ns = now;
 		tick(st, now);
+		arp_tick(st, now);
 	}
 	for (int i = 0; i < dp->npeers; i++) {
 		struct dpdk_peer *d = PEER_ST(dp->peers[i]);
@@ -828,6 +1389,7 @@ dpdk_poll(void *state)
 		if (d != NULL)
 			n += flush(st, d, now);
 	}
+	zmsg_drain(st);
 	if (n > 0)
 		st->last_busy_ns = now;
 	st->last_n = n;
@@ -857,12 +1419,76 @@ dpdk_wait(void *state, int fd, int timeout_ms)
 	return 0;
 }
 
+/*
+ * The arena, once: registered as external memory (no IOVA table: the
+ * pages' IOVAs are unknown to a process without VFIO) and DMA-mapped for
+ * a device that does DMA, with IOVA = VA (IOVA-as-VA mode); a virtual
+ * device (af_packet, memif) reads payloads by virtual address and its bus
+ * has no DMA map (ENOTSUP): nothing more is needed.
+ */
+static int
+dpdk_mem_register(void *state, void *base, size_t len)
+{
+	struct dpdk_state *st = state;
+	struct rte_eth_dev_info info;
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	const char *how;
+	int e;
+
+	if (st->zc_base != NULL || base == NULL || len == 0)
+		return -EINVAL;
+	if (((uintptr_t)base % pg) != 0 || len % pg != 0) {
+		log_info("dp.dpdk: arena %p+%zu not page aligned: payloads are "
+		    "copied", base, len);
+		return -EINVAL;
+	}
+	if (rte_extmem_register(base, len, NULL, 0, pg) < 0 &&
+	    rte_errno != EEXIST) {
+		e = rte_errno;
+		log_warnx("dp.dpdk: arena of %zu bytes: rte_extmem_register: "
+		    "%s: payloads are copied", len, rte_strerror(e));
+		return -e;
+	}
+	if (rte_eth_dev_info_get(st->port, &info) < 0 || info.device == NULL)
+		how = "no device to map for";
+	else if (rte_dev_dma_map(info.device, base,
+	    (uint64_t)(uintptr_t)base, len) == 0) {
+		if (rte_eal_iova_mode() != RTE_IOVA_VA) {
+			rte_dev_dma_unmap(info.device, base,
+			    (uint64_t)(uintptr_t)base, len);
+			rte_extmem_unregister(base, len);
+			log_info("dp.dpdk: arena: the EAL is not in IOVA-as-VA "
+			    "mode: payloads are copied");
+			return -ENOTSUP;
+		}
+		st->zc_iova = (rte_iova_t)(uintptr_t)base;
+		how = "rte_dev_dma_map done, IOVA = VA";
+	} else if (rte_errno == ENOTSUP)
+		how = "no DMA map needed: the driver copies by virtual address";
+	else {
+		e = rte_errno;
+		rte_extmem_unregister(base, len);
+		log_warnx("dp.dpdk: arena: rte_dev_dma_map: %s: payloads are "
+		    "copied", rte_strerror(e));
+		return -e;
+	}
+	st->zc_base = base;
+	st->zc_len = len;
+	log_info("dp.dpdk: arena of %zu MiB registered (%s); payloads of "
+	    "%d bytes and more leave from it %s", len >> 20, how, DPDK_ZC_MIN,
+	    st->tx_multiseg ? "without a copy" : "copied all the same: the "
+	    "PMD sends no chained mbufs");
+	return 0;
+}
+
 static void
 dpdk_fini(void *state)
 {
 	struct dpdk_state *st = state;
 	struct dp *dp = st->dp;
-	uint64_t rexmits = 0, timeouts = 0, dups = 0;
+	uint64_t rexmits = 0, timeouts = 0, dups = 0, areq = 0, ares = 0;
+	uint64_t achg = 0, nstatic = 0;
+	struct zmsg *z;
 
 	for (int i = 0; i < st->nall; i++) {
 		struct dpdk_peer *d = st->all[i];
@@ -870,7 +1496,25 @@ dpdk_fini(void *state)
 		rexmits += d->tx.rexmits;
 		timeouts += d->tx.timeouts;
 		dups += d->rx.dups;
+		areq += d->nb.requests;
+		ares += d->nb.resolved;
+		achg += d->nb.changes;
+		nstatic += d->nb.is_static;
 	}
+	log_info("dp.dpdk: arp: requests %llu, resolved %llu, changed %llu, "
+	    "static %llu, received %llu, replied %llu, bad %llu; frames to "
+	    "broadcast %llu", (unsigned long long)areq,
+	    (unsigned long long)ares, (unsigned long long)achg,
+	    (unsigned long long)nstatic, (unsigned long long)st->arp_rx,
+	    (unsigned long long)st->arp_replies,
+	    (unsigned long long)st->arp_bad,
+	    (unsigned long long)st->tx_bcast);
+	log_info("dp.dpdk: zero-copy frames %llu (retransmitted %llu), "
+	    "copied %llu; arena %s", (unsigned long long)st->tx_zc,
+	    (unsigned long long)st->tx_zc_rexmit,
+	    (unsigned long long)st->tx_copied, st->zc_base == NULL ?
+	    "not registered" : !st->tx_multiseg ? "registered, but the PMD "
+	    "sends no chained mbufs" : "registered");
 	log_info("dp.dpdk: frames rx %llu tx %llu, retransmitted %llu, "
 	    "timeouts %llu, duplicates %llu, bad %llu",
 	    (unsigned long long)st->rx_frames,
@@ -889,17 +1533,33 @@ dpdk_fini(void *state)
 		}
 		PEER_ST(dp->peers[i]) = NULL;
 	}
+	if (st->held != NULL)
+		rte_pktmbuf_free(st->held);
+	if (st->started) {
+		rte_eth_dev_stop(st->port);	/* frees what the PMD held */
+		rte_eth_dev_close(st->port);
+	}
+	/* every message is reported, whatever a PMD kept */
+	zmsg_drain(st);
+	while ((z = TAILQ_FIRST(&st->zlive)) != NULL) {
+		if (!z->reported)
+			dp_on_sent(dp, z->d->p, z->m, z->res ? z->res :
+			    -ECANCELED);
+		TAILQ_REMOVE(&st->zlive, z, entry);
+		free(z);
+	}
+	while ((z = TAILQ_FIRST(&st->zfree)) != NULL) {
+		TAILQ_REMOVE(&st->zfree, z, entry);
+		free(z);
+	}
 	for (int i = 0; i < st->nall; i++) {
 		rdp_asm_fini(&st->all[i]->as);
 		free(st->all[i]);
 	}
-	if (st->held != NULL)
-		rte_pktmbuf_free(st->held);
-	if (st->started) {
-		rte_eth_dev_stop(st->port);
-		rte_eth_dev_close(st->port);
-	}
+	if (st->zc_base != NULL)
+		rte_extmem_unregister(st->zc_base, st->zc_len);
 	rte_mempool_free(st->pool);
+	rte_mempool_free(st->ext_pool);
 	free(st);
 	/* the EAL stays: it cannot start twice in one process */
 }
@@ -933,6 +1593,9 @@ dpdk_init(struct dp *dp, void **state)
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return -ENOMEM;
 	st->dp = dp;
+	TAILQ_INIT(&st->zlive);
+	TAILQ_INIT(&st->zfree);
+	st->zc_iova = RTE_BAD_IOVA;
 	st->ip = ntohl(in.s_addr);
 	st->udp_port = dp->conf.port;
 	st->rng = dp->boot_id | 1;
@@ -947,13 +1610,15 @@ dpdk_init(struct dp *dp, void **state)
 		if (st->started)
 			rte_eth_dev_stop(st->port);
 		rte_mempool_free(st->pool);
+		rte_mempool_free(st->ext_pool);
 		free(st);
 		return r;
 	}
 	log_info("dp.dpdk: port %u (%s): mac %02x:%02x:%02x:%02x:%02x:%02x, "
-	    "%u payload bytes per frame, udp %u", st->port,
+	    "MTU %u, %u payload bytes per frame, udp %u", st->port,
 	    dp->conf.dpdk_port, st->mac[0], st->mac[1], st->mac[2],
-	    st->mac[3], st->mac[4], st->mac[5], st->mss, st->udp_port);
+	    st->mac[3], st->mac[4], st->mac[5], st->mtu, st->mss,
+	    st->udp_port);
 	*state = st;
 	return 0;
 }
@@ -970,4 +1635,5 @@ const struct tp_ops tp_dpdk_ops = {
 	.fd = NULL,
 	.wait = dpdk_wait,
 	.poll = dpdk_poll,
+	.mem_register = dpdk_mem_register,
 };

@@ -83,6 +83,7 @@ start_dp() {
 
 hosts() {
 	n=$1 fault=$2
+	rm -f "$TMP"/dp*.log
 	{
 		echo "[dataplane]"
 		echo "transport = dpdk"
@@ -93,6 +94,10 @@ hosts() {
 		echo "peer_timeout_ms = 1000"
 		echo "op_timeout_ms = 5000"
 		for i in $(seq 1 "$n"); do echo "peer = $i@$NET.$i:7710"; done
+		[ -n "${JUMBO:-}" ] && echo "dpdk_mtu = $JUMBO"
+		# the static neighbour table instead of ARP
+		[ -n "${STATIC:-}" ] && for i in $(seq 1 "$n"); do
+			echo "dpdk_neighbor = $NET.$i 02:00:00:00:00:0$i"; done
 	} > "$TMP/arceus.conf"
 	for i in $(seq 1 "$n"); do
 		ip netns add "${TAG}n$i" || return 1
@@ -119,6 +124,8 @@ hosts() {
 	for i in $(seq 1 "$n"); do
 		ip netns exec "${TAG}n$i" sysctl -qw \
 		    net.ipv6.conf.all.disable_ipv6=1 2>/dev/null
+		ip -n "${TAG}n$i" link set eth0 address "02:00:00:00:00:0$i"
+		[ -n "${JUMBO:-}" ] && ip -n "${TAG}n$i" link set eth0 mtu "$JUMBO"
 		ip -n "${TAG}n$i" link set eth0 up
 		ip -n "${TAG}n$i" link set lo up
 		start_dp "$i" "$fault"
@@ -207,6 +214,27 @@ stall_test() {
 	done
 }
 
+# stop_dps N: an orderly stop of hosts 1..N (each logs its counters)
+stop_dps() {
+	for i in $(seq 1 "$1"); do eval "kill -TERM \$DPPID$i"; done
+	for i in $(seq 1 "$1"); do eval "wait \$DPPID$i"; done
+}
+
+# restart_new_mac I: host I's dataplane stops, its port gets another
+# MAC (a new NIC, say), it starts again; the others must learn the new
+# MAC by ARP and the links come back
+restart_new_mac() {
+	i=$1
+	eval "kill -TERM \$DPPID$i; wait \$DPPID$i"
+	ip -n "${TAG}n$i" link set eth0 address "02:00:00:00:01:0$i"
+	start_dp "$i" ""
+	for j in 1 2; do
+		until_ok 15 up "$j" 1 || { log "FAIL: links of host $j did" \
+		    "not come back after host $i restarted"; \
+		    FAILS=$((FAILS + 1)); return 1; }
+	done
+}
+
 sanitizer_check() {
 	for f in "$TMP"/dp*.log; do
 		if grep -q "AddressSanitizer\|runtime error" "$f"; then
@@ -260,9 +288,78 @@ if hosts 2 ""; then
 	else
 		log "FAIL links: $(cat "$TMP/probe.log")"; FAILS=$((FAILS + 1))
 	fi
+	if restart_new_mac 2; then
+		run_test "after-new-mac-2" 15 1,2 -n 1001,65537
+	fi
+	stop_dps 2
+	grep -h "dp.dpdk: arp" "$TMP"/dp*.log | sed 's/^/dp_dpdk:   /'
+	# host 1 resolved host 2 by ARP, twice (the second time a new MAC),
+	# and answered host 2's requests
+	if grep -q "arp: requests [1-9][0-9]*, resolved [2-9][0-9]*, changed 1, static 0, received [1-9][0-9]*, replied [1-9]" \
+	    "$TMP/dp1.log"; then
+		log "ok arp: resolved, the new MAC learnt, requests answered"
+	else
+		log "FAIL arp: $(grep -h 'dp.dpdk: arp' "$TMP/dp1.log")"
+		FAILS=$((FAILS + 1))
+	fi
+	# the f32 chunks left from the workers' arena without a copy
+	grep -h "dp.dpdk: zero-copy" "$TMP"/dp*.log | sed 's/^/dp_dpdk:   /'
+	if [ "$(grep -c "zero-copy frames [1-9][0-9]* .*; arena registered$" \
+	    "$TMP/dp1.log" "$TMP/dp2.log" | grep -c ':[1-9]$')" = 2 ]; then
+		log "ok zero-copy: payloads sent from the arena, results exact"
+	else
+		log "FAIL zero-copy: no frame sent from the arena"
+		FAILS=$((FAILS + 1))
+	fi
 else
 	FAILS=$((FAILS + 1))
 fi
+sanitizer_check
+cleanup
+
+# the static neighbour table: no ARP at all, nothing to broadcast
+log "== 2 hosts, static neighbours (dpdk_neighbor)"
+STATIC=1
+if hosts 2 ""; then
+	run_test "static-2" 16 1,2 -n 7,65537
+	stop_dps 2
+	grep -h "dp.dpdk: arp" "$TMP"/dp*.log | sed 's/^/dp_dpdk:   /'
+	if [ "$(grep -c "arp: requests 0, resolved 0, changed 0, static 1, .*frames to broadcast 0$" \
+	    "$TMP/dp1.log" "$TMP/dp2.log" | grep -c ':1$')" = 2 ]; then
+		log "ok static: no ARP request, no broadcast frame"
+	else
+		log "FAIL static neighbours"; FAILS=$((FAILS + 1))
+	fi
+else
+	FAILS=$((FAILS + 1))
+fi
+STATIC=
+sanitizer_check
+cleanup
+
+# jumbo frames: MTU 9000 on the veth pair and in dpdk_mtu (22.11's
+# af_packet keeps its ethdev MTU at 1500 but carries what fits its ring
+# frames, which the backend sizes for them)
+log "== 2 hosts, jumbo frames (MTU 9000)"
+JUMBO=9000
+if hosts 2 ""; then
+	run_test "jumbo-2" 10 1,2 -n 1,7,1001,65537,200003
+	run_test "jumbo-2-bf16" 11 2,1 -c bf16 -n 3,4099,100001
+	"$TOOL" -s "$TMP/n1/dataplane.sock" probe 2 16 > "$TMP/probe.log" 2>&1
+	stop_dps 2
+	if [ "$(grep -c "MTU 9000, 8938 payload bytes per frame" \
+	    "$TMP/dp1.log" "$TMP/dp2.log" | grep -c ':1$')" = 2 ] &&
+	    grep -q "bw_probe_MBps=[0-9]*[1-9]" "$TMP/probe.log"; then
+		log "ok jumbo: 8938 payload bytes per frame, results exact," \
+		    "$(grep -o 'bw_probe_MBps=[0-9.]*' "$TMP/probe.log")"
+	else
+		log "FAIL jumbo: $(grep -h 'dp.dpdk: port' "$TMP"/dp*.log)"
+		FAILS=$((FAILS + 1))
+	fi
+else
+	FAILS=$((FAILS + 1))
+fi
+JUMBO=
 sanitizer_check
 cleanup
 
@@ -273,13 +370,21 @@ if hosts 2 "$F"; then
 	run_test "lossy-2" 20 1,2 -n 1,1001,65537,200003
 	run_test "lossy-2-bf16" 21 2,1 -c bf16 -n 4099,100001
 	# an orderly stop logs the counters: the protocol did recover
-	for i in 1 2; do eval "kill -TERM \$DPPID$i"; done
-	for i in 1 2; do eval "wait \$DPPID$i"; done
-	grep -h "dp.dpdk: frames" "$TMP"/dp*.log | sed 's/^/dp_dpdk:   /'
+	stop_dps 2
+	grep -h "dp.dpdk: frames\|dp.dpdk: zero-copy" "$TMP"/dp*.log | \
+	    sed 's/^/dp_dpdk:   /'
 	if grep -q "retransmitted [1-9].*duplicates [1-9]" "$TMP/dp1.log"; then
 		log "ok lossy: frames were lost and duplicated, results exact"
 	else
 		log "FAIL lossy: no retransmissions or duplicates counted"
+		FAILS=$((FAILS + 1))
+	fi
+	# lost zero-copy frames went again from the arena
+	if grep -q "zero-copy frames [1-9][0-9]* (retransmitted [1-9]" \
+	    "$TMP/dp1.log" "$TMP/dp2.log"; then
+		log "ok lossy zero-copy: frames from the arena retransmitted"
+	else
+		log "FAIL lossy zero-copy: no zero-copy retransmission"
 		FAILS=$((FAILS + 1))
 	fi
 else
@@ -305,8 +410,9 @@ cleanup
 
 # two nodes of one host over shared memory (net_memif, copy mode): the
 # server starts first (the client does not retry), bsize covers a frame
-# (22.11 corrupts larger ones), and both are killed together (memif
-# crashes when its peer closes while it polls)
+# (22.11 corrupts larger ones; 9216 carries jumbo frames of MTU 9000),
+# and both are killed together (memif crashes when its peer closes
+# while it polls)
 memif() {
 	ip netns add "${TAG}n1" || return 1
 	NS="${TAG}n1"
@@ -325,7 +431,7 @@ memif() {
 		ip netns exec "${TAG}n1" "$DP" -c "$TMP/arceus.conf" \
 		    -o node.id=$i -o "node.run_dir=$TMP/n$i" \
 		    -o "dataplane.listen=$NET.$i" \
-		    -o "dataplane.dpdk_port=net_memif0,role=$role,socket=$TMP/memif.sock,bsize=2048" \
+		    -o "dataplane.dpdk_port=net_memif0,role=$role,socket=$TMP/memif.sock,bsize=9216" \
 		    -o "dataplane.dpdk_eal=--no-huge -m 256 --file-prefix=${TAG}m$i" \
 		    > "$TMP/dp$i.log" 2>&1 &
 		PIDS="$PIDS $!"
@@ -340,8 +446,9 @@ if memif; then
 	run_test "memif-2" 10 1,2 -n 1,1001,65537,200003
 	MEMIF=
 	"$TOOL" -s "$TMP/n1/dataplane.sock" probe 2 32 > "$TMP/probe.log" 2>&1
-	if grep -q "bw_probe_MBps=[0-9]*[1-9]" "$TMP/probe.log"; then
-		log "ok memif: $(cat "$TMP/probe.log")"
+	if grep -q "bw_probe_MBps=[0-9]*[1-9]" "$TMP/probe.log" &&
+	    grep -q "MTU 9000, 8938 payload bytes per frame" "$TMP/dp1.log"; then
+		log "ok memif (MTU 9000): $(cat "$TMP/probe.log")"
 	else
 		log "FAIL memif probe: $(cat "$TMP/probe.log")"
 		FAILS=$((FAILS + 1))

@@ -8,7 +8,9 @@
  * the frame parser over the whole input, then pieces [ctl][len16][bytes]
  * as frames (ctl & 1: built from the bytes with valid headers, so that
  * they pass the parser) into a receiving stream with reassembly, and as
- * acks into a sending stream with frames in flight.
+ * acks into a sending stream with frames in flight.  The whole input
+ * and every piece go through the ARP parser too (what it accepts must
+ * build back to the same ARP bytes and teach a neighbour entry its MAC).
  *
  * The input is cut into messages: [flags byte][48 header bytes][payload,
  * as long as the header says or what is left].  With flags & 1 the header
@@ -106,6 +108,36 @@ rdp_fz_done(void *arg, void *cookie, int res)
 	(void)res;
 }
 
+/*
+ * The ARP parser on one frame: what it accepts must build back to the
+ * same 28 bytes of ARP, and teach a neighbour its MAC.
+ */
+static void
+fuzz_arp(const uint8_t *f, size_t len)
+{
+	struct rdp_neigh n;
+	struct rdp_arp p, q;
+	uint8_t out[RDP_ARP_LEN];
+
+	if (rdp_arp_parse(f, len, &p) != RDP_ARP_OK)
+		return;
+	rdp_arp_build(out, f, &p);
+	/* (the Ethernet source may differ from the ARP sender) */
+	if (memcmp(out, f, 6) != 0 || memcmp(out + 12, f + 12,
+	    RDP_ARP_LEN - 12) != 0 ||
+	    rdp_arp_parse(out, sizeof(out), &q) != RDP_ARP_OK ||
+	    memcmp(&p, &q, sizeof(p)) != 0)
+		abort();
+	memset(&n, 0, sizeof(n));
+	rdp_neigh_want(&n, p.spa);
+	rdp_neigh_due(&n, p.spa);
+	if (p.tpa & 1)
+		rdp_neigh_set_static(&n, p.tha);
+	rdp_neigh_learn(&n, p.sha);
+	if (memcmp(n.mac, n.is_static ? p.tha : p.sha, 6) != 0)
+		abort();
+}
+
 static void
 fuzz_rdp(const uint8_t *data, size_t size)
 {
@@ -124,6 +156,7 @@ fuzz_rdp(const uint8_t *data, size_t size)
 	size_t off = 0;
 
 	rdp_frame_parse(data, size, 7710, &a, &h, &pl);
+	fuzz_arp(data, size);
 	rdp_asm_init(&as, 1 << 16);
 	rdp_rx_init(&rx, rdp_fz_deliver, rdp_fz_release, &as);
 	rdp_tx_init(&tx, 1400, rdp_fz_done, NULL);
@@ -155,6 +188,7 @@ fuzz_rdp(const uint8_t *data, size_t size)
 			f = frame;
 			len = RDP_OVERHEAD + h.len;
 		}
+		fuzz_arp(f, len);
 		if (rdp_frame_parse(f, len, 7710, &a, &h, &pl) != RDP_OK)
 			continue;
 		now += 1000;

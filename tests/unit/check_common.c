@@ -224,6 +224,55 @@ START_TEST(test_nodeconf)
 }
 END_TEST
 
+/* dpdk_neighbor and dpdk_mtu: parsed, and refused with file:line. */
+START_TEST(test_nodeconf_dpdk)
+{
+	struct conf_errs e = { 0 };
+	struct nodeconf nc;
+	const char *p = write_tmp("[dataplane]\n"
+	    "dpdk_neighbor = 10.0.0.2 02:aa:00:00:00:02\n"
+	    "dpdk_neighbor = 10.0.0.3   0a:bB:cc:dd:ee:ff\n"
+	    "dpdk_neighbor = 10.0.0.2 02:00:00:00:00:09\n"
+	    "dpdk_neighbor = 10.0.0.4\n"
+	    "dpdk_neighbor = 10.0.0.5 01:00:5e:00:00:01\n"
+	    "dpdk_neighbor = 10.0.0.6 02:00:00:00:00\n"
+	    "dpdk_neighbor = 10.0.0.7 02:00:00:00:00:07 x\n"
+	    "dpdk_neighbor = 300.0.0.1 02:00:00:00:00:07\n"
+	    "dpdk_mtu = 9001\n");
+
+	nodeconf_load(&nc, p, &e);
+	unlink(p);
+	ck_assert_int_eq(nc.ndpdk_neigh, 2);
+	ck_assert_uint_eq(nc.dpdk_neigh[0].ip, 0x0a000002);
+	ck_assert_uint_eq(nc.dpdk_neigh[0].mac[1], 0xaa);
+	ck_assert_uint_eq(nc.dpdk_neigh[1].ip, 0x0a000003);
+	ck_assert_uint_eq(nc.dpdk_neigh[1].mac[1], 0xbb);
+	ck_assert_uint_eq(nc.dpdk_neigh[1].mac[5], 0xff);
+	ck_assert_int_eq(nc.dpdk_mtu, 0);		/* the default */
+	ck_assert_int_eq(e.n, 7);
+	ck_assert_msg(strstr(e.msg[0], ":4: ") && strstr(e.msg[0],
+	    "duplicate neighbour"), "%s", e.msg[0]);
+	ck_assert_msg(strstr(e.msg[1], ":5: ") && strstr(e.msg[1], "MAC"),
+	    "%s", e.msg[1]);
+	ck_assert_msg(strstr(e.msg[2], ":6: ") && strstr(e.msg[2],
+	    "unicast"), "%s", e.msg[2]);
+	ck_assert_msg(strstr(e.msg[3], ":7: ") && strstr(e.msg[3], "MAC"),
+	    "%s", e.msg[3]);
+	ck_assert_msg(strstr(e.msg[4], ":8: ") && strstr(e.msg[4], "MAC"),
+	    "%s", e.msg[4]);
+	ck_assert_msg(strstr(e.msg[5], ":9: ") && strstr(e.msg[5], "IPv4"),
+	    "%s", e.msg[5]);
+	ck_assert_msg(strstr(e.msg[6], ":10: ") && strstr(e.msg[6],
+	    "576..9000"), "%s", e.msg[6]);
+	p = write_tmp("[dataplane]\ndpdk_mtu = 9000\n");
+	memset(&e, 0, sizeof(e));
+	nodeconf_load(&nc, p, &e);
+	unlink(p);
+	ck_assert_int_eq(e.n, 0);
+	ck_assert_int_eq(nc.dpdk_mtu, 9000);
+}
+END_TEST
+
 /* The node id control keeps in state_dir, as the dataplane reads it. */
 START_TEST(test_nodeconf_read_id)
 {
@@ -359,6 +408,7 @@ main(void)
 	tcase_add_test(tc, test_conf_set);
 	tcase_add_test(tc, test_nodeconf);
 	tcase_add_test(tc, test_nodeconf_read_id);
+	tcase_add_test(tc, test_nodeconf_dpdk);
 	tcase_add_test(tc, test_crc32c);
 	tcase_add_test(tc, test_crc32c_long);
 	tcase_add_test(tc, test_fault_countdown);

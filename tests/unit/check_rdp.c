@@ -452,6 +452,133 @@ START_TEST(test_asm)
 }
 END_TEST
 
+/* ARP: a request and a reply round trip; every bad field is refused
+ * with its reason. */
+START_TEST(test_arp)
+{
+	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	struct rdp_arp q = { .op = RDP_ARP_REQUEST, .sha = { 2, 0, 0, 0, 0, 1 },
+	    .spa = 0x0a000001, .tpa = 0x0a000002 };
+	struct rdp_arp r = { .op = RDP_ARP_REPLY, .sha = { 2, 0, 0, 0, 0, 2 },
+	    .spa = 0x0a000002, .tha = { 2, 0, 0, 0, 0, 1 },
+	    .tpa = 0x0a000001 };
+	uint8_t buf[64], bad[64];
+	struct rdp_arp p;
+	/* byte -> the reason a flipped bit there gets */
+	static const struct { int off; enum rdp_arp_err e; } fields[] = {
+		{ 12, RDP_ARP_ENOTARP }, { 13, RDP_ARP_ENOTARP },
+		{ 14, RDP_ARP_EHW }, { 15, RDP_ARP_EHW },
+		{ 16, RDP_ARP_EPROTO }, { 17, RDP_ARP_EPROTO },
+		{ 18, RDP_ARP_EHW }, { 19, RDP_ARP_EPROTO },
+		{ 20, RDP_ARP_EOP }, { 21, RDP_ARP_EOP },
+	};
+
+	ck_assert_uint_eq(rdp_arp_build(buf, bcast, &q), RDP_ARP_LEN);
+	ck_assert_mem_eq(buf, bcast, 6);
+	ck_assert_mem_eq(buf + 6, q.sha, 6);
+	ck_assert_int_eq(rdp_arp_parse(buf, RDP_ARP_LEN, &p), RDP_ARP_OK);
+	ck_assert_uint_eq(p.op, RDP_ARP_REQUEST);
+	ck_assert_mem_eq(p.sha, q.sha, 6);
+	ck_assert_uint_eq(p.spa, q.spa);
+	ck_assert_uint_eq(p.tpa, q.tpa);
+	/* Ethernet pads to 60 bytes */
+	memset(buf + RDP_ARP_LEN, 0, sizeof(buf) - RDP_ARP_LEN);
+	ck_assert_int_eq(rdp_arp_parse(buf, 60, &p), RDP_ARP_OK);
+	ck_assert_int_eq(rdp_arp_parse(buf, RDP_ARP_LEN - 1, &p),
+	    RDP_ARP_ESHORT);
+	ck_assert_int_eq(rdp_arp_parse(buf, 10, &p), RDP_ARP_ENOTARP);
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		memcpy(bad, buf, RDP_ARP_LEN);
+		bad[fields[i].off] ^= 0x01;
+		ck_assert_msg(rdp_arp_parse(bad, RDP_ARP_LEN, &p) ==
+		    fields[i].e, "byte %d: got %s", fields[i].off,
+		    rdp_arp_strerror(rdp_arp_parse(bad, RDP_ARP_LEN, &p)));
+	}
+	/* a sender that is multicast, zero, or without an address */
+	memcpy(bad, buf, RDP_ARP_LEN);
+	bad[22] |= 0x01;
+	ck_assert_int_eq(rdp_arp_parse(bad, RDP_ARP_LEN, &p), RDP_ARP_ESENDER);
+	memcpy(bad, buf, RDP_ARP_LEN);
+	memset(bad + 22, 0, 6);
+	ck_assert_int_eq(rdp_arp_parse(bad, RDP_ARP_LEN, &p), RDP_ARP_ESENDER);
+	memcpy(bad, buf, RDP_ARP_LEN);
+	memset(bad + 28, 0, 4);
+	ck_assert_int_eq(rdp_arp_parse(bad, RDP_ARP_LEN, &p), RDP_ARP_ESENDER);
+	/* an rdp frame is not ARP */
+	{
+		struct rdp_hdr h = { .type = RDP_DATA, .flags = RDP_F_SYN,
+		    .src = 1, .dst = 2, .session = 5 };
+		uint8_t f[RDP_OVERHEAD];
+
+		ck_assert_int_eq(rdp_arp_parse(f, frame(f, &h, NULL), &p),
+		    RDP_ARP_ENOTARP);
+	}
+	/* a reply goes to the asker, and says who asked */
+	rdp_arp_build(buf, q.sha, &r);
+	ck_assert_mem_eq(buf, q.sha, 6);
+	ck_assert_int_eq(rdp_arp_parse(buf, RDP_ARP_LEN, &p), RDP_ARP_OK);
+	ck_assert_uint_eq(p.op, RDP_ARP_REPLY);
+	ck_assert_mem_eq(p.sha, r.sha, 6);
+	ck_assert_mem_eq(p.tha, q.sha, 6);
+	ck_assert_uint_eq(p.spa, 0x0a000002);
+	ck_assert_uint_eq(p.tpa, 0x0a000001);
+	/* every reason has words of its own */
+	for (int e = 0; e < RDP_ARP_NERRS; e++) {
+		ck_assert_str_ne(rdp_arp_strerror(e), "?");
+		for (int f = 0; f < e; f++)
+			ck_assert_str_ne(rdp_arp_strerror(e),
+			    rdp_arp_strerror(f));
+	}
+}
+END_TEST
+
+/* A neighbour: asked at once, then with a doubling backoff up to 1 s;
+ * an answer stops the asking; a changed MAC is counted; a static entry
+ * is never asked and never overwritten. */
+START_TEST(test_neigh)
+{
+	const uint8_t m1[6] = { 2, 0, 0, 0, 0, 1 }, m2[6] = { 2, 0, 0, 0, 0, 2 };
+	struct rdp_neigh n;
+	uint64_t t = 5000000000ull, gap = RDP_ARP_RETRY_NS;
+
+	memset(&n, 0, sizeof(n));
+	ck_assert_int_eq(rdp_neigh_due(&n, t), 0);	/* not wanted */
+	rdp_neigh_want(&n, t);
+	ck_assert_int_eq(rdp_neigh_due(&n, t), 1);
+	ck_assert_int_eq(rdp_neigh_due(&n, t), 0);
+	for (int i = 0; i < 12; i++) {
+		ck_assert_int_eq(rdp_neigh_due(&n, t + gap - 1), 0);
+		t += gap;
+		ck_assert_int_eq(rdp_neigh_due(&n, t), 1);
+		gap = gap * 2 > RDP_ARP_RETRY_MAX_NS ? RDP_ARP_RETRY_MAX_NS :
+		    gap * 2;
+	}
+	ck_assert_uint_eq(n.requests, 13);
+	ck_assert_int_eq(rdp_neigh_learn(&n, m1), 1);
+	ck_assert(n.known && !n.asking);
+	ck_assert_int_eq(rdp_neigh_due(&n, t + 10 * gap), 0);
+	ck_assert_int_eq(rdp_neigh_learn(&n, m1), 0);	/* confirmed */
+	ck_assert_uint_eq(n.changes, 0);
+	ck_assert_int_eq(rdp_neigh_learn(&n, m2), 1);	/* it restarted */
+	ck_assert_uint_eq(n.changes, 1);
+	ck_assert_mem_eq(n.mac, m2, 6);
+	ck_assert_uint_eq(n.resolved, 3);
+	/* asked again: the backoff starts over */
+	rdp_neigh_want(&n, t);
+	ck_assert_int_eq(rdp_neigh_due(&n, t), 1);
+	ck_assert_int_eq(rdp_neigh_due(&n, t + RDP_ARP_RETRY_NS), 1);
+	ck_assert(n.known);		/* the old MAC serves meanwhile */
+
+	rdp_neigh_set_static(&n, m1);
+	rdp_neigh_want(&n, t);
+	ck_assert_int_eq(rdp_neigh_due(&n, t), 0);
+	ck_assert_int_eq(rdp_neigh_learn(&n, m2), 0);
+	ck_assert_mem_eq(n.mac, m1, 6);
+	ck_assert(n.known && n.is_static);
+	ck_assert_uint_eq(n.requests, 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -463,6 +590,8 @@ main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_frame);
 	tcase_add_test(tc, test_asm);
+	tcase_add_test(tc, test_arp);
+	tcase_add_test(tc, test_neigh);
 	tcase_add_test(tc, test_clean);
 	tcase_add_loop_test(tc, test_drop, 0, 3);
 	tcase_add_loop_test(tc, test_dup_reorder, 0, 3);
