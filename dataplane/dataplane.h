@@ -272,6 +272,9 @@ struct dp_op {
 	uint32_t	 cpe;		/* values per chunk */
 	uint32_t	 rx_left;	/* chunks still to receive */
 	uint32_t	 tx_inflight;	/* messages queued or in a backend */
+	uint32_t	 tx_next;	/* own chunks queued so far (coll.c) */
+	uint32_t	 tx_chunks;	/* own chunks to send (not forwards) */
+	int		 tx_filling;	/* coll.c is queueing them now */
 	uint8_t		*rx_seen;	/* bit per (step, chunk) received */
 	uint32_t	 rx_seen_bits;
 	uint32_t	 p2p_chunks;	/* RECV: chunks announced, 0 unknown */
