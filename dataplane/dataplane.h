@@ -308,6 +308,13 @@ int		 dp_post(struct dp *dp, const struct dp_op_args *a,
 /* Handles a DATA or P2P message from p (validated). */
 void		 coll_recv(struct dp *dp, struct dp_peer *p,
 		    const struct wire_hdr *h, const void *payload);
+/*
+ * (for stream backends) Where the payload of DATA message h from p may be
+ * received in place (a copy step's chunk, checked against the operation,
+ * h not trusted), or NULL.  Valid until the engine runs again.
+ */
+float		*coll_rx_place(struct dp *dp, struct dp_peer *p,
+		    const struct wire_hdr *h);
 void		 coll_sent(struct dp *dp, struct dp_op *op, struct dp_peer *p,
 		    int res);
 /* Completes finished operations in posting order (runs callbacks). */
