@@ -24,6 +24,12 @@
  * takes one round instead of 2(n-1): every rank sends its values to every
  * other, and each sums all n in rank order, so the ranks still end equal.
  *
+ * A chain's first link, what a rank sends of its own (step 0, a broadcast
+ * root's buffer, a SEND), goes out COLL_TX_WINDOW bytes at a time
+ * (op_send_more), the rest as those are sent: each chunk is encoded (its
+ * CRC computed) just before the backend copies it, and forwards do not
+ * queue behind a whole segment.
+ *
  * Broadcast is a pipelined chain from the root along the ring.  Send/recv
  * are matched by a sequence number per (sender, receiver) pair.
  *
@@ -591,6 +597,57 @@ small_recv(struct dp *dp, struct dp_op *op, struct dp_peer *p,
 			reduce_div_f32(op->a.buf, count, op->a.divisor);
 	}
 	op_check_done(op);
+}
+
+/*
+ * Where the payload of DATA message h from p may be received straight
+ * into: the chunk it fills of an uncompressed operation waiting for it, at
+ * a step that copies (what arrives is final: no staging, no copy).  NULL
+ * where it cannot (reduce steps, codecs, a chunk not expected now).  The
+ * header's CRC is not checked yet, so nothing in it is trusted: the region
+ * returned is that chunk's own, h->length bytes exactly.  Valid until the
+ * engine runs again: the transport asks again before each receive into it.
+ */
+float *
+coll_rx_place(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h)
+{
+	struct dp_group *g;
+	struct dp_op *op;
+	size_t count, start, len, off;
+	uint32_t t = h->step, c = h->chunk, maxc, cnt;
+
+	if (h->type != WIRE_DATA || h->codec != WIRE_CODEC_F32 ||
+	    h->epoch != dp->conf.epoch || h->source != p->id ||
+	    (g = group_find(dp, h->group)) == NULL)
+		return NULL;
+	TAILQ_FOREACH(op, &g->ops, qentry)
+		if (op->seq == h->op)
+			break;
+	if (op == NULL || op->status != 0 || op->finished || op->small ||
+	    op->rx_left == 0 || t >= op->steps || p != left_peer(dp, op))
+		return NULL;
+	count = op->a.count;
+	if (op->a.opcode == ARC_DP_BROADCAST) {
+		start = 0;
+		len = count;
+		maxc = nchunks(op, count);
+	} else if (is_ring(op->a.opcode) && !step_adds(op, t)) {
+		int seg = step_seg(op, t, 1);
+
+		start = coll_seg_start(count, op->n, seg);
+		len = coll_seg_len(count, op->n, seg);
+		maxc = nchunks(op, coll_seg_len(count, op->n, 0));
+	} else
+		return NULL;
+	off = (size_t)c * op->cpe;
+	if (c >= nchunks(op, len))
+		return NULL;
+	cnt = (uint32_t)(len - off < op->cpe ? len - off : op->cpe);
+	if (h->count != cnt || h->length != cnt * 4 ||
+	    t * maxc + c >= op->rx_seen_bits ||
+	    (op->rx_seen[(t * maxc + c) / 8] & (1u << ((t * maxc + c) & 7))))
+		return NULL;
+	return op->a.buf + start + off;
 }
 
 /* A DATA chunk for ring or broadcast operation op. */
