@@ -24,6 +24,12 @@
  * takes one round instead of 2(n-1): every rank sends its values to every
  * other, and each sums all n in rank order, so the ranks still end equal.
  *
+ * A chain's first link, what a rank sends of its own (step 0, a broadcast
+ * root's buffer, a SEND), goes out COLL_TX_WINDOW bytes at a time
+ * (op_send_more), the rest as those are sent: each chunk is encoded (its
+ * CRC computed) just before the backend copies it, and forwards do not
+ * queue behind a whole segment.
+ *
  * Broadcast is a pipelined chain from the root along the ring.  Send/recv
  * are matched by a sequence number per (sender, receiver) pair.
  *
@@ -40,6 +46,8 @@
 
 #include "log.h"
 #include "dataplane.h"
+
+#define COLL_TX_WINDOW	(4u << 20)	/* own chunks queued at once, bytes */
 
 size_t
 coll_seg_start(size_t count, int n, int j)
@@ -219,7 +227,8 @@ right_peer(struct dp *dp, const struct dp_op *op)
 static void
 op_check_done(struct dp_op *op)
 {
-	if (op->finished || op->tx_inflight > 0)
+	if (op->finished || op->tx_inflight > 0 ||
+	    (op->status == 0 && op->tx_next < op->tx_chunks))
 		return;
 	if (op->status != 0 || op->rx_left == 0)
 		op->finished = 1;
@@ -303,21 +312,67 @@ nomem:
 	op_fail(dp, op, -ENOMEM, 0);
 }
 
-/* Sends every chunk of segment seg at step t (the chains' first links). */
-static void
-op_send_seg(struct dp *dp, struct dp_op *op, struct dp_peer *to, uint32_t t,
-    size_t start, size_t len)
+/*
+ * What op sends of its own, the first link of every chain: a ring's step
+ * 0 segment, a broadcast root's buffer, a SEND's message, in tx_chunks
+ * chunks of cpe values from start (step: the step field they carry).
+ */
+static struct dp_peer *
+op_first_link(struct dp *dp, struct dp_op *op, uint32_t *step, size_t *start,
+    size_t *len)
 {
-	uint32_t nc = nchunks(op, len);
+	int seg;
 
-	for (uint32_t c = 0; c < nc && op->status == 0; c++) {
+	*step = 0;
+	*start = 0;
+	*len = op->a.count;
+	switch (op->a.opcode) {
+	case ARC_DP_SEND:
+		*step = op->tx_chunks;
+		return op->peer;
+	case ARC_DP_BROADCAST:
+		return right_peer(dp, op);
+	default:
+		seg = step_seg(op, 0, 0);
+		*start = coll_seg_start(op->a.count, op->n, seg);
+		*len = coll_seg_len(op->a.count, op->n, seg);
+		return right_peer(dp, op);
+	}
+}
+
+/*
+ * Queues op's own chunks while fewer than a window (COLL_TX_WINDOW bytes)
+ * of its messages are queued or in the backend; coll_sent calls again as
+ * they go.  So each chunk is encoded (its CRC read) just before the
+ * backend copies it, and is read from memory once, then from cache; and
+ * forwards, queued as chunks arrive, wait behind a window, not behind the
+ * whole segment.  What is sent, and the order of every sum, do not change.
+ */
+static void
+op_send_more(struct dp *dp, struct dp_op *op)
+{
+	uint32_t win = (uint32_t)(COLL_TX_WINDOW / ((size_t)op->cpe * 4));
+	struct dp_peer *to;
+	uint32_t step;
+	size_t start, len;
+
+	if (op->tx_filling || op->tx_next >= op->tx_chunks)
+		return;
+	if (win < 2)
+		win = 2;
+	op->tx_filling = 1;	/* a backend may report sent from inside */
+	to = op_first_link(dp, op, &step, &start, &len);
+	while (op->status == 0 && op->tx_next < op->tx_chunks &&
+	    op->tx_inflight < win) {
+		uint32_t c = op->tx_next++;
 		size_t off = (size_t)c * op->cpe;
 		uint32_t cnt = (uint32_t)(len - off < op->cpe ? len - off :
 		    op->cpe);
 
-		op_send(dp, op, to, t, c, op->a.buf + start + off, cnt,
+		op_send(dp, op, to, step, c, op->a.buf + start + off, cnt,
 		    NULL, 0, 0);
 	}
+	op->tx_filling = 0;
 }
 
 static void stash_replay(struct dp *dp, struct dp_op *op);
@@ -380,32 +435,22 @@ op_start(struct dp *dp, struct dp_op *op)
 	case ARC_DP_ALLGATHER: {
 		int seg = step_seg(op, 0, 0);
 
-		op_send_seg(dp, op, right_peer(dp, op), 0,
-		    coll_seg_start(count, n, seg), coll_seg_len(count, n, seg));
+		op->tx_chunks = nchunks(op, coll_seg_len(count, n, seg));
 		break;
 	}
 	case ARC_DP_BROADCAST:
 		if (op->g->members[op->rank] == op->a.peer)
-			op_send_seg(dp, op, right_peer(dp, op), 0, 0, count);
+			op->tx_chunks = nchunks(op, count);
 		break;
-	case ARC_DP_SEND: {
-		uint32_t nc = nchunks(op, count);
-
-		if (nc == 0)
-			nc = 1;		/* an empty message still goes */
-		for (uint32_t c = 0; c < nc && op->status == 0; c++) {
-			size_t off = (size_t)c * op->cpe;
-			uint32_t cnt = (uint32_t)(count - off < op->cpe ?
-			    count - off : op->cpe);
-
-			op_send(dp, op, op->peer, nc, c, op->a.buf + off, cnt,
-			    NULL, 0, 0);
-		}
+	case ARC_DP_SEND:
+		op->tx_chunks = nchunks(op, count);
+		if (op->tx_chunks == 0)
+			op->tx_chunks = 1;	/* an empty message still goes */
 		break;
-	}
 	default:
 		break;
 	}
+	op_send_more(dp, op);
 	stash_replay(dp, op);
 	op_check_done(op);
 }
@@ -552,6 +597,57 @@ small_recv(struct dp *dp, struct dp_op *op, struct dp_peer *p,
 			reduce_div_f32(op->a.buf, count, op->a.divisor);
 	}
 	op_check_done(op);
+}
+
+/*
+ * Where the payload of DATA message h from p may be received straight
+ * into: the chunk it fills of an uncompressed operation waiting for it, at
+ * a step that copies (what arrives is final: no staging, no copy).  NULL
+ * where it cannot (reduce steps, codecs, a chunk not expected now).  The
+ * header's CRC is not checked yet, so nothing in it is trusted: the region
+ * returned is that chunk's own, h->length bytes exactly.  Valid until the
+ * engine runs again: the transport asks again before each receive into it.
+ */
+float *
+coll_rx_place(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h)
+{
+	struct dp_group *g;
+	struct dp_op *op;
+	size_t count, start, len, off;
+	uint32_t t = h->step, c = h->chunk, maxc, cnt;
+
+	if (h->type != WIRE_DATA || h->codec != WIRE_CODEC_F32 ||
+	    h->epoch != dp->conf.epoch || h->source != p->id ||
+	    (g = group_find(dp, h->group)) == NULL)
+		return NULL;
+	TAILQ_FOREACH(op, &g->ops, qentry)
+		if (op->seq == h->op)
+			break;
+	if (op == NULL || op->status != 0 || op->finished || op->small ||
+	    op->rx_left == 0 || t >= op->steps || p != left_peer(dp, op))
+		return NULL;
+	count = op->a.count;
+	if (op->a.opcode == ARC_DP_BROADCAST) {
+		start = 0;
+		len = count;
+		maxc = nchunks(op, count);
+	} else if (is_ring(op->a.opcode) && !step_adds(op, t)) {
+		int seg = step_seg(op, t, 1);
+
+		start = coll_seg_start(count, op->n, seg);
+		len = coll_seg_len(count, op->n, seg);
+		maxc = nchunks(op, coll_seg_len(count, op->n, 0));
+	} else
+		return NULL;
+	off = (size_t)c * op->cpe;
+	if (c >= nchunks(op, len))
+		return NULL;
+	cnt = (uint32_t)(len - off < op->cpe ? len - off : op->cpe);
+	if (h->count != cnt || h->length != cnt * 4 ||
+	    t * maxc + c >= op->rx_seen_bits ||
+	    (op->rx_seen[(t * maxc + c) / 8] & (1u << ((t * maxc + c) & 7))))
+		return NULL;
+	return op->a.buf + start + off;
 }
 
 /* A DATA chunk for ring or broadcast operation op. */
@@ -777,6 +873,8 @@ coll_sent(struct dp *dp, struct dp_op *op, struct dp_peer *p, int res)
 	op->t_progress_ns = dp->now_ns;
 	if (res < 0)
 		op_fail(dp, op, res, p->id);
+	else
+		op_send_more(dp, op);
 	op_check_done(op);
 }
 

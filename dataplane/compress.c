@@ -176,7 +176,7 @@ comp_decode(enum wire_codec codec, const void *in, size_t len, uint32_t n,
 	case WIRE_CODEC_F32:
 		if (add)
 			reduce_sum_f32(dst, in, n);
-		else
+		else if (in != dst)	/* else received in place */
 			memcpy(dst, in, (size_t)n * 4);
 		return 0;
 	case WIRE_CODEC_BF16:

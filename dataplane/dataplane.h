@@ -299,6 +299,9 @@ struct dp_op {
 	uint32_t	 cpe;		/* values per chunk */
 	uint32_t	 rx_left;	/* chunks still to receive */
 	uint32_t	 tx_inflight;	/* messages queued or in a backend */
+	uint32_t	 tx_next;	/* own chunks queued so far (coll.c) */
+	uint32_t	 tx_chunks;	/* own chunks to send (not forwards) */
+	int		 tx_filling;	/* coll.c is queueing them now */
 	uint8_t		*rx_seen;	/* bit per (step, chunk) received */
 	uint32_t	 rx_seen_bits;
 	uint32_t	 p2p_chunks;	/* RECV: chunks announced, 0 unknown */
@@ -332,6 +335,13 @@ int		 dp_post(struct dp *dp, const struct dp_op_args *a,
 /* Handles a DATA or P2P message from p (validated). */
 void		 coll_recv(struct dp *dp, struct dp_peer *p,
 		    const struct wire_hdr *h, const void *payload);
+/*
+ * (for stream backends) Where the payload of DATA message h from p may be
+ * received in place (a copy step's chunk, checked against the operation,
+ * h not trusted), or NULL.  Valid until the engine runs again.
+ */
+float		*coll_rx_place(struct dp *dp, struct dp_peer *p,
+		    const struct wire_hdr *h);
 void		 coll_sent(struct dp *dp, struct dp_op *op, struct dp_peer *p,
 		    int res);
 /* Completes finished operations in posting order (runs callbacks). */

@@ -9,13 +9,17 @@
  * Outbound: one SENDMSG in flight per connection, gathering up to
  * DP_TX_BATCH queued messages (header + payload iovecs, payloads straight
  * from the arena); a short send resubmits the rest, so the byte stream
- * never interleaves.  Inbound: one RECV of whatever is there (up to
- * the buffer, TCP_RX_BUF or twice the largest message seen) and then every
- * complete message in it is framed (wire_decode: a header that does not
- * decode has lost the stream, the connection closes) and handed up, so a
- * busy link costs one wake-up for many messages, not two per message.  The
- * buffer is a ring mapped twice back to back (rx_ring_new), so a message
- * that wraps is still contiguous and nothing is ever moved.
+ * never interleaves.  Inbound: a RECV into a ring (up to TCP_RX_HEAD of
+ * whatever is there, the exact rest of a message whose header is in, or
+ * just the next header after a large message) and then every complete
+ * message in it is framed (wire_decode: a header that does not decode has
+ * lost the stream, the connection closes) and handed up, so a busy link
+ * of small messages costs one wake-up for many.  The ring is mapped twice
+ * back to back (rx_ring_new), so a message that wraps is still contiguous
+ * and nothing is ever moved.  A large payload that the collectives can
+ * take where it belongs (coll_rx_place: a copy step's chunk) is received
+ * straight there instead (place_start), so it is never staged and copied;
+ * dp_on_recv still checks its CRC, where it landed, before it counts.
  *
  * A connection dies in two steps: shutdown() makes its posted requests
  * complete, and the last completion closes the fd and frees it.  Every
@@ -49,6 +53,8 @@
 #define TCP_RX_BUF		(4u << 20)	/* receive buffer, at least */
 #define TCP_ZC_MIN		(64u << 10)	/* zero-copy batches from this */
 #define TCP_HELLO_MAX		256		/* payload before a hello */
+#define TCP_RX_HEAD		(64u << 10)	/* a receive at a message start */
+#define TCP_PLACE_MIN		(64u << 10)	/* payloads received in place */
 
 enum ureq_kind {
 	UREQ_ACCEPT = 1,
@@ -57,6 +63,7 @@ enum ureq_kind {
 	UREQ_RECV,
 	UREQ_WATCH,
 	UREQ_EXT,	/* the caller's fd became readable (tcp_wait) */
+	UREQ_PLACE,	/* the rest of a placed payload may be there */
 };
 
 struct tcp_conn;
@@ -74,7 +81,7 @@ struct tcp_conn {
 	int		 closing;
 	int		 pending;	/* requests in flight */
 	struct dp_peer	*peer;		/* NULL: inbound before its hello */
-	struct ureq	 rq_conn, rq_send, rq_recv, rq_watch;
+	struct ureq	 rq_conn, rq_send, rq_recv, rq_watch, rq_place;
 	struct sockaddr_in sa;
 
 	/*
@@ -87,6 +94,15 @@ struct tcp_conn {
 	size_t		 rx_start;
 	size_t		 rx_end;
 	uint8_t		 watch[16];
+
+	/* a payload received straight into its place (coll_rx_place) */
+	int		 placing;
+	int		 place_lost;	/* its operation went: drained */
+	struct wire_hdr	 place_h;
+	uint8_t		 place_raw[WIRE_HDR_LEN];
+	size_t		 place_got;	/* payload bytes in place */
+	int		 lowat;		/* SO_RCVLOWAT set (bytes), 0 none */
+	int		 rx_big;	/* the last message was a large one */
 
 	/* send (outbound) */
 	struct tp_msg	*tx[DP_TX_BATCH];
@@ -202,6 +218,7 @@ conn_new(struct tcp_state *st, int fd, int outbound)
 	c->rq_send = (struct ureq){ UREQ_SEND, c };
 	c->rq_recv = (struct ureq){ UREQ_RECV, c };
 	c->rq_watch = (struct ureq){ UREQ_WATCH, c };
+	c->rq_place = (struct ureq){ UREQ_PLACE, c };
 	if (!outbound) {
 		if ((c->rxbuf = rx_ring_new(TCP_RX_BUF)) == NULL) {
 			free(c);
@@ -279,15 +296,32 @@ conn_broken(struct tcp_state *st, struct tcp_conn *c, int err,
 	dp_on_down(st->dp, p, err == 0 ? -ECONNRESET : err, why);
 }
 
+/*
+ * Receives into the ring: the rest of a message whose header is in
+ * (need: its whole size) all at once; after a large message just the next
+ * header; else at most TCP_RX_HEAD.  So a large payload is left in the
+ * socket for on_recv to receive in place, and small ones still come many
+ * to a receive.
+ */
 static void
-post_recv(struct tcp_state *st, struct tcp_conn *c)
+post_recv(struct tcp_state *st, struct tcp_conn *c, size_t need)
 {
 	struct io_uring_sqe *sqe;
+	size_t have = c->rx_end - c->rx_start, len = c->rxcap - have;
+	int flags = 0;
 
 	if (c->closing || (sqe = get_sqe(st)) == NULL)
 		return;
+	if (need > have && need - have <= len) {
+		len = need - have;
+		flags = MSG_WAITALL;
+	} else if (c->rx_big && have < WIRE_HDR_LEN) {
+		len = WIRE_HDR_LEN - have;
+		flags = MSG_WAITALL;
+	} else if (c->peer != NULL && len > TCP_RX_HEAD)
+		len = TCP_RX_HEAD;
 	io_uring_prep_recv(sqe, c->fd, c->rxbuf + (c->rx_end & (c->rxcap - 1)),
-	    c->rxcap - (c->rx_end - c->rx_start), 0);
+	    len, flags);
 	io_uring_sqe_set_data(sqe, &c->rq_recv);
 	c->pending++;
 }
@@ -440,13 +474,13 @@ on_send(struct tcp_state *st, struct tcp_conn *c, int res, unsigned flags)
 /* Hands one framed message up. @return 0, or -1 if c was closed. */
 static int
 deliver(struct tcp_state *st, struct tcp_conn *c, const struct wire_hdr *h,
-    const uint8_t *raw)
+    const uint8_t *raw, const uint8_t *payload)
 {
 	struct dp_peer *p;
 	struct tcp_peer *tp;
 
 	if (c->peer != NULL) {
-		dp_on_recv(st->dp, c->peer, h, raw, raw + WIRE_HDR_LEN);
+		dp_on_recv(st->dp, c->peer, h, raw, payload);
 		return c->closing ? -1 : 0;
 	}
 	p = dp_on_hello(st->dp, h, raw, raw + WIRE_HDR_LEN);
@@ -459,6 +493,102 @@ deliver(struct tcp_state *st, struct tcp_conn *c, const struct wire_hdr *h,
 	tp->in = c;
 	c->peer = p;
 	return 0;
+}
+
+static void
+set_lowat(struct tcp_conn *c, int bytes)
+{
+	if (c->lowat == bytes)
+		return;
+	if (setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &bytes,
+	    sizeof(bytes)) == 0)
+		c->lowat = bytes;
+}
+
+/*
+ * Receives what the socket has of the placed payload, with plain
+ * non-blocking recv() calls: the kernel writes into an operation's buffer
+ * only here, right after coll_rx_place said it still waits for it (an
+ * operation that failed meanwhile gets nothing more: the rest is drained
+ * and the message counted stale).  The rest is waited for with a poll
+ * and SO_RCVLOWAT at what is missing, so one wake-up, not one per segment.
+ * Then the message goes up like any other (dp_on_recv checks its CRC over
+ * the payload where it landed) and the ring takes over again.
+ */
+static void
+place_more(struct tcp_state *st, struct tcp_conn *c)
+{
+	size_t len = c->place_h.length;
+	uint8_t *dst = NULL;
+	struct io_uring_sqe *sqe;
+
+	while (c->place_got < len) {
+		size_t want = len - c->place_got;
+		ssize_t r;
+
+		if (!c->place_lost && (dst = (uint8_t *)coll_rx_place(st->dp,
+		    c->peer, &c->place_h)) == NULL)
+			c->place_lost = 1;
+		if (c->place_lost && want > c->rxcap)
+			want = c->rxcap;
+		r = recv(c->fd, c->place_lost ? c->rxbuf : dst + c->place_got,
+		    want, MSG_DONTWAIT);
+		if (r > 0) {
+			c->place_got += (size_t)r;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			want = len - c->place_got;
+			set_lowat(c, want < (1u << 30) ? (int)want : 1 << 30);
+			if ((sqe = get_sqe(st)) == NULL) {
+				conn_broken(st, c, -EBUSY, "receive");
+				return;
+			}
+			io_uring_prep_poll_add(sqe, c->fd, POLLIN);
+			io_uring_sqe_set_data(sqe, &c->rq_place);
+			c->pending++;
+			return;
+		}
+		conn_broken(st, c, r == 0 ? 0 : -errno, "receive");
+		return;
+	}
+	set_lowat(c, 1);
+	c->placing = 0;
+	c->rx_big = 1;
+	if (c->place_lost) {
+		c->peer->rx_stale++;
+		st->dp->stats.rx_stale++;
+	} else if (deliver(st, c, &c->place_h, c->place_raw, dst) < 0)
+		return;
+	post_recv(st, c, 0);
+}
+
+/*
+ * The ring holds the start of message h (header and maybe some payload,
+ * nothing after).  If its payload has a place, it moves there and the rest
+ * is received there too.  @return 1 if so, 0 if the ring keeps it.
+ */
+static int
+place_start(struct tcp_state *st, struct tcp_conn *c,
+    const struct wire_hdr *h)
+{
+	const uint8_t *raw = c->rxbuf + (c->rx_start & (c->rxcap - 1));
+	size_t have = c->rx_end - c->rx_start - WIRE_HDR_LEN;
+	uint8_t *dst;
+
+	if ((dst = (uint8_t *)coll_rx_place(st->dp, c->peer, h)) == NULL)
+		return 0;
+	memcpy(c->place_raw, raw, WIRE_HDR_LEN);
+	memcpy(dst, raw + WIRE_HDR_LEN, have);
+	c->place_h = *h;
+	c->place_got = have;
+	c->place_lost = 0;
+	c->placing = 1;
+	c->rx_start = c->rx_end = 0;
+	place_more(st, c);
+	return 1;
 }
 
 static void
@@ -499,12 +629,17 @@ on_recv(struct tcp_state *st, struct tcp_conn *c, int res)
 		if (c->rx_end - c->rx_start < need)
 			break;
 		c->rx_start += need;
+		c->rx_big = h.length >= TCP_PLACE_MIN;
 		need = 0;
-		if (deliver(st, c, &h, raw) < 0)
+		if (deliver(st, c, &h, raw, raw + WIRE_HDR_LEN) < 0)
 			return;
 	}
 	if (c->rx_start == c->rx_end)
 		c->rx_start = c->rx_end = 0;
+	/* a large payload that goes straight to its place */
+	if (need >= WIRE_HDR_LEN + TCP_PLACE_MIN && c->peer != NULL &&
+	    place_start(st, c, &h))
+		return;
 	/* a message larger than the ring: a larger ring, same bytes */
 	if (need > c->rxcap) {
 		size_t cap = c->rxcap, have = c->rx_end - c->rx_start;
@@ -523,7 +658,7 @@ on_recv(struct tcp_state *st, struct tcp_conn *c, int res)
 		c->rx_start = 0;
 		c->rx_end = have;
 	}
-	post_recv(st, c);
+	post_recv(st, c, need);
 }
 
 static void
@@ -535,7 +670,7 @@ on_accept(struct tcp_state *st, int res)
 		if ((c = conn_new(st, res, 0)) == NULL)
 			close(res);
 		else
-			post_recv(st, c);
+			post_recv(st, c, 0);
 	} else if (res != -EINTR && res != -ECONNABORTED)
 		log_warnx("dp.tcp: accept: %s", strerror(-res));
 	post_accept(st);
@@ -666,6 +801,14 @@ tcp_poll(void *state)
 			break;
 		case UREQ_RECV:
 			on_recv(st, c, res);
+			break;
+		case UREQ_PLACE:
+			if (c->closing)
+				break;
+			if (res < 0)
+				conn_broken(st, c, res, "receive");
+			else
+				place_more(st, c);
 			break;
 		case UREQ_WATCH:
 			/* outbound connections carry nothing our way */

@@ -4,8 +4,10 @@
 # MPI_Allreduce (Debian's openmpi, TCP BTL over loopback: the same
 # transport; shared memory would measure something else) in the same
 # run, 2 and 4 ranks, 4 KiB to 256 MiB fp32, plus iperf3 over loopback
-# and the compressed schemes at 64 MiB.  A benchmark, not a test: the
-# numbers of this shared 2-core machine vary; compare the ratios.
+# (one way, and --bidir: both ways at once, as every link of a ring
+# all-reduce) and the compressed schemes at 64 MiB.  A benchmark, not a
+# test: the numbers of this shared 2-core machine vary; compare the
+# ratios of one run.
 #
 #   BUILD=build bench/allreduce/run.sh [SIZES...]
 set -u
@@ -24,23 +26,42 @@ cleanup() {
 trap 'cleanup; rm -rf "$TMP"' EXIT
 trap 'exit 1' INT TERM
 
-for c in mpicc mpirun iperf3; do
+for c in mpicc mpirun iperf3 python3 ss; do
 	command -v $c >/dev/null || { echo "bench: needs $c (openmpi-bin," \
-	    "libopenmpi-dev, iperf3)"; exit 1; }
+	    "libopenmpi-dev, iperf3, python3, iproute2)"; exit 1; }
 done
 mkdir -p "$BUILD/bench"
 mpicc -O2 -o "$MPIBIN" bench/allreduce/mpi_allreduce.c || exit 1
 echo "bench: $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# iperf3 over loopback, one stream: the kernel's TCP on this machine
-iperf3 -s -1 -p 5299 >/dev/null 2>&1 &
-IP=$!
-sleep 0.3
-IPERF=$(iperf3 -c 127.0.0.1 -p 5299 -t 3 -J 2>/dev/null | \
-    sed -n 's/.*"bits_per_second":[[:space:]]*\([0-9.e+]*\).*/\1/p' | tail -1)
-wait $IP 2>/dev/null
-IPERF_MBPS=$(awk -v b="${IPERF:-0}" 'BEGIN { printf "%.1f", b / 8e6 }')
-echo "iperf3 loopback: $IPERF_MBPS MB/s"
+# iperf3 over loopback: the kernel's TCP on this machine, one stream one
+# way, then one stream each way at once (--bidir), which is what a ring
+# all-reduce does on every link: every rank sends and receives at once,
+# and on loopback both directions' copies share the same CPUs.
+# iperf_mbps ARGS...: MB/s of each direction, received side, one line
+iperf_mbps() {
+	iperf3 -s -1 -p 5299 >/dev/null 2>&1 &
+	ip=$!
+	k=0
+	while ! ss -ltn 2>/dev/null | grep -q ':5299 '; do
+		k=$((k + 1)); [ $k -gt 100 ] && break
+		sleep 0.02
+	done
+	iperf3 -c 127.0.0.1 -p 5299 -t 3 -J "$@" 2>/dev/null > "$TMP/iperf.json"
+	wait $ip 2>/dev/null
+	python3 -c 'import json, sys
+e = json.load(open(sys.argv[1]))["end"]
+print(" ".join("%.1f" % (e[k]["bits_per_second"] / 8e6) for k in
+    ("sum_received", "sum_received_bidir_reverse") if k in e))' \
+	    "$TMP/iperf.json" 2>/dev/null || echo 0
+}
+IPERF_MBPS=$(iperf_mbps)
+echo "iperf3 loopback: $IPERF_MBPS MB/s (one stream, one way)"
+set -- $(iperf_mbps --bidir) 0 0
+IPERF_BIDIR_MBPS=$(awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (a + b) / 2 }')
+echo "iperf3 loopback --bidir: $IPERF_BIDIR_MBPS MB/s per direction" \
+    "($1 + $2, one stream each way)"
+set --
 
 # start N dataplanes on loopback
 cluster() {
@@ -88,6 +109,8 @@ arceus() {
 get() { sed -n "s/.*bytes=$2 .*algbw_MBps=\([0-9.]*\).*/\1/p" "$1" | head -1; }
 
 R64=""
+R1=""
+R2=""
 for n in 2 4; do
 	echo "== $n ranks"
 	cluster "$n"
@@ -108,7 +131,12 @@ for n in 2 4; do
 		if [ "$s" = 67108864 ]; then
 			R64="$R64 $r"
 			echo "ratio_vs_mpi_64MiB_${n}ranks=$r"
-			awk "BEGIN { printf(\"ratio_busbw_vs_iperf3_64MiB_${n}ranks=%.2f\\n\", ($IPERF_MBPS > 0) ? $bus / $IPERF_MBPS : 0) }"
+			r1=$(awk "BEGIN { printf(\"%.2f\", ($IPERF_MBPS > 0) ? $bus / $IPERF_MBPS : 0) }")
+			r2=$(awk "BEGIN { printf(\"%.2f\", ($IPERF_BIDIR_MBPS > 0) ? $bus / $IPERF_BIDIR_MBPS : 0) }")
+			R1="$R1 $r1"
+			R2="$R2 $r2"
+			echo "ratio_busbw_vs_iperf3_64MiB_${n}ranks=$r1"
+			echo "ratio_busbw_vs_iperf3_bidir_64MiB_${n}ranks=$r2"
 		fi
 	done
 done
@@ -121,6 +149,10 @@ for c in none bf16 int8 topk:0.01; do
 done
 cleanup
 
-# the headline: the smaller of the 2- and 4-rank ratios at 64 MiB
-echo "$R64" | awk '{ m = $1; for (i = 2; i <= NF; i++) if ($i < m) m = $i;
-    printf "ratio_vs_mpi_64MiB=%s\n", m }'
+# the headlines: the smaller of the 2- and 4-rank ratios at 64 MiB; bus
+# bandwidth against iperf3 one way, and against one direction of --bidir
+least() { echo "$2" | awk -v k="$1" '{ m = $1; for (i = 2; i <= NF; i++)
+    if ($i < m) m = $i; printf "%s=%s\n", k, m }'; }
+least ratio_busbw_vs_iperf3_64MiB "$R1"
+least ratio_busbw_vs_iperf3_bidir_64MiB "$R2"
+least ratio_vs_mpi_64MiB "$R64"

@@ -355,6 +355,36 @@ START_TEST(test_crc32c_long)
 }
 END_TEST
 
+/*
+ * Every length around the folding path's edges (its 128-byte rounds, its
+ * 16-byte tail, its start at CRC_FOLD_MIN) and unaligned starts: the
+ * folding, crc32-instruction and table versions agree.
+ */
+START_TEST(test_crc32c_fold)
+{
+	size_t n = 4096 + 64;
+	unsigned char *buf = malloc(n);
+	uint64_t x = 2463534242ull;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (unsigned char)x;
+	}
+	for (size_t len = 0; len <= 4096; len += len < 700 ? 1 : 61)
+		for (size_t off = 0; off < 4; off++) {
+			uint32_t seed = (uint32_t)(len * 40503u + off);
+			uint32_t ref = crc32c_sw(seed, buf + off, len);
+
+			ck_assert_uint_eq(crc32c(seed, buf + off, len), ref);
+			ck_assert_uint_eq(crc32c_nofold(seed, buf + off, len),
+			    ref);
+		}
+	free(buf);
+}
+END_TEST
+
 START_TEST(test_fault_countdown)
 {
 	const char *why;
@@ -411,6 +441,7 @@ main(void)
 	tcase_add_test(tc, test_nodeconf_dpdk);
 	tcase_add_test(tc, test_crc32c);
 	tcase_add_test(tc, test_crc32c_long);
+	tcase_add_test(tc, test_crc32c_fold);
 	tcase_add_test(tc, test_fault_countdown);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
