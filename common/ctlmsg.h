@@ -19,6 +19,7 @@ enum ctl_type {
 	IMSG_CTL_END		= 66,	/* ctl_end: done, with a status */
 	IMSG_CTL_REPORT		= 67,	/* ctl_report: training progress */
 	IMSG_CTL_JOB		= 68,	/* ctl_job: start or stop a job */
+	IMSG_CTL_SHARE		= 69,	/* ctl_share: the answer to "share" */
 };
 struct ctl_hdr {
 	uint16_t	type;
@@ -43,7 +44,31 @@ struct ctl_report {
 	int64_t		ckpt_step;	/* last committed checkpoint */
 	int64_t		ckpt_unix;	/* its time, seconds */
 };
+/*
+ * This node's part of the committed plan: the answer to the query "share"
+ * (one IMSG_CTL_SHARE, then IMSG_CTL_END), what a worker trains by.
+ */
+#define CTL_SHARE_MAX		64
+struct ctl_share {
+	uint32_t	version;
+	int32_t		status;		/* 0, or why there is no part here:
+					   ENOENT no plan (no job, or not
+					   planned yet), ESRCH this node is not
+					   in it, ENOTSUP pipeline or tensor
+					   parallel stages, E2BIG > 64 replicas */
+	uint64_t	epoch;		/* the plan's */
+	uint32_t	tp, pp, dp;
+	uint32_t	rank;		/* ours among the replicas */
+	uint32_t	group;		/* their dataplane group */
+	int32_t		global_batch;	/* sequences per step */
+	char		job[64];
+	uint32_t	members[CTL_SHARE_MAX];	/* replicas, ring order */
+	int32_t		shares[CTL_SHARE_MAX];	/* their sequences per step */
+	int32_t		nmicro[CTL_SHARE_MAX];	/* in this many micro-batches */
+};
+
 _Static_assert(sizeof(struct ctl_hdr) == CTL_HDR_LEN, "ctl_hdr size");
+_Static_assert(sizeof(struct ctl_share) == 872, "ctl_share size");
 _Static_assert(sizeof(struct ctl_query) == 32, "ctl_query size");
 _Static_assert(sizeof(struct ctl_end) == 8, "ctl_end size");
 _Static_assert(sizeof(struct ctl_report) == 48, "ctl_report size");

@@ -145,7 +145,8 @@ struct job {
 	int	resume;		/* load the newest checkpoint at start */
 	/* [dist]: data parallel over the node's dataplane (dist.c) */
 	char	dist_dataplane[1024];	/* its socket; empty: standalone */
-	char	dist_members[512];	/* node ids of the replicas, ring order */
+	char	dist_members[512];	/* node ids of the replicas, ring order;
+					   "plan": control's committed plan */
 	char	dist_shares[512];	/* their batch shares; empty: batch_size */
 	int64_t	dist_group;		/* the dataplane group they use */
 	char	dist_compress[32];	/* none | bf16 | int8 | topk:R */
@@ -319,14 +320,16 @@ struct dist {
 	float		*resid;		/* arena: error feedback (lossy comp) */
 	size_t		 count;		/* values of buf */
 	int		 rank, world;
-	int		 batch;		/* our share of each global batch */
-	int		 first;		/* its first row */
-	int		 batch_all;	/* the global batch */
+	int		 rows;		/* our rows of each step's global batch */
+	int		 first;		/* the first of them */
+	int		 rows_all;	/* the global batch, rows per step */
+	int		 nmicro;	/* micro-batches our rows go in */
 	uint32_t	 node;		/* this node's id, from the dataplane */
 	uint16_t	 group;
 	int		 comp;		/* enum arc_dp_comp */
 	float		 ratio;
 	uint32_t	 failed_peer;	/* of the last failure, 0: unknown */
+	uint64_t	 epoch;		/* of the plan followed; 0: job file */
 	uint64_t	 steps;
 	uint64_t	 wire_bytes;
 	double		 comm_s;
@@ -371,6 +374,10 @@ void	report_open(struct reporter *r, const char *path);
 void	report_send(struct reporter *r, int64_t step, double loss, double tps,
 	    int64_t ckpt_step, int64_t ckpt_unix);
 void	report_close(struct reporter *r);
+/* This node's part of the committed plan (query "share"). @return 0/-errno */
+struct ctl_share;
+int	ctl_share_get(const char *path, struct ctl_share *sh, char *err,
+	    size_t errlen);
 /*
  * Where reports go: dist.control; "off": nowhere; empty with a dataplane:
  * the control.sock beside its socket (one run_dir per node).
@@ -380,5 +387,6 @@ void	report_path(const struct job *j, char *out, size_t len);
 /* tool.c: arceusctl subcommands that live in compute */
 int	tool_dataset_build(int argc, char **argv);
 int	tool_sample(int argc, char **argv);
+int	tool_share(const char *sock);
 
 #endif /* ARC_COMPUTE_H */

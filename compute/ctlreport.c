@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -159,4 +160,83 @@ report_close(struct reporter *r)
 	if (r->fd >= 0)
 		close(r->fd);
 	r->fd = -1;
+}
+
+/* Reads exactly len bytes within the deadline. @return 0 or -errno */
+static int
+read_full(int fd, void *buf, size_t len, double deadline)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		double left = deadline - mono_s();
+		ssize_t n;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		if (poll(&pfd, 1, (int)(left * 1000) + 1) < 0 && errno != EINTR)
+			return -errno;
+		if ((n = recv(fd, p, len, MSG_DONTWAIT)) == 0)
+			return -ECONNRESET;
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+ctl_share_get(const char *path, struct ctl_share *sh, char *err,
+    size_t errlen)
+{
+	struct {
+		struct ctl_hdr h;
+		struct ctl_query q;
+	} m;
+	struct reporter r;
+	struct ctl_hdr h;
+	double deadline = mono_s() + 5.0;
+	int e;
+
+	report_open(&r, path);
+	if ((e = rp_connect(&r)) < 0) {
+		snprintf(err, errlen, "control at %s: %s", path, strerror(-e));
+		return e;
+	}
+	memset(&m, 0, sizeof(m));
+	m.h.type = IMSG_CTL_QUERY;
+	m.h.len = sizeof(m.q);
+	m.q.version = CTL_VERSION;
+	snprintf(m.q.what, sizeof(m.q.what), "share");
+	if (send(r.fd, &m, sizeof(m), MSG_NOSIGNAL) != (ssize_t)sizeof(m)) {
+		e = -errno;
+		goto fail;
+	}
+	if ((e = read_full(r.fd, &h, sizeof(h), deadline)) < 0)
+		goto fail;
+	if (h.type != IMSG_CTL_SHARE || h.len != sizeof(*sh)) {
+		/* an older control answers END (EINVAL): no shares there */
+		snprintf(err, errlen, "control at %s does not hand out plan "
+		    "shares (answer type %u)", path, h.type);
+		report_close(&r);
+		return -EPROTO;
+	}
+	if ((e = read_full(r.fd, sh, sizeof(*sh), deadline)) < 0)
+		goto fail;
+	report_close(&r);
+	if (sh->version != CTL_VERSION || sh->dp > CTL_SHARE_MAX) {
+		snprintf(err, errlen, "control at %s: a share of version %u "
+		    "with %u replicas", path, sh->version, sh->dp);
+		return -EPROTO;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "control at %s: %s", path, strerror(-e));
+	report_close(&r);
+	return e;
 }

@@ -2,13 +2,14 @@
  * dist.c: data-parallel training through the node's arceus-dataplane.
  *
  * Every replica holds the whole model, with the same parameters.  A step
- * draws the same global batch on every replica (one data seed) and each
- * trains on its own share of it: rank r takes the b_r rows after those of
- * ranks 0..r-1, where the shares b (dist.shares, from the planner: a slow
- * machine gets fewer) sum to the global batch Ball.  Each scales its loss
- * by b_r / Ball, so that one all-reduce (a sum) of the gradients, and of
- * the loss with them, gives the gradient and loss of the mean over the
- * global batch: weighted by samples, not by replicas.  Clipping and AdamW then see identical
+ * draws the same global batch of G rows on every replica (one data seed)
+ * and each trains on its own share of it: rank r takes the b_r rows after
+ * those of ranks 0..r-1, where the shares b (dist.shares times
+ * train.accumulate, or the planner's: a slow machine gets fewer) sum to
+ * G, in micro-batches.  Each scales the loss of a micro-batch of n rows
+ * by n / G, so that one all-reduce (a sum) of the gradients, and of the
+ * loss with them, gives the gradient and loss of the mean over the global
+ * batch: weighted by samples, not by replicas or micro-batches.  Clipping and AdamW then see identical
  * values on every replica (the ring all-reduce hands every rank the same
  * bits), so the replicas stay identical without ever sending parameters,
  * and the step is the single-node step with batch W x B up to the order
@@ -35,9 +36,12 @@
 
 #include "arceus_dp.h"
 #include "compute.h"
+#include "ctlmsg.h"
 #include "log.h"
+#include "msg.h"
 
 #define DIST_GROUP_WAIT_S	60.0
+#define DIST_PLAN_WAIT_S	300.0
 
 static double
 mono_s(void)
@@ -166,26 +170,121 @@ dist_parse_comp(const char *s, struct dist *d, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * dist.members = plan: this node's part of the plan control committed
+ * (ctl_share), waited for (bounded; said once per reason): a job that
+ * runs, planned data parallel with this node among the replicas.
+ */
+static int
+share_wait(const struct job *j, struct ctl_share *sh, char *err,
+    size_t errlen)
+{
+	char path[1024], why[256];
+	double t0 = mono_s();
+	int last = -1, r;
+
+	report_path(j, path, sizeof(path));
+	if (path[0] == '\0') {
+		snprintf(err, errlen, "dist.members = plan asks control for the "
+		    "plan, and dist.control is off");
+		return -EINVAL;
+	}
+	for (;;) {
+		int st;
+
+		r = ctl_share_get(path, sh, why, sizeof(why));
+		st = r < 0 ? -r : sh->status;
+		if (r == 0 && st == 0)
+			return 0;
+		if (r == 0 && (st == ENOTSUP || st == E2BIG || st == EINVAL)) {
+			snprintf(err, errlen, "the plan of epoch %llu (tp %u, pp "
+			    "%u, dp %u): %s", (unsigned long long)sh->epoch,
+			    sh->tp, sh->pp, sh->dp, st == ENOTSUP ? "pipeline "
+			    "and tensor parallel stages are not trained yet; "
+			    "this worker trains data parallel only" :
+			    strerror(st));
+			return -st;
+		}
+		if (r == -EPROTO) {
+			snprintf(err, errlen, "%s", why);
+			return r;
+		}
+		if (mono_s() - t0 > DIST_PLAN_WAIT_S) {
+			snprintf(err, errlen, "no plan with this node in %.0f s "
+			    "(%s)", DIST_PLAN_WAIT_S, r < 0 ? why :
+			    strerror(st));
+			return -ETIMEDOUT;
+		}
+		if (st != last)
+			log_info("data parallel: waiting for a plan: %s", r < 0 ?
+			    why : st == ENOENT ? "no job planned yet (arceusctl "
+			    "job start)" : st == ESRCH ? "this node is not in the "
+			    "plan" : strerror(st));
+		last = st;
+		usleep(200000);
+	}
+}
+
+/* Until our dataplane runs the plan's epoch (control hands it over). */
+static int
+epoch_wait(const char *sock, uint64_t epoch, char *err, size_t errlen)
+{
+	struct imsg_dp_status st;
+	double t0 = mono_s();
+	char why[128];
+	int fd, r;
+
+	for (;;) {
+		if ((fd = arc_dp_connect(sock, IMSG_ROLE_TOOL, why,
+		    sizeof(why))) >= 0) {
+			r = arc_dp_status(fd, &st);
+			close(fd);
+			if (r == 0 && st.epoch == (uint32_t)epoch)
+				return 0;
+		}
+		if (mono_s() - t0 > DIST_GROUP_WAIT_S) {
+			snprintf(err, errlen, "the dataplane at %s did not reach "
+			    "epoch %llu in %.0f s", sock,
+			    (unsigned long long)epoch, DIST_GROUP_WAIT_S);
+			return -ETIMEDOUT;
+		}
+		usleep(100000);
+	}
+}
+
 int
 dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
     size_t errlen)
 {
 	uint32_t members[DIST_MAX_MEMBERS];
 	int shares[DIST_MAX_MEMBERS];
+	struct ctl_share sh;
 	size_t bytes;
 	int n, r;
 
 	memset(d, 0, sizeof(*d));
-	if ((n = dist_parse_members(j->dist_members, members,
-	    DIST_MAX_MEMBERS, err, errlen)) < 0)
-		return n;
 	if ((r = dist_parse_comp(j->dist_compress, d, err, errlen)) < 0)
 		return r;
-	if ((r = dist_parse_shares(j->dist_shares, n, (int)j->batch_size,
-	    shares, err, errlen)) < 0)
-		return r;
+	if (strcmp(j->dist_members, "plan") == 0) {
+		if ((r = share_wait(j, &sh, err, errlen)) < 0)
+			return r;
+		n = (int)sh.dp;
+		for (int i = 0; i < n; i++) {
+			members[i] = sh.members[i];
+			shares[i] = sh.shares[i];
+		}
+		d->group = (uint16_t)sh.group;
+		d->epoch = sh.epoch;
+	} else {
+		if ((n = dist_parse_members(j->dist_members, members,
+		    DIST_MAX_MEMBERS, err, errlen)) < 0)
+			return n;
+		if ((r = dist_parse_shares(j->dist_shares, n,
+		    (int)j->batch_size, shares, err, errlen)) < 0)
+			return r;
+		d->group = (uint16_t)j->dist_group;
+	}
 	d->world = n;
-	d->group = (uint16_t)j->dist_group;
 	d->count = nparams + 2;		/* the gradients, the loss, stop */
 	bytes = d->count * sizeof(float);
 	if (d->comp != ARC_DP_COMP_NONE)
@@ -204,12 +303,30 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
 		    d->node, j->dist_dataplane);
 		goto fail;
 	}
-	for (int i = 0; i < n; i++) {
-		if (i < d->rank)
-			d->first += shares[i];
-		d->batch_all += shares[i];
+	if (d->epoch != 0) {
+		/* the plan's shares are rows per step, in its micro-batches */
+		for (int i = 0; i < n; i++) {
+			if (i < d->rank)
+				d->first += shares[i];
+			d->rows_all += shares[i];
+		}
+		d->rows = shares[d->rank];
+		d->nmicro = sh.nmicro[d->rank] > 0 ? sh.nmicro[d->rank] : 1;
+		if (d->nmicro > d->rows)
+			d->nmicro = d->rows;
+		if ((r = epoch_wait(j->dist_dataplane, d->epoch, err,
+		    errlen)) < 0)
+			goto fail;
+	} else {
+		/* shares are rows per micro-batch: accumulate of them a step */
+		for (int i = 0; i < n; i++) {
+			if (i < d->rank)
+				d->first += shares[i] * (int)j->accumulate;
+			d->rows_all += shares[i] * (int)j->accumulate;
+		}
+		d->rows = shares[d->rank] * (int)j->accumulate;
+		d->nmicro = (int)j->accumulate;
 	}
-	d->batch = shares[d->rank];
 	if ((d->buf = arc_dp_alloc(d->dp, d->count * sizeof(float))) ==
 	    NULL || (d->comp != ARC_DP_COMP_NONE && (d->resid =
 	    arc_dp_alloc(d->dp, d->count * sizeof(float))) == NULL)) {
@@ -241,11 +358,12 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
 		said = 1;
 		usleep(100000);
 	}
-	log_info("data parallel: rank %d of %d (node %u, group %u), rows "
-	    "%d-%d of a global batch of %d, %zu values per all-reduce, "
-	    "compression %s", d->rank, d->world, d->node, d->group, d->first,
-	    d->first + d->batch - 1, d->batch_all, d->count,
-	    j->dist_compress);
+	log_info("data parallel%s%s: rank %d of %d (node %u, group %u), rows "
+	    "%d-%d of a global batch of %d in %d micro-batch(es), %zu values "
+	    "per all-reduce, compression %s", d->epoch ? " by the plan of "
+	    "job " : "", d->epoch ? sh.job : "", d->rank, d->world, d->node,
+	    d->group, d->first, d->first + d->rows - 1, d->rows_all,
+	    d->nmicro, d->count, j->dist_compress);
 	return 0;
 fail:
 	arc_dp_detach(d->dp);

@@ -85,8 +85,9 @@ const struct conf_key job_keys[] = {
 	    "the node's dataplane socket (RUN_DIR/dataplane.sock); set: "
 	    "train data parallel with dist.members (--dataplane)", NULL, 0 },
 	{ "dist", "members", CONF_STR, JS(dist_members), 0, 0, "",
-	    "node ids of the replicas in ring order, e.g. 1,2,3; each trains "
-	    "train.batch_size of every global batch", NULL, 0 },
+	    "node ids of the replicas in ring order, e.g. 1,2,3, each training "
+	    "its share of every global batch; plan: the replicas and shares "
+	    "of the plan control committed (arceusctl job start)", NULL, 0 },
 	{ "dist", "shares", CONF_STR, JS(dist_shares), 0, 0, "",
 	    "each member's rows of the global batch, in members order (the "
 	    "planner's batch shares); empty: train.batch_size each", NULL, 0 },
@@ -131,7 +132,9 @@ job_load(struct job *job, const char *path, char **sets, int nsets)
 
 			int n, sh[DIST_MAX_MEMBERS];
 
-			if ((n = dist_parse_members(job->dist_members, m,
+			if (strcmp(job->dist_members, "plan") == 0)
+				;	/* the plan's members and shares */
+			else if ((n = dist_parse_members(job->dist_members, m,
 			    DIST_MAX_MEMBERS, why, sizeof(why))) < 0)
 				conf_err(&errs, where, 0, "dist.members: %s",
 				    why);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "compute.h"
+#include "ctlmsg.h"
 #include "log.h"
 
 /*
@@ -185,4 +186,47 @@ usage:
 bad:
 	free(av);
 	return 2;
+}
+
+/*
+ * arceusctl share: this node's part of the committed plan, as its
+ * workers get it (dist.members = plan).  @return 0 when the node trains
+ * in the plan, 3 when it is idle in it, 1 without a plan or a control.
+ */
+int
+tool_share(const char *sock)
+{
+	struct ctl_share sh;
+	char err[256];
+
+	if (ctl_share_get(sock, &sh, err, sizeof(err)) < 0) {
+		fprintf(stderr, "arceusctl share: %s\n", err);
+		return 1;
+	}
+	if (sh.status == ENOENT) {
+		printf("epoch %llu: no job planned (arceusctl job start)\n",
+		    (unsigned long long)sh.epoch);
+		return 1;
+	}
+	printf("epoch %llu, job %s: tp %u pp %u dp %u\n",
+	    (unsigned long long)sh.epoch, sh.job, sh.tp, sh.pp, sh.dp);
+	if (sh.status == ESRCH) {
+		printf("this node is idle in the plan (the planner found the "
+		    "step faster without it)\n");
+		return 3;
+	}
+	if (sh.status != 0) {
+		printf("no data-parallel part for this node: %s\n",
+		    sh.status == ENOTSUP ? "the plan has pipeline or tensor "
+		    "parallel stages" : strerror(sh.status));
+		return 1;
+	}
+	printf("this node: rank %u, %d of %d sequences per step in %d "
+	    "micro-batch(es), dataplane group %u\nreplicas:", sh.rank,
+	    sh.shares[sh.rank], sh.global_batch, sh.nmicro[sh.rank],
+	    sh.group);
+	for (uint32_t r = 0; r < sh.dp; r++)
+		printf(" %u (%d)", sh.members[r], sh.shares[r]);
+	printf("\n");
+	return 0;
 }

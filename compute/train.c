@@ -249,7 +249,8 @@ train_run(const struct job *j, const struct train_opts *o)
 	struct dist dist = { .rank = 0, .world = 1 };
 	struct reporter rep;
 	int64_t ckpt_unix = 0;
-	int Ball, EB = (int)j->batch_size, stop_agreed = 0;
+	int rows, first_row, G, nmicro, EB = (int)j->batch_size;
+	int stop_agreed = 0;
 	struct gpt m;
 	FILE *mf = NULL;
 	uint64_t last_ckpt = 0;
@@ -281,9 +282,22 @@ train_run(const struct job *j, const struct train_opts *o)
 			log_warnx("data parallel: %s", err);
 			goto out;
 		}
-		B = dist.batch;
 	}
-	Ball = dist.dp != NULL ? dist.batch_all : B;
+	/*
+	 * A step: the global batch of G rows; ours are [first_row,
+	 * first_row + rows), in nmicro micro-batches of B rows at most.
+	 */
+	if (dist.dp != NULL) {
+		rows = dist.rows;
+		first_row = dist.first;
+		G = dist.rows_all;
+		nmicro = dist.nmicro;
+	} else {
+		rows = G = B * (int)j->accumulate;
+		first_row = 0;
+		nmicro = (int)j->accumulate;
+	}
+	B = (rows + nmicro - 1) / nmicro;
 	if (adamw_init(&opt, m.nparams) < 0) {
 		log_warnx("optimizer: out of memory");
 		goto out;
@@ -354,18 +368,21 @@ train_run(const struct job *j, const struct train_opts *o)
 		step_data_rng = data_rng;
 		step_drop_rng = m.drop_rng;
 		gpt_zero_grad(&m);
-		for (int a = 0; a < j->accumulate; a++) {
-			data_train_batch_part(&data, &data_rng, Ball,
-			    dist.first, B, T, in, tg);
-			if (gpt_forward(&m, in, tg, B, T) < 0) {
+		for (int a = 0, off = first_row; a < nmicro; a++) {
+			int n = rows / nmicro + (a < rows % nmicro);
+			struct rng r = step_data_rng;
+
+			/* the step's G rows from its generator, ours of them */
+			data_train_batch_part(&data, &r, G, off, n, T, in, tg);
+			data_rng = r;
+			off += n;
+			if (gpt_forward(&m, in, tg, n, T) < 0) {
 				log_warnx("forward failed: out of memory");
 				goto out;
 			}
-			/* our rows' share of the global mean */
-			gpt_backward(&m, (float)B / (float)Ball /
-			    (float)j->accumulate);
-			loss += m.loss * (float)B / (float)Ball /
-			    (float)j->accumulate;
+			/* these rows' share of the global mean */
+			gpt_backward(&m, (float)n / (float)G);
+			loss += m.loss * ((float)n / (float)G);
 		}
 		if (dist.dp != NULL &&
 		    dist_allreduce(&dist, m.grads, &loss, train_stop != 0,
@@ -387,7 +404,7 @@ train_run(const struct job *j, const struct train_opts *o)
 		    (float)j->beta2, (float)j->eps, (float)j->weight_decay);
 		ts.step++;
 		last_loss = loss;
-		ts.tokens_seen += (uint64_t)Ball * T * j->accumulate;
+		ts.tokens_seen += (uint64_t)G * T;
 		if (!isfinite(loss)) {
 			progress_break();
 			log_warnx("step %llu: loss is %f; stopping (lower "
@@ -398,7 +415,7 @@ train_run(const struct job *j, const struct train_opts *o)
 		ms = (now_s() - t0) * 1e3;
 		ema_ms = ts.step - 1 == (uint64_t)first ? ms :
 		    0.9 * ema_ms + 0.1 * ms;
-		tps = (double)Ball * T * j->accumulate / (ms / 1e3);
+		tps = (double)G * T / (ms / 1e3);
 
 		eval_now = (j->eval_interval > 0 &&
 		    ts.step % (uint64_t)j->eval_interval == 0) ||
@@ -419,7 +436,7 @@ train_run(const struct job *j, const struct train_opts *o)
 		if (eval_now || ts.step % (uint64_t)j->log_interval == 0 ||
 		    ts.step == 1)
 			progress(o, tty, (int64_t)ts.step, j->steps, loss, val,
-			    ema_ms, (double)Ball * T * j->accumulate /
+			    ema_ms, (double)G * T /
 			    (ema_ms / 1e3), ema_ms / 1e3 *
 			    (double)(j->steps - (int64_t)ts.step), eval_now);
 		if (j->ckpt_dir[0] != '\0' && j->ckpt_interval > 0 &&
@@ -436,7 +453,7 @@ train_run(const struct job *j, const struct train_opts *o)
 	if (j->ckpt_dir[0] != '\0' && last_ckpt != ts.step &&
 	    checkpoint(j, &m, &opt, &data_rng, &ts, &last_ckpt) == 0)
 		report_send(&rep, (int64_t)ts.step, last_loss, ema_ms > 0 ?
-		    (double)Ball * T * j->accumulate / (ema_ms / 1e3) : 0,
+		    (double)G * T / (ema_ms / 1e3) : 0,
 		    (int64_t)last_ckpt, (int64_t)time(NULL));
 	if ((int64_t)ts.step > first)
 		log_info("done: %llu steps in %.1f s, final loss %.4f, "

@@ -29,6 +29,7 @@
  */
 extern int	tool_dataset_build(int argc, char **argv) __attribute__((weak));
 extern int	tool_sample(int argc, char **argv) __attribute__((weak));
+extern int	tool_share(const char *sock) __attribute__((weak));
 
 static const char *sock_path;
 
@@ -42,6 +43,8 @@ usage(FILE *fp)
 	    "  metrics                  the Prometheus text of this node\n"
 	    "  plan [--json]            the plan in force\n"
 	    "  links [--json]           the link matrix (every node's row)\n"
+	    "  share                    this node's part of the plan (its "
+	    "workers')\n"
 	    "  plan --cluster FILE --job FILE [--global-batch N]\n"
 	    "       [--micro-batch N] [--drop ID,...] [--json]\n"
 	    "                           plan for a described cluster\n"
@@ -329,6 +332,14 @@ main(int argc, char **argv)
 	if (strcmp(argv[0], "status") == 0 || strcmp(argv[0], "members") == 0 ||
 	    strcmp(argv[0], "metrics") == 0 || strcmp(argv[0], "links") == 0)
 		return cmd_simple(argc, argv);
+	if (strcmp(argv[0], "share") == 0 && argc == 1) {
+		if (tool_share == NULL) {
+			fprintf(stderr, "arceusctl: share: this arceusctl was "
+			    "built without the compute library\n");
+			return 1;
+		}
+		return tool_share(sock_path);
+	}
 	if (strcmp(argv[0], "dataset") == 0 || strcmp(argv[0], "sample") == 0) {
 		if (tool_dataset_build == NULL || tool_sample == NULL) {
 			fprintf(stderr, "arceusctl: %s: this arceusctl was built "

@@ -14,7 +14,8 @@ DEBS		+= libuv1-dev libsodium-dev libmicrohttpd-dev libsystemd-dev \
 ifneq ($(wildcard compute/tool.c)$(CTL_NO_COMPUTE),compute/tool.c)
 else
 CTL_CLI_LIBS	:= $(COMPUTE_LIB) $(COMPUTE_DPLIB)
-CTL_CLI_UNDEF	:= -Wl,-u,tool_dataset_build -Wl,-u,tool_sample
+CTL_CLI_UNDEF	:= -Wl,-u,tool_dataset_build -Wl,-u,tool_sample \
+		   -Wl,-u,tool_share
 CTL_CLI_LDLIBS	 = $(COMPUTE_LDLIBS)
 endif
 

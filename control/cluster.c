@@ -368,6 +368,7 @@ job_params_plan(const struct job_params *jp, struct plan_model *m,
 	    (int)jp->block_size, 256);
 	j->micro_batch = (int)jp->micro_batch;
 	j->global_batch = (int)jp->global_batch;
+	j->max_tp = j->max_pp = 0;
 }
 
 int

@@ -1,12 +1,13 @@
 /*
  * ctlsock.c: control.sock, the local socket of arceusctl and workers.
  * Each connection sends one IMSG_CTL_QUERY (answered with IMSG_CTL_DATA
- * chunks and IMSG_CTL_END) or IMSG_CTL_REPORT records (each answered with
- * IMSG_CTL_END).  A malformed record drops that connection, counted; it
+ * chunks and IMSG_CTL_END; "share", a worker's, with one IMSG_CTL_SHARE)
+ * or IMSG_CTL_REPORT records (each answered with IMSG_CTL_END).  A malformed record drops that connection, counted; it
  * never disturbs the daemon.  The socket is 0660: root and the group the
  * three services share (systemd/arceus-control.service) may use it.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -85,6 +86,31 @@ client_end(struct client *cl, int status)
 	client_send(cl, IMSG_CTL_END, &e, sizeof(e));
 }
 
+/* "share": this node's part of the committed plan, for its workers */
+static void
+answer_share(struct client *cl)
+{
+	struct ctl *c = cl->c;
+	struct ctl_share sh;
+
+	memset(&sh, 0, sizeof(sh));
+	sh.version = CTL_VERSION;
+	pthread_mutex_lock(&c->mu);
+	sh.epoch = c->epoch;
+	snprintf(sh.job, sizeof(sh.job), "%s", c->job);
+	if (!c->job_running)
+		sh.status = ENOENT;
+	else
+		layout_share(c->layout, c->layout_len, c->plan_tp, c->plan_pp,
+		    c->plan_dp, c->id, &sh);
+	sh.global_batch = 0;
+	for (uint32_t r = 0; sh.status == 0 && r < sh.dp; r++)
+		sh.global_batch += sh.shares[r];
+	pthread_mutex_unlock(&c->mu);
+	client_send(cl, IMSG_CTL_SHARE, &sh, sizeof(sh));
+	client_end(cl, 0);
+}
+
 static void
 answer(struct client *cl, const struct ctl_query *q)
 {
@@ -92,6 +118,10 @@ answer(struct client *cl, const struct ctl_query *q)
 	struct sbuf b;
 	int status = 0;
 
+	if (strcmp(q->what, "share") == 0) {
+		answer_share(cl);
+		return;
+	}
 	memset(&b, 0, sizeof(b));
 	pthread_mutex_lock(&c->mu);
 	if (strcmp(q->what, "status") == 0)

@@ -2,7 +2,7 @@
 # local-cluster.sh: a whole Arceus cluster on this one machine (make run).
 #
 #   control/local-cluster.sh [-n NODES] [-j JOB] [-d DIR] [-p PORT]
-#                            [-H HTTP_PORT] [-k] [-- WORKER_ARGS...]
+#                            [-H HTTP_PORT] [-k] [-P] [-- WORKER_ARGS...]
 #
 # NODES simulated nodes (default 2) on the loopback interface, each with
 # its own arceus-control, arceus-dataplane and arceus-worker, its own
@@ -11,7 +11,13 @@
 # seeds and agree an epoch; the dataplanes link up over tcp; the workers
 # train JOB (default configs/jobs/tiny.conf) data parallel, each taking
 # an equal share of the job's batch, so that the cluster trains the same
-# model as one node with that batch.  Node 1's worker shows its progress
+# model as one node with that batch.  With -P the planner decides
+# instead: the job goes to the raft leader, which plans it on the
+# measured nodes and commits the plan, and each node's worker takes its
+# part from its control (dist.members = plan: the replicas, its share of
+# every global batch, its micro-batches); a node the plan leaves idle
+# runs no worker (on one machine the planner may well find one replica
+# faster than two sharing its cores).  Node 1's worker shows its progress
 # here; node 1's control serves the dashboard on HTTP_PORT (default 7780;
 # 0: none).  At the end the cluster stops, unless -k keeps it running
 # (Ctrl-C stops it).  Running it again resumes from the checkpoints in
@@ -29,6 +35,7 @@ DIR=$BUILD/local
 BASE=7800
 HTTP=7780
 KEEP=0
+PLANNED=0
 PIDS=""
 WPIDS=""
 
@@ -39,7 +46,7 @@ usage() {
 	exit 2
 }
 
-while getopts n:j:d:p:H:kh o; do
+while getopts n:j:d:p:H:kPh o; do
 	case $o in
 	n) NODES=$OPTARG ;;
 	j) JOB=$OPTARG ;;
@@ -47,6 +54,7 @@ while getopts n:j:d:p:H:kh o; do
 	p) BASE=$OPTARG ;;
 	H) HTTP=$OPTARG ;;
 	k) KEEP=1 ;;
+	P) PLANNED=1 ;;
 	*) usage ;;
 	esac
 done
@@ -198,7 +206,46 @@ wait_for() {
 wait_for "an epoch of all $NODES nodes" epoch_all
 wait_for "the dataplanes' links in epoch $E" links_up
 say "epoch $E: $NODES dataplanes linked over tcp; training $JOB data" \
-    "parallel, batch shares $shares, $threads thread(s) each"
+    "parallel, $threads thread(s) each"
+# the planner's way: the job to the leader (whichever control takes it);
+# the workers then wait for its plan
+jobstart() {
+	for i in $(seq 1 "$NODES"); do
+		"$BUILD/arceusctl" -s "$DIR/n$i/run/control.sock" job start \
+		    "$JOB" --global-batch "$batch" > "$DIR/job.log" 2>&1 &&
+		    return 0
+	done
+	return 1
+}
+# share I: node I's part of the committed plan (arceusctl share: 0 in
+# it, 3 idle, else not yet)
+share() {
+	"$BUILD/arceusctl" -s "$DIR/n$1/run/control.sock" share \
+	    > "$DIR/n$1/share.txt" 2>&1
+	r=$?
+	[ $r = 0 ] || [ $r = 3 ]
+}
+TRAIN=$(seq 1 "$NODES")
+if [ $PLANNED = 1 ]; then
+	wait_for "a leader taking the job" jobstart
+	say "$(head -1 "$DIR/job.log" | sed 's/\.*$//')"
+	wait_for "a plan for the job" share 1
+	TRAIN=""
+	for i in $(seq 1 "$NODES"); do
+		wait_for "node $i's part of the plan" share "$i"
+		if grep -q '^this node: rank' "$DIR/n$i/share.txt"; then
+			TRAIN="$TRAIN $i"
+		else
+			say "node $i: $(tail -1 "$DIR/n$i/share.txt")"
+		fi
+	done
+	[ -n "$TRAIN" ] || die "the plan trains on none of the nodes"
+	f=$DIR/n$(echo $TRAIN | cut -d' ' -f1)/share.txt
+	say "the plan: $(grep -h '^epoch' "$f"); $(grep -h '^replicas' "$f")"
+	split="--set dist.members=plan"
+else
+	split="--set dist.members=$members --set dist.shares=$shares"
+fi
 [ "$HTTP" != 0 ] && say "dashboard: http://127.0.0.1:$HTTP/" \
     "(arceusctl -s $DIR/n1/run/control.sock status)"
 
@@ -207,14 +254,15 @@ say "epoch $E: $NODES dataplanes linked over tcp; training $JOB data" \
 worker() {
 	d=$DIR/n$1
 	shift
+	# shellcheck disable=SC2086
 	exec "$BUILD/arceus-worker" --dataplane "$d/run/dataplane.sock" \
-	    --job "$JOB" --set dist.members="$members" \
-	    --set dist.shares="$shares" --set train.threads="$threads" \
+	    --job "$JOB" $split --set train.threads="$threads" \
 	    --set checkpoint.dir="$d/ckpt" --metrics-out "$d/metrics.jsonl" \
 	    "$@"
 }
-for i in $(seq 1 "$NODES"); do
-	if [ "$i" = 1 ]; then	# its progress, here
+first=$(echo $TRAIN | cut -d' ' -f1)
+for i in $TRAIN; do
+	if [ "$i" = "$first" ]; then	# its progress, here
 		worker "$i" "$@" > "$DIR/n$i/worker.out" &
 	else
 		worker "$i" -q "$@" > "$DIR/n$i/worker.out" \
@@ -225,7 +273,7 @@ done
 rc=0
 for p in $WPIDS; do wait "$p" || rc=1; done
 WPIDS=""
-cat "$DIR/n1/worker.out"
+cat "$DIR/n$first/worker.out"
 if [ $rc != 0 ]; then
 	say "a worker failed: see $DIR/n*/worker.log"
 	exit 1

@@ -994,9 +994,10 @@ search_exact(const struct search *z, const int *idx, int n,
 	e.n = n;
 	e.best = best;
 	for (int t = 1; t <= PLAN_MAX_TP && t <= n; t *= 2) {
-		if (z->m->n_head % t != 0)
+		if (z->m->n_head % t != 0 || (z->j->max_tp && t > z->j->max_tp))
 			continue;
-		for (int S = 1; S <= z->m->nlayers && S * t <= n; S++)
+		for (int S = 1; S <= z->m->nlayers && S * t <= n &&
+		    (!z->j->max_pp || S <= z->j->max_pp); S++)
 			for (int R = 1; R * S * t <= n &&
 			    R <= z->j->global_batch; R++) {
 				e.t = t;
@@ -1020,7 +1021,7 @@ search_fresh(const struct search *z, const int *idx, int n,
 		double tbest = INFINITY;
 		int worse = 0;
 
-		if (z->m->n_head % t != 0)
+		if (z->m->n_head % t != 0 || (z->j->max_tp && t > z->j->max_tp))
 			continue;
 		/*
 		 * Deeper pipelines first help (memory, fewer replicas to
@@ -1028,7 +1029,8 @@ search_fresh(const struct search *z, const int *idx, int n,
 		 * PLAN_PATIENCE depths in a row that fit did no better.
 		 */
 		for (int S = 1; S <= z->m->nlayers && S * t <= n &&
-		    worse < PLAN_PATIENCE; S++) {
+		    worse < PLAN_PATIENCE && (!z->j->max_pp ||
+		    S <= z->j->max_pp); S++) {
 			struct plan p;
 			int r;
 

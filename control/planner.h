@@ -57,6 +57,7 @@ struct plan_model {
 struct plan_job {
 	int	global_batch;		/* sequences per step, whole cluster */
 	int	micro_batch;		/* sequences per micro-batch, at most */
+	int	max_tp, max_pp;		/* what the workers can run; 0: any */
 };
 
 struct plan_device {

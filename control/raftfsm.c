@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctlmsg.h"
 #include "raftfsm.h"
 
 #define HDR_LEN		8
@@ -491,8 +492,9 @@ layout_groups(const uint32_t *layout, int len, int tp, int pp, int dp,
 {
 	int slot = 2 + tp, n = 0;
 
-	if (tp < 1 || tp > 8 || pp < 1 || dp < 1 ||
-	    (long)len != (long)dp * pp * slot || (long)dp * pp > 32767)
+	if (tp < 1 || tp > 8 || pp < 1 || dp < 1 || (long)dp * pp > 32767 ||
+	    ((long)len != (long)dp * pp * slot &&
+	    (long)len != (long)dp * pp * slot + 2L * dp))
 		return -EINVAL;
 	/* data parallel: stage s, rank k, over the replicas */
 	for (int s = 0; s < pp; s++)
@@ -529,4 +531,49 @@ layout_groups(const uint32_t *layout, int len, int tp, int pp, int dp,
 				out[n++] = g;
 		}
 	return n;
+}
+
+void
+layout_share(const uint32_t *layout, int len, int tp, int pp, int dp,
+    uint32_t self, struct ctl_share *out)
+{
+	int slot = 2 + tp;
+	long nslot = (long)dp * pp * slot;
+
+	out->status = 0;
+	out->tp = (uint32_t)tp;
+	out->pp = (uint32_t)pp;
+	out->dp = (uint32_t)dp;
+	if (layout == NULL || len == 0) {
+		out->status = ENOENT;
+		return;
+	}
+	if (tp < 1 || tp > 8 || pp < 1 || dp < 1 || (long)dp * pp > 32767 ||
+	    (len != nslot && len != nslot + 2L * dp)) {
+		out->status = EINVAL;
+		return;
+	}
+	if (len == nslot) {		/* a plan from before shares */
+		out->status = ENOENT;
+		return;
+	}
+	if (tp > 1 || pp > 1) {
+		out->status = ENOTSUP;
+		return;
+	}
+	if (dp > CTL_SHARE_MAX) {
+		out->status = E2BIG;
+		return;
+	}
+	out->status = ESRCH;
+	out->group = 1;			/* stage 0, tp rank 0: layout_groups */
+	for (int r = 0; r < dp; r++) {
+		out->members[r] = layout[r * slot + 2];
+		out->shares[r] = (int32_t)layout[nslot + 2 * r];
+		out->nmicro[r] = (int32_t)layout[nslot + 2 * r + 1];
+		if (out->members[r] == self) {
+			out->rank = (uint32_t)r;
+			out->status = 0;
+		}
+	}
 }

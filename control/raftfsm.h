@@ -7,8 +7,9 @@
  *          step time f64 (bits, u64), len bytes of plan text (planner.c's
  *          stable form; len 0: no job, no plan), then the layout: words
  *          u32, and words u32 (per slot, replica-major: first layer,
- *          layers, the tp device ids), from which every member derives
- *          its groups.
+ *          layers, the tp device ids; then per replica its share of the
+ *          global batch and its micro-batches), from which every member
+ *          derives its groups and its workers their rows.
  *          Epochs are numbered 1, 2, ...: an entry whose number is not
  *          the next one is stale (two leaders in quick succession) and
  *          is applied as a no-op, counted;
@@ -151,6 +152,17 @@ struct layout_group {
  */
 int	layout_groups(const uint32_t *layout, int len, int tp, int pp, int dp,
 	    uint32_t self, struct layout_group *out, int max);
+
+/*
+ * Node self's part of a data-parallel plan: the replicas (the words after
+ * the slots: share, micro-batches per replica) into out (members, shares,
+ * nmicro, rank, group, dp, tp, pp; status 0), or out->status ENOENT (no
+ * plan, or one without shares), ESRCH (self not in it), ENOTSUP (pipeline
+ * or tensor parallel), E2BIG, EINVAL (a layout that does not match).
+ */
+struct ctl_share;
+void	layout_share(const uint32_t *layout, int len, int tp, int pp, int dp,
+	    uint32_t self, struct ctl_share *out);
 
 /*
  * Is an epoch due: the committed member set differs from alive (sorted),

@@ -430,6 +430,12 @@ plan_for(struct rglue *g, const uint32_t *alive, int n,
 	if (dev == NULL)
 		return;
 	job_params_plan(&g->fsm.st.jp, &m, &j);
+	/*
+	 * What the workers train today: data parallel (compute/dist.c); the
+	 * planner's pipeline and tensor parallel plans wait for workers that
+	 * hold such shards.
+	 */
+	j.max_tp = j.max_pp = 1;
 	pthread_mutex_lock(&c->mu);
 	for (int i = 0; i < n; i++) {
 		const struct swim_member *sm = swim_find(&c->sw, alive[i]);
@@ -462,7 +468,8 @@ plan_for(struct rglue *g, const uint32_t *alive, int n,
 	}
 	ep->text = text;
 	if (p.ok) {
-		int slot = 2 + p.tp, nw = p.dp * p.pp * slot;
+		int slot = 2 + p.tp, ns = p.dp * p.pp * slot;
+		int nw = ns + 2 * p.dp;
 		uint32_t *lay = nw <= PLAN_LAYOUT_MAX ?
 		    calloc((size_t)nw, sizeof(*lay)) : NULL;
 
@@ -472,6 +479,11 @@ plan_for(struct rglue *g, const uint32_t *alive, int n,
 				lay[i * slot + 1] = (uint32_t)p.st[i].nlayers;
 				for (int k = 0; k < p.tp; k++)
 					lay[i * slot + 2 + k] = p.st[i].dev[k];
+			}
+			/* each replica's rows of a step, for its workers */
+			for (int r = 0; r < p.dp; r++) {
+				lay[ns + 2 * r] = (uint32_t)p.rep[r].share;
+				lay[ns + 2 * r + 1] = (uint32_t)p.rep[r].nmicro;
 			}
 			ep->layout = lay;
 			ep->layout_len = nw;

@@ -6,7 +6,8 @@
 # train a small job data parallel, node 1's progress is shown, control
 # hears the workers' reports (training step and checkpoint), both
 # replicas end with the same losses, and a second run resumes from the
-# checkpoints.  Bad arguments are refused with a reason.  Every process
+# checkpoints.  Then the planner's way (-P): the workers train by the
+# plan their controls committed.  Bad arguments are refused with a reason.  Every process
 # is the launcher's; it stops them by PID (checked here: none is left).
 set -u
 
@@ -120,6 +121,23 @@ elif s1=$(grep -o 'stopped by signal at step [0-9]*' "$TMP/run3.log") &&
 	log "ok SIGTERM stopped the cluster; both workers $s1"
 else
 	log "FAIL: the worker did not stop cleanly:"; tail -5 "$TMP/run3.log"
+	FAILS=$((FAILS + 1))
+fi
+
+# the planner's way (-P): the job to the raft leader, the workers take
+# their part of the committed plan from their control (on one machine the
+# planner may leave a node idle: its worker is not started)
+# shellcheck disable=SC2086
+BUILD=$BUILD timeout 300 $L -n 2 -d "$TMP/p" -p $((BASE + 100)) -H 0 -P -- \
+    $ARGS > "$TMP/plan.log" 2>&1
+rc=$?
+if [ $rc = 0 ] && grep -q 'data parallel by the plan of job tiny.conf' \
+    "$TMP/plan.log" && grep -q 'step 20/20' "$TMP/plan.log"; then
+	log "ok -P: $(grep -o 'the plan: .*' "$TMP/plan.log")"
+	grep -h 'idle in the plan' "$TMP/plan.log" | sed 's/^/local_run:   /'
+else
+	log "FAIL: the planned run (exit $rc):"; grep -v '^ step' \
+	    "$TMP/plan.log" | tail -8
 	FAILS=$((FAILS + 1))
 fi
 

@@ -195,7 +195,7 @@ END_TEST
 START_TEST(test_plan_follows_islands)
 {
 	static struct plan_model m;
-	struct plan_job j = { 64, 4 };
+	struct plan_job j = { .global_batch = 64, .micro_batch = 4 };
 	struct link_matrix lm;
 	struct plan_device dev[8];
 	struct plan_cluster pc;

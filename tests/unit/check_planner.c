@@ -213,6 +213,7 @@ START_TEST(test_bruteforce_optimal)
 	}
 	j.global_batch = 1 + rand() % 6;
 	j.micro_batch = 1 + rand() % 3;
+	j.max_tp = j.max_pp = 0;
 	memset(&p, 0, sizeof(p));
 	rc = plan_compute(&M, &j, &t->c, NULL, &p);
 	bf = brute_force(&M, &j, &t->c, &evals);
@@ -247,7 +248,7 @@ END_TEST
 START_TEST(test_memory_refusal)
 {
 	struct tcl *t = calloc(1, sizeof(*t));
-	struct plan_job j = { 4, 1 };
+	struct plan_job j = { .global_batch = 4, .micro_batch = 1 };
 	struct plan p;
 	int rc;
 
@@ -278,7 +279,7 @@ END_TEST
 START_TEST(test_heterogeneous_shares)
 {
 	struct tcl *t = calloc(1, sizeof(*t));
-	struct plan_job j = { 600, 8 };
+	struct plan_job j = { .global_batch = 600, .micro_batch = 8 };
 	struct plan p;
 
 	plan_model_gpt(&M, 4, 4, 128, 64, 256);
@@ -306,7 +307,7 @@ END_TEST
 START_TEST(test_replan_minimal_movement)
 {
 	struct tcl *t = calloc(1, sizeof(*t));
-	struct plan_job j = { 64, 1 };
+	struct plan_job j = { .global_batch = 64, .micro_batch = 1 };
 	struct plan p, q;
 	uint32_t lost;
 	int broken = -1, kept = 0;
@@ -380,7 +381,7 @@ END_TEST
 START_TEST(test_thousand_devices)
 {
 	struct tcl *t = calloc(1, sizeof(*t));
-	struct plan_job j = { 2048, 4 };
+	struct plan_job j = { .global_batch = 2048, .micro_batch = 4 };
 	struct plan p, p2;
 	struct timespec a, b;
 	double sec;
@@ -429,7 +430,7 @@ END_TEST
 START_TEST(test_tp_inside_island_only)
 {
 	struct tcl *t = calloc(1, sizeof(*t));
-	struct plan_job j = { 16, 4 };
+	struct plan_job j = { .global_batch = 16, .micro_batch = 4 };
 	struct plan p;
 
 	/* big model, fast island links: tensor parallel is picked */
@@ -450,7 +451,7 @@ END_TEST
 START_TEST(test_slow_island_left_out)
 {
 	struct tcl *t = calloc(1, sizeof(*t));
-	struct plan_job j = { 64, 4 };
+	struct plan_job j = { .global_batch = 64, .micro_batch = 4 };
 	struct plan p;
 
 	/* 8 servers on 100G; 4 laptops behind 10 Mbit/s: their share of
@@ -476,10 +477,50 @@ START_TEST(test_slow_island_left_out)
 }
 END_TEST
 
+/* What the workers can run bounds the plan: data parallel only here. */
+START_TEST(test_worker_limits)
+{
+	struct tcl *t = calloc(1, sizeof(*t));
+	struct plan_job j = { .global_batch = 16, .micro_batch = 4 };
+	struct plan p;
+
+	/* four devices that each hold the model: four replicas */
+	plan_model_gpt(&M, 4, 8, 1024, 512, 256);
+	tcl_init(t, 1, 3200, 1);
+	for (int i = 0; i < 4; i++)
+		tcl_add(t, 0, 100, 4 * GiB);
+	j.max_tp = j.max_pp = 1;
+	ck_assert_int_eq(plan_compute(&M, &j, &t->c, NULL, &p), 0);
+	ck_assert_int_eq(p.tp, 1);
+	ck_assert_int_eq(p.pp, 1);
+	ck_assert_int_eq(p.dp, 4);
+	plan_fini(&p);
+	/*
+	 * A model no single device holds: split when the workers may
+	 * (test_memory_refusal), refused with the reason when they may not.
+	 */
+	plan_model_gpt(&M, 12, 12, 768, 1024, 256);
+	tcl_init(t, 1, 100, 10);
+	for (int i = 0; i < 16; i++)
+		tcl_add(t, 0, 100, 512 * MiB);
+	j.global_batch = 4;
+	j.micro_batch = 1;
+	j.max_tp = j.max_pp = 0;
+	ck_assert_int_eq(plan_compute(&M, &j, &t->c, NULL, &p), 0);
+	ck_assert_int_gt(p.tp * p.pp, 1);
+	plan_fini(&p);
+	j.max_tp = j.max_pp = 1;
+	ck_assert_int_eq(plan_compute(&M, &j, &t->c, NULL, &p), -ENOSPC);
+	ck_assert_msg(strstr(p.why, "memory") != NULL, "why: %s", p.why);
+	plan_fini(&p);
+	free(t);
+}
+END_TEST
+
 START_TEST(test_bad_input)
 {
 	struct tcl *t = calloc(1, sizeof(*t));
-	struct plan_job j = { 0, 1 };
+	struct plan_job j = { .global_batch = 0, .micro_batch = 1 };
 	struct plan p;
 
 	plan_model_gpt(&M, 2, 2, 64, 32, 256);
@@ -546,6 +587,7 @@ planner_suite(void)
 	tcase_add_test(tc, test_thousand_devices);
 	tcase_add_test(tc, test_tp_inside_island_only);
 	tcase_add_test(tc, test_slow_island_left_out);
+	tcase_add_test(tc, test_worker_limits);
 	tcase_add_test(tc, test_bad_input);
 	tcase_add_test(tc, test_cluster_file);
 	suite_add_tcase(s, tc);
