@@ -312,6 +312,9 @@ int	train_load(const char *dir, struct gpt *m, struct adamw *o,
 /* dist.c: data parallel through arceus-dataplane (libarceus-dp).      */
 
 #define DIST_MAX_MEMBERS	64
+#define DIST_MAX_BUCKETS	129	/* a step's, the rest included; deeper
+					   models put layers together (the
+					   dataplane takes 256 pending ops) */
 
 struct arc_dp;
 struct dist {
@@ -333,6 +336,12 @@ struct dist {
 	uint64_t	 steps;
 	uint64_t	 wire_bytes;
 	double		 comm_s;
+	/* buckets of the step in flight (dist_layer_ready) */
+	const struct gpt *model;
+	uint64_t	 posted[DIST_MAX_BUCKETS];
+	int		 nposted;
+	int		 layers_posted;
+	int		 post_err;
 };
 /* "1,2,3" into out. @return members (> 0) or -EINVAL with err set */
 int	dist_parse_members(const char *s, uint32_t *out, int max, char *err,
@@ -349,15 +358,20 @@ int	dist_parse_comp(const char *s, struct dist *d, char *err,
 /* Attaches to j->dist_dataplane, defines the group. @return 0 or -errno */
 int	dist_init(struct dist *d, const struct job *j, size_t nparams,
 	    char *err, size_t errlen);
+void	dist_fini(struct dist *d);
 /*
- * Sums grads[nparams] and *loss over the replicas, in place: each scaled
- * its own by its share of the global batch, so the sums are the global
- * means.  *stop_all: some replica passed stop (all stop after this step).
+ * Overlap: a gpt grad_ready hook (arg: the struct dist) that all-reduces
+ * layer l's gradients, final once the step's last backward passed it,
+ * while backward goes on.  dist_step_finish then sends the rest (and the
+ * layers no hook sent), waits for every bucket and puts the sums back
+ * into m's gradients.  The loss rides along (each replica's is already
+ * scaled by its rows: the sum is the global mean), and stop: *stop_all
+ * says some replica asked to stop, so that all stop after this step.
  * @return 0 or -errno with err naming the peer at fault
  */
-int	dist_allreduce(struct dist *d, float *grads, float *loss, int stop,
+void	dist_layer_ready(void *arg, int l);
+int	dist_step_finish(struct dist *d, struct gpt *m, float *loss, int stop,
 	    int *stop_all, char *err, size_t errlen);
-void	dist_fini(struct dist *d);
 
 /* ------------------------------------------------------------------ */
 /* ctlreport.c: progress to the node's arceus-control (control.sock).  */

@@ -371,49 +371,6 @@ fail:
 	return -EINVAL;
 }
 
-int
-dist_allreduce(struct dist *d, float *grads, float *loss, int stop,
-    int *stop_all, char *err, size_t errlen)
-{
-	struct arc_dp_op op = { .opcode = ARC_DP_ALLREDUCE, .comp = d->comp,
-	    .ratio = d->ratio, .divisor = 1.0f, .group = d->group,
-	    .buf = d->buf, .count = d->count, .residual = d->resid };
-	struct arc_dp_cpl c;
-	double t0 = mono_s();
-	char why[128];
-	int64_t id;
-	int r;
-
-	memcpy(d->buf, grads, (d->count - 2) * sizeof(float));
-	d->buf[d->count - 2] = *loss;
-	d->buf[d->count - 1] = stop ? 1.0f : 0.0f;
-	if ((id = arc_dp_post(d->dp, &op)) < 0) {
-		snprintf(err, errlen, "gradient all-reduce failed: %s%s",
-		    id == -ENOTCONN ? "dataplane unreachable: " : "",
-		    strerror((int)-id));
-		return (int)id;
-	}
-	if ((r = arc_dp_wait(d->dp, (uint64_t)id, -1, &c)) < 0) {
-		snprintf(err, errlen, "gradient all-reduce failed: %s%s",
-		    r == -ENOTCONN ? "dataplane unreachable: " : "",
-		    strerror(-r));
-		return r;
-	}
-	if (c.status != 0) {
-		snprintf(err, errlen, "gradient all-reduce failed: %s",
-		    arc_dp_strerror(&c, why, sizeof(why)));
-		d->failed_peer = c.peer;
-		return c.status;
-	}
-	memcpy(grads, d->buf, (d->count - 2) * sizeof(float));
-	*loss = d->buf[d->count - 2];
-	*stop_all = d->buf[d->count - 1] > 0.5f;
-	d->wire_bytes += c.wire_bytes;
-	d->comm_s += mono_s() - t0;
-	d->steps++;
-	return 0;
-}
-
 void
 dist_fini(struct dist *d)
 {
@@ -426,4 +383,169 @@ dist_fini(struct dist *d)
 		arc_dp_detach(d->dp);
 	}
 	d->dp = NULL;
+}
+
+/*
+ * Buckets (ARCHITECTURE.md §4, step 2): backward runs last layer first,
+ * and once the step's last micro-batch has passed layer l its gradients
+ * are final.  They are gathered into layer l's slice of the arena buffer
+ * (layers in order, then the rest: embeddings, final LayerNorm, loss,
+ * stop) and all-reduced there while backward goes on to layer l - 1, in
+ * the dataplane's process; the rest goes when backward is done.  Each
+ * element is summed over the same ranks in the same ring as without
+ * buckets, so two replicas get the same bits either way.
+ */
+#define GPT_LAYER_FIRST	2	/* ln1w: the first per-layer tensor */
+#define GPT_LAYER_LAST	13	/* fcprojb: the last */
+
+static float **
+grad_views(const struct gpt *m)
+{
+	/* struct gpt_params is GPT_NPARAMS float pointers, in order */
+	return (float **)(uintptr_t)&m->g;
+}
+
+static size_t
+layer_floats(const struct gpt *m)
+{
+	size_t n = 0;
+
+	for (int i = GPT_LAYER_FIRST; i <= GPT_LAYER_LAST; i++)
+		n += m->sizes[i] / (size_t)m->cfg.L;
+	return n;
+}
+
+/* Copies layer l's gradients to (to_buf) or from their bucket. */
+static void
+layer_copy(struct dist *d, const struct gpt *m, int l, int to_buf)
+{
+	float **v = grad_views(m);
+	float *b = d->buf + (size_t)l * layer_floats(m);
+
+	for (int i = GPT_LAYER_FIRST; i <= GPT_LAYER_LAST; i++) {
+		size_t per = m->sizes[i] / (size_t)m->cfg.L;
+		float *g = v[i] + (size_t)l * per;
+
+		if (to_buf)
+			memcpy(b, g, per * sizeof(float));
+		else
+			memcpy(g, b, per * sizeof(float));
+		b += per;
+	}
+}
+
+/* The tensors that are not per layer, then loss and stop. */
+static void
+rest_copy(struct dist *d, const struct gpt *m, int to_buf)
+{
+	float **v = grad_views(m);
+	float *b = d->buf + (size_t)m->cfg.L * layer_floats(m);
+
+	for (int i = 0; i < GPT_NPARAMS; i++) {
+		if (i >= GPT_LAYER_FIRST && i <= GPT_LAYER_LAST)
+			continue;
+		if (to_buf)
+			memcpy(b, v[i], m->sizes[i] * sizeof(float));
+		else
+			memcpy(v[i], b, m->sizes[i] * sizeof(float));
+		b += m->sizes[i];
+	}
+}
+
+static void
+bucket_post(struct dist *d, size_t off, size_t count)
+{
+	struct arc_dp_op op = { .opcode = ARC_DP_ALLREDUCE, .comp = d->comp,
+	    .ratio = d->ratio, .divisor = 1.0f, .group = d->group,
+	    .buf = d->buf + off, .count = count,
+	    .residual = d->resid != NULL ? d->resid + off : NULL };
+	int64_t id;
+
+	if (d->nposted == DIST_MAX_BUCKETS) {
+		d->post_err = -E2BIG;
+		return;
+	}
+	if ((id = arc_dp_post(d->dp, &op)) < 0) {
+		if (d->post_err == 0)
+			d->post_err = (int)id;
+		return;
+	}
+	d->posted[d->nposted++] = (uint64_t)id;
+}
+
+void
+dist_layer_ready(void *arg, int l)
+{
+	struct dist *d = arg;
+	const struct gpt *m = d->model;
+	size_t per = layer_floats(m);
+	/* layers per bucket: at most DIST_MAX_BUCKETS - 1 buckets a step */
+	int g = (m->cfg.L + DIST_MAX_BUCKETS - 2) / (DIST_MAX_BUCKETS - 1);
+	double t0 = mono_s();
+
+	layer_copy(d, m, l, 1);
+	d->layers_posted++;
+	if (l % g == 0) {	/* the lowest of its bucket: all copied */
+		int n = l + g > m->cfg.L ? m->cfg.L - l : g;
+
+		bucket_post(d, (size_t)l * per, (size_t)n * per);
+	}
+	d->comm_s += mono_s() - t0;
+}
+
+int
+dist_step_finish(struct dist *d, struct gpt *m, float *loss, int stop,
+    int *stop_all, char *err, size_t errlen)
+{
+	size_t per = layer_floats(m), rest = (size_t)m->cfg.L * per;
+	double t0 = mono_s();
+	struct arc_dp_cpl c;
+	char why[128];
+	int r, fail = 0;
+
+	/* layers no hook posted (no overlap asked): all of them now */
+	if (d->layers_posted == 0)
+		for (int l = m->cfg.L - 1; l >= 0; l--)
+			dist_layer_ready(d, l);
+	rest_copy(d, m, 1);
+	d->buf[d->count - 2] = *loss;
+	d->buf[d->count - 1] = stop ? 1.0f : 0.0f;
+	bucket_post(d, rest, d->count - rest);
+	/* every posted bucket completes, failed or not, before we go on */
+	for (int i = 0; i < d->nposted; i++) {
+		if ((r = arc_dp_wait(d->dp, d->posted[i], -1, &c)) < 0) {
+			if (!fail)
+				snprintf(err, errlen, "gradient all-reduce failed: "
+				    "%s%s", r == -ENOTCONN ? "dataplane "
+				    "unreachable: " : "", strerror(-r));
+			fail = fail ? fail : r;
+			continue;
+		}
+		if (c.status != 0 && !fail) {
+			snprintf(err, errlen, "gradient all-reduce failed: %s",
+			    arc_dp_strerror(&c, why, sizeof(why)));
+			d->failed_peer = c.peer;
+			fail = c.status;
+		}
+		d->wire_bytes += c.wire_bytes;
+	}
+	if (d->post_err != 0 && !fail) {
+		snprintf(err, errlen, "gradient all-reduce failed: %s%s",
+		    d->post_err == -ENOTCONN ? "dataplane unreachable: " : "",
+		    strerror(-d->post_err));
+		fail = d->post_err;
+	}
+	d->nposted = 0;
+	d->post_err = 0;
+	d->layers_posted = 0;
+	if (fail)
+		return fail;
+	for (int l = 0; l < m->cfg.L; l++)
+		layer_copy(d, m, l, 0);
+	rest_copy(d, m, 0);
+	*loss = d->buf[d->count - 2];
+	*stop_all = d->buf[d->count - 1] > 0.5f;
+	d->comm_s += mono_s() - t0;
+	d->steps++;
+	return 0;
 }

@@ -282,6 +282,7 @@ train_run(const struct job *j, const struct train_opts *o)
 			log_warnx("data parallel: %s", err);
 			goto out;
 		}
+		dist.model = &m;
 	}
 	/*
 	 * A step: the global batch of G rows; ours are [first_row,
@@ -385,7 +386,7 @@ train_run(const struct job *j, const struct train_opts *o)
 			loss += m.loss * ((float)n / (float)G);
 		}
 		if (dist.dp != NULL &&
-		    dist_allreduce(&dist, m.grads, &loss, train_stop != 0,
+		    dist_step_finish(&dist, &m, &loss, train_stop != 0,
 		    &stop_agreed, err, sizeof(err)) < 0) {
 			progress_break();
 			log_warnx("step %llu: %s; stopping (restart the job on "
