@@ -32,6 +32,8 @@
 #define DP_PING_MS		200	/* heartbeat period (at most) */
 #define DP_RECONNECT_MS		100	/* first retry of a failed connect */
 #define DP_STASH_MAX		(512u << 20) /* early messages kept, bytes */
+#define DP_FUTURE_MAX		(128u << 20) /* of newer epochs, bytes */
+#define DP_FUTURE_EPOCHS	16	/* newer by at most this many */
 #define DP_TX_BATCH		16	/* messages per transport submission */
 #define DP_PROBE_CHUNK		(1u << 20)
 #define DP_POOL_MAX		32	/* chunk buffers kept for reuse */
@@ -369,6 +371,7 @@ struct dp_stats {
 	uint64_t	rx_bad;		/* all peers and unidentified */
 	uint64_t	rx_stale;
 	uint64_t	stash_dropped;
+	uint64_t	future_kept;	/* data of a newer epoch, kept */
 	uint64_t	tx_zerocopy;	/* messages sent from registered memory */
 	uint64_t	tx_copied;	/* messages a backend copied to send */
 };
@@ -393,6 +396,9 @@ struct dp {
 	TAILQ_HEAD(, dp_op) all_ops;	/* every posted operation */
 	TAILQ_HEAD(, dp_stash) stash;	/* messages for ops not posted yet */
 	size_t		 stash_bytes;
+	/* data of an epoch we do not run yet (its peer got it first) */
+	TAILQ_HEAD(, dp_stash) future;
+	size_t		 future_bytes;
 	struct tp_msgq	 msg_free;	/* pool of tp_msg */
 	uint8_t		**buf_free;	/* pool of chunk buffers */
 	int		 nbuf_free;

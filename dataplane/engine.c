@@ -55,6 +55,7 @@ dp_new(const struct dp_conf *conf)
 	TAILQ_INIT(&dp->groups);
 	TAILQ_INIT(&dp->all_ops);
 	TAILQ_INIT(&dp->stash);
+	TAILQ_INIT(&dp->future);
 	TAILQ_INIT(&dp->msg_free);
 	/* room for the largest encoding of a chunk (sparse is 2x) */
 	dp->buf_size = wire_codec_max(WIRE_CODEC_SPARSE,
@@ -96,6 +97,11 @@ dp_free(struct dp *dp)
 		free(dp->peers[i]);
 	while ((s = TAILQ_FIRST(&dp->stash)) != NULL) {
 		TAILQ_REMOVE(&dp->stash, s, entry);
+		free(s->payload);
+		free(s);
+	}
+	while ((s = TAILQ_FIRST(&dp->future)) != NULL) {
+		TAILQ_REMOVE(&dp->future, s, entry);
 		free(s->payload);
 		free(s);
 	}

@@ -23,6 +23,8 @@
 
 static const uint8_t probe_zeros[DP_PROBE_CHUNK];
 
+static void	future_replay(struct dp *dp);
+
 struct dp_peer *
 peer_find(struct dp *dp, uint32_t id)
 {
@@ -137,6 +139,7 @@ peer_set_table(struct dp *dp, uint32_t epoch,
 			return r;
 	}
 	log_info("dp: epoch %u, %d peers", epoch, dp->npeers);
+	future_replay(dp);
 	return 0;
 }
 
@@ -447,6 +450,61 @@ peer_probe(struct dp *dp, struct dp_peer *p, uint64_t bytes, void *waiter)
 	return 0;
 }
 
+/*
+ * Data of an epoch newer than ours, checksum verified: its sender's
+ * control handed the epoch over before ours did.  Kept (bounded) and
+ * replayed when we get there (future_replay), not dropped: the sender
+ * never sends it again.  @return 1 if kept
+ */
+static int
+future_keep(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h,
+    const void *payload)
+{
+	int32_t ahead = (int32_t)(h->epoch - dp->conf.epoch);
+	struct dp_stash *s;
+
+	if ((h->type != WIRE_DATA && h->type != WIRE_P2P) || ahead <= 0 ||
+	    ahead > DP_FUTURE_EPOCHS ||
+	    dp->future_bytes + h->length > DP_FUTURE_MAX)
+		return 0;
+	if ((s = calloc(1, sizeof(*s))) == NULL || (h->length > 0 &&
+	    (s->payload = malloc(h->length)) == NULL)) {
+		free(s);
+		return 0;
+	}
+	s->h = *h;
+	s->src = p->id;
+	if (h->length > 0)
+		memcpy(s->payload, payload, h->length);
+	dp->future_bytes += h->length;
+	dp->stats.future_kept++;
+	TAILQ_INSERT_TAIL(&dp->future, s, entry);
+	return 1;
+}
+
+/* We run a new epoch: what came early for it goes in, older is dropped. */
+static void
+future_replay(struct dp *dp)
+{
+	struct dp_stash *s, *next;
+
+	for (s = TAILQ_FIRST(&dp->future); s != NULL; s = next) {
+		int32_t ahead = (int32_t)(s->h.epoch - dp->conf.epoch);
+		struct dp_peer *p;
+
+		next = TAILQ_NEXT(s, entry);
+		if (ahead > 0)
+			continue;		/* later still */
+		TAILQ_REMOVE(&dp->future, s, entry);
+		dp->future_bytes -= s->h.length;
+		if (ahead == 0 && (p = peer_find(dp, s->src)) != NULL)
+			coll_recv(dp, p, &s->h, s->payload);
+		free(s->payload);
+		free(s);
+		next = TAILQ_FIRST(&dp->future);	/* coll_recv may post */
+	}
+}
+
 void
 dp_on_recv(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h,
     const uint8_t *raw, const void *payload)
@@ -454,6 +512,9 @@ dp_on_recv(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h,
 	enum wire_err e;
 
 	if ((e = wire_check(h, raw, payload, dp->conf.epoch)) != WIRE_OK) {
+		if (e == WIRE_EEPOCH && h->source == p->id &&
+		    future_keep(dp, p, h, payload))
+			return;
 		peer_bad(dp, p, e, wire_type_name(h->type));
 		return;
 	}

@@ -71,13 +71,14 @@ log_stats(struct dp *dp, struct dp_stats *last)
 	if (memcmp(&dp->stats, last, sizeof(*last)) == 0)
 		return;
 	log_info("dp: ops %llu done, %llu failed; rx %llu bad, %llu stale; "
-	    "stash %zu bytes, %llu dropped; tx %llu messages without a copy, "
-	    "%llu copied",
+	    "stash %zu bytes, %llu dropped, %llu of a newer epoch kept; tx "
+	    "%llu messages without a copy, %llu copied",
 	    (unsigned long long)dp->stats.ops_done,
 	    (unsigned long long)dp->stats.ops_failed,
 	    (unsigned long long)dp->stats.rx_bad,
 	    (unsigned long long)dp->stats.rx_stale, dp->stash_bytes,
 	    (unsigned long long)dp->stats.stash_dropped,
+	    (unsigned long long)dp->stats.future_kept,
 	    (unsigned long long)dp->stats.tx_zerocopy,
 	    (unsigned long long)dp->stats.tx_copied);
 	*last = dp->stats;

@@ -99,7 +99,7 @@ BUILD=$BUILD $L -n 2 -d "$TMP/c" -p $BASE -H 0 -- $ARGS \
 lp=$!
 n=0
 while [ "$(grep -c . "$TMP/c/n2/metrics.jsonl")" -lt $((had + 5)) ] &&
-    [ $n -lt 600 ]
+    [ $n -lt 3000 ]
 do
 	sleep 0.1; n=$((n + 1))
 done

@@ -5,6 +5,7 @@
  * for integer data (exact in any order), error bounds for lossy codecs;
  * then peers that die, and corrupted traffic.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <math.h>
@@ -281,6 +282,58 @@ START_TEST(test_pick_backend)
 	dp.running = DP_BACKEND_RDMA;
 	p.backends = DP_BACKEND_TCP;
 	ck_assert_ptr_eq(dp_pick_backend(&dp, &p), &other);
+}
+END_TEST
+
+/*
+ * A node whose control hands it the new epoch later than its peer's did:
+ * the peer's data of that epoch arrives first, is kept, and goes in once
+ * the node runs the epoch; the all-reduce completes exact.  Data of an
+ * older epoch is dropped and counted.
+ */
+START_TEST(test_epoch_late)
+{
+	struct imsg_dp_peer t[2];
+	uint32_t m[2] = { 1, 2 };
+	float a[1000], b[1000];
+	struct done d[3];
+
+	mesh(2, 4096, 2000);
+	memset(t, 0, sizeof(t));
+	for (int i = 0; i < 2; i++) {
+		t[i].id = (uint32_t)i + 1;
+		t[i].addr = htonl(0x7f000001);
+		t[i].port = (uint16_t)(tcp_port + i + 1);
+	}
+	/* node 1 moves to epoch 2 and starts; node 2 is still in epoch 1 */
+	ck_assert_int_eq(peer_set_table(dps[1], 2, t, 2), 0);
+	ck_assert_int_eq(group_set(dps[1], 5, m, 2), 0);
+	for (int k = 0; k < 1000; k++) {
+		a[k] = (float)k;
+		b[k] = (float)(2 * k);
+	}
+	memset(d, 0, sizeof(d));
+	ck_assert_int_eq(dp_post(dps[1], &(struct dp_op_args){
+	    .opcode = ARC_DP_ALLREDUCE, .group = 5, .buf = a, .count = 1000,
+	    .divisor = 1 }, on_done, &d[1], 0), 0);
+	drive(d + 1, 1, 300);
+	ck_assert_int_eq(d[1].fired, 0);
+	ck_assert_uint_gt(dps[2]->stats.future_kept, 0);
+	ck_assert_uint_eq(dps[2]->stats.rx_bad, 0);
+	/* node 2 gets there: the early data goes in */
+	ck_assert_int_eq(peer_set_table(dps[2], 2, t, 2), 0);
+	ck_assert_int_eq(group_set(dps[2], 5, m, 2), 0);
+	ck_assert_int_eq(dp_post(dps[2], &(struct dp_op_args){
+	    .opcode = ARC_DP_ALLREDUCE, .group = 5, .buf = b, .count = 1000,
+	    .divisor = 1 }, on_done, &d[2], 0), 0);
+	ck_assert_msg(drive(d + 1, 2, drive_ms), "late epoch: hung");
+	ck_assert_int_eq(d[1].status, 0);
+	ck_assert_int_eq(d[2].status, 0);
+	for (int k = 0; k < 1000; k++) {
+		ck_assert_float_eq(a[k], (float)(3 * k));
+		ck_assert_float_eq(b[k], (float)(3 * k));
+	}
+	unmesh();
 }
 END_TEST
 
@@ -659,6 +712,7 @@ collective_suite(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_pick_backend);
+	tcase_add_test(tc, test_epoch_late);
 	tcase_add_test(tc, test_allreduce_exact_order);
 	tcase_add_test(tc, test_allreduce_tcp_in_place);
 	tcase_add_test(tc, test_reduce_scatter_allgather_subset);
