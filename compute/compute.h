@@ -301,6 +301,8 @@ struct trainer_state {
 	uint32_t	pad;
 };
 int	train_run(const struct job *job, const struct train_opts *o);
+/* monotonic seconds */
+double	now_s(void);
 /* the checkpoint segments of a model and its optimizer; @return count */
 int	train_segs(struct gpt *m, struct adamw *o, struct trainer_state *ts,
 	    struct ckpt_seg *segs);

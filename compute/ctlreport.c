@@ -27,15 +27,6 @@
 
 #define REPORT_RETRY_S	1.0
 
-static double
-mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int
 rp_connect(struct reporter *r)
 {
@@ -64,7 +55,7 @@ rp_lost(struct reporter *r, int err)
 	if (r->fd >= 0)
 		close(r->fd);
 	r->fd = -1;
-	r->next_try = mono_s() + REPORT_RETRY_S;
+	r->next_try = now_s() + REPORT_RETRY_S;
 	if (!r->down_said)
 		log_warnx("control at %s: %s; training goes on, reports "
 		    "resume when it is back", r->path, strerror(-err));
@@ -115,7 +106,7 @@ report_send(struct reporter *r, int64_t step, double loss, double tps,
 	if (r->path[0] == '\0')
 		return;
 	if (r->fd < 0) {
-		if (mono_s() < r->next_try)
+		if (now_s() < r->next_try)
 			return;
 		if ((e = rp_connect(r)) < 0) {
 			rp_lost(r, e);
@@ -170,7 +161,7 @@ read_full(int fd, void *buf, size_t len, double deadline)
 
 	while (len > 0) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		double left = deadline - mono_s();
+		double left = deadline - now_s();
 		ssize_t n;
 
 		if (left <= 0)
@@ -200,7 +191,7 @@ ctl_share_get(const char *path, struct ctl_share *sh, char *err,
 	} m;
 	struct reporter r;
 	struct ctl_hdr h;
-	double deadline = mono_s() + 5.0;
+	double deadline = now_s() + 5.0;
 	int e;
 
 	report_open(&r, path);

@@ -43,15 +43,6 @@
 #define DIST_GROUP_WAIT_S	60.0
 #define DIST_PLAN_WAIT_S	300.0
 
-static double
-mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int
 dist_parse_members(const char *s, uint32_t *out, int max, char *err,
     size_t errlen)
@@ -180,7 +171,7 @@ share_wait(const struct job *j, struct ctl_share *sh, char *err,
     size_t errlen)
 {
 	char path[1024], why[256];
-	double t0 = mono_s();
+	double t0 = now_s();
 	int last = -1, r;
 
 	report_path(j, path, sizeof(path));
@@ -209,7 +200,7 @@ share_wait(const struct job *j, struct ctl_share *sh, char *err,
 			snprintf(err, errlen, "%s", why);
 			return r;
 		}
-		if (mono_s() - t0 > DIST_PLAN_WAIT_S) {
+		if (now_s() - t0 > DIST_PLAN_WAIT_S) {
 			snprintf(err, errlen, "no plan with this node in %.0f s "
 			    "(%s)", DIST_PLAN_WAIT_S, r < 0 ? why :
 			    strerror(st));
@@ -230,7 +221,7 @@ static int
 epoch_wait(const char *sock, uint64_t epoch, char *err, size_t errlen)
 {
 	struct imsg_dp_status st;
-	double t0 = mono_s();
+	double t0 = now_s();
 	char why[128];
 	int fd, r;
 
@@ -242,7 +233,7 @@ epoch_wait(const char *sock, uint64_t epoch, char *err, size_t errlen)
 			if (r == 0 && st.epoch == (uint32_t)epoch)
 				return 0;
 		}
-		if (mono_s() - t0 > DIST_GROUP_WAIT_S) {
+		if (now_s() - t0 > DIST_GROUP_WAIT_S) {
 			snprintf(err, errlen, "the dataplane at %s did not reach "
 			    "epoch %llu in %.0f s", sock,
 			    (unsigned long long)epoch, DIST_GROUP_WAIT_S);
@@ -341,10 +332,10 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
 	 * handed over the epoch that holds it; a node still starting): wait,
 	 * bounded, and say so once.
 	 */
-	for (double t0 = mono_s(), said = 0;;) {
+	for (double t0 = now_s(), said = 0;;) {
 		if ((r = arc_dp_group(d->dp, d->group, members, n)) == 0)
 			break;
-		if (r != -EHOSTUNREACH || mono_s() - t0 > DIST_GROUP_WAIT_S) {
+		if (r != -EHOSTUNREACH || now_s() - t0 > DIST_GROUP_WAIT_S) {
 			snprintf(err, errlen, "group %u of members %s: %s%s",
 			    d->group, j->dist_members, strerror(-r),
 			    r == -EHOSTUNREACH ? " (a member is not among the "
@@ -481,7 +472,7 @@ dist_layer_ready(void *arg, int l)
 	size_t per = layer_floats(m);
 	/* layers per bucket: at most DIST_MAX_BUCKETS - 1 buckets a step */
 	int g = (m->cfg.L + DIST_MAX_BUCKETS - 2) / (DIST_MAX_BUCKETS - 1);
-	double t0 = mono_s();
+	double t0 = now_s();
 
 	layer_copy(d, m, l, 1);
 	d->layers_posted++;
@@ -490,7 +481,7 @@ dist_layer_ready(void *arg, int l)
 
 		bucket_post(d, (size_t)l * per, (size_t)n * per);
 	}
-	d->comm_s += mono_s() - t0;
+	d->comm_s += now_s() - t0;
 }
 
 int
@@ -498,7 +489,7 @@ dist_step_finish(struct dist *d, struct gpt *m, float *loss, int stop,
     int *stop_all, char *err, size_t errlen)
 {
 	size_t per = layer_floats(m), rest = (size_t)m->cfg.L * per;
-	double t0 = mono_s();
+	double t0 = now_s();
 	struct arc_dp_cpl c;
 	char why[128];
 	int r, fail = 0;
@@ -545,7 +536,7 @@ dist_step_finish(struct dist *d, struct gpt *m, float *loss, int stop,
 	rest_copy(d, m, 0);
 	*loss = d->buf[d->count - 2];
 	*stop_all = d->buf[d->count - 1] > 0.5f;
-	d->comm_s += mono_s() - t0;
+	d->comm_s += now_s() - t0;
 	d->steps++;
 	return 0;
 }

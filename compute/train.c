@@ -76,7 +76,7 @@ signals_init(void)
 		log_warn("signal thread");
 }
 
-static double
+double
 now_s(void)
 {
 	struct timespec ts;
