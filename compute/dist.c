@@ -43,14 +43,18 @@
 #define DIST_GROUP_WAIT_S	60.0
 #define DIST_PLAN_WAIT_S	300.0
 
-int
-dist_parse_members(const char *s, uint32_t *out, int max, char *err,
-    size_t errlen)
+/*
+ * "1, 2,3": numbers from lo to hi separated by commas or blanks, at most
+ * max.  @return how many (may be more than max: counted, not stored), or
+ * -1 at a token that is not such a number
+ */
+static int
+parse_list(const char *s, unsigned long lo, unsigned long hi, uint32_t *out,
+    int max)
 {
-	const char *p = s;
 	int n = 0;
 
-	while (*p != '\0') {
+	for (const char *p = s; *p != '\0';) {
 		char *end;
 		unsigned long v;
 
@@ -60,31 +64,44 @@ dist_parse_members(const char *s, uint32_t *out, int max, char *err,
 			break;
 		errno = 0;
 		v = strtoul(p, &end, 10);
-		if (end == p || errno != 0 || v == 0 || v > 0xffffffffUL ||
-		    (*end != '\0' && *end != ',' && *end != ' ')) {
-			snprintf(err, errlen, "'%s': node ids are numbers "
-			    "above 0, separated by commas", s);
-			return -EINVAL;
-		}
-		for (int i = 0; i < n; i++)
-			if (out[i] == (uint32_t)v) {
-				snprintf(err, errlen, "'%s': node %lu is listed "
-				    "twice", s, v);
-				return -EINVAL;
-			}
-		if (n == max) {
-			snprintf(err, errlen, "'%s': more than %d members", s,
-			    max);
-			return -EINVAL;
-		}
-		out[n++] = (uint32_t)v;
+		if (end == p || errno != 0 || v < lo || v > hi ||
+		    (*end != '\0' && *end != ',' && *end != ' '))
+			return -1;
+		if (n < max)
+			out[n] = (uint32_t)v;
+		n++;
 		p = end;
+	}
+	return n;
+}
+
+int
+dist_parse_members(const char *s, uint32_t *out, int max, char *err,
+    size_t errlen)
+{
+	int n;
+
+	if ((n = parse_list(s, 1, 0xffffffffUL, out, max)) < 0) {
+		snprintf(err, errlen, "'%s': node ids are numbers above 0, "
+		    "separated by commas", s);
+		return -EINVAL;
 	}
 	if (n == 0) {
 		snprintf(err, errlen, "no members: list the node ids of the "
 		    "replicas, e.g. 1,2");
 		return -EINVAL;
 	}
+	if (n > max) {
+		snprintf(err, errlen, "'%s': more than %d members", s, max);
+		return -EINVAL;
+	}
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < i; k++)
+			if (out[k] == out[i]) {
+				snprintf(err, errlen, "'%s': node %u is listed "
+				    "twice", s, out[i]);
+				return -EINVAL;
+			}
 	return n;
 }
 
@@ -100,27 +117,10 @@ dist_parse_shares(const char *s, int nmembers, int batch, int *out,
 			out[i] = batch;
 		return nmembers;
 	}
-	/* the same list syntax as members; repeats are fine here */
-	n = 0;
-	for (const char *p = s; *p != '\0' && n <= DIST_MAX_MEMBERS;) {
-		char *end;
-		unsigned long x;
-
-		while (*p == ' ' || *p == ',')
-			p++;
-		if (*p == '\0')
-			break;
-		x = strtoul(p, &end, 10);
-		if (end == p || x == 0 || x > 65536 || (*end != '\0' &&
-		    *end != ',' && *end != ' ')) {
-			snprintf(err, errlen, "'%s': batch shares are numbers "
-			    "from 1 to 65536, separated by commas", s);
-			return -EINVAL;
-		}
-		if (n < DIST_MAX_MEMBERS)
-			v[n] = (uint32_t)x;
-		n++;
-		p = end;
+	if ((n = parse_list(s, 1, 65536, v, DIST_MAX_MEMBERS)) < 0) {
+		snprintf(err, errlen, "'%s': batch shares are numbers from 1 "
+		    "to 65536, separated by commas", s);
+		return -EINVAL;
 	}
 	if (n != nmembers) {
 		snprintf(err, errlen, "'%s': %d shares for %d members", s, n,

@@ -98,6 +98,50 @@ START_TEST(test_text_split_and_batches)
 }
 END_TEST
 
+/*
+ * Replicas split one global batch: any split of its rows into parts, each
+ * drawn from the step's generator, gives the rows of the whole batch, and
+ * leaves the generator where the whole draw does (compute/dist.c).
+ */
+START_TEST(test_batch_parts)
+{
+	char text[3000], err[256];
+	struct dataset d;
+	struct rng whole, part, r;
+	int all_in[12 * 8], all_tg[12 * 8], in[12 * 8], tg[12 * 8];
+	const int cuts[][4] = { { 12, 0 }, { 6, 6 }, { 3, 5, 4 },
+	    { 1, 1, 10 } };
+
+	for (int i = 0; i < 3000; i++)
+		text[i] = (char)(' ' + (i * 7919) % 95);
+	ck_assert_int_eq(data_load(&d, write_file("p.txt", text, 3000), 0.1,
+	    8, err, sizeof(err)), 0);
+	for (size_t c = 0; c < sizeof(cuts) / sizeof(cuts[0]); c++) {
+		rng_seed(&whole, 7);
+		rng_seed(&part, 7);
+		for (int step = 0; step < 3; step++) {
+			int off = 0;
+
+			data_train_batch(&d, &whole, 12, 8, all_in, all_tg);
+			for (int k = 0; k < 4 && cuts[c][k] > 0; k++) {
+				r = part;
+				data_train_batch_part(&d, &r, 12, off,
+				    cuts[c][k], 8, in, tg);
+				ck_assert_mem_eq(in, all_in + off * 8,
+				    sizeof(int) * (size_t)cuts[c][k] * 8);
+				ck_assert_mem_eq(tg, all_tg + off * 8,
+				    sizeof(int) * (size_t)cuts[c][k] * 8);
+				off += cuts[c][k];
+			}
+			ck_assert_int_eq(off, 12);
+			part = r;
+			ck_assert_mem_eq(part.s, whole.s, sizeof(part.s));
+		}
+	}
+	data_free(&d);
+}
+END_TEST
+
 START_TEST(test_token_file_round_trip)
 {
 	char text[500], err[256], out[160];
@@ -325,6 +369,7 @@ main(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_text_split_and_batches);
+	tcase_add_test(tc, test_batch_parts);
 	tcase_add_test(tc, test_token_file_round_trip);
 	tcase_add_test(tc, test_corrupt_token_files);
 	tcase_add_test(tc, test_short_and_missing);
