@@ -151,6 +151,7 @@ struct job {
 	int64_t	dist_group;		/* the dataplane group they use */
 	char	dist_compress[32];	/* none | bf16 | int8 | topk:R */
 	char	dist_control[1024];	/* control.sock for reports (ctlreport.c) */
+	int	dist_overlap;		/* all-reduce layers during backward */
 };
 
 extern const struct conf_key job_keys[];
@@ -233,6 +234,12 @@ struct gpt {
 	struct rng		 drop_rng;
 	int			 training;
 	float			 loss;	/* mean loss of the last forward */
+	/*
+	 * Called by gpt_backward once layer l's parameter gradients are
+	 * complete for this backward (last layer first), or NULL.
+	 */
+	void			(*grad_ready)(void *arg, int l);
+	void			*grad_ready_arg;
 };
 
 int	gpt_init(struct gpt *m, const struct gpt_config *cfg,
@@ -344,6 +351,8 @@ struct dist {
 	int		 nposted;
 	int		 layers_posted;
 	int		 post_err;
+	int		 finishing;	/* in dist_step_finish */
+	uint64_t	 buckets, buckets_early; /* early: during backward */
 };
 /* "1,2,3" into out. @return members (> 0) or -EINVAL with err set */
 int	dist_parse_members(const char *s, uint32_t *out, int max, char *err,

@@ -367,10 +367,13 @@ dist_fini(struct dist *d)
 {
 	if (d->dp != NULL) {
 		if (d->steps > 0)
-			log_info("data parallel: %llu all-reduces, %.1f MB "
-			    "sent, %.1f ms each on average",
+			log_info("data parallel: %llu steps, %.1f MB sent, "
+			    "%.1f ms a step copying and waiting; %llu of %llu "
+			    "layer buckets went during backward",
 			    (unsigned long long)d->steps, d->wire_bytes / 1e6,
-			    d->comm_s * 1e3 / (double)d->steps);
+			    d->comm_s * 1e3 / (double)d->steps,
+			    (unsigned long long)d->buckets_early,
+			    (unsigned long long)d->buckets);
 		arc_dp_detach(d->dp);
 	}
 	d->dp = NULL;
@@ -480,6 +483,8 @@ dist_layer_ready(void *arg, int l)
 		int n = l + g > m->cfg.L ? m->cfg.L - l : g;
 
 		bucket_post(d, (size_t)l * per, (size_t)n * per);
+		d->buckets++;
+		d->buckets_early += !d->finishing;
 	}
 	d->comm_s += now_s() - t0;
 }
@@ -495,6 +500,7 @@ dist_step_finish(struct dist *d, struct gpt *m, float *loss, int stop,
 	int r, fail = 0;
 
 	/* layers no hook posted (no overlap asked): all of them now */
+	d->finishing = 1;
 	if (d->layers_posted == 0)
 		for (int l = m->cfg.L - 1; l >= 0; l--)
 			dist_layer_ready(d, l);
@@ -529,6 +535,7 @@ dist_step_finish(struct dist *d, struct gpt *m, float *loss, int stop,
 	d->nposted = 0;
 	d->post_err = 0;
 	d->layers_posted = 0;
+	d->finishing = 0;
 	if (fail)
 		return fail;
 	for (int l = 0; l < m->cfg.L; l++)

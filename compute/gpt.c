@@ -504,6 +504,9 @@ gpt_backward(struct gpt *m, float scale)
 		PROF(PK_LN_B, k->layernorm_bwd(a->dres, g->ln1w + l * C, g->ln1b + l * C,
 		    a->dln, res, p->ln1w + l * C, a->ln1_mean + (size_t)l * N,
 		    a->ln1_rstd + (size_t)l * N, N, C));
+		/* layer l's gradients are done: its all-reduce may go */
+		if (m->grad_ready != NULL)
+			m->grad_ready(m->grad_ready_arg, l);
 	}
 	/* dres is d encoded */
 	if (drop)

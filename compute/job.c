@@ -96,6 +96,9 @@ const struct conf_key job_keys[] = {
 	{ "dist", "compress", CONF_STR, JS(dist_compress), 1, 0, "none",
 	    "gradients on the wire: none, bf16, int8 or topk:FRACTION (with "
 	    "error feedback)", NULL, 0 },
+	{ "dist", "overlap", CONF_BOOL, J(dist_overlap), 0, 0, 0, "yes",
+	    "all-reduce each layer's gradients while backward goes on to the "
+	    "next (no: all of them after backward)", NULL, 0 },
 	{ "dist", "control", CONF_STR, JS(dist_control), 0, 0, "",
 	    "control.sock to report progress to; empty: the one beside the "
 	    "dataplane's socket (cluster mode only); off: none", NULL, 0 },

@@ -381,8 +381,16 @@ train_run(const struct job *j, const struct train_opts *o)
 				log_warnx("forward failed: out of memory");
 				goto out;
 			}
-			/* these rows' share of the global mean */
+			/*
+			 * these rows' share of the global mean; in the last
+			 * micro-batch each layer's all-reduce goes as soon as
+			 * backward is past it
+			 */
+			m.grad_ready = dist.dp != NULL && j->dist_overlap &&
+			    a == nmicro - 1 ? dist_layer_ready : NULL;
+			m.grad_ready_arg = &dist;
 			gpt_backward(&m, (float)n / (float)G);
+			m.grad_ready = NULL;
 			loss += m.loss * ((float)n / (float)G);
 		}
 		if (dist.dp != NULL &&

@@ -149,8 +149,31 @@ if replicas dp 4; then
 		paste "$TMP/dp1.norm" "$TMP/ref.norm"; FAILS=$((FAILS + 1))
 	fi
 	grep -h "data parallel" "$TMP"/dp1.log | sed 's/^/dist_train:   /'
+	if grep -q "of [1-9][0-9]* layer buckets went during backward" \
+	    "$TMP/dp1.log" && ! grep -q " 0 of [0-9]* layer buckets" \
+	    "$TMP/dp1.log"; then
+		log "ok layers were all-reduced while backward went on"
+	else
+		log "FAIL: no bucket went during backward"; FAILS=$((FAILS + 1))
+	fi
 else
 	log "FAIL: the data-parallel run"; cat "$TMP"/dp1.log "$TMP"/dp2.log
+	FAILS=$((FAILS + 1))
+fi
+
+# all buckets after backward instead of during it: the same sums (two
+# ranks: one addition per value, whatever the buckets)
+if replicas no 4 --set dist.overlap=no; then
+	field loss "$TMP/no1.jsonl" > "$TMP/no1.loss"
+	if cmp -s "$TMP/no1.loss" "$TMP/dp1.loss" &&
+	    grep -q " 0 of [0-9]* layer buckets" "$TMP/no1.log"; then
+		log "ok without overlap: the same losses bit for bit"
+	else
+		log "FAIL: overlap changed the losses"
+		paste "$TMP/no1.loss" "$TMP/dp1.loss" | head; FAILS=$((FAILS + 1))
+	fi
+else
+	log "FAIL: the run without overlap"; cat "$TMP"/no1.log
 	FAILS=$((FAILS + 1))
 fi
 
