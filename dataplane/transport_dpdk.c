@@ -92,6 +92,9 @@
 #define DPDK_AFP_FRAME_OVERHEAD	128	/* tpacket header, alignment */
 #define DPDK_MEMIF_BSIZE_DEF	2048
 #define DPDK_ZC_MIN		256	/* shorter payload slices: copied */
+#define DPDK_AFP_FRAMECNT	2048	/* af_packet ring frames (default 512) */
+#define DPDK_ACK_FRAMES		64	/* an ACK at least every this many */
+#define DPDK_ACK_DELAY_NS	200000ull /* or this long after a frame */
 
 struct dpdk_state;
 struct dpdk_peer;
@@ -129,6 +132,8 @@ struct dpdk_peer {
 	uint64_t	 rx_session;	/* 0: none */
 	int		 hello_seen;
 	uint32_t	 gen;		/* bumped by disconnect (stop delivery) */
+	uint32_t	 unacked;	/* frames since our last ACK */
+	uint64_t	 unacked_ns;	/* when the first of them came */
 	uint64_t	 last_rst_ns;
 	struct rdp_rx	 rx;
 	struct rdp_asm	 as;
@@ -179,8 +184,9 @@ struct dpdk_state {
 
 /* EAL runs once per process. 0 not tried, 1 up, <0 failed (-errno). */
 static int eal_state;
-/* af_packet's ring frame size as the EAL got it (0: not af_packet) */
-static long afp_framesz;
+/* af_packet's ring frame size and count as the EAL got them (0: not
+ * af_packet) */
+static long afp_framesz, afp_framecnt;
 
 static uint64_t
 rnd64(struct dpdk_state *st)
@@ -356,17 +362,37 @@ eal_args(const struct dp *dp, char store[][DPDK_ARG_LEN], char **argv)
 		int want = dp->conf.dpdk_mtu > 0 ? dp->conf.dpdk_mtu :
 		    DPDK_MTU_MAX;
 
-		if (kmtu > 0)
+		char cnt[32] = "";
+
+		if (kmtu > 0) {
 			afp_framesz = spec_num(spec, "framesz") > 0 ?
 			    spec_num(spec, "framesz") : DPDK_AFP_FRAMESZ_DEF;
+			afp_framecnt = spec_num(spec, "framecnt");
+			if (afp_framecnt <= 0) {
+				afp_framecnt = DPDK_AFP_FRAMECNT;
+				snprintf(cnt, sizeof(cnt), ",framecnt=%d",
+				    DPDK_AFP_FRAMECNT);
+			}
+		}
 		if (kmtu > RTE_ETHER_MTU && want > RTE_ETHER_MTU &&
 		    spec_num(spec, "framesz") < 0 &&
 		    spec_num(spec, "blocksz") < 0) {
 			afp_framesz = DPDK_AFP_FRAMESZ_JUMBO;
 			snprintf(store[n++], DPDK_ARG_LEN, "--vdev=%s,"
-			    "framesz=%d,blocksz=%d", spec,
-			    DPDK_AFP_FRAMESZ_JUMBO, 2 * DPDK_AFP_FRAMESZ_JUMBO);
-		} else
+			    "framesz=%d,blocksz=%d%s", spec,
+			    DPDK_AFP_FRAMESZ_JUMBO, 2 * DPDK_AFP_FRAMESZ_JUMBO,
+			    cnt);
+		} else if (kmtu > 0)
+			snprintf(store[n++], DPDK_ARG_LEN, "--vdev=%s%s", spec,
+			    cnt);
+		else if (spec_is(spec, "net_memif") &&
+		    strstr(spec, ",socket=") != NULL &&
+		    strstr(spec, "socket-abstract") == NULL)
+			/* 22.11 makes socket= abstract by default: a file
+			 * crosses network namespaces, an abstract one not */
+			snprintf(store[n++], DPDK_ARG_LEN, "--vdev=%s,"
+			    "socket-abstract=no", spec);
+		else
 			snprintf(store[n++], DPDK_ARG_LEN, "--vdev=%s", spec);
 	}
 	mem_given = strstr(eal, "huge") != NULL ||
@@ -590,6 +616,9 @@ port_start(struct dpdk_state *st)
 	 * holds (af_packet drops what overflows its ring).
 	 */
 	st->wmax = nrx / 2 < RDP_WINDOW ? nrx / 2 : RDP_WINDOW;
+	if (afp_framecnt > 0)	/* af_packet: its ring, not descriptors */
+		st->wmax = afp_framecnt / 2 < RDP_WINDOW ?
+		    (uint32_t)afp_framecnt / 2 : RDP_WINDOW;
 	if (st->wmax < 2 * RDP_CWND_MIN)
 		st->wmax = 2 * RDP_CWND_MIN;
 	rte_eth_promiscuous_enable(st->port);	/* best effort */
@@ -705,6 +734,8 @@ send_ack(struct dpdk_state *st, struct dpdk_peer *d)
 	if (send_ctl(st, d, RDP_ACK, d->rx_session, cum, sack,
 	    sizeof(sack)) < 0)
 		d->rx.ack_due = 1;	/* next poll */
+	else
+		d->unacked = 0;
 }
 
 static void
@@ -1094,6 +1125,8 @@ on_data(struct dpdk_state *st, struct dpdk_peer *d, const struct rdp_hdr *h,
 		rte_pktmbuf_free(m);
 		return;
 	}
+	if (d->unacked++ == 0)
+		d->unacked_ns = now;
 	res = rdp_rx_data(&d->rx, h->seq, h->flags, pl, h->len, m);
 	if (res != RDP_RX_HELD)
 		rte_pktmbuf_free(m);
@@ -1372,7 +1405,15 @@ dpdk_poll(void *state)
 	for (int i = 0; i < dp->npeers; i++) {
 		struct dpdk_peer *d = dp->peers[i]->tp;
 
-		if (d != NULL && d->rx.ack_due && d->rx_session != 0)
+		/*
+		 * Delayed: every DPDK_ACK_FRAMES frames, DPDK_ACK_DELAY_NS
+		 * after the first unacknowledged one, at once while frames
+		 * are held out of order (the sender's fast retransmit) or
+		 * for a SYN; each ACK costs af_packet a system call.
+		 */
+		if (d != NULL && d->rx.ack_due && d->rx_session != 0 &&
+		    (d->unacked >= DPDK_ACK_FRAMES || d->rx.nheld > 0 ||
+		    d->rx.nxt <= 1 || now - d->unacked_ns >= DPDK_ACK_DELAY_NS))
 			send_ack(st, d);
 	}
 	if (now - st->last_tick_ns >= DPDK_TICK_NS) {
