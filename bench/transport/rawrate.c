@@ -7,18 +7,30 @@
  *   dpdk-rawrate EAL-ARGS -- tx|rx SECONDS [FRAME_BYTES]
  *
  * rx prints `rx_pps=N rx_MBps=M` over the time between its first and
- * last frame; tx prints `tx_pps=N`.
+ * last frame; tx prints `tx_pps=N`; both add `cpu_s=` (user + system
+ * time of the process, for frames per CPU second) and `frames=`.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 
 #define BURST	32
+
+static double
+cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
+	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
 
 static double
 now_s(void)
@@ -36,7 +48,7 @@ main(int argc, char **argv)
 	struct rte_mempool *pool;
 	struct rte_mbuf *pk[BURST];
 	uint64_t frames = 0, bytes = 0;
-	double secs, t0, t1 = 0, first = 0;
+	double secs, t0, t1 = 0, first = 0, c0;
 	uint16_t port = 0, fsize = 1500;
 	int n, tx;
 
@@ -72,6 +84,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	t0 = now_s();
+	c0 = cpu_s();
 	while (now_s() - t0 < secs) {
 		uint16_t k;
 
@@ -110,11 +123,24 @@ main(int argc, char **argv)
 		}
 	}
 	if (tx)
-		printf("tx_pps=%.0f\n", (double)frames / (now_s() - t0));
+		printf("tx_pps=%.0f frames=%llu cpu_s=%.2f\n",
+		    (double)frames / (now_s() - t0),
+		    (unsigned long long)frames, cpu_s() - c0);
 	else
-		printf("rx_pps=%.0f rx_MBps=%.1f\n", t1 > first ?
-		    (double)frames / (t1 - first) : 0, t1 > first ?
-		    (double)bytes / (t1 - first) / 1e6 : 0);
+	{
+		/*
+		 * rx spins while it waits for the first frame and after the
+		 * last: its CPU time less those spans (at most one CPU
+		 * second per second) is what the frames cost it
+		 */
+		double c = cpu_s() - c0, idle = frames > 0 ?
+		    (first - t0) + (now_s() - t1) : 0;
+
+		printf("rx_pps=%.0f rx_MBps=%.1f frames=%llu cpu_s=%.2f\n",
+		    t1 > first ? (double)frames / (t1 - first) : 0,
+		    t1 > first ? (double)bytes / (t1 - first) / 1e6 : 0,
+		    (unsigned long long)frames, c > idle ? c - idle : c);
+	}
 	rte_eth_dev_stop(port);
 	rte_eal_cleanup();
 	return 0;
