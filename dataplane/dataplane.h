@@ -139,6 +139,8 @@ extern const struct tp_ops tp_tcp_ops;
 extern const struct tp_ops tp_loop_ops;
 /* transport_rdma.c: built with libibverbs, librdmacm (ARC_HAVE_RDMA) */
 extern const struct tp_ops tp_rdma_ops;
+/* Its WRITEs so far: payload from the registered arena, copied (tests). */
+void		 rdma_counts(void *state, uint64_t *zc, uint64_t *copied);
 /* transport_dpdk.c: built with libdpdk (ARC_HAVE_DPDK); rdp.c under it */
 extern const struct tp_ops tp_dpdk_ops;
 

@@ -6,9 +6,13 @@
  * The receiver owns a ring of `ring` bytes, registered once as one memory
  * region with the connection; the sender has a staging ring of the same
  * size at the same offsets (one MR too).  A message is a record: wire
- * header + payload, padded to RDMA_ALIGN; the sender copies it into its
- * staging ring and puts it at the same offset of the receiver's ring with
- * one RDMA WRITE WITH IMMEDIATE.  The immediate (consumed by one posted
+ * header + payload, padded to RDMA_ALIGN; the sender puts it at the same
+ * offset of the receiver's ring with one RDMA WRITE WITH IMMEDIATE: the
+ * header from its staging ring and the payload straight from the
+ * workers' arena, registered once as a memory region (mem_register; two
+ * SGEs), or, for a payload elsewhere (pool buffers, link messages), both
+ * copied into the staging ring (one SGE).  A message is reported sent
+ * when its WRITE completes, so the arena is not reused under it.  The immediate (consumed by one posted
  * zero-length RECV) says how long the record is and whether it starts at
  * offset 0 because the rest of the ring was too short (RDMA_IMM_WRAP).
  * RC delivers in order, so the receiver parses records in completion
@@ -156,6 +160,11 @@ struct rdma_state {
 	int		 epfd;		/* ech and cch: tp_ops fd */
 	struct rdma_connq conns;
 	uint64_t	 ring;		/* bytes of each ring */
+	uint8_t		*arena;		/* the workers' arena (mem_register) */
+	size_t		 arena_len;
+	struct ibv_mr	*arena_mr;	/* on pd, once the device is known */
+	uint64_t	 writes_zc;	/* payload from the arena MR */
+	uint64_t	 writes_copied;	/* payload copied into staging */
 };
 
 /* The peer's per-peer state: its two connections. */
@@ -215,6 +224,41 @@ rdma_sockaddr(const char *host, uint16_t port, struct sockaddr_in *sa)
 }
 
 /* The PD and completion channel, on the device of the first connection. */
+/*
+ * The arena as one MR on the PD (once both are known): payloads in it
+ * are written from it.  A failure is logged; payloads are then copied.
+ */
+static void
+rdma_arena_reg(struct rdma_state *st)
+{
+	if (st->arena == NULL || st->pd == NULL || st->arena_mr != NULL)
+		return;
+	if ((st->arena_mr = ibv_reg_mr(st->pd, st->arena, st->arena_len,
+	    IBV_ACCESS_LOCAL_WRITE)) == NULL) {
+		log_warnx("dp.rdma: arena of %zu bytes: ibv_reg_mr: %s: "
+		    "payloads are copied ---> HINT: RLIMIT_MEMLOCK",
+		    st->arena_len,
+		    strerror(errno));
+		return;
+	}
+	log_info("dp.rdma: arena of %zu MiB registered (lkey %#x): payloads "
+	    "in it are written without a copy", st->arena_len >> 20,
+	    st->arena_mr->lkey);
+}
+
+static int
+rdma_mem_register(void *state, void *base, size_t len)
+{
+	struct rdma_state *st = state;
+
+	if (base == NULL || len == 0 || st->arena != NULL)
+		return -EINVAL;
+	st->arena = base;
+	st->arena_len = len;
+	rdma_arena_reg(st);	/* or when the first connection finds the device */
+	return 0;
+}
+
 static int
 rdma_device(struct rdma_state *st, struct ibv_context *verbs)
 {
@@ -230,6 +274,7 @@ rdma_device(struct rdma_state *st, struct ibv_context *verbs)
 	    epoll_ctl(st->epfd, EPOLL_CTL_ADD, st->cch->fd, &ev) < 0)
 		goto destroy_cch;
 	st->verbs = verbs;
+	rdma_arena_reg(st);
 	return 0;
 
 destroy_cch:
@@ -316,7 +361,7 @@ rdma_conn_setup(struct rdma_conn *c)
 	qa.qp_type = IBV_QPT_RC;
 	qa.cap.max_send_wr = nsend;
 	qa.cap.max_recv_wr = nrecv;
-	qa.cap.max_send_sge = 1;
+	qa.cap.max_send_sge = 2;	/* header (staging) + payload (arena) */
 	qa.cap.max_recv_sge = 1;
 	if (rdma_create_qp(c->id, st->pd, &qa) < 0)
 		return -errno;
@@ -503,6 +548,11 @@ rdma_fini(void *state)
 		st->dp->peers[i]->tp = NULL;
 	}
 	rdma_destroy_id(st->listen);
+	log_info("dp.rdma: writes with the payload from the arena %llu, "
+	    "copied %llu", (unsigned long long)st->writes_zc,
+	    (unsigned long long)st->writes_copied);
+	if (st->arena_mr != NULL)
+		ibv_dereg_mr(st->arena_mr);
 	if (st->cch != NULL)
 		ibv_destroy_comp_channel(st->cch);
 	if (st->pd != NULL)
@@ -601,8 +651,9 @@ static void
 rdma_pump(struct rdma_conn *c)
 {
 	struct dp *dp = c->st->dp;
+	struct rdma_state *st = c->st;
 	struct ibv_send_wr wr, *bad;
-	struct ibv_sge sge;
+	struct ibv_sge sge[2];
 	struct tp_msg *m;
 	uint64_t off, pad, rec;
 	int r;
@@ -628,15 +679,31 @@ rdma_pump(struct rdma_conn *c)
 		c->tx_head += pad;
 		off = c->tx_head & (c->ring - 1);
 		memcpy(c->buf + off, m->hdr, WIRE_HDR_LEN);
-		if (m->len > 0)
-			memcpy(c->buf + off + WIRE_HDR_LEN, m->payload, m->len);
-		sge.addr = (uintptr_t)(c->buf + off);
-		sge.length = (uint32_t)(WIRE_HDR_LEN + m->len);
-		sge.lkey = c->mr->lkey;
 		memset(&wr, 0, sizeof(wr));
+		sge[0].addr = (uintptr_t)(c->buf + off);
+		sge[0].lkey = c->mr->lkey;
+		if (m->len > 0 && st->arena_mr != NULL &&
+		    (const uint8_t *)m->payload >= st->arena &&
+		    m->len <= st->arena_len &&
+		    (size_t)((const uint8_t *)m->payload - st->arena) <=
+		    st->arena_len - m->len) {
+			/* the payload from the arena: gathered by the HCA */
+			sge[0].length = WIRE_HDR_LEN;
+			sge[1].addr = (uintptr_t)m->payload;
+			sge[1].length = m->len;
+			sge[1].lkey = st->arena_mr->lkey;
+			wr.num_sge = 2;
+			st->writes_zc++;
+		} else {
+			if (m->len > 0)
+				memcpy(c->buf + off + WIRE_HDR_LEN, m->payload,
+				    m->len);
+			sge[0].length = (uint32_t)(WIRE_HDR_LEN + m->len);
+			wr.num_sge = 1;
+			st->writes_copied++;
+		}
 		wr.wr_id = (uintptr_t)m;
-		wr.sg_list = &sge;
-		wr.num_sge = 1;
+		wr.sg_list = sge;
 		wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
 		wr.send_flags = IBV_SEND_SIGNALED;
 		wr.imm_data = htonl((uint32_t)(rec / RDMA_ALIGN) |
@@ -1026,4 +1093,14 @@ const struct tp_ops tp_rdma_ops = {
 	.fd = rdma_fd,
 	.wait = NULL,
 	.poll = rdma_poll,
+	.mem_register = rdma_mem_register,
 };
+
+void
+rdma_counts(void *state, uint64_t *zc, uint64_t *copied)
+{
+	struct rdma_state *st = state;
+
+	*zc = st->writes_zc;
+	*copied = st->writes_copied;
+}
