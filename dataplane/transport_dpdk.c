@@ -75,7 +75,7 @@
 #include "dataplane.h"
 #include "rdp.h"
 
-#define DPDK_BURST		32
+#define DPDK_BURST		128
 #define DPDK_NB_MBUF		8191
 #define DPDK_MBUF_CACHE		256
 #define DPDK_RX_DESC		1024
