@@ -1450,7 +1450,14 @@ dpdk_wait(void *state, int fd, int timeout_ms)
 		ts.tv_nsec = 0;
 	else if (dp_now_ns() - st->last_busy_ns > DPDK_IDLE_NS)
 		ts.tv_nsec = 1000000;
-	if (fd < 0 && ts.tv_nsec > 0)
+	/*
+	 * The 20 us naps need not watch fd (its events wait 20 us at most):
+	 * nanosleep costs the receiver less than ppoll on the epoll fd
+	 * (perf: ppoll, do_sys_poll and fdget were 12% of it at 1500 B)
+	 */
+	if (ts.tv_nsec == 0)
+		return 0;	/* busy: the caller polls its fd anyway */
+	if (fd < 0 || ts.tv_nsec < 1000000)
 		nanosleep(&ts, NULL);
 	else
 		ppoll(&pfd, 1, &ts, NULL);

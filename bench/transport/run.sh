@@ -219,7 +219,8 @@ if [ -x "$RAW" ]; then
 	raw() {
 		ip netns exec "${TAG}n$1" "$RAW" --lcores="0@(0-$(($(nproc) - 1)))" --no-pci --no-huge \
 		    -m 256 --file-prefix="${TAG}r$1" --no-telemetry \
-		    --vdev=net_af_packet0,iface=eth0 --log-level='*:error' -- \
+		    --vdev=net_af_packet0,iface=eth0,framecnt=2048 \
+		    --log-level='*:error' -- \
 		    "$2" "$3" 1500 > "$TMP/raw$1.log" 2>&1 &
 		eval "RAWPID$1=$!"
 	}
