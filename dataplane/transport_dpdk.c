@@ -794,11 +794,19 @@ zmsg_drain(struct dpdk_state *st)
 	if (!st->zdone)
 		return;
 	st->zdone = 0;
-	for (z = TAILQ_FIRST(&st->zlive); z != NULL; z = next) {
-		next = TAILQ_NEXT(z, entry);
-		if (z->pmd_done)
+	/*
+	 * From the head again after each report: dp_on_sent may come back
+	 * here (a disconnect) and recycle what a saved next pointed to
+	 */
+	do {
+		for (z = TAILQ_FIRST(&st->zlive); z != NULL; z = next) {
+			next = TAILQ_NEXT(z, entry);
+			if (z->pmd_done)
+				break;
+		}
+		if (z != NULL)
 			zmsg_report(z);
-	}
+	} while (z != NULL);
 }
 
 static struct zmsg *
@@ -843,14 +851,19 @@ zmsg_orphan(struct dpdk_state *st, struct dpdk_peer *d)
 
 	rte_eth_tx_done_cleanup(st->port, 0, 0);	/* best effort */
 	zmsg_drain(st);
-	for (z = TAILQ_FIRST(&st->zlive); z != NULL; z = next) {
-		next = TAILQ_NEXT(z, entry);
-		if (z->d == d && !z->reported) {
+	/* from the head after each report (dp_on_sent may come back) */
+	do {
+		for (z = TAILQ_FIRST(&st->zlive); z != NULL; z = next) {
+			next = TAILQ_NEXT(z, entry);
+			if (z->d == d && !z->reported)
+				break;
+		}
+		if (z != NULL) {
 			z->reported = 1;
 			dp_on_sent(st->dp, d->p, z->m, z->res ? z->res :
 			    -ECONNRESET);
 		}
-	}
+	} while (z != NULL);
 }
 
 /* Is [p, p + len) inside the registered arena? */
