@@ -25,7 +25,8 @@
  *
  * A message pulled from the engine (dp_tx_pull) is cut into frames.  A
  * frame whose payload lies in the arena (registered with the device once,
- * mem_register) leaves without a copy where the PMD sends chained mbufs:
+ * mem_register), or any payload on a virtual device (it copies by virtual
+ * address), leaves without a copy where the PMD sends chained mbufs:
  * the Ethernet/IP/UDP/rdp headers in a small mbuf, the payload slice an
  * external buffer attached to a second one.  Other frames are copied into
  * one mbuf.  Each message has a reference count (struct zmsg, the shared
@@ -150,6 +151,7 @@ struct dpdk_state {
 	uint16_t	 mtu;
 	uint16_t	 mss;
 	int		 tx_multiseg;	/* the PMD sends chained mbufs */
+	int		 tx_by_va;	/* a vdev: it reads any payload by VA */
 	uint32_t	 wmax;		/* frames in flight per stream */
 	int		 last_n;	/* what the last poll did */
 	uint64_t	 last_tick_ns;
@@ -165,7 +167,8 @@ struct dpdk_state {
 	struct zmsgq	 zfree;
 	int		 zdone;		/* some in zlive finished in the PMD */
 	uint64_t	 tx_zc;		/* frames sent with an external buffer */
-	uint64_t	 tx_zc_rexmit;	/* of which retransmissions */
+	uint64_t	 tx_zc_arena;	/* of which from the registered arena */
+	uint64_t	 tx_zc_rexmit;	/* of those, retransmissions */
 	uint64_t	 tx_copied;	/* frames with a payload copied */
 	struct dpdk_peer *all[DP_MAX_PEERS * 2];	/* to free at fini */
 	int		 nall;
@@ -609,6 +612,13 @@ port_start(struct dpdk_state *st)
 		return r;
 	}
 	st->started = 1;
+	/*
+	 * A virtual device (af_packet, memif, ...) copies frames into its
+	 * ring by virtual address, no DMA: every payload slice may go as an
+	 * external buffer (the engine lends each payload until dp_on_sent),
+	 * not only those in the registered arena, which a NIC needs
+	 */
+	st->tx_by_va = !is_pci(st->dp->conf.dpdk_port);
 	st->tx_multiseg = st->ext_pool != NULL && !!(info.tx_offload_capa &
 	    RTE_ETH_TX_OFFLOAD_MULTI_SEGS);
 	/*
@@ -956,7 +966,7 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 			/* the payload slice from the arena: no copy */
 			if (st->tx_multiseg && o.cookie != NULL &&
 			    lastlen >= DPDK_ZC_MIN &&
-			    in_arena(st, last, lastlen)) {
+			    (st->tx_by_va || in_arena(st, last, lastlen))) {
 				if ((mb = frame_zc(st, o.cookie, &a, &h,
 				    o.l2 > 0 ? o.p1 : NULL, o.l2 > 0 ? o.l1 : 0,
 				    last, lastlen)) == NULL) {
@@ -964,8 +974,11 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 					break;
 				}
 				st->tx_zc++;
-				if (o.ntx > 1)
-					st->tx_zc_rexmit++;
+				if (in_arena(st, last, lastlen)) {
+					st->tx_zc_arena++;
+					if (o.ntx > 1)
+						st->tx_zc_rexmit++;
+				}
 				seqs[n] = o.seq;
 				pk[n++] = mb;
 				continue;
@@ -1567,8 +1580,10 @@ dpdk_fini(void *state)
 	    (unsigned long long)st->arp_replies,
 	    (unsigned long long)st->arp_bad,
 	    (unsigned long long)st->tx_bcast);
-	log_info("dp.dpdk: zero-copy frames %llu (retransmitted %llu), "
-	    "copied %llu; arena %s", (unsigned long long)st->tx_zc,
+	log_info("dp.dpdk: zero-copy frames %llu (from the arena %llu, of "
+	    "them retransmitted %llu), copied %llu; arena %s",
+	    (unsigned long long)st->tx_zc,
+	    (unsigned long long)st->tx_zc_arena,
 	    (unsigned long long)st->tx_zc_rexmit,
 	    (unsigned long long)st->tx_copied, st->zc_base == NULL ?
 	    "not registered" : !st->tx_multiseg ? "registered, but the PMD "
