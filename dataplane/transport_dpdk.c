@@ -25,7 +25,8 @@
  *
  * A message pulled from the engine (dp_tx_pull) is cut into frames.  A
  * frame whose payload lies in the arena (registered with the device once,
- * mem_register) leaves without a copy where the PMD sends chained mbufs:
+ * mem_register), or any payload on a virtual device (it copies by virtual
+ * address), leaves without a copy where the PMD sends chained mbufs:
  * the Ethernet/IP/UDP/rdp headers in a small mbuf, the payload slice an
  * external buffer attached to a second one.  Other frames are copied into
  * one mbuf.  Each message has a reference count (struct zmsg, the shared
@@ -78,7 +79,7 @@
 #define PEER_ST(p)	((p)->tp[DP_TP_SLOT(DP_BACKEND_DPDK)])
 #include "rdp.h"
 
-#define DPDK_BURST		32
+#define DPDK_BURST		128
 #define DPDK_NB_MBUF		8191
 #define DPDK_MBUF_CACHE		256
 #define DPDK_RX_DESC		1024
@@ -95,6 +96,9 @@
 #define DPDK_AFP_FRAME_OVERHEAD	128	/* tpacket header, alignment */
 #define DPDK_MEMIF_BSIZE_DEF	2048
 #define DPDK_ZC_MIN		256	/* shorter payload slices: copied */
+#define DPDK_AFP_FRAMECNT	2048	/* af_packet ring frames (default 512) */
+#define DPDK_ACK_FRAMES		64	/* an ACK at least every this many */
+#define DPDK_ACK_DELAY_NS	200000ull /* or this long after a frame */
 
 struct dpdk_state;
 struct dpdk_peer;
@@ -132,6 +136,8 @@ struct dpdk_peer {
 	uint64_t	 rx_session;	/* 0: none */
 	int		 hello_seen;
 	uint32_t	 gen;		/* bumped by disconnect (stop delivery) */
+	uint32_t	 unacked;	/* frames since our last ACK */
+	uint64_t	 unacked_ns;	/* when the first of them came */
 	uint64_t	 last_rst_ns;
 	struct rdp_rx	 rx;
 	struct rdp_asm	 as;
@@ -148,6 +154,7 @@ struct dpdk_state {
 	uint16_t	 mtu;
 	uint16_t	 mss;
 	int		 tx_multiseg;	/* the PMD sends chained mbufs */
+	int		 tx_by_va;	/* a vdev: it reads any payload by VA */
 	uint32_t	 wmax;		/* frames in flight per stream */
 	int		 last_n;	/* what the last poll did */
 	uint64_t	 last_tick_ns;
@@ -163,7 +170,8 @@ struct dpdk_state {
 	struct zmsgq	 zfree;
 	int		 zdone;		/* some in zlive finished in the PMD */
 	uint64_t	 tx_zc;		/* frames sent with an external buffer */
-	uint64_t	 tx_zc_rexmit;	/* of which retransmissions */
+	uint64_t	 tx_zc_arena;	/* of which from the registered arena */
+	uint64_t	 tx_zc_rexmit;	/* of those, retransmissions */
 	uint64_t	 tx_copied;	/* frames with a payload copied */
 	struct dpdk_peer *all[DP_MAX_PEERS * 2];	/* to free at fini */
 	int		 nall;
@@ -182,8 +190,9 @@ struct dpdk_state {
 
 /* EAL runs once per process. 0 not tried, 1 up, <0 failed (-errno). */
 static int eal_state;
-/* af_packet's ring frame size as the EAL got it (0: not af_packet) */
-static long afp_framesz;
+/* af_packet's ring frame size and count as the EAL got them (0: not
+ * af_packet) */
+static long afp_framesz, afp_framecnt;
 
 static uint64_t
 rnd64(struct dpdk_state *st)
@@ -359,17 +368,37 @@ eal_args(const struct dp *dp, char store[][DPDK_ARG_LEN], char **argv)
 		int want = dp->conf.dpdk_mtu > 0 ? dp->conf.dpdk_mtu :
 		    DPDK_MTU_MAX;
 
-		if (kmtu > 0)
+		char cnt[32] = "";
+
+		if (kmtu > 0) {
 			afp_framesz = spec_num(spec, "framesz") > 0 ?
 			    spec_num(spec, "framesz") : DPDK_AFP_FRAMESZ_DEF;
+			afp_framecnt = spec_num(spec, "framecnt");
+			if (afp_framecnt <= 0) {
+				afp_framecnt = DPDK_AFP_FRAMECNT;
+				snprintf(cnt, sizeof(cnt), ",framecnt=%d",
+				    DPDK_AFP_FRAMECNT);
+			}
+		}
 		if (kmtu > RTE_ETHER_MTU && want > RTE_ETHER_MTU &&
 		    spec_num(spec, "framesz") < 0 &&
 		    spec_num(spec, "blocksz") < 0) {
 			afp_framesz = DPDK_AFP_FRAMESZ_JUMBO;
 			snprintf(store[n++], DPDK_ARG_LEN, "--vdev=%s,"
-			    "framesz=%d,blocksz=%d", spec,
-			    DPDK_AFP_FRAMESZ_JUMBO, 2 * DPDK_AFP_FRAMESZ_JUMBO);
-		} else
+			    "framesz=%d,blocksz=%d%s", spec,
+			    DPDK_AFP_FRAMESZ_JUMBO, 2 * DPDK_AFP_FRAMESZ_JUMBO,
+			    cnt);
+		} else if (kmtu > 0)
+			snprintf(store[n++], DPDK_ARG_LEN, "--vdev=%s%s", spec,
+			    cnt);
+		else if (spec_is(spec, "net_memif") &&
+		    strstr(spec, ",socket=") != NULL &&
+		    strstr(spec, "socket-abstract") == NULL)
+			/* 22.11 makes socket= abstract by default: a file
+			 * crosses network namespaces, an abstract one not */
+			snprintf(store[n++], DPDK_ARG_LEN, "--vdev=%s,"
+			    "socket-abstract=no", spec);
+		else
 			snprintf(store[n++], DPDK_ARG_LEN, "--vdev=%s", spec);
 	}
 	mem_given = strstr(eal, "huge") != NULL ||
@@ -586,6 +615,13 @@ port_start(struct dpdk_state *st)
 		return r;
 	}
 	st->started = 1;
+	/*
+	 * A virtual device (af_packet, memif, ...) copies frames into its
+	 * ring by virtual address, no DMA: every payload slice may go as an
+	 * external buffer (the engine lends each payload until dp_on_sent),
+	 * not only those in the registered arena, which a NIC needs
+	 */
+	st->tx_by_va = !is_pci(st->dp->conf.dpdk_port);
 	st->tx_multiseg = st->ext_pool != NULL && !!(info.tx_offload_capa &
 	    RTE_ETH_TX_OFFLOAD_MULTI_SEGS);
 	/*
@@ -593,6 +629,9 @@ port_start(struct dpdk_state *st)
 	 * holds (af_packet drops what overflows its ring).
 	 */
 	st->wmax = nrx / 2 < RDP_WINDOW ? nrx / 2 : RDP_WINDOW;
+	if (afp_framecnt > 0)	/* af_packet: its ring, not descriptors */
+		st->wmax = afp_framecnt / 2 < RDP_WINDOW ?
+		    (uint32_t)afp_framecnt / 2 : RDP_WINDOW;
 	if (st->wmax < 2 * RDP_CWND_MIN)
 		st->wmax = 2 * RDP_CWND_MIN;
 	rte_eth_promiscuous_enable(st->port);	/* best effort */
@@ -708,6 +747,8 @@ send_ack(struct dpdk_state *st, struct dpdk_peer *d)
 	if (send_ctl(st, d, RDP_ACK, d->rx_session, cum, sack,
 	    sizeof(sack)) < 0)
 		d->rx.ack_due = 1;	/* next poll */
+	else
+		d->unacked = 0;
 }
 
 static void
@@ -766,11 +807,19 @@ zmsg_drain(struct dpdk_state *st)
 	if (!st->zdone)
 		return;
 	st->zdone = 0;
-	for (z = TAILQ_FIRST(&st->zlive); z != NULL; z = next) {
-		next = TAILQ_NEXT(z, entry);
-		if (z->pmd_done)
+	/*
+	 * From the head again after each report: dp_on_sent may come back
+	 * here (a disconnect) and recycle what a saved next pointed to
+	 */
+	do {
+		for (z = TAILQ_FIRST(&st->zlive); z != NULL; z = next) {
+			next = TAILQ_NEXT(z, entry);
+			if (z->pmd_done)
+				break;
+		}
+		if (z != NULL)
 			zmsg_report(z);
-	}
+	} while (z != NULL);
 }
 
 static struct zmsg *
@@ -815,14 +864,19 @@ zmsg_orphan(struct dpdk_state *st, struct dpdk_peer *d)
 
 	rte_eth_tx_done_cleanup(st->port, 0, 0);	/* best effort */
 	zmsg_drain(st);
-	for (z = TAILQ_FIRST(&st->zlive); z != NULL; z = next) {
-		next = TAILQ_NEXT(z, entry);
-		if (z->d == d && !z->reported) {
+	/* from the head after each report (dp_on_sent may come back) */
+	do {
+		for (z = TAILQ_FIRST(&st->zlive); z != NULL; z = next) {
+			next = TAILQ_NEXT(z, entry);
+			if (z->d == d && !z->reported)
+				break;
+		}
+		if (z != NULL) {
 			z->reported = 1;
 			dp_on_sent(st->dp, d->p, z->m, z->res ? z->res :
 			    -ECONNRESET);
 		}
-	}
+	} while (z != NULL);
 }
 
 /* Is [p, p + len) inside the registered arena? */
@@ -915,7 +969,7 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 			/* the payload slice from the arena: no copy */
 			if (st->tx_multiseg && o.cookie != NULL &&
 			    lastlen >= DPDK_ZC_MIN &&
-			    in_arena(st, last, lastlen)) {
+			    (st->tx_by_va || in_arena(st, last, lastlen))) {
 				if ((mb = frame_zc(st, o.cookie, &a, &h,
 				    o.l2 > 0 ? o.p1 : NULL, o.l2 > 0 ? o.l1 : 0,
 				    last, lastlen)) == NULL) {
@@ -923,8 +977,11 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 					break;
 				}
 				st->tx_zc++;
-				if (o.ntx > 1)
-					st->tx_zc_rexmit++;
+				if (in_arena(st, last, lastlen)) {
+					st->tx_zc_arena++;
+					if (o.ntx > 1)
+						st->tx_zc_rexmit++;
+				}
 				seqs[n] = o.seq;
 				pk[n++] = mb;
 				continue;
@@ -1097,6 +1154,8 @@ on_data(struct dpdk_state *st, struct dpdk_peer *d, const struct rdp_hdr *h,
 		rte_pktmbuf_free(m);
 		return;
 	}
+	if (d->unacked++ == 0)
+		d->unacked_ns = now;
 	res = rdp_rx_data(&d->rx, h->seq, h->flags, pl, h->len, m);
 	if (res != RDP_RX_HELD)
 		rte_pktmbuf_free(m);
@@ -1375,7 +1434,15 @@ dpdk_poll(void *state)
 	for (int i = 0; i < dp->npeers; i++) {
 		struct dpdk_peer *d = PEER_ST(dp->peers[i]);
 
-		if (d != NULL && d->rx.ack_due && d->rx_session != 0)
+		/*
+		 * Delayed: every DPDK_ACK_FRAMES frames, DPDK_ACK_DELAY_NS
+		 * after the first unacknowledged one, at once while frames
+		 * are held out of order (the sender's fast retransmit) or
+		 * for a SYN; each ACK costs af_packet a system call.
+		 */
+		if (d != NULL && d->rx.ack_due && d->rx_session != 0 &&
+		    (d->unacked >= DPDK_ACK_FRAMES || d->rx.nheld > 0 ||
+		    d->rx.nxt <= 1 || now - d->unacked_ns >= DPDK_ACK_DELAY_NS))
 			send_ack(st, d);
 	}
 	if (now - st->last_tick_ns >= DPDK_TICK_NS) {
@@ -1412,7 +1479,14 @@ dpdk_wait(void *state, int fd, int timeout_ms)
 		ts.tv_nsec = 0;
 	else if (dp_now_ns() - st->last_busy_ns > DPDK_IDLE_NS)
 		ts.tv_nsec = 1000000;
-	if (fd < 0 && ts.tv_nsec > 0)
+	/*
+	 * The 20 us naps need not watch fd (its events wait 20 us at most):
+	 * nanosleep costs the receiver less than ppoll on the epoll fd
+	 * (perf: ppoll, do_sys_poll and fdget were 12% of it at 1500 B)
+	 */
+	if (ts.tv_nsec == 0)
+		return 0;	/* busy: the caller polls its fd anyway */
+	if (fd < 0 || ts.tv_nsec < 1000000)
 		nanosleep(&ts, NULL);
 	else
 		ppoll(&pfd, 1, &ts, NULL);
@@ -1509,8 +1583,10 @@ dpdk_fini(void *state)
 	    (unsigned long long)st->arp_replies,
 	    (unsigned long long)st->arp_bad,
 	    (unsigned long long)st->tx_bcast);
-	log_info("dp.dpdk: zero-copy frames %llu (retransmitted %llu), "
-	    "copied %llu; arena %s", (unsigned long long)st->tx_zc,
+	log_info("dp.dpdk: zero-copy frames %llu (from the arena %llu, of "
+	    "them retransmitted %llu), copied %llu; arena %s",
+	    (unsigned long long)st->tx_zc,
+	    (unsigned long long)st->tx_zc_arena,
 	    (unsigned long long)st->tx_zc_rexmit,
 	    (unsigned long long)st->tx_copied, st->zc_base == NULL ?
 	    "not registered" : !st->tx_multiseg ? "registered, but the PMD "
