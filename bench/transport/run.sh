@@ -48,14 +48,8 @@ trap 'exit 1' INT TERM
 [ "$(id -u)" = 0 ] || { log "bench-transport: needs root"; exit 1; }
 [ -x "$DP" ] && [ -x "$TOOL" ] || { log "build $DP and $TOOL first"; exit 1; }
 
-until_ok() {
-	t=$1; shift
-	end=$(( $(date +%s%N) / 1000000 + t * 1000 ))
-	while ! "$@" >/dev/null 2>&1; do
-		[ $(( $(date +%s%N) / 1000000 )) -ge $end ] && return 1
-		sleep 0.05
-	done
-}
+# until_ok and the other helpers of the namespace tests
+. "$(dirname "$0")/../../tests/cluster/dp_lib.sh"
 
 # link ADDRS [MTU]: two namespaces on one veth pair; ADDRS=1: kernel
 # addresses

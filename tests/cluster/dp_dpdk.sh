@@ -53,14 +53,6 @@ fi
 ip netns del "${TAG}probe"
 [ -x "$DP" ] && [ -x "$TOOL" ] || { log "build $DP and $TOOL first"; exit 1; }
 
-until_ok() {
-	t=$1; shift
-	end=$(( $(date +%s%N) / 1000000 + t * 1000 ))
-	while ! "$@" >/dev/null 2>&1; do
-		[ $(( $(date +%s%N) / 1000000 )) -ge $end ] && return 1
-		sleep 0.05
-	done
-}
 
 up() { [ "$("$TOOL" -s "$TMP/n$1/dataplane.sock" links | \
     grep -c ' up backend=dpdk')" = "$2" ]; }
