@@ -150,10 +150,8 @@ crc32c_hw(uint32_t crc, const void *buf, size_t len)
 
 #if defined(__x86_64__)
 /*
- * Folding with carry-less multiplies (VPCLMULQDQ, 256 bits), which run
- * beside the crc32 instruction's 8 bytes a cycle, not on its unit (here,
- * Zen 3: folding alone 1.3-1.8x the three streams, both side by side
- * 1.3-1.8x folding alone).  In the reflected bit order of
+ * Folding with carry-less multiplies (VPCLMULQDQ, 256 bits): about twice
+ * the crc32 instruction's 8 bytes a cycle.  In the reflected bit order of
  * CRC-32C a 16-byte block is a polynomial of degree < 128 (bit 0 of byte 0
  * the highest term), and so is an xmm lane loaded from it; the raw
  * register after a message M is M x^32 mod P.  Eight lanes (four ymm)
@@ -171,21 +169,6 @@ crc32c_hw(uint32_t crc, const void *buf, size_t len)
 
 static int crc_fold = -1;	/* VPCLMULQDQ and AVX2 */
 static uint64_t crc_k1024[2], crc_k128[2];
-
-/*
- * Long buffers run the folding and the crc32 instruction side by side
- * (different execution units): in blocks of CRC_BLK bytes, the first
- * CRC_BLK_A folded, the rest as three crc32 streams of CRC_BLK_S bytes,
- * one round of each per loop.  The folding lanes jump the streams' bytes
- * (a fold by the longer distance), the streams' registers are moved to
- * the end of the block and summed (crc_shift_n), as are the blocks.
- */
-#define CRC_ROUNDS	64
-#define CRC_BLK_A	(128 * CRC_ROUNDS)		/* folded */
-#define CRC_BLK_S	(24 * CRC_ROUNDS)		/* per stream */
-#define CRC_BLK		(CRC_BLK_A + 3 * CRC_BLK_S)
-static uint64_t crc_kgap[2];		/* fold over a block's streams */
-static uint32_t crc_kn_blk, crc_kn_2s, crc_kn_s, crc_kn_3s;
 
 static uint32_t
 crc_xpow_mod(unsigned k)	/* x^k mod P, bit d = coefficient of x^d */
@@ -211,23 +194,10 @@ crc_kconst(unsigned k)		/* x^k mod P as a reflected 64-bit operand */
 	return (uint64_t)v << 32;
 }
 
-/* x^(8n-33) mod P, reflected, for crc_shift_n (n bytes, n >= 5) */
-static uint32_t
-crc_kshift(unsigned n)
-{
-	return (uint32_t)(crc_kconst(8 * n - 33) >> 32);
-}
-
 static void
 crc_init_fold(void)
 {
 	__builtin_cpu_init();
-	crc_kgap[0] = crc_kconst(8 * (128 + 3 * CRC_BLK_S) + 63);
-	crc_kgap[1] = crc_kconst(8 * (128 + 3 * CRC_BLK_S) - 1);
-	crc_kn_blk = crc_kshift(CRC_BLK);
-	crc_kn_2s = crc_kshift(2 * CRC_BLK_S);
-	crc_kn_s = crc_kshift(CRC_BLK_S);
-	crc_kn_3s = crc_kshift(3 * CRC_BLK_S);
 	crc_k1024[0] = crc_kconst(1024 + 63);
 	crc_k1024[1] = crc_kconst(1024 - 1);
 	crc_k128[0] = crc_kconst(128 + 63);
@@ -313,88 +283,6 @@ crc32c_fold(uint32_t crc, const void *buf, size_t len)
 		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
 	return ~(uint32_t)c;
 }
-
-/* Register r moved on through n zero bytes (k = crc_kshift(n)). */
-CRC_FOLD_TARGET static inline uint32_t
-crc_shift_n(uint32_t r, uint32_t k)
-{
-	__m128i p = _mm_clmulepi64_si128(_mm_cvtsi32_si128((int)r),
-	    _mm_cvtsi32_si128((int)k), 0x00);
-
-	return (uint32_t)__builtin_ia32_crc32di(0,
-	    (uint64_t)_mm_cvtsi128_si64(p));
-}
-
-CRC_FOLD_TARGET static uint32_t
-crc32c_hybrid(uint32_t crc, const void *buf, size_t len)
-{
-	const unsigned char *p = buf;
-	size_t nblk = len / CRC_BLK;
-	__m256i x0, x1, x2, x3, k, kg;
-	__m128i y, k1, lanes[8];
-	uint32_t sc = 0, ra;
-
-	k = _mm256_set_epi64x((long long)crc_k1024[1],
-	    (long long)crc_k1024[0], (long long)crc_k1024[1],
-	    (long long)crc_k1024[0]);
-	kg = _mm256_set_epi64x((long long)crc_kgap[1],
-	    (long long)crc_kgap[0], (long long)crc_kgap[1],
-	    (long long)crc_kgap[0]);
-	x0 = _mm256_xor_si256(_mm256_loadu_si256((const void *)p),
-	    _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, (int)~crc));
-	x1 = _mm256_loadu_si256((const void *)(p + 32));
-	x2 = _mm256_loadu_si256((const void *)(p + 64));
-	x3 = _mm256_loadu_si256((const void *)(p + 96));
-	for (size_t b = 0; b < nblk; b++, p += CRC_BLK) {
-		const unsigned char *s = p + CRC_BLK_A;
-		uint64_t c0 = 0, c1 = 0, c2 = 0, w0, w1, w2;
-
-		if (b > 0) {
-			x0 = crc_fold256(x0, kg, p);
-			x1 = crc_fold256(x1, kg, p + 32);
-			x2 = crc_fold256(x2, kg, p + 64);
-			x3 = crc_fold256(x3, kg, p + 96);
-		}
-		for (int r = 0; r < CRC_ROUNDS; r++) {
-			const unsigned char *a = p + 128 * r;
-
-			if (r > 0) {
-				x0 = crc_fold256(x0, k, a);
-				x1 = crc_fold256(x1, k, a + 32);
-				x2 = crc_fold256(x2, k, a + 64);
-				x3 = crc_fold256(x3, k, a + 96);
-			}
-			for (int i = 0; i < 24; i += 8) {
-				memcpy(&w0, s + 24 * r + i, 8);
-				memcpy(&w1, s + CRC_BLK_S + 24 * r + i, 8);
-				memcpy(&w2, s + 2 * CRC_BLK_S + 24 * r + i, 8);
-				c0 = __builtin_ia32_crc32di(c0, w0);
-				c1 = __builtin_ia32_crc32di(c1, w1);
-				c2 = __builtin_ia32_crc32di(c2, w2);
-			}
-		}
-		sc = crc_shift_n(sc, crc_kn_blk) ^
-		    crc_shift_n((uint32_t)c0, crc_kn_2s) ^
-		    crc_shift_n((uint32_t)c1, crc_kn_s) ^ (uint32_t)c2;
-	}
-	lanes[0] = _mm256_castsi256_si128(x0);
-	lanes[1] = _mm256_extracti128_si256(x0, 1);
-	lanes[2] = _mm256_castsi256_si128(x1);
-	lanes[3] = _mm256_extracti128_si256(x1, 1);
-	lanes[4] = _mm256_castsi256_si128(x2);
-	lanes[5] = _mm256_extracti128_si256(x2, 1);
-	lanes[6] = _mm256_castsi256_si128(x3);
-	lanes[7] = _mm256_extracti128_si256(x3, 1);
-	k1 = _mm_set_epi64x((long long)crc_k128[1], (long long)crc_k128[0]);
-	y = lanes[0];
-	for (int i = 1; i < 8; i++)
-		y = crc_fold128(y, k1, lanes[i]);
-	ra = (uint32_t)__builtin_ia32_crc32di(__builtin_ia32_crc32di(0,
-	    (uint64_t)_mm_cvtsi128_si64(y)), (uint64_t)_mm_extract_epi64(y, 1));
-	/* the folded bytes end 3 streams before the last block's end */
-	ra = crc_shift_n(ra, crc_kn_3s) ^ sc;
-	return crc32c_hw(~ra, p, len - nblk * CRC_BLK);
-}
 #endif
 
 uint32_t
@@ -417,8 +305,6 @@ crc32c(uint32_t crc, const void *buf, size_t len)
 		crc_init_hw();
 	if (crc_fold < 0)
 		crc_init_fold();
-	if (crc_fold && len >= CRC_BLK)
-		return crc32c_hybrid(crc, buf, len);
 	if (crc_fold && len >= CRC_FOLD_MIN)
 		return crc32c_fold(crc, buf, len);
 	if (crc_hw)
