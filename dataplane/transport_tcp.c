@@ -530,6 +530,10 @@ place_more(struct tcp_state *st, struct tcp_conn *c)
 			want = c->rxcap;
 		r = recv(c->fd, c->place_lost ? c->rxbuf : dst + c->place_got,
 		    want, MSG_DONTWAIT);
+		if (r > 0 && fault_hit(FAULT_NET_RECV) < 0) {
+			conn_broken(st, c, -EIO, "receive (injected)");
+			return;
+		}
 		if (r > 0) {
 			c->place_got += (size_t)r;
 			continue;
