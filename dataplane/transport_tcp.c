@@ -17,9 +17,10 @@
  * of small messages costs one wake-up for many.  The ring is mapped twice
  * back to back (rx_ring_new), so a message that wraps is still contiguous
  * and nothing is ever moved.  A large payload that the collectives can
- * take where it belongs (coll_rx_place: a copy step's chunk) is received
- * straight there instead (place_start), so it is never staged and copied;
- * dp_on_recv still checks its CRC, where it landed, before it counts.
+ * take where it belongs (coll_rx_place: a copy step's chunk, a RECV's) is
+ * received straight there instead (place_start), so it is never staged
+ * and copied; dp_on_recv still checks its CRC, where it landed, before it
+ * counts.
  *
  * A connection dies in two steps: shutdown() makes its posted requests
  * complete, and the last completion closes the fd and frees it.  Every
