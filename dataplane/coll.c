@@ -631,7 +631,7 @@ coll_rx_place(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h)
 		    h->group == 0 || t == 0 || c >= t ||
 		    (op->p2p_chunks != 0 && op->p2p_chunks != t) ||
 		    h->count > h->group || poff + h->count > op->a.count ||
-		    h->length != h->count * 4 || (op->rx_seen != NULL &&
+		    h->length != (uint64_t)h->count * 4 || (op->rx_seen != NULL &&
 		    (c >= op->rx_seen_bits ||
 		    (op->rx_seen[c / 8] & (1u << (c & 7))))))
 			return NULL;
