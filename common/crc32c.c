@@ -150,10 +150,13 @@ crc32c_hw(uint32_t crc, const void *buf, size_t len)
 
 #if defined(__x86_64__)
 /*
- * Folding with carry-less multiplies (VPCLMULQDQ, 256 bits): about twice
- * the crc32 instruction's 8 bytes a cycle.  In the reflected bit order of
- * CRC-32C a 16-byte block is a polynomial of degree < 128 (bit 0 of byte 0
- * the highest term), and so is an xmm lane loaded from it; the raw
+ * Folding with carry-less multiplies (VPCLMULQDQ, 256 bits): here (Zen 3)
+ * about 19 GB/s of CPU time against 13 for the three crc32 streams.
+ * (Running both side by side on one buffer, different execution units,
+ * measured only 5-8% more: not worth its combining code.)  In the
+ * reflected bit order of CRC-32C a 16-byte block is a polynomial of degree
+ * < 128 (bit 0 of byte 0 the highest term), and so is an xmm lane loaded
+ * from it; the raw
  * register after a message M is M x^32 mod P.  Eight lanes (four ymm)
  * each hold a 128-bit value congruent, mod P, to what they absorbed; each
  * round moves them 1024 bits on, X x^1024 = H x^1088 + L x^1024 with H, L

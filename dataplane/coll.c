@@ -600,10 +600,11 @@ small_recv(struct dp *dp, struct dp_op *op, struct dp_peer *p,
 }
 
 /*
- * Where the payload of DATA message h from p may be received straight
- * into: the chunk it fills of an uncompressed operation waiting for it, at
- * a step that copies (what arrives is final: no staging, no copy).  NULL
- * where it cannot (reduce steps, codecs, a chunk not expected now).  The
+ * Where the payload of DATA or P2P message h from p may be received
+ * straight into: the chunk it fills of an uncompressed operation waiting
+ * for it, at a step that copies, or of a posted RECV (what arrives is
+ * final: no staging, no copy).  NULL where it cannot (reduce steps,
+ * codecs, a chunk not expected now).  The
  * header's CRC is not checked yet, so nothing in it is trusted: the region
  * returned is that chunk's own, h->length bytes exactly.  Valid until the
  * engine runs again: the transport asks again before each receive into it.
@@ -616,9 +617,27 @@ coll_rx_place(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h)
 	size_t count, start, len, off;
 	uint32_t t = h->step, c = h->chunk, maxc, cnt;
 
-	if (h->type != WIRE_DATA || h->codec != WIRE_CODEC_F32 ||
-	    h->epoch != dp->conf.epoch || h->source != p->id ||
-	    (g = group_find(dp, h->group)) == NULL)
+	if (h->codec != WIRE_CODEC_F32 || h->epoch != dp->conf.epoch ||
+	    h->source != p->id)
+		return NULL;
+	if (h->type == WIRE_P2P) {
+		/* the checks of p2p_recv: chunk c of nc, cpe values each */
+		uint64_t poff = (uint64_t)c * h->group;
+
+		TAILQ_FOREACH(op, &p->p2p_rx, qentry)
+			if (op->seq == h->op)
+				break;
+		if (op == NULL || op->status != 0 || op->finished ||
+		    h->group == 0 || t == 0 || c >= t ||
+		    (op->p2p_chunks != 0 && op->p2p_chunks != t) ||
+		    h->count > h->group || poff + h->count > op->a.count ||
+		    h->length != (uint64_t)h->count * 4 || (op->rx_seen != NULL &&
+		    (c >= op->rx_seen_bits ||
+		    (op->rx_seen[c / 8] & (1u << (c & 7))))))
+			return NULL;
+		return op->a.buf + poff;
+	}
+	if (h->type != WIRE_DATA || (g = group_find(dp, h->group)) == NULL)
 		return NULL;
 	TAILQ_FOREACH(op, &g->ops, qentry)
 		if (op->seq == h->op)

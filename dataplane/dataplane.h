@@ -338,9 +338,10 @@ int		 dp_post(struct dp *dp, const struct dp_op_args *a,
 void		 coll_recv(struct dp *dp, struct dp_peer *p,
 		    const struct wire_hdr *h, const void *payload);
 /*
- * (for stream backends) Where the payload of DATA message h from p may be
- * received in place (a copy step's chunk, checked against the operation,
- * h not trusted), or NULL.  Valid until the engine runs again.
+ * (for stream backends) Where the payload of DATA or P2P message h from p
+ * may be received in place (a copy step's chunk or a RECV's, checked
+ * against the operation, h not trusted), or NULL.  Valid until the engine
+ * runs again.
  */
 float		*coll_rx_place(struct dp *dp, struct dp_peer *p,
 		    const struct wire_hdr *h);

@@ -17,9 +17,10 @@
  * of small messages costs one wake-up for many.  The ring is mapped twice
  * back to back (rx_ring_new), so a message that wraps is still contiguous
  * and nothing is ever moved.  A large payload that the collectives can
- * take where it belongs (coll_rx_place: a copy step's chunk) is received
- * straight there instead (place_start), so it is never staged and copied;
- * dp_on_recv still checks its CRC, where it landed, before it counts.
+ * take where it belongs (coll_rx_place: a copy step's chunk, a RECV's) is
+ * received straight there instead (place_start), so it is never staged
+ * and copied; dp_on_recv still checks its CRC, where it landed, before it
+ * counts.
  *
  * A connection dies in two steps: shutdown() makes its posted requests
  * complete, and the last completion closes the fd and frees it.  Every
@@ -533,6 +534,10 @@ place_more(struct tcp_state *st, struct tcp_conn *c)
 			want = c->rxcap;
 		r = recv(c->fd, c->place_lost ? c->rxbuf : dst + c->place_got,
 		    want, MSG_DONTWAIT);
+		if (r > 0 && fault_hit(FAULT_NET_RECV) < 0) {
+			conn_broken(st, c, -EIO, "receive (injected)");
+			return;
+		}
 		if (r > 0) {
 			c->place_got += (size_t)r;
 			continue;

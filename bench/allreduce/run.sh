@@ -55,13 +55,20 @@ print(" ".join("%.1f" % (e[k]["bits_per_second"] / 8e6) for k in
     ("sum_received", "sum_received_bidir_reverse") if k in e))' \
 	    "$TMP/iperf.json" 2>/dev/null || echo 0
 }
-IPERF_MBPS=$(iperf_mbps)
-echo "iperf3 loopback: $IPERF_MBPS MB/s (one stream, one way)"
-set -- $(iperf_mbps --bidir) 0 0
-IPERF_BIDIR_MBPS=$(awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (a + b) / 2 }')
-echo "iperf3 loopback --bidir: $IPERF_BIDIR_MBPS MB/s per direction" \
-    "($1 + $2, one stream each way)"
-set --
+# iperf_both WHEN: both figures, printed; IP1, IP2 (per direction) set
+iperf_both() {
+	IP1=$(iperf_mbps)
+	echo "iperf3 loopback ($1): $IP1 MB/s (one stream, one way)"
+	set -- "$1" $(iperf_mbps --bidir) 0 0
+	IP2=$(awk -v a="$2" -v b="$3" 'BEGIN { printf "%.1f", (a + b) / 2 }')
+	echo "iperf3 loopback --bidir ($1): $IP2 MB/s per direction" \
+	    "($2 + $3, one stream each way)"
+}
+# measured before and after the all-reduces (the load of a shared machine
+# drifts); the ratios use the mean of the two
+iperf_both before
+IP1_BEFORE=$IP1
+IP2_BEFORE=$IP2
 
 # start N dataplanes on loopback
 cluster() {
@@ -109,8 +116,7 @@ arceus() {
 get() { sed -n "s/.*bytes=$2 .*algbw_MBps=\([0-9.]*\).*/\1/p" "$1" | head -1; }
 
 R64=""
-R1=""
-R2=""
+BUS64=""
 for n in 2 4; do
 	echo "== $n ranks"
 	cluster "$n"
@@ -131,12 +137,7 @@ for n in 2 4; do
 		if [ "$s" = 67108864 ]; then
 			R64="$R64 $r"
 			echo "ratio_vs_mpi_64MiB_${n}ranks=$r"
-			r1=$(awk "BEGIN { printf(\"%.2f\", ($IPERF_MBPS > 0) ? $bus / $IPERF_MBPS : 0) }")
-			r2=$(awk "BEGIN { printf(\"%.2f\", ($IPERF_BIDIR_MBPS > 0) ? $bus / $IPERF_BIDIR_MBPS : 0) }")
-			R1="$R1 $r1"
-			R2="$R2 $r2"
-			echo "ratio_busbw_vs_iperf3_64MiB_${n}ranks=$r1"
-			echo "ratio_busbw_vs_iperf3_bidir_64MiB_${n}ranks=$r2"
+			BUS64="$BUS64 $n:$bus"
 		fi
 	done
 done
@@ -148,6 +149,24 @@ for c in none bf16 int8 topk:0.01; do
 	arceus 2 -c "$c" 67108864 | sed "s/^arceus/arceus comp=$c/"
 done
 cleanup
+
+iperf_both after
+IPERF_MBPS=$(awk -v a="$IP1_BEFORE" -v b="$IP1" 'BEGIN { printf "%.1f", (a + b) / 2 }')
+IPERF_BIDIR_MBPS=$(awk -v a="$IP2_BEFORE" -v b="$IP2" 'BEGIN { printf "%.1f", (a + b) / 2 }')
+echo "iperf3 loopback, mean: $IPERF_MBPS MB/s one way," \
+    "$IPERF_BIDIR_MBPS MB/s per direction with --bidir"
+R1=""
+R2=""
+for nb in $BUS64; do
+	n=${nb%%:*}
+	bus=${nb#*:}
+	r1=$(awk "BEGIN { printf(\"%.2f\", ($IPERF_MBPS > 0) ? $bus / $IPERF_MBPS : 0) }")
+	r2=$(awk "BEGIN { printf(\"%.2f\", ($IPERF_BIDIR_MBPS > 0) ? $bus / $IPERF_BIDIR_MBPS : 0) }")
+	R1="$R1 $r1"
+	R2="$R2 $r2"
+	echo "ratio_busbw_vs_iperf3_64MiB_${n}ranks=$r1"
+	echo "ratio_busbw_vs_iperf3_bidir_64MiB_${n}ranks=$r2"
+done
 
 # the headlines: the smaller of the 2- and 4-rank ratios at 64 MiB; bus
 # bandwidth against iperf3 one way, and against one direction of --bidir

@@ -53,6 +53,8 @@ on_done(struct dp_op *op, void *arg)
 }
 
 static void unmesh(void);
+static void bcast_sendrecv_case(size_t count, size_t pcount, size_t chunk,
+    int recv_first);
 
 static void
 mesh(int n, size_t chunk, int timeout_ms)
@@ -358,7 +360,8 @@ END_TEST
  * The same over the tcp backend on loopback, with chunks large enough that
  * the copy steps' payloads are received in place (transport_tcp.c
  * place_start) and a last chunk of each segment small enough that it is
- * not: bitwise the ring order still, on every rank.
+ * not: bitwise the ring order still, on every rank; and a broadcast and a
+ * send/recv whose chunks are received in place.
  */
 START_TEST(test_allreduce_tcp_in_place)
 {
@@ -367,6 +370,7 @@ START_TEST(test_allreduce_tcp_in_place)
 	drive_ms = 60000;
 	allreduce_case(2, 300001, 128 << 10, 0);
 	allreduce_case(3, 300001, 128 << 10, 3.0f);
+	bcast_sendrecv_case(200003, 300007, 128 << 10, 1);
 	if (getenv("ARCEUS_SMALL") == NULL)
 		allreduce_case(4, 1000003, 256 << 10, 0);
 	mesh_tp = "loop";
@@ -451,14 +455,22 @@ START_TEST(test_reduce_scatter_allgather_subset)
 }
 END_TEST
 
-START_TEST(test_broadcast_and_sendrecv)
+/*
+ * Broadcast from node 3 over 4 nodes, and a send 2 -> 4 of an odd length
+ * pcount into a larger receive buffer, posted after the data came
+ * (stashed) or before it (over tcp: received in place).
+ */
+static void
+bcast_sendrecv_case(size_t count, size_t pcount, size_t chunk,
+    int recv_first)
 {
 	static const uint32_t m[4] = { 1, 2, 3, 4 };
-	const size_t count = 12345;
 	float *b[5], *src, *dst;
 	struct done d[8];
 
-	mesh(4, 4096, 2000);
+	mesh(4, chunk, 2000);
+	if (strcmp(mesh_tp, "tcp") == 0)
+		mesh_wait_up();
 	group_all(3, m, 4);
 	memset(d, 0, sizeof(d));
 	for (int i = 1; i <= 4; i++) {
@@ -472,25 +484,28 @@ START_TEST(test_broadcast_and_sendrecv)
 		ck_assert_int_eq(dp_post(dps[i], &a, on_done, &d[i - 1], 0),
 		    0);
 	}
-	/* send 2 -> 4 of an odd length into a larger receive buffer */
-	src = malloc(5001 * 4);
-	dst = calloc(6000, 4);
-	for (size_t k = 0; k < 5001; k++)
+	src = malloc(pcount * 4);
+	dst = calloc(pcount + 999, 4);
+	for (size_t k = 0; k < pcount; k++)
 		src[k] = (float)k - 2500.5f;
 	{
 		struct dp_op_args r = { .opcode = ARC_DP_RECV, .peer = 2,
-		    .buf = dst, .count = 6000 };
+		    .buf = dst, .count = pcount + 999 };
 		struct dp_op_args s = { .opcode = ARC_DP_SEND, .peer = 4,
-		    .buf = src, .count = 5001 };
+		    .buf = src, .count = pcount };
 
-		/* the receive is posted after the data came: stashed */
+		if (recv_first)
+			ck_assert_int_eq(dp_post(dps[4], &r, on_done, &d[5],
+			    0), 0);
 		ck_assert_int_eq(dp_post(dps[2], &s, on_done, &d[4], 0), 0);
 		for (int k = 0; k < 50; k++)
 			for (int i = 1; i <= 4; i++)
 				dp_progress(dps[i]);
-		ck_assert_int_eq(dp_post(dps[4], &r, on_done, &d[5], 0), 0);
+		if (!recv_first)
+			ck_assert_int_eq(dp_post(dps[4], &r, on_done, &d[5],
+			    0), 0);
 	}
-	ck_assert(drive(d, 6, 5000));
+	ck_assert(drive(d, 6, drive_ms));
 	for (int i = 1; i <= 4; i++) {
 		ck_assert_int_eq(d[i - 1].status, 0);
 		for (size_t k = 0; k < count; k++)
@@ -499,12 +514,17 @@ START_TEST(test_broadcast_and_sendrecv)
 	}
 	ck_assert_int_eq(d[4].status, 0);
 	ck_assert_int_eq(d[5].status, 0);
-	ck_assert_uint_eq(d[5].count, 5001);
-	ck_assert(memcmp(src, dst, 5001 * 4) == 0);
-	ck_assert(dst[5001] == 0.0f);
+	ck_assert_uint_eq(d[5].count, pcount);
+	ck_assert(memcmp(src, dst, pcount * 4) == 0);
+	ck_assert(dst[pcount] == 0.0f);
 	free(src);
 	free(dst);
 	unmesh();
+}
+
+START_TEST(test_broadcast_and_sendrecv)
+{
+	bcast_sendrecv_case(12345, 5001, 4096, 0);
 }
 END_TEST
 
