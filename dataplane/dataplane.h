@@ -187,6 +187,7 @@ struct dp_peer {
 	uint64_t	 boot_id;	/* from its hello */
 	uint32_t	 backends;	/* the peer's running backends (hello) */
 	uint32_t	 tried;		/* backends that failed to connect */
+	int		 reconnect;	/* connect again, inbound still up */
 	int		 nocommon_logged;
 	struct tp_msgq	 ctlq;		/* link messages, pulled first */
 	struct tp_msgq	 txq;		/* data, queued, not pulled yet */
@@ -254,6 +255,9 @@ void		 dp_on_recv(struct dp *dp, struct dp_peer *p,
 void		 dp_on_sent(struct dp *dp, struct dp_peer *p,
 		    struct tp_msg *m, int res);
 void		 dp_on_down(struct dp *dp, struct dp_peer *p, int err,
+		    const char *why);
+/* Our outbound connect to p failed (the backend closed it): retried. */
+void		 dp_on_connect_failed(struct dp *dp, struct dp_peer *p, int err,
 		    const char *why);
 /* A message that could not even be framed (no peer known yet: NULL). */
 void		 dp_on_bad(struct dp *dp, struct dp_peer *p, enum wire_err e);

@@ -219,7 +219,9 @@ peer_tick(struct dp *dp, uint64_t now)
 	for (int i = 0; i < dp->npeers; i++) {
 		struct dp_peer *p = dp->peers[i];
 
-		if (p->state == DP_PEER_DOWN && now >= p->next_connect_ns) {
+		if ((p->state == DP_PEER_DOWN || p->reconnect) &&
+		    now >= p->next_connect_ns) {
+			p->reconnect = 0;
 			p->state = DP_PEER_CONNECTING;
 			p->last_rx_ns = now;
 			p->next_connect_ns = now +
@@ -229,7 +231,10 @@ peer_tick(struct dp *dp, uint64_t now)
 			p->ops = dp_pick_backend(dp, p);
 			if (p->ops->connect(dp_tp_state(dp, p->ops), p) < 0) {
 				p->tried |= p->ops->backend;
-				p->state = DP_PEER_DOWN;
+				if (p->in_up)
+					p->reconnect = 1;
+				else
+					p->state = DP_PEER_DOWN;
 			}
 			continue;
 		}
@@ -557,6 +562,29 @@ dp_on_recv(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h,
 	default:	/* a second hello: harmless */
 		break;
 	}
+}
+
+void
+dp_on_connect_failed(struct dp *dp, struct dp_peer *p, int err,
+    const char *why)
+{
+	/*
+	 * Our connection to p did not come up (refused: p is starting; no
+	 * answer: p does not run this backend, or is gone).  What p sends us
+	 * is another connection: if it is up, it stays, and so do the
+	 * operations; we connect again after the backoff, over the next
+	 * backend we share if this one failed.
+	 */
+	(void)dp;
+	log_debugx("dp: peer %u: %s (%s)", p->id, why, strerror(-err));
+	if (p->ops != NULL)
+		p->tried |= p->ops->backend;
+	p->out_up = 0;
+	if (p->in_up) {
+		p->state = DP_PEER_CONNECTING;
+		p->reconnect = 1;
+	} else
+		p->state = DP_PEER_DOWN;
 }
 
 void

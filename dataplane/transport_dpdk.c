@@ -1381,7 +1381,8 @@ tick(struct dpdk_state *st, uint64_t now)
 			continue;
 		if (d->connecting && now - d->connect_ns > conn_to) {
 			tx_close(d, -ETIMEDOUT);
-			dp_on_down(dp, d->p, -ETIMEDOUT, "connect: no answer");
+			dp_on_connect_failed(dp, d->p, -ETIMEDOUT,
+			    "connect: no answer");
 			continue;
 		}
 		rdp_tx_tick(&d->tx, now);

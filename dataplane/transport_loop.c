@@ -223,7 +223,7 @@ loop_poll(void *state)
 		else if (d->res == 0)
 			dp_on_connected(st->dp, d->peer);
 		else
-			dp_on_down(st->dp, d->peer, d->res,
+			dp_on_connect_failed(st->dp, d->peer, d->res,
 			    "connection refused");
 		free(d);
 		n++;

@@ -425,14 +425,21 @@ rdma_conn_close(struct rdma_conn *c, int err)
 	(void)rdma_disconnect(c->id);
 }
 
-/* c failed: the link goes down (the engine calls rdma_disconnect). */
+/*
+ * c failed: an outbound one that never came up is a failed connect (the
+ * engine retries), any other takes the link down (the engine calls
+ * rdma_disconnect).
+ */
 static void
 rdma_conn_fail(struct rdma_conn *c, int err, const char *why)
 {
 	struct dp_peer *p = c->peer;
+	int connecting = c->outbound && c->state <= RC_CONNECTING;
 
 	rdma_conn_close(c, err);
-	if (p != NULL)
+	if (p != NULL && connecting)
+		dp_on_connect_failed(c->st->dp, p, err, why);
+	else if (p != NULL)
 		dp_on_down(c->st->dp, p, err, why);
 }
 

@@ -694,7 +694,7 @@ on_connect(struct tcp_state *st, struct tcp_conn *c, int res)
 		snprintf(why, sizeof(why), "connect: %s", strerror(-res));
 		conn_close(st, c, res);
 		if (p != NULL)
-			dp_on_down(st->dp, p, res, why);
+			dp_on_connect_failed(st->dp, p, res, why);
 		return;
 	}
 	c->connected = 1;

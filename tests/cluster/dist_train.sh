@@ -65,12 +65,12 @@ for i in 1 2; do
 	mkdir -p "$TMP/n$i"
 	ip netns exec "${TAG}n$i" "$DP" -c "$TMP/arceus.conf" -o node.id=$i \
 	    -o "node.run_dir=$TMP/n$i" -o "dataplane.listen=$NET.$i" \
-	    > "$TMP/dp$i.log" 2>&1 &
+	    > "$TMP/dataplane$i.log" 2>&1 &
 	PIDS="$PIDS $!"
 	eval "DPPID$i=$!"
 done
 until_ok 20 up 1 2 && until_ok 20 up 2 1 ||
-    { log "FAIL: links not up"; cat "$TMP"/dp*.log; exit 1; }
+    { log "FAIL: links not up"; cat "$TMP"/dataplane*.log; exit 1; }
 
 # a worker whose members leave its node out is refused, naming it
 # shellcheck disable=SC2086
@@ -261,9 +261,11 @@ else
 	for p in $wp; do kill -9 "$p" 2>/dev/null; wait "$p"; done
 fi
 
-for i in 1 2; do
-	if grep -q "AddressSanitizer\|runtime error" "$TMP/dp$i.log"; then
-		log "FAIL: sanitizer report on host $i"; FAILS=$((FAILS + 1))
+for f in "$TMP"/*.log; do
+	if grep -q "AddressSanitizer\|runtime error\|LeakSanitizer" "$f"; then
+		log "FAIL: sanitizer report in $(basename "$f"):"
+		grep -A5 "AddressSanitizer\|runtime error\|LeakSanitizer" "$f"
+		FAILS=$((FAILS + 1))
 	fi
 done
 if [ $FAILS -gt 0 ]; then log "FAIL: $FAILS"; exit 1; fi
