@@ -114,6 +114,23 @@ crc_init_hw(void)
 		}
 }
 
+/* The last bytes, 8 then 1 at a time; c as the loops keep it. */
+__attribute__((target("sse4.2"))) static uint32_t
+crc_tail(uint64_t c, const uint8_t *p, size_t len)
+{
+	while (len >= 8) {
+		uint64_t w;
+
+		memcpy(&w, p, 8);
+		c = __builtin_ia32_crc32di(c, w);
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+	return ~(uint32_t)c;
+}
+
 __attribute__((target("sse4.2"))) static uint32_t
 crc32c_hw(uint32_t crc, const void *buf, size_t len)
 {
@@ -136,15 +153,7 @@ crc32c_hw(uint32_t crc, const void *buf, size_t len)
 		p += 3 * CRC_STREAM;
 		len -= 3 * CRC_STREAM;
 	}
-	while (len >= 8) {
-		memcpy(&w, p, 8);
-		c = __builtin_ia32_crc32di(c, w);
-		p += 8;
-		len -= 8;
-	}
-	while (len--)
-		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
-	return ~(uint32_t)c;
+	return crc_tail(c, p, len);
 }
 #endif
 
@@ -274,17 +283,7 @@ crc32c_fold(uint32_t crc, const void *buf, size_t len)
 	}
 	c = __builtin_ia32_crc32di(0, (uint64_t)_mm_cvtsi128_si64(y));
 	c = __builtin_ia32_crc32di(c, (uint64_t)_mm_extract_epi64(y, 1));
-	while (len >= 8) {
-		uint64_t w;
-
-		memcpy(&w, p, 8);
-		c = __builtin_ia32_crc32di(c, w);
-		p += 8;
-		len -= 8;
-	}
-	while (len--)
-		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
-	return ~(uint32_t)c;
+	return crc_tail(c, p, len);
 }
 #endif
 
