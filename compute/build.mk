@@ -54,3 +54,8 @@ bench-compute: all corpus $(BUILD)/bench/sgemm_probe
 # -march=x86-64-v2) GCC notes a psABI change that cannot apply to them.
 CFLAGS_compute/attn.c	:= -Wno-psabi
 CHECK_SCRIPTS	+= tests/cli/worker_cli.sh tests/cluster/dist_train.sh
+
+# Data parallel on a local cluster against one node, overlap against none.
+bench-dist: all corpus
+	BUILD=$(BUILD) bench/dist/run.sh $(BENCH_ARGS)
+.PHONY: bench-dist
