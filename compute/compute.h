@@ -226,6 +226,12 @@ struct gpt {
 int	gpt_init(struct gpt *m, const struct gpt_config *cfg,
 	    const struct kern_ops *k);
 void	gpt_fini(struct gpt *m);
+/*
+ * bytes (64-byte aligned; 2 MB aligned and advised to transparent huge
+ * pages from 2 MB on), zeroed if zero; free() releases it.  NULL if out
+ * of memory.
+ */
+void	*gpt_alloc(size_t bytes, int zero);
 /* nanoGPT initialisation: N(0, 0.02), residual projections / sqrt(2L) */
 void	gpt_init_weights(struct gpt *m, struct rng *r);
 /* 1 if tensor i (in struct gpt_params order) gets weight decay */
