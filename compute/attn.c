@@ -160,8 +160,81 @@ attn_gemm(int M, int N, int K, float alpha, const float *restrict A,
     float *restrict C, size_t ldc, int acc)
 {
 	int N16 = N & ~15, N8 = N & ~7;
-	int i = 0;
+	int i = 0, M6 = M / 6 * 6;
 
+	/*
+	 * 6 x 16 blocks (12 accumulators, 2 B vectors, 1 broadcast) for
+	 * the rows up to M6, 4 x 16 blocks after: M6 leaves a multiple of 4
+	 * where it can (32 = 4 x 6 + 2 x 4), since a single leftover row
+	 * runs on one latency-bound accumulator.
+	 */
+	if ((M - M6) % 4 == 2 && M6 >= 6)
+		M6 -= 6;
+	for (; i < M6; i += 6) {
+		const float *a0 = A + (size_t)i * ars;
+		float *c0 = C + (size_t)i * ldc;
+		int j = 0;
+
+		for (; j < N16; j += 16) {
+			v8sf s[6][2];
+
+			for (int r = 0; r < 6; r++)
+				s[r][0] = s[r][1] = (v8sf){ 0 };
+			for (int k = 0; k < K; k++) {
+				const float *b = B + (size_t)k * ldb + j;
+				const float *a = a0 + k * acs;
+				v8sf b0 = v8_load(b), b1 = v8_load(b + 8);
+
+				ATTN_PIN(b0);
+				ATTN_PIN(b1);
+#pragma GCC unroll 6
+				for (int r = 0; r < 6; r++) {
+					float x = a[(size_t)r * ars];
+
+					s[r][0] += x * b0;
+					s[r][1] += x * b1;
+				}
+			}
+#pragma GCC unroll 6
+			for (int r = 0; r < 6; r++) {
+				float *c = c0 + (size_t)r * ldc + j;
+
+				if (acc) {
+					s[r][0] = v8_load(c) + alpha * s[r][0];
+					s[r][1] = v8_load(c + 8) +
+					    alpha * s[r][1];
+				} else {
+					s[r][0] *= alpha;
+					s[r][1] *= alpha;
+				}
+				v8_store(c, s[r][0]);
+				v8_store(c + 8, s[r][1]);
+			}
+		}
+		for (; j < N8; j += 8) {
+			v8sf s[6];
+
+			for (int r = 0; r < 6; r++)
+				s[r] = (v8sf){ 0 };
+			for (int k = 0; k < K; k++) {
+				const float *a = a0 + k * acs;
+				v8sf b0 = v8_load(B + (size_t)k * ldb + j);
+
+				ATTN_PIN(b0);
+#pragma GCC unroll 6
+				for (int r = 0; r < 6; r++)
+					s[r] += a[(size_t)r * ars] * b0;
+			}
+#pragma GCC unroll 6
+			for (int r = 0; r < 6; r++) {
+				float *c = c0 + (size_t)r * ldc + j;
+
+				s[r] = acc ? v8_load(c) + alpha * s[r] :
+				    alpha * s[r];
+				v8_store(c, s[r]);
+			}
+		}
+	}
 	for (; i + 4 <= M; i += 4) {
 		const float *a0 = A + (size_t)i * ars, *a1 = a0 + ars;
 		const float *a2 = a1 + ars, *a3 = a2 + ars;

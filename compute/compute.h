@@ -25,7 +25,9 @@
  * Conventions:
  * - forward functions overwrite their outputs;
  * - backward functions ACCUMULATE (+=) into every gradient output, so that
- *   residual branches and micro-batches add up; callers zero them.
+ *   residual branches and micro-batches add up; callers zero them.  The
+ *   activation gradients of matmul_bwd and gelu_bwd (dinp) take an `acc`
+ *   flag: 0 overwrites, so that a fresh gradient needs no zeroing pass.
  * - gradient outputs documented "may be NULL" are skipped when NULL.
  */
 struct kern_ops {
@@ -35,13 +37,14 @@ struct kern_ops {
 	void	(*matmul_fwd)(float *out, const float *inp, const float *w,
 		    const float *bias, int N, int C, int OC);
 	/*
-	 * dinp[N,C] += dout[N,OC] . w[OC,C]       (dinp may be NULL)
+	 * dinp[N,C] += dout[N,OC] . w[OC,C]       (dinp may be NULL;
+	 *                                           = instead when !acc)
 	 * dw[OC,C]  += dout^T . inp[N,C]
 	 * dbias[OC] += sum over N of dout          (dbias may be NULL)
 	 */
 	void	(*matmul_bwd)(float *dinp, float *dw, float *dbias,
 		    const float *dout, const float *inp, const float *w,
-		    int N, int C, int OC);
+		    int N, int C, int OC, int acc);
 	/* out = (inp - mean) * rstd * w + b per row; saves mean[N], rstd[N] */
 	void	(*layernorm_fwd)(float *out, float *mean, float *rstd,
 		    const float *inp, const float *w, const float *b,
@@ -52,9 +55,9 @@ struct kern_ops {
 		    const float *mean, const float *rstd, int N, int C);
 	/* GELU, exact (erf) form as nanoGPT's nn.GELU(), n elements */
 	void	(*gelu_fwd)(float *out, const float *inp, size_t n);
-	/* dinp += gelu'(inp) * dout */
+	/* dinp += gelu'(inp) * dout (= instead when !acc) */
 	void	(*gelu_bwd)(float *dinp, const float *inp, const float *dout,
-		    size_t n);
+		    size_t n, int acc);
 	/* probs[N,V] = softmax over V of logits[N,V] */
 	void	(*softmax_fwd)(float *probs, const float *logits, int N, int V);
 	/*
@@ -245,6 +248,12 @@ struct gpt {
 int	gpt_init(struct gpt *m, const struct gpt_config *cfg,
 	    const struct kern_ops *k);
 void	gpt_fini(struct gpt *m);
+/*
+ * bytes (64-byte aligned; 2 MB aligned and advised to transparent huge
+ * pages from 2 MB on), zeroed if zero; free() releases it.  NULL if out
+ * of memory.
+ */
+void	*gpt_alloc(size_t bytes, int zero);
 /* nanoGPT initialisation: N(0, 0.02), residual projections / sqrt(2L) */
 void	gpt_init_weights(struct gpt *m, struct rng *r);
 /* 1 if tensor i (in struct gpt_params order) gets weight decay */

@@ -13,11 +13,15 @@
  * both residual branches (nanoGPT's resid_dropout); attention-weight
  * dropout is not, since the attention kernel never forms the weights.
  */
+#include <sys/mman.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <omp.h>
 
 #include "compute.h"
 #include "log.h"
@@ -117,6 +121,30 @@ struct gpt_acts {
 	float	*dlogits;	/* [N, V] */
 };
 
+#define HUGE_PAGE	((size_t)2 << 20)
+
+void *
+gpt_alloc(size_t bytes, int zero)
+{
+	size_t align = bytes >= HUGE_PAGE ? HUGE_PAGE : 64;
+	void *p;
+
+	bytes = (bytes + align - 1) & ~(align - 1);
+	if ((p = aligned_alloc(align, bytes ? bytes : align)) == NULL)
+		return NULL;
+	/*
+	 * Transparent huge pages where the system leaves it to madvise:
+	 * the GEMMs' packing and every streaming pass walk tens of MB, far
+	 * past the TLB's reach in 4 kB pages.  Only a hint: a failure
+	 * changes nothing but the speed.
+	 */
+	if (align == HUGE_PAGE)
+		(void)madvise(p, bytes, MADV_HUGEPAGE);
+	if (zero)
+		memset(p, 0, bytes);
+	return p;
+}
+
 static void
 param_sizes(const struct gpt_config *c, size_t *s)
 {
@@ -175,8 +203,8 @@ gpt_init(struct gpt *m, const struct gpt_config *cfg,
 	param_sizes(cfg, m->sizes);
 	for (int i = 0; i < GPT_NPARAMS; i++)
 		m->nparams += m->sizes[i];
-	m->params = calloc(m->nparams, sizeof(float));
-	m->grads = calloc(m->nparams, sizeof(float));
+	m->params = gpt_alloc(m->nparams * sizeof(float), 1);
+	m->grads = gpt_alloc(m->nparams * sizeof(float), 1);
 	if (m->params == NULL || m->grads == NULL) {
 		gpt_fini(m);
 		return -ENOMEM;
@@ -269,7 +297,7 @@ acts_reserve(struct gpt *m, int B, int T)
 	/* 16-float (64-byte) alignment for every tensor */
 	for (size_t i = 0; i < nt; i++)
 		total += (t[i].n + 15) & ~(size_t)15;
-	a->block = aligned_alloc(64, total * sizeof(float));
+	a->block = gpt_alloc(total * sizeof(float), 0);
 	a->targets = malloc(N * sizeof(int));
 	a->inputs = malloc(N * sizeof(int));
 	if (a->block == NULL || a->targets == NULL || a->inputs == NULL) {
@@ -305,6 +333,27 @@ add_vec(float *out, const float *a, const float *b, size_t n)
 		out[i] = a[i] + b[i];
 }
 
+/* x[i] *= s[i] (dropout masks in backward) */
+static void
+mul_vec(float *x, const float *s, size_t n)
+{
+#pragma omp parallel for simd if (n > (1 << 16))
+	for (size_t i = 0; i < n; i++)
+		x[i] *= s[i];
+}
+
+#define ZERO_CHUNK	(1 << 14)	/* floats per task of zero_vec */
+
+/* memset on every thread: no serial pass left in a 2-thread step */
+static void
+zero_vec(float *x, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 4 * ZERO_CHUNK)
+	for (size_t i = 0; i < n; i += ZERO_CHUNK)
+		memset(x + i, 0, sizeof(float) * (n - i < ZERO_CHUNK ? n - i :
+		    ZERO_CHUNK));
+}
+
 int
 gpt_forward(struct gpt *m, const int *inputs, const int *targets, int B,
     int T)
@@ -338,15 +387,16 @@ gpt_forward(struct gpt *m, const int *inputs, const int *targets, int B,
 	m->T = T;
 	memcpy(a->inputs, inputs, sizeof(int) * N);
 
-	for (int b = 0; b < B; b++)
-		for (int t = 0; t < T; t++) {
-			float *o = a->encoded + ((size_t)b * T + t) * C;
-			const float *te = p->wte + (size_t)inputs[b * T + t] * C;
-			const float *pe = p->wpe + (size_t)t * C;
+#pragma omp parallel for schedule(static) if ((long)N * C > (1 << 16))
+	for (int n = 0; n < N; n++) {
+		float *o = a->encoded + (size_t)n * C;
+		const float *te = p->wte + (size_t)inputs[n] * C;
+		const float *pe = p->wpe + (size_t)(n % T) * C;
 
-			for (int i = 0; i < C; i++)
-				o[i] = te[i] + pe[i];
-		}
+#pragma omp simd
+		for (int i = 0; i < C; i++)
+			o[i] = te[i] + pe[i];
+	}
 	if (drop)
 		dropout_fwd(a->encoded, a->mask_emb, (size_t)N * C, m->dropout,
 		    &m->drop_rng);
@@ -418,7 +468,7 @@ gpt_forward(struct gpt *m, const int *inputs, const int *targets, int B,
 void
 gpt_zero_grad(struct gpt *m)
 {
-	memset(m->grads, 0, m->nparams * sizeof(float));
+	zero_vec(m->grads, m->nparams);
 }
 
 void
@@ -435,18 +485,19 @@ gpt_backward(struct gpt *m, float scale)
 	double t_bwd = prof_on > 0 ? prof_now() : 0;
 
 	/* d loss / d logits = (probs - onehot) / N, times scale */
+#pragma omp parallel for schedule(static) if ((long)N * V > (1 << 16))
 	for (int i = 0; i < N; i++) {
 		const float *pr = a->probs + (size_t)i * V;
 		float *d = a->dlogits + (size_t)i * V;
 
+#pragma omp simd
 		for (int v = 0; v < V; v++)
 			d[v] = pr[v] * dl;
 		d[a->targets[i]] -= dl;
 	}
-	memset(a->dln, 0, NC * sizeof(float));
 	PROF(PK_MATMUL_B, k->matmul_bwd(a->dln, g->wte, NULL, a->dlogits, a->lnf, p->wte, N, C,
-	    V));
-	memset(a->dres, 0, NC * sizeof(float));
+	    V, 0));
+	zero_vec(a->dres, NC);
 	PROF(PK_LN_B, k->layernorm_bwd(a->dres, g->lnfw, g->lnfb, a->dln,
 	    a->residual3 + (size_t)(c->L - 1) * NC, p->lnfw, a->lnf_mean,
 	    a->lnf_rstd, N, C));
@@ -459,23 +510,19 @@ gpt_backward(struct gpt *m, float scale)
 		/* MLP branch: dres is d residual3 */
 		dbranch = a->dres;
 		if (drop) {
-			const float *mk = a->mask_mlp + l * NC;
-
-			for (size_t i = 0; i < NC; i++)
-				a->dtmp[i] = a->dres[i] * mk[i];
+			memcpy(a->dtmp, a->dres, NC * sizeof(float));
+			mul_vec(a->dtmp, a->mask_mlp + l * NC, NC);
 			dbranch = a->dtmp;
 		}
-		memset(a->dfch_gelu, 0, 4 * NC * sizeof(float));
+		/* fresh activation gradients are overwritten (acc 0) */
 		PROF(PK_MATMUL_B, k->matmul_bwd(a->dfch_gelu, g->fcprojw + (size_t)l * 4 * C * C,
 		    g->fcprojb + (size_t)l * C, dbranch,
 		    a->fch_gelu + l * 4 * NC, p->fcprojw + (size_t)l * 4 * C * C,
-		    N, 4 * C, C));
-		memset(a->dfch, 0, 4 * NC * sizeof(float));
-		PROF(PK_GELU_B, k->gelu_bwd(a->dfch, a->fch + l * 4 * NC, a->dfch_gelu, 4 * NC));
-		memset(a->dln, 0, NC * sizeof(float));
+		    N, 4 * C, C, 0));
+		PROF(PK_GELU_B, k->gelu_bwd(a->dfch, a->fch + l * 4 * NC, a->dfch_gelu, 4 * NC, 0));
 		PROF(PK_MATMUL_B, k->matmul_bwd(a->dln, g->fcw + (size_t)l * 4 * C * C,
 		    g->fcb + (size_t)l * 4 * C, a->dfch, a->ln2 + l * NC,
-		    p->fcw + (size_t)l * 4 * C * C, N, C, 4 * C));
+		    p->fcw + (size_t)l * 4 * C * C, N, C, 4 * C, 0));
 		PROF(PK_LN_B, k->layernorm_bwd(a->dres, g->ln2w + l * C, g->ln2b + l * C,
 		    a->dln, a->residual2 + l * NC, p->ln2w + l * C,
 		    a->ln2_mean + (size_t)l * N, a->ln2_rstd + (size_t)l * N,
@@ -484,23 +531,19 @@ gpt_backward(struct gpt *m, float scale)
 		/* attention branch: dres is now d residual2 */
 		dbranch = a->dres;
 		if (drop) {
-			const float *mk = a->mask_att + l * NC;
-
-			for (size_t i = 0; i < NC; i++)
-				a->dtmp[i] = a->dres[i] * mk[i];
+			memcpy(a->dtmp, a->dres, NC * sizeof(float));
+			mul_vec(a->dtmp, a->mask_att + l * NC, NC);
 			dbranch = a->dtmp;
 		}
-		memset(a->datty, 0, NC * sizeof(float));
 		PROF(PK_MATMUL_B, k->matmul_bwd(a->datty, g->attprojw + (size_t)l * C * C,
 		    g->attprojb + (size_t)l * C, dbranch, a->atty + l * NC,
-		    p->attprojw + (size_t)l * C * C, N, C, C));
-		memset(a->dqkv, 0, 3 * NC * sizeof(float));
+		    p->attprojw + (size_t)l * C * C, N, C, C, 0));
+		zero_vec(a->dqkv, 3 * NC);
 		PROF(PK_ATTN_B, k->attn_bwd(a->dqkv, a->datty, a->qkv + l * 3 * NC,
 		    a->atty + l * NC, a->lse + (size_t)l * N * NH, B, T, C, NH));
-		memset(a->dln, 0, NC * sizeof(float));
 		PROF(PK_MATMUL_B, k->matmul_bwd(a->dln, g->qkvw + (size_t)l * 3 * C * C,
 		    g->qkvb + (size_t)l * 3 * C, a->dqkv, a->ln1 + l * NC,
-		    p->qkvw + (size_t)l * 3 * C * C, N, C, 3 * C));
+		    p->qkvw + (size_t)l * 3 * C * C, N, C, 3 * C, 0));
 		PROF(PK_LN_B, k->layernorm_bwd(a->dres, g->ln1w + l * C, g->ln1b + l * C,
 		    a->dln, res, p->ln1w + l * C, a->ln1_mean + (size_t)l * N,
 		    a->ln1_rstd + (size_t)l * N, N, C));
@@ -510,19 +553,30 @@ gpt_backward(struct gpt *m, float scale)
 	}
 	/* dres is d encoded */
 	if (drop)
-		for (size_t i = 0; i < NC; i++)
-			a->dres[i] *= a->mask_emb[i];
-	for (int b = 0; b < B; b++)
-		for (int t = 0; t < T; t++) {
-			const float *d = a->dres + ((size_t)b * T + t) * C;
-			float *dte = g->wte + (size_t)a->inputs[b * T + t] * C;
-			float *dpe = g->wpe + (size_t)t * C;
+		mul_vec(a->dres, a->mask_emb, NC);
+	/*
+	 * Tokens repeat, so rows of dwte collide: threads split the
+	 * channels instead, and each element is summed in token order
+	 * whatever the thread count.
+	 */
+#pragma omp parallel if ((long)N * C > (1 << 16))
+	{
+		int nth = omp_get_num_threads(), th = omp_get_thread_num();
+		int i0 = (int)((long)C * th / nth);
+		int i1 = (int)((long)C * (th + 1) / nth);
 
-			for (int i = 0; i < C; i++) {
+		for (int n = 0; n < N; n++) {
+			const float *d = a->dres + (size_t)n * C;
+			float *dte = g->wte + (size_t)a->inputs[n] * C;
+			float *dpe = g->wpe + (size_t)(n % T) * C;
+
+#pragma omp simd
+			for (int i = i0; i < i1; i++) {
 				dte[i] += d[i];
 				dpe[i] += d[i];
 			}
 		}
+	}
 	if (prof_on > 0)
 		prof_s[PK_OTHER_B] += prof_now() - t_bwd;
 }

@@ -247,12 +247,12 @@ dnnl_matmul_fwd(float *out, const float *inp, const float *w,
 
 static void
 dnnl_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout,
-    const float *inp, const float *w, int N, int C, int OC)
+    const float *inp, const float *w, int N, int C, int OC, int acc)
 {
-	/* dinp[N,C] += dout[N,OC] . w[OC,C] */
+	/* dinp[N,C] (+)= dout[N,OC] . w[OC,C] */
 	if (dinp != NULL)
 		KD_CHECK(dnnl_sgemm('N', 'N', N, C, OC, 1.0f, dout, OC, w, C,
-		    1.0f, dinp, C));
+		    acc ? 1.0f : 0.0f, dinp, C));
 	/* dw[OC,C] += dout^T . inp[N,C] */
 	KD_CHECK(dnnl_sgemm('T', 'N', OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
 	    dw, C));
@@ -384,7 +384,7 @@ dnnl_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout,
 }
 
 /* ---------------------------------------------------------------- */
-/* GELU (tanh approximation) and softmax                            */
+/* GELU (exact erf form) and softmax                               */
 
 static dnnl_primitive_desc_t
 kd_gelu_fwd_pd(const dnnl_memory_desc_t *md)
@@ -417,7 +417,8 @@ dnnl_gelu_fwd(float *out, const float *inp, size_t n)
 }
 
 static void
-dnnl_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n)
+dnnl_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n,
+    int acc)
 {
 	struct kd_prim *p;
 	float *dx;
@@ -441,9 +442,11 @@ dnnl_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n)
 		kd_arg(p, DNNL_ARG_DIFF_DST, &md);
 		kd_arg(p, DNNL_ARG_DIFF_SRC, &md);
 	}
-	dx = kd_scratch(KD_S_BIG, n);
+	/* overwriting: straight into dinp, no scratch and no second pass */
+	dx = acc ? kd_scratch(KD_S_BIG, n) : dinp;
 	kd_exec(p, (void *[]){ (void *)inp, (void *)dout, dx });
-	kd_add(dinp, dx, n);
+	if (acc)
+		kd_add(dinp, dx, n);
 }
 
 static void

@@ -30,7 +30,7 @@ ref_matmul_fwd(float *out, const float *inp, const float *w, const float *bias,
 
 static void
 ref_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout,
-    const float *inp, const float *w, int N, int C, int OC)
+    const float *inp, const float *w, int N, int C, int OC, int dacc)
 {
 	if (dinp != NULL) {
 		for (int n = 0; n < N; n++)
@@ -40,7 +40,8 @@ ref_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout,
 				for (int o = 0; o < OC; o++)
 					acc += (double)dout[(size_t)n * OC + o] *
 					    w[(size_t)o * C + c];
-				dinp[(size_t)n * C + c] += (float)acc;
+				dinp[(size_t)n * C + c] = (float)acc + (dacc ?
+				    dinp[(size_t)n * C + c] : 0.0f);
 			}
 	}
 	for (int o = 0; o < OC; o++) {
@@ -131,14 +132,16 @@ ref_gelu_fwd(float *out, const float *inp, size_t n)
 
 /* GELU'(x) = Phi(x) + x phi(x) */
 static void
-ref_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n)
+ref_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n,
+    int acc)
 {
 	for (size_t i = 0; i < n; i++) {
 		double x = inp[i];
 		double cdf = 0.5 * (1.0 + erf(x * M_SQRT1_2));
 		double pdf = exp(-0.5 * x * x) / sqrt(2.0 * M_PI);
 
-		dinp[i] += (float)((cdf + x * pdf) * dout[i]);
+		dinp[i] = (float)((cdf + x * pdf) * dout[i]) +
+		    (acc ? dinp[i] : 0.0f);
 	}
 }
 

@@ -14,8 +14,8 @@ int
 adamw_init(struct adamw *o, size_t n)
 {
 	memset(o, 0, sizeof(*o));
-	o->m = calloc(n, sizeof(float));
-	o->v = calloc(n, sizeof(float));
+	o->m = gpt_alloc(n * sizeof(float), 1);
+	o->v = gpt_alloc(n * sizeof(float), 1);
 	if (o->m == NULL || o->v == NULL) {
 		adamw_fini(o);
 		return -ENOMEM;

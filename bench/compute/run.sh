@@ -75,8 +75,11 @@ torch_ms() {
 	    $PY -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["ms_per_step"])'
 }
 
-printf '%-6s %7s %12s %12s %8s %14s %14s\n' config threads arceus_ms \
-    torch_ms speedup step_gflops sgemm_gflops
+# gemm_floor_ms: the step's matmuls alone at raw dnnl_sgemm speed (the
+# probe); bound: torch_ms / gemm_floor_ms, the speedup arceus would reach
+# if everything but its matmuls took no time at all.
+printf '%-6s %7s %12s %12s %8s %12s %12s %13s %7s\n' config threads \
+    arceus_ms torch_ms speedup step_gflops sgemm_gflops gemm_floor_ms bound
 worst=999
 for cfg in "tiny 4 4 128 64 12" "small 6 6 384 256 12"; do
 	set -- $cfg
@@ -92,16 +95,19 @@ for cfg in "tiny 4 4 128 64 12" "small 6 6 384 256 12"; do
 			t=$($PY -c "print(min($t, $y))")
 		done
 		probe=$("$BUILD/bench/sgemm_probe" "$L" "$C" "$T" "$B" "$th")
-		read -r ratio gf sg < <($PY -c "
+		read -r ratio gf sg floor bound < <($PY -c "
 import json,sys
 a,t=float(sys.argv[1]),float(sys.argv[2]); p=json.loads(sys.argv[3])
 L,C,T,B=map(int,sys.argv[4:8])
 attn=2.0*B*T*T*C*L*3.5          # causal QK^T and PV, fwd + bwd
 flops=p['matmul_flops_per_step']+attn
-print('%.2f %.1f %.1f' % (t/a, flops/(a/1e3)/1e9, p['sgemm_gflops']))" \
+floor=p['matmul_flops_per_step']/p['sgemm_gflops']/1e6     # ms
+print('%.2f %.1f %.1f %.1f %.2f' % (t/a, flops/(a/1e3)/1e9,
+    p['sgemm_gflops'], floor, t/floor))" \
 		    "$a" "$t" "$probe" "$L" "$C" "$T" "$B")
-		printf '%-6s %7s %12s %12s %7sx %14s %14s\n' "$name" "$th" \
-		    "$a" "$t" "$ratio" "$gf" "$sg"
+		printf '%-6s %7s %12s %12s %7sx %12s %12s %13s %6sx\n' \
+		    "$name" "$th" "$a" "$t" "$ratio" "$gf" "$sg" "$floor" \
+		    "$bound"
 		worst=$($PY -c "print(min($worst, $ratio))")
 	done
 done

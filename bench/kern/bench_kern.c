@@ -112,7 +112,7 @@ run_mm_bwd(void *a)
 	struct mm_args *m = a;
 
 	m->k->matmul_bwd(m->dinp, m->dw, m->dbias, m->dout, m->inp, m->w,
-	    m->N, m->C, m->OC);
+	    m->N, m->C, m->OC, 1);
 }
 
 /* raw sgemm: the same three products, no bias work */
@@ -173,7 +173,7 @@ run_gelu_bwd(void *a)
 {
 	struct nc_args *m = a;
 
-	m->k->gelu_bwd(m->dinp, m->inp, m->dout, (size_t)m->N * m->C);
+	m->k->gelu_bwd(m->dinp, m->inp, m->dout, (size_t)m->N * m->C, 0);
 }
 
 static void

@@ -191,8 +191,10 @@ START_TEST(test_matmul)
 	kern_dnnl_ops.matmul_fwd(o1, inp, w, NULL, s.N, s.C, s.OC);
 	check_rel("matmul fwd, no bias", o1, o0, no, 1e-5);
 
-	kern_ref_ops.matmul_bwd(di0, dw0, db0, dout, inp, w, s.N, s.C, s.OC);
-	kern_dnnl_ops.matmul_bwd(di1, dw1, db1, dout, inp, w, s.N, s.C, s.OC);
+	kern_ref_ops.matmul_bwd(di0, dw0, db0, dout, inp, w, s.N, s.C, s.OC,
+	    1);
+	kern_dnnl_ops.matmul_bwd(di1, dw1, db1, dout, inp, w, s.N, s.C, s.OC,
+	    1);
 	snprintf(what, sizeof(what), "matmul bwd dinp N=%d C=%d OC=%d", s.N,
 	    s.C, s.OC);
 	check_acc(what, di1, di0, pdi, ni, 1e-5);
@@ -206,10 +208,33 @@ START_TEST(test_matmul)
 	/* dinp and dbias may be NULL */
 	memcpy(dw0, pdw, sizeof(float) * nw);
 	memcpy(dw1, pdw, sizeof(float) * nw);
-	kern_ref_ops.matmul_bwd(NULL, dw0, NULL, dout, inp, w, s.N, s.C, s.OC);
+	kern_ref_ops.matmul_bwd(NULL, dw0, NULL, dout, inp, w, s.N, s.C, s.OC,
+	    1);
 	kern_dnnl_ops.matmul_bwd(NULL, dw1, NULL, dout, inp, w, s.N, s.C,
-	    s.OC);
+	    s.OC, 1);
 	check_acc("matmul bwd dw, NULL dinp/dbias", dw1, dw0, pdw, nw, 1e-5);
+
+	/*
+	 * acc 0: dinp is overwritten, whatever it held (two different
+	 * fills, one of them NaN); dw and dbias still accumulate.
+	 */
+	for (size_t i = 0; i < ni; i++) {
+		di0[i] = 1e30f;
+		di1[i] = NAN;
+	}
+	memcpy(dw0, pdw, sizeof(float) * nw);
+	memcpy(dw1, pdw, sizeof(float) * nw);
+	memcpy(db0, pdb, sizeof(float) * s.OC);
+	memcpy(db1, pdb, sizeof(float) * s.OC);
+	kern_ref_ops.matmul_bwd(di0, dw0, db0, dout, inp, w, s.N, s.C, s.OC,
+	    0);
+	kern_dnnl_ops.matmul_bwd(di1, dw1, db1, dout, inp, w, s.N, s.C, s.OC,
+	    0);
+	snprintf(what, sizeof(what), "matmul bwd dinp overwritten N=%d C=%d "
+	    "OC=%d", s.N, s.C, s.OC);
+	check_rel(what, di1, di0, ni, 1e-5);
+	check_acc("matmul bwd dw, acc 0", dw1, dw0, pdw, nw, 1e-5);
+	check_acc("matmul bwd dbias, acc 0", db1, db0, pdb, s.OC, 1e-5);
 
 	free(inp); free(w); free(bias); free(dout); free(o0); free(o1);
 	free(pdi); free(pdw); free(pdb); free(di0); free(di1); free(dw0);
@@ -314,8 +339,8 @@ START_TEST(test_gelu)
 	kern_dnnl_ops.gelu_fwd(o1, inp, n);
 	snprintf(what, sizeof(what), "gelu fwd n=%zu", n);
 	check_rel(what, o1, o0, n, 1e-5);
-	kern_ref_ops.gelu_bwd(d0, inp, dout, n);
-	kern_dnnl_ops.gelu_bwd(d1, inp, dout, n);
+	kern_ref_ops.gelu_bwd(d0, inp, dout, n, 1);
+	kern_dnnl_ops.gelu_bwd(d1, inp, dout, n, 1);
 	/*
 	 * gelu' has a root near x = -0.75, where a gradient's relative
 	 * error means nothing: errors are measured against at least a
@@ -323,6 +348,15 @@ START_TEST(test_gelu)
 	 */
 	snprintf(what, sizeof(what), "gelu bwd n=%zu", n);
 	check_acc_floor(what, d1, d0, pre, n, 1e-5, 0.1 * norm2(dout, n));
+	/* acc 0 overwrites whatever was there (NaN on one side) */
+	for (size_t i = 0; i < n; i++) {
+		d0[i] = 1e30f;
+		d1[i] = NAN;
+	}
+	kern_ref_ops.gelu_bwd(d0, inp, dout, n, 0);
+	kern_dnnl_ops.gelu_bwd(d1, inp, dout, n, 0);
+	snprintf(what, sizeof(what), "gelu bwd overwritten n=%zu", n);
+	check_rel_floor(what, d1, d0, n, 1e-5, 0.1 * norm2(dout, n));
 	free(inp); free(dout); free(o0); free(o1); free(pre); free(d0);
 	free(d1);
 }
