@@ -9,18 +9,19 @@
  * G, in micro-batches.  Each scales the loss of a micro-batch of n rows
  * by n / G, so that one all-reduce (a sum) of the gradients, and of the
  * loss with them, gives the gradient and loss of the mean over the global
- * batch: weighted by samples, not by replicas or micro-batches.  Clipping and AdamW then see identical
- * values on every replica (the ring all-reduce hands every rank the same
- * bits), so the replicas stay identical without ever sending parameters,
- * and the step is the single-node step with batch W x B up to the order
- * of the sums.
+ * batch: weighted by samples, not by replicas or micro-batches.  Clipping
+ * and AdamW then see identical values on every replica (the ring
+ * all-reduce hands every rank the same bits), so the replicas stay
+ * identical without ever sending parameters, and the step is the
+ * single-node step with batch G up to the order of the sums.
  *
  * A replica asked to stop (SIGTERM) says so in the same all-reduce (one
  * more value): every replica then stops after that step, together.
  *
  * The gradients travel from a buffer in the dataplane's arena: the model
- * keeps its own, the step copies them in and the average back (a few
- * milliseconds for the sizes trained here, next to the step itself).
+ * keeps its own, the step copies them in and the sums back (a few
+ * milliseconds for the sizes trained here, next to the step itself), in
+ * buckets, one per layer as backward finishes it (below).
  *
  * Failures: a peer that dies or stalls fails the all-reduce within the
  * dataplane's op_timeout_ms, naming the peer; the trainer then stops with
@@ -251,6 +252,7 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
 	int shares[DIST_MAX_MEMBERS];
 	struct ctl_share sh;
 	size_t bytes;
+	double t0;
 	int n, r;
 
 	memset(d, 0, sizeof(*d));
@@ -332,7 +334,8 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
 	 * handed over the epoch that holds it; a node still starting): wait,
 	 * bounded, and say so once.
 	 */
-	for (double t0 = now_s(), said = 0;;) {
+	t0 = now_s();
+	for (int said = 0;; said = 1) {
 		if ((r = arc_dp_group(d->dp, d->group, members, n)) == 0)
 			break;
 		if (r != -EHOSTUNREACH || now_s() - t0 > DIST_GROUP_WAIT_S) {
@@ -346,7 +349,6 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
 		if (!said)
 			log_info("data parallel: waiting for the dataplane to "
 			    "know every member of %s", j->dist_members);
-		said = 1;
 		usleep(100000);
 	}
 	log_info("data parallel%s%s: rank %d of %d (node %u, group %u), rows "

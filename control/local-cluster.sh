@@ -189,6 +189,8 @@ epoch_all() {
 	[ -n "$E" ] && [ "$E" -gt 0 ]
 }
 links_up() {
+	# the epoch as it is now: a restarted control replays its log first
+	epoch_all || return 1
 	for i in $(seq 1 "$NODES"); do
 		s=$DIR/n$i/run/dataplane.sock
 		"$BUILD/arceus-dptool" -s "$s" status 2>/dev/null |
@@ -205,7 +207,7 @@ wait_for() {
 	until "$@"; do
 		t=$((t + 1))
 		if [ $t -gt 600 ]; then
-			tail -3 "$DIR"/n*/*.log >&2
+			tail -n 3 "$DIR"/n*/*.log >&2
 			die "$what did not happen in 60 s"
 		fi
 		sleep 0.1
@@ -244,7 +246,7 @@ if [ $PLANNED = 1 ]; then
 		if grep -q '^this node: rank' "$DIR/n$i/share.txt"; then
 			TRAIN="$TRAIN $i"
 		else
-			say "node $i: $(tail -1 "$DIR/n$i/share.txt")"
+			say "node $i: $(tail -n 1 "$DIR/n$i/share.txt")"
 		fi
 	done
 	[ -n "$TRAIN" ] || die "the plan trains on none of the nodes"
@@ -286,8 +288,9 @@ if [ $rc != 0 ]; then
 	say "a worker failed: see $DIR/n*/worker.log"
 	exit 1
 fi
-say "done; $("$BUILD/arceusctl" -s "$DIR/n1/run/control.sock" status 2>/dev/null |
-    grep -E '^(epoch|training)' | tr -s ' ' | paste -sd';' -)"
+st=$("$BUILD/arceusctl" -s "$DIR/n1/run/control.sock" status 2>/dev/null)
+say "done; $(echo "$st" | grep -E '^(epoch|training)' | tr -s ' ' |
+    paste -sd';' -)"
 if [ $KEEP = 1 ]; then
 	say "the cluster keeps running (-k); Ctrl-C stops it"
 	while :; do sleep 3600; done

@@ -232,7 +232,7 @@ if until_ok 60 steps; then
 	if [ $rc = 0 ] || ! grep -q "all-reduce failed: peer 2" "$TMP/k1.log"
 	then
 		log "FAIL: worker 1 (exit $rc) did not stop naming peer 2:"
-		tail -5 "$TMP/k1.log"; FAILS=$((FAILS + 1))
+		tail -n 5 "$TMP/k1.log"; FAILS=$((FAILS + 1))
 	else
 		log "ok worker 1 stopped $ms ms after the kill: $(grep -o \
 		    'all-reduce failed: [^;]*' "$TMP/k1.log")"
@@ -240,7 +240,7 @@ if until_ok 60 steps; then
 	if [ $rc2 = 0 ] || ! grep -q "dataplane unreachable" "$TMP/k2.log"
 	then
 		log "FAIL: worker 2 (exit $rc2) was not told its dataplane died:"
-		tail -5 "$TMP/k2.log"; FAILS=$((FAILS + 1))
+		tail -n 5 "$TMP/k2.log"; FAILS=$((FAILS + 1))
 	fi
 	# its checkpoint holds every step it finished, and resumes
 	done1=$(wc -l < "$TMP/k1.jsonl")
@@ -253,10 +253,10 @@ if until_ok 60 steps; then
 		    "resumed alone"
 	else
 		log "FAIL: no checkpoint at step $done1:"
-		tail -5 "$TMP/resume.log"; FAILS=$((FAILS + 1))
+		tail -n 5 "$TMP/resume.log"; FAILS=$((FAILS + 1))
 	fi
 else
-	log "FAIL: the run to kill did not start"; tail -5 "$TMP"/k1.log
+	log "FAIL: the run to kill did not start"; tail -n 5 "$TMP"/k1.log
 	FAILS=$((FAILS + 1))
 	for p in $wp; do kill -9 "$p" 2>/dev/null; wait "$p"; done
 fi

@@ -66,7 +66,7 @@ expect() {
 	else
 		log "FAIL link $1->$2: not up over $3:"
 		"$TOOL" -s "$TMP/n$1/dataplane.sock" links
-		tail -5 "$TMP/dp$1.log"
+		tail -n 5 "$TMP/dp$1.log"
 		FAILS=$((FAILS + 1))
 	fi
 }
@@ -131,7 +131,7 @@ for i in 1 2 3; do
 	fi
 done
 if [ $FAILS -gt 0 ]; then
-	for i in 1 2 3; do log "host $i log:"; tail -15 "$TMP/dp$i.log"; done
+	for i in 1 2 3; do log "host $i log:"; tail -n 15 "$TMP/dp$i.log"; done
 	log "FAIL: $FAILS"; exit 1
 fi
 log "PASS"

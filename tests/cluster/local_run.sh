@@ -7,8 +7,9 @@
 # hears the workers' reports (training step and checkpoint), both
 # replicas end with the same losses, and a second run resumes from the
 # checkpoints.  Then the planner's way (-P): the workers train by the
-# plan their controls committed.  Bad arguments are refused with a reason.  Every process
-# is the launcher's; it stops them by PID (checked here: none is left).
+# plan their controls committed.  Bad arguments are refused with a
+# reason.  Every process is the launcher's; it stops them by PID (checked
+# here: none is left).
 set -u
 
 BUILD=${BUILD:-build}
@@ -34,7 +35,7 @@ for bad in "-n 0" "-n x" "-j /nonexistent.conf" "-p 7x"; do
 	then
 		log "FAIL: $L $bad was accepted"; FAILS=$((FAILS + 1))
 	else
-		log "ok refused $bad: $(tail -1 "$TMP/bad.log")"
+		log "ok refused $bad: $(tail -n 1 "$TMP/bad.log")"
 	fi
 done
 
@@ -43,8 +44,8 @@ BUILD=$BUILD timeout 300 $L -n 2 -d "$TMP/c" -p $BASE -H $HTTP -- $ARGS \
     > "$TMP/run.log" 2>&1
 rc=$?
 if [ $rc != 0 ]; then
-	log "FAIL: the local cluster exited $rc:"; tail -20 "$TMP/run.log"
-	tail -5 "$TMP"/c/n*/*.log
+	log "FAIL: the local cluster exited $rc:"; tail -n 20 "$TMP/run.log"
+	tail -n 5 "$TMP"/c/n*/*.log
 	exit 1
 fi
 grep -q 'step 20/20 | loss' "$TMP/run.log" &&
@@ -58,7 +59,7 @@ for i in 1 2; do
 done
 if [ "$(wc -l < "$TMP/l1")" = 20 ] && cmp -s "$TMP/l1" "$TMP/l2"; then
 	log "ok both replicas trained 20 steps with identical losses" \
-	    "($(head -1 "$TMP/l1") -> $(tail -1 "$TMP/l1"))"
+	    "($(head -1 "$TMP/l1") -> $(tail -n 1 "$TMP/l1"))"
 else
 	log "FAIL: the replicas' losses"; paste "$TMP/l1" "$TMP/l2" | head
 	FAILS=$((FAILS + 1))
@@ -86,7 +87,7 @@ if grep -q 'resumed from .* at step 20' "$TMP/run2.log" &&
     grep -q 'step 25/25' "$TMP/run2.log"; then
 	log "ok the second run resumed at step 20 and went to 25"
 else
-	log "FAIL: no resume:"; tail -10 "$TMP/run2.log"
+	log "FAIL: no resume:"; tail -n 10 "$TMP/run2.log"
 	FAILS=$((FAILS + 1))
 fi
 
@@ -120,7 +121,7 @@ elif s1=$(grep -o 'stopped by signal at step [0-9]*' "$TMP/run3.log") &&
     "$TMP/c/n2/worker.log")" ]; then
 	log "ok SIGTERM stopped the cluster; both workers $s1"
 else
-	log "FAIL: the worker did not stop cleanly:"; tail -5 "$TMP/run3.log"
+	log "FAIL: the worker did not stop cleanly:"; tail -n 5 "$TMP/run3.log"
 	FAILS=$((FAILS + 1))
 fi
 
