@@ -132,32 +132,6 @@ hosts() {
 	done
 }
 
-run_test() {
-	name=$1 g=$2 members=$3; shift 3
-	wp=""
-	t0=$(date +%s%N)
-	for i in $(echo "$members" | tr , ' '); do
-		ns=${TAG}n$i
-		[ -n "${MEMIF:-}" ] && ns=${TAG}n1	# both nodes in one
-		timeout 90 ip netns exec "$ns" "$TOOL" \
-		    -s "$TMP/n$i/dataplane.sock" test -g "$g" -m "$members" "$@" \
-		    > "$TMP/w$i.log" 2>&1 &
-		wp="$wp $!"
-	done
-	ok=1
-	for p in $wp; do wait "$p" || ok=0; done
-	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-	if [ $ok = 1 ]; then
-		log "ok $name ($(grep -h '^ok' "$TMP"/w*.log | wc -l) checks, $ms ms)"
-	else
-		log "FAIL $name"
-		grep -h 'FAIL' "$TMP"/w*.log | head -20
-		grep -hv '^ok' "$TMP"/w*.log | head -10
-		FAILS=$((FAILS + 1))
-	fi
-	rm -f "$TMP"/w*.log
-}
-
 kill_test() {
 	kill_hosts "$1" "$2" || return
 	# no reset on a datagram port: the peer timeout (1000 ms) tells
@@ -434,9 +408,9 @@ memif() {
 }
 log "== 2 nodes of one host over net_memif"
 if memif; then
-	MEMIF=1		# both nodes in one namespace
+	RUN_TEST_NS=${TAG}n1	# both nodes in one namespace
 	run_test "memif-2" 10 1,2 -n 1,1001,65537,200003
-	MEMIF=
+	RUN_TEST_NS=
 	"$TOOL" -s "$TMP/n1/dataplane.sock" probe 2 32 > "$TMP/probe.log" 2>&1
 	if grep -q "bw_probe_MBps=[0-9]*[1-9]" "$TMP/probe.log" &&
 	    grep -q "MTU 9000, 8938 payload bytes per frame" "$TMP/dp1.log"; then

@@ -19,6 +19,7 @@ until_ok() {
 run_test() {
 	name=$1 g=$2 members=$3; shift 3
 	wp=""
+	t0=$(date +%s%N)
 	for i in $(echo "$members" | tr , ' '); do
 		timeout 90 ip netns exec "${RUN_TEST_NS:-${TAG}n$i}" "$TOOL" \
 		    -s "$TMP/n$i/dataplane.sock" test -g "$g" -m "$members" "$@" \
@@ -27,8 +28,10 @@ run_test() {
 	done
 	ok=1
 	for p in $wp; do wait "$p" || ok=0; done
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 	if [ $ok = 1 ]; then
-		log "ok $name ($(grep -h '^ok' "$TMP"/w*.log | wc -l) checks)"
+		log "ok $name ($(grep -h '^ok' "$TMP"/w*.log | wc -l) checks," \
+		    "$ms ms)"
 	else
 		log "FAIL $name"
 		grep -h 'FAIL' "$TMP"/w*.log | head -20
