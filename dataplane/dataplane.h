@@ -152,7 +152,6 @@ extern const struct tp_ops tp_dpdk_ops;
 /* Backends to try for a transport= value, best first. @return count */
 int		 tp_candidates(const char *name, const struct tp_ops **out,
 		    int max);
-uint32_t	 tp_backends_all(void);
 /* The names of the backends in bits, "tcp+dpdk" (best first). */
 const char	*tp_names(uint32_t bits, char *buf, size_t len);
 
@@ -438,7 +437,6 @@ void		*dp_tp_state(const struct dp *dp, const struct tp_ops *ops);
 const struct tp_ops *dp_pick_backend(struct dp *dp, struct dp_peer *p);
 /* Polls the backend and runs timers. @return events handled */
 int		 dp_progress(struct dp *dp);
-int		 dp_fd(struct dp *dp);
 /* Sleeps until the backend or fd has work; -ENOTSUP if it cannot. */
 int		 dp_wait(struct dp *dp, int fd, int timeout_ms);
 struct tp_msg	*dp_msg_new(struct dp *dp);

@@ -223,14 +223,6 @@ dp_start(struct dp *dp)
 	return 0;
 }
 
-int
-dp_fd(struct dp *dp)
-{
-	if (dp->ntp != 1 || dp->tps[0].ops->fd == NULL)
-		return -1;
-	return dp->tps[0].ops->fd(dp->tps[0].st);
-}
-
 /* One epoll over the fds of the backends that have one, and fd. */
 static int
 wait_fd(struct dp *dp, int fd)

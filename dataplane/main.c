@@ -29,9 +29,9 @@
 #define MAX_OVERRIDES	32
 #define STATS_EVERY_S	60	/* counters to the log, when they moved */
 
-enum main_tag { TAG_DP = 1, TAG_TIMER, TAG_SIGNAL };
+enum main_tag { TAG_TIMER = 1, TAG_SIGNAL };
 
-static int main_tags[4] = { 0, TAG_DP, TAG_TIMER, TAG_SIGNAL };
+static int main_tags[3] = { 0, TAG_TIMER, TAG_SIGNAL };
 
 static void
 usage(void)
@@ -264,7 +264,7 @@ main(int argc, char **argv)
 			struct signalfd_siginfo si;
 			uint64_t v;
 
-			if (tag >= main_tags && tag < main_tags + 4) {
+			if (tag >= main_tags && tag < main_tags + 3) {
 				switch (*tag) {
 				case TAG_TIMER:
 					if (read(tfd, &v, sizeof(v)) > 0)

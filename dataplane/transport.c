@@ -36,16 +36,6 @@ tp_candidates(const char *name, const struct tp_ops **out, int max)
 	return n;
 }
 
-uint32_t
-tp_backends_all(void)
-{
-	uint32_t b = DP_BACKEND_LOOP;
-
-	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
-		b |= backends[i]->backend;
-	return b;
-}
-
 const char *
 tp_names(uint32_t bits, char *buf, size_t len)
 {

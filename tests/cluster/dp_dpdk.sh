@@ -31,28 +31,14 @@ LOSS=${DP_DPDK_LOSS:-0.05}
 
 log() { printf 'dp_dpdk: %s\n' "$*"; }
 
+. "$(dirname "$0")/dp_lib.sh"
 cleanup() {
-	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
-	for p in $PIDS; do wait "$p" 2>/dev/null; done
-	PIDS=""
-	for n in $NS; do ip netns del "$n" 2>/dev/null; done
-	NS=""
-	ip link del "${TAG}br" 2>/dev/null
-	for i in 1 2 3; do ip link del "${TAG}h$i" 2>/dev/null; done
+	dp_cleanup
 	rm -rf /var/run/dpdk/${TAG}* "$TMP/memif.sock" 2>/dev/null
 }
 trap 'cleanup; rm -rf "$TMP"' EXIT
 trap 'exit 1' INT TERM
-
-if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null 2>&1; then
-	log "SKIP: needs root and iproute2"; exit 77
-fi
-if ! ip netns add "${TAG}probe" 2>/dev/null; then
-	log "SKIP: cannot make network namespaces"; exit 77
-fi
-ip netns del "${TAG}probe"
-[ -x "$DP" ] && [ -x "$TOOL" ] || { log "build $DP and $TOOL first"; exit 1; }
-
+dp_preflight
 
 up() { [ "$("$TOOL" -s "$TMP/n$1/dataplane.sock" links | \
     grep -c ' up backend=dpdk')" = "$2" ]; }
@@ -71,7 +57,6 @@ start_dp() {
 }
 
 # hosts N FAULTSPEC: N namespaces (2: one veth pair; more: a bridge)
-. "$(dirname "$0")/dp_lib.sh"
 
 hosts() {
 	n=$1 fault=$2
