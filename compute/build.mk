@@ -59,3 +59,8 @@ CHECK_SCRIPTS	+= tests/cli/worker_cli.sh tests/cluster/dist_train.sh
 bench-dist: all corpus
 	BUILD=$(BUILD) bench/dist/run.sh $(BENCH_ARGS)
 .PHONY: bench-dist
+
+# Weak scaling: N simulated nodes against one worker alone, same run.
+bench-scale: all corpus
+	BUILD=$(BUILD) bench/scale/run.sh $(BENCH_ARGS)
+.PHONY: bench-scale

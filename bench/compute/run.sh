@@ -7,14 +7,16 @@
 # loss of tiny.conf after the same steps, both.
 #
 # usage: bench/compute/run.sh [--steps N] [--reps N] [--conv-steps N]
-#                             [--no-conv]
+#                             [--no-conv] [--threads "1 2"]
+# PY=python3 with torch (default /usr/bin/python3, Debian's python3-torch).
 # Machines are shared and noisy: absolute times mean little.  Each pair is
 # measured back to back, alternating, --reps times (default 2); the best
 # median of each side is kept, and the ratio is what to read.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
-PY=/usr/bin/python3
+PY=${PY:-/usr/bin/python3}
+threads="1 2"
 steps=30
 conv_steps=2000
 conv=1
@@ -25,7 +27,8 @@ while [ $# -gt 0 ]; do
 	--conv-steps) conv_steps=$2; shift 2 ;;
 	--no-conv) conv=0; shift ;;
 	--reps) reps=$2; shift 2 ;;
-	*) echo "usage: $0 [--steps N] [--reps N] [--conv-steps N] [--no-conv]" >&2
+	--threads) threads=$2; shift 2 ;;
+	*) echo "usage: $0 [--steps N] [--reps N] [--conv-steps N] [--no-conv] [--threads LIST]" >&2
 	   exit 2 ;;
 	esac
 done
@@ -40,7 +43,9 @@ if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; fi
 # Both sides use libgomp: the same wait policy for both (arceus-worker
 # defaults to passive, which is also PyTorch's faster one on a busy box).
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-echo "# torch $($PY -c 'import torch; print(torch.__version__)'), BLAS $blas," \
+echo "# torch $($PY -c 'import torch, torch.nn.functional as F
+print(torch.__version__, "fused attention" if hasattr(F,
+    "scaled_dot_product_attention") else "T x T attention")'), BLAS $blas," \
     "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto}, OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
 echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
     "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -86,7 +91,7 @@ for cfg in "tiny 4 4 128 64 12" "small 6 6 384 256 12"; do
 	name=$1 L=$2 H=$3 C=$4 T=$5 B=$6
 	n=$steps
 	[ "$name" = small ] && n=$(( steps / 2 > 8 ? steps / 2 : 8 ))
-	for th in 1 2; do
+	for th in $threads; do
 		a=999999 t=999999
 		for r in $(seq "$reps"); do
 			x=$(arceus_ms "$L" "$H" "$C" "$T" "$B" "$th" "$n")
