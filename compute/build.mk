@@ -13,6 +13,7 @@ $(COMPUTE_LIB): $(COMPUTE_SRC:%.c=$(BUILD)/obj/%.o)
 # dist.c talks to the dataplane through libarceus-dp (dataplane/build.mk
 # makes it; named here by path, since that file is read after this one).
 CFLAGS_compute/dist.c	:= -Idataplane
+CFLAGS_compute/distsync.c := -Idataplane
 COMPUTE_DPLIB	:= $(BUILD)/libarceus-dp.a
 $(BUILD)/arceus-worker: $(BUILD)/obj/compute/main.o $(COMPUTE_LIB) \
     $(COMPUTE_DPLIB) $(COMMON_LIB)

@@ -392,6 +392,18 @@ void	dist_fini(struct dist *d);
 void	dist_layer_ready(void *arg, int l);
 int	dist_step_finish(struct dist *d, struct gpt *m, float *loss, int stop,
 	    int *stop_all, char *err, size_t errlen);
+/*
+ * Before the first step (distsync.c): the replicas compare model, step and
+ * a checksum of parameters and moments; if they differ, the newest step's
+ * state (the lowest rank holding it) goes to all, so that every replica
+ * starts from the same bits.  has_state: this replica resumed from a
+ * checkpoint.  @return 0 all agreed, 1 we handed ours over, 2 we took the
+ * winner's (*ts, m, o and *data_rng now hold it), -errno with err set
+ * (another model on a replica, a failed transfer)
+ */
+int	dist_sync_state(struct dist *d, struct gpt *m, struct adamw *o,
+	    struct trainer_state *ts, int has_state, struct rng *data_rng,
+	    char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* ctlreport.c: progress to the node's arceus-control (control.sock).  */

@@ -250,7 +250,7 @@ train_run(const struct job *j, const struct train_opts *o)
 	struct reporter rep;
 	int64_t ckpt_unix = 0;
 	int rows, first_row, G, nmicro, EB = (int)j->batch_size;
-	int stop_agreed = 0;
+	int stop_agreed = 0, resumed = 0;
 	struct gpt m;
 	FILE *mf = NULL;
 	uint64_t last_ckpt = 0;
@@ -324,6 +324,7 @@ train_run(const struct job *j, const struct train_opts *o)
 			memcpy(data_rng.s, ts.data_rng, sizeof(data_rng.s));
 			memcpy(m.drop_rng.s, ts.drop_rng, sizeof(m.drop_rng.s));
 			last_ckpt = ts.step;
+			resumed = 1;
 			log_info("resumed from %s at step %llu", j->ckpt_dir,
 			    (unsigned long long)ts.step);
 		} else if (rc == -ENOENT) {
@@ -334,6 +335,19 @@ train_run(const struct job *j, const struct train_opts *o)
 			goto out;
 		}
 		rc = -1;
+	}
+	/* replicas start from one state: the newest any of them holds */
+	if (dist.dp != NULL) {
+		int took = dist_sync_state(&dist, &m, &opt, &ts, resumed,
+		    &data_rng, err, sizeof(err));
+
+		if (took < 0) {
+			log_warnx("data parallel: %s", err);
+			goto out;
+		}
+		/* what we took is kept here too, as if trained here */
+		if (took == 2 && j->ckpt_dir[0] != '\0')
+			checkpoint(j, &m, &opt, &data_rng, &ts, &last_ckpt);
 	}
 	if (o->metrics_out != NULL &&
 	    (mf = fopen(o->metrics_out, "a")) == NULL) {

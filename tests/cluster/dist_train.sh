@@ -9,6 +9,8 @@
 # and gradient norm of the replicas must equal each other exactly (they
 # all-reduce them) and the reference's within a float tolerance (only the
 # order of the sums differs); so must uneven batch shares (3 + 5 rows).
+# A replica that lost its checkpoints takes its peer's state and the run
+# goes on as the reference; replicas of different models are refused.
 # Then bf16 compression of the gradients must still follow the reference
 # closely.  Then one host's dataplane is
 # killed mid-run: the other worker must stop within the bound, naming
@@ -97,14 +99,19 @@ close() {
 	      worst; exit (n == 0 || bad > 0) }'
 }
 
-# replicas NAME B ARGS...: both workers at once; fails unless both exit 0
+# replicas NAME B ARGS...: both workers at once; fails unless both exit 0.
+# With CK set, host i checkpoints into $CK$i; with ARGS2 set, host 2 gets
+# those arguments too
 replicas() {
 	name=$1 b=$2; shift 2
 	wp=""
 	for i in 1 2; do
+		ck=""
+		[ -n "${CK:-}" ] && ck="--set checkpoint.dir=$CK$i"
+		[ "$i" = 2 ] && ck="$ck ${ARGS2:-}"
 		# shellcheck disable=SC2086
 		timeout 300 ip netns exec "${TAG}n$i" "$WORKER" \
-		    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
+		    --dataplane "$TMP/n$i/dataplane.sock" $JOB $ck \
 		    --set train.batch_size="$b" --set dist.members=1,2 "$@" \
 		    --metrics-out "$TMP/$name$i.jsonl" > "$TMP/$name$i.log" 2>&1 &
 		wp="$wp $!"
@@ -207,6 +214,66 @@ if replicas bf 4 --set dist.compress=bf16; then
 else
 	log "FAIL: the bf16 run"; cat "$TMP"/bf1.log "$TMP"/bf2.log
 	FAILS=$((FAILS + 1))
+fi
+
+# a replica whose disk was wiped rejoins: the replicas compare state
+# before the first step and host 2 takes host 1's, so that the run goes
+# on from step STEPS/2 as if nothing happened: as one node does that
+# resumes its checkpoint of step STEPS/2 (a run of STEPS/2 steps, whose
+# learning rate schedule ended there)
+H=$((STEPS / 2))
+# same_weights DIR1 DIR2 STEP: the two checkpoints of STEP hold the same
+# parameters and moments: the first three entries of the segment table
+# (name, offset, length, CRC32C; docs/checkpoints.md) are equal
+same_weights() {
+	s=$(printf 'step-%010d/shard-0.bin' "$3")
+	[ -s "$1/$s" ] && cmp -s -i 64 -n 192 "$1/$s" "$2/$s"
+}
+# shellcheck disable=SC2086
+timeout 300 "$WORKER" --standalone $JOB --set train.batch_size=8 \
+    --set checkpoint.dir="$TMP/rref" --set train.steps=$H \
+    > "$TMP/rref.log" 2>&1 &&
+    timeout 300 "$WORKER" --standalone $JOB --set train.batch_size=8 \
+    --set checkpoint.dir="$TMP/rref" --metrics-out "$TMP/rref.jsonl" \
+    >> "$TMP/rref.log" 2>&1 || { log "FAIL: the resumed reference";
+    cat "$TMP/rref.log"; exit 1; }
+if CK=$TMP/rj replicas rj 4 --set train.steps=$H \
+    --set checkpoint.interval=5 && rm -rf "$TMP/rj2" &&
+    CK=$TMP/rj replicas rk 4 --set checkpoint.interval=5; then
+	field loss "$TMP/rk1.jsonl" > "$TMP/rk1.loss"
+	field loss "$TMP/rk2.jsonl" > "$TMP/rk2.loss"
+	field loss "$TMP/rref.jsonl" > "$TMP/ref2.loss"
+	if grep -q "taking step $H's state from node 1 (ours: none" \
+	    "$TMP/rk2.log" && grep -q "handing them step $H's" \
+	    "$TMP/rk1.log" && [ "$(wc -l < "$TMP/rk2.loss")" = $((STEPS - H)) ] &&
+	    cmp -s "$TMP/rk1.loss" "$TMP/rk2.loss" &&
+	    same_weights "$TMP/rj1" "$TMP/rj2" $STEPS &&
+	    r=$(close "$TMP/rk2.loss" "$TMP/ref2.loss" 1e-4); then
+		log "ok a replica without its checkpoint took step $H's state" \
+		    "from its peer; the same weights at step $STEPS;" \
+		    "steps $((H + 1))-$STEPS: $r"
+	else
+		log "FAIL: the wiped replica did not rejoin at step $H"
+		grep -h "data parallel\|resumed\|checkpoint" "$TMP"/rk*.log
+		paste "$TMP/rk1.loss" "$TMP/rk2.loss" "$TMP/ref2.loss" | head
+		FAILS=$((FAILS + 1))
+	fi
+else
+	log "FAIL: the runs before and after the wipe"
+	cat "$TMP"/rj1.log "$TMP"/rj2.log "$TMP"/rk1.log "$TMP"/rk2.log
+	FAILS=$((FAILS + 1))
+fi
+
+# a replica of another model is refused by both, naming it
+if ARGS2="--set model.n_embd=32" replicas mm 4; then
+	log "FAIL: replicas of different models trained"; FAILS=$((FAILS + 1))
+elif grep -q "node 2 (replica 1) trains another model" "$TMP/mm1.log" &&
+    grep -q "trains another model" "$TMP/mm2.log"; then
+	log "ok replicas of different models stop: $(grep -o \
+	    'node 2 (replica 1) trains another model[^:]*' "$TMP/mm1.log")"
+else
+	log "FAIL: different models not named"; cat "$TMP"/mm1.log \
+	    "$TMP"/mm2.log; FAILS=$((FAILS + 1))
 fi
 
 # a lost node: host 2's dataplane is killed mid-run
