@@ -20,6 +20,7 @@ enum ctl_type {
 	IMSG_CTL_REPORT		= 67,	/* ctl_report: training progress */
 	IMSG_CTL_JOB		= 68,	/* ctl_job: start or stop a job */
 	IMSG_CTL_SHARE		= 69,	/* ctl_share: the answer to "share" */
+	IMSG_CTL_REEPOCH	= 70,	/* ctl_reepoch: a worker failed in it */
 };
 struct ctl_hdr {
 	uint16_t	type;
@@ -30,6 +31,18 @@ struct ctl_query {
 	uint32_t	version;	/* CTL_VERSION */
 	uint32_t	json;		/* 1: JSON, 0: human tables */
 	char		what[24];	/* status, members, metrics, plan */
+};
+/*
+ * A worker's step failed in the plan of this epoch (a peer died or
+ * restarted): it asks for the next epoch, which starts every dataplane's
+ * collectives afresh, so that the restarted workers line up.  Control
+ * passes it to the leader on SWIM (reepoch) and answers IMSG_CTL_END at
+ * once; an epoch already over is ignored.
+ */
+struct ctl_reepoch {
+	uint32_t	version;
+	uint32_t	pad;
+	uint64_t	epoch;
 };
 struct ctl_end {
 	int32_t		status;		/* 0 or positive errno */
@@ -65,12 +78,25 @@ struct ctl_share {
 	uint32_t	members[CTL_SHARE_MAX];	/* replicas, ring order */
 	int32_t		shares[CTL_SHARE_MAX];	/* their sequences per step */
 	int32_t		nmicro[CTL_SHARE_MAX];	/* in this many micro-batches */
+	/*
+	 * Standbys: the epoch's members the plan gives no rows (a node too
+	 * slow to pay for its share of the all-reduce).  They follow the
+	 * replicas in members[], with share and nmicro 0, and take part in
+	 * the gradient all-reduce with nothing to add, so that every node
+	 * keeps the model in step and a replan never strands the newest
+	 * state on a node outside the plan.  The group then holds replicas
+	 * and standbys (CTL_SHARE_STANDBY_GROUP).
+	 */
+	uint32_t	nstandby;
+	uint32_t	pad;
 };
+#define CTL_SHARE_STANDBY_GROUP	32767
 
 _Static_assert(sizeof(struct ctl_hdr) == CTL_HDR_LEN, "ctl_hdr size");
-_Static_assert(sizeof(struct ctl_share) == 872, "ctl_share size");
+_Static_assert(sizeof(struct ctl_share) == 880, "ctl_share size");
 _Static_assert(sizeof(struct ctl_query) == 32, "ctl_query size");
 _Static_assert(sizeof(struct ctl_end) == 8, "ctl_end size");
+_Static_assert(sizeof(struct ctl_reepoch) == 16, "ctl_reepoch size");
 _Static_assert(sizeof(struct ctl_report) == 48, "ctl_report size");
 
 #endif /* ARC_CTLMSG_H */

@@ -425,6 +425,12 @@ struct ctl_share;
 int	ctl_share_get(const char *path, struct ctl_share *sh, char *err,
 	    size_t errlen);
 /*
+ * A step failed in the plan of this epoch: asks control for the next one
+ * (IMSG_CTL_REEPOCH), in which every dataplane starts its collectives
+ * afresh.  @return 0 or -errno
+ */
+int	ctl_reepoch_ask(const char *path, uint64_t epoch);
+/*
  * Where reports go: dist.control; "off": nowhere; empty with a dataplane:
  * the control.sock beside its socket (one run_dir per node).
  */

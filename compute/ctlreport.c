@@ -220,7 +220,8 @@ ctl_share_get(const char *path, struct ctl_share *sh, char *err,
 	if ((e = read_full(r.fd, sh, sizeof(*sh), deadline)) < 0)
 		goto fail;
 	report_close(&r);
-	if (sh->version != CTL_VERSION || sh->dp > CTL_SHARE_MAX) {
+	if (sh->version != CTL_VERSION || sh->dp > CTL_SHARE_MAX ||
+	    sh->nstandby > CTL_SHARE_MAX - sh->dp) {
 		snprintf(err, errlen, "control at %s: a share of version %u "
 		    "with %u replicas", path, sh->version, sh->dp);
 		return -EPROTO;
@@ -228,6 +229,34 @@ ctl_share_get(const char *path, struct ctl_share *sh, char *err,
 	return 0;
 fail:
 	snprintf(err, errlen, "control at %s: %s", path, strerror(-e));
+	report_close(&r);
+	return e;
+}
+
+int
+ctl_reepoch_ask(const char *path, uint64_t epoch)
+{
+	struct {
+		struct ctl_hdr h;
+		struct ctl_reepoch re;
+	} m;
+	struct reporter r;
+	struct ctl_hdr h;
+	int e;
+
+	report_open(&r, path);
+	if ((e = rp_connect(&r)) < 0)
+		return e;
+	memset(&m, 0, sizeof(m));
+	m.h.type = IMSG_CTL_REEPOCH;
+	m.h.len = sizeof(m.re);
+	m.re.version = CTL_VERSION;
+	m.re.epoch = epoch;
+	if (send(r.fd, &m, sizeof(m), MSG_NOSIGNAL) != (ssize_t)sizeof(m))
+		e = -errno;
+	else if ((e = read_full(r.fd, &h, sizeof(h), now_s() + 2.0)) == 0 &&
+	    h.type != IMSG_CTL_END)
+		e = -EPROTO;
 	report_close(&r);
 	return e;
 }

@@ -261,7 +261,7 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
 	if (strcmp(j->dist_members, "plan") == 0) {
 		if ((r = share_wait(j, &sh, err, errlen)) < 0)
 			return r;
-		n = (int)sh.dp;
+		n = (int)(sh.dp + sh.nstandby);	/* standbys: 0 rows */
 		for (int i = 0; i < n; i++) {
 			members[i] = sh.members[i];
 			shares[i] = sh.shares[i];
@@ -351,12 +351,19 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
 			    "know every member of %s", j->dist_members);
 		usleep(100000);
 	}
-	log_info("data parallel%s%s: rank %d of %d (node %u, group %u), rows "
-	    "%d-%d of a global batch of %d in %d micro-batch(es), %zu values "
-	    "per all-reduce, compression %s", d->epoch ? " by the plan of "
-	    "job " : "", d->epoch ? sh.job : "", d->rank, d->world, d->node,
-	    d->group, d->first, d->first + d->rows - 1, d->rows_all,
-	    d->nmicro, d->count, j->dist_compress);
+	if (d->rows == 0)
+		log_info("data parallel by the plan of job %s: rank %d of %d "
+		    "(node %u, group %u), a standby: no rows of the global "
+		    "batch of %d; it keeps the model in step through the "
+		    "all-reduce", sh.job, d->rank, d->world, d->node, d->group,
+		    d->rows_all);
+	else
+		log_info("data parallel%s%s: rank %d of %d (node %u, group %u), "
+		    "rows %d-%d of a global batch of %d in %d micro-batch(es), "
+		    "%zu values per all-reduce, compression %s", d->epoch ?
+		    " by the plan of job " : "", d->epoch ? sh.job : "", d->rank,
+		    d->world, d->node, d->group, d->first, d->first + d->rows -
+		    1, d->rows_all, d->nmicro, d->count, j->dist_compress);
 	return 0;
 fail:
 	arc_dp_detach(d->dp);

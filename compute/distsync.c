@@ -117,6 +117,7 @@ dist_sync_state(struct dist *d, struct gpt *m, struct adamw *o,
 	me.has = has_state != 0;
 	for (int i = 0; i < 3; i++)	/* params, adam_m, adam_v */
 		me.crc = crc32c(me.crc, segs[i].data, segs[i].len);
+	me.crc = crc32c(me.crc, data_rng->s, sizeof(data_rng->s));
 
 	/* the table: our row at our rank, everyone's after the all-gather */
 	memset(d->buf, 0, words * sizeof(float));

@@ -221,12 +221,22 @@ tool_share(const char *sock)
 		    "parallel stages" : strerror(sh.status));
 		return 1;
 	}
-	printf("this node: rank %u, %d of %d sequences per step in %d "
-	    "micro-batch(es), dataplane group %u\nreplicas:", sh.rank,
-	    sh.shares[sh.rank], sh.global_batch, sh.nmicro[sh.rank],
-	    sh.group);
+	if (sh.rank >= sh.dp)
+		printf("this node: rank %u, a standby (no rows: it keeps the "
+		    "model in step through the all-reduce), dataplane group "
+		    "%u\nreplicas:", sh.rank, sh.group);
+	else
+		printf("this node: rank %u, %d of %d sequences per step in %d "
+		    "micro-batch(es), dataplane group %u\nreplicas:", sh.rank,
+		    sh.shares[sh.rank], sh.global_batch, sh.nmicro[sh.rank],
+		    sh.group);
 	for (uint32_t r = 0; r < sh.dp; r++)
 		printf(" %u (%d)", sh.members[r], sh.shares[r]);
+	if (sh.nstandby > 0) {
+		printf("\nstandbys:");
+		for (uint32_t r = sh.dp; r < sh.dp + sh.nstandby; r++)
+			printf(" %u", sh.members[r]);
+	}
 	printf("\n");
 	return 0;
 }

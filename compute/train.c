@@ -234,6 +234,26 @@ checkpoint(const struct job *j, struct gpt *m, struct adamw *o,
 	return 0;
 }
 
+/*
+ * A collective failed: in a plan's epoch, ask control for the next epoch,
+ * so that the restarted workers of every node start their collectives
+ * from sequence 0 together (a restarted peer would start there, the
+ * dataplanes of the others would not).
+ */
+static void
+dist_failed(const struct dist *d, const struct job *j)
+{
+	char path[1024];
+	int r;
+
+	if (d->epoch == 0)
+		return;
+	report_path(j, path, sizeof(path));
+	if (path[0] != '\0' && (r = ctl_reepoch_ask(path, d->epoch)) < 0)
+		log_warnx("asking control at %s for a fresh epoch: %s", path,
+		    strerror(-r));
+}
+
 int
 train_run(const struct job *j, const struct train_opts *o)
 {
@@ -298,7 +318,8 @@ train_run(const struct job *j, const struct train_opts *o)
 		first_row = 0;
 		nmicro = (int)j->accumulate;
 	}
-	B = (rows + nmicro - 1) / nmicro;
+	/* a standby (no rows) runs no micro-batch: B only sizes buffers */
+	B = nmicro > 0 ? (rows + nmicro - 1) / nmicro : 1;
 	if (adamw_init(&opt, m.nparams) < 0) {
 		log_warnx("optimizer: out of memory");
 		goto out;
@@ -343,6 +364,7 @@ train_run(const struct job *j, const struct train_opts *o)
 
 		if (took < 0) {
 			log_warnx("data parallel: %s", err);
+			dist_failed(&dist, j);
 			goto out;
 		}
 		/* what we took is kept here too, as if trained here */
@@ -407,6 +429,12 @@ train_run(const struct job *j, const struct train_opts *o)
 			m.grad_ready = NULL;
 			loss += m.loss * ((float)n / (float)G);
 		}
+		if (nmicro == 0) {	/* a standby: the generator still moves */
+			struct rng r = step_data_rng;
+
+			data_train_batch_part(&data, &r, G, 0, 0, T, in, tg);
+			data_rng = r;
+		}
 		if (dist.dp != NULL &&
 		    dist_step_finish(&dist, &m, &loss, train_stop != 0,
 		    &stop_agreed, err, sizeof(err)) < 0) {
@@ -420,6 +448,7 @@ train_run(const struct job *j, const struct train_opts *o)
 			if (j->ckpt_dir[0] != '\0' && last_ckpt != ts.step)
 				checkpoint(j, &m, &opt, &data_rng, &ts,
 				    &last_ckpt);
+			dist_failed(&dist, j);
 			goto out;
 		}
 		norm = grad_clip(m.grads, m.nparams, (float)j->grad_clip);

@@ -102,7 +102,8 @@ answer_share(struct client *cl)
 		sh.status = ENOENT;
 	else
 		layout_share(c->layout, c->layout_len, c->plan_tp, c->plan_pp,
-		    c->plan_dp, c->id, &sh);
+		    c->plan_dp, c->id, c->epoch_members, c->nepoch < 64 ?
+		    c->nepoch : 64, &sh);
 	sh.global_batch = 0;
 	for (uint32_t r = 0; sh.status == 0 && r < sh.dp; r++)
 		sh.global_batch += sh.shares[r];
@@ -159,6 +160,7 @@ client_record(struct client *cl)
 	struct ctl_hdr h;
 	struct ctl_query q;
 	struct ctl_report r;
+	struct ctl_reepoch re;
 
 	if (cl->len < CTL_HDR_LEN)
 		return 0;
@@ -202,6 +204,24 @@ client_record(struct client *cl)
 		client_send(cl, IMSG_CTL_DATA, msg, (uint32_t)strlen(msg));
 		client_end(cl, rc < 0 ? -rc : 0);
 		return CTL_HDR_LEN + sizeof(j);
+	}
+	if (h.type == IMSG_CTL_REEPOCH && h.len == sizeof(re)) {
+		if (cl->len < CTL_HDR_LEN + sizeof(re))
+			return 0;
+		memcpy(&re, cl->buf + CTL_HDR_LEN, sizeof(re));
+		if (re.version != CTL_VERSION)
+			return -1;
+		pthread_mutex_lock(&cl->c->mu);
+		if (re.epoch != 0 && re.epoch == cl->c->epoch &&
+		    cl->c->sw.self.reepoch != re.epoch) {
+			cl->c->sw.self.reepoch = re.epoch;
+			log_info("ctl: a worker failed in epoch %llu; asking "
+			    "the leader for a fresh one",
+			    (unsigned long long)re.epoch);
+		}
+		pthread_mutex_unlock(&cl->c->mu);
+		client_end(cl, 0);
+		return CTL_HDR_LEN + sizeof(re);
 	}
 	if (h.type == IMSG_CTL_REPORT && h.len == sizeof(r)) {
 		if (cl->len < CTL_HDR_LEN + sizeof(r))

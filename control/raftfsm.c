@@ -535,7 +535,7 @@ layout_groups(const uint32_t *layout, int len, int tp, int pp, int dp,
 
 void
 layout_share(const uint32_t *layout, int len, int tp, int pp, int dp,
-    uint32_t self, struct ctl_share *out)
+    uint32_t self, const uint32_t *epoch, int nepoch, struct ctl_share *out)
 {
 	int slot = 2 + tp;
 	long nslot = (long)dp * pp * slot;
@@ -576,4 +576,24 @@ layout_share(const uint32_t *layout, int len, int tp, int pp, int dp,
 			out->status = 0;
 		}
 	}
+	/* the epoch's other members, in its order: standbys */
+	out->nstandby = 0;
+	for (int i = 0; i < nepoch; i++) {
+		int in = 0, k = dp + (int)out->nstandby;
+
+		for (int r = 0; r < dp && !in; r++)
+			in = out->members[r] == epoch[i];
+		if (in || k >= CTL_SHARE_MAX)
+			continue;
+		out->members[k] = epoch[i];
+		out->shares[k] = 0;
+		out->nmicro[k] = 0;
+		out->nstandby++;
+		if (epoch[i] == self) {
+			out->rank = (uint32_t)k;
+			out->status = 0;
+		}
+	}
+	if (out->nstandby > 0)		/* not layout_groups' group 1 */
+		out->group = CTL_SHARE_STANDBY_GROUP;
 }

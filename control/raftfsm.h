@@ -156,13 +156,17 @@ int	layout_groups(const uint32_t *layout, int len, int tp, int pp, int dp,
 /*
  * Node self's part of a data-parallel plan: the replicas (the words after
  * the slots: share, micro-batches per replica) into out (members, shares,
- * nmicro, rank, group, dp, tp, pp; status 0), or out->status ENOENT (no
- * plan, or one without shares), ESRCH (self not in it), ENOTSUP (pipeline
- * or tensor parallel), E2BIG, EINVAL (a layout that does not match).
+ * nmicro, rank, group, dp, tp, pp; status 0), then the members of the
+ * epoch (epoch[nepoch]) the plan left out, as standbys with no rows
+ * (nstandby; group CTL_SHARE_STANDBY_GROUP then); or out->status ENOENT
+ * (no plan, or one without shares), ESRCH (self in neither), ENOTSUP
+ * (pipeline or tensor parallel), E2BIG, EINVAL (a layout that does not
+ * match).
  */
 struct ctl_share;
 void	layout_share(const uint32_t *layout, int len, int tp, int pp, int dp,
-	    uint32_t self, struct ctl_share *out);
+	    uint32_t self, const uint32_t *epoch, int nepoch,
+	    struct ctl_share *out);
 
 /*
  * Is an epoch due: the committed member set differs from alive (sorted),

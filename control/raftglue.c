@@ -539,6 +539,35 @@ ckpt_maybe(struct rglue *g)
 		raft_free(b.base);
 }
 
+/*
+ * Has a member asked to leave the epoch in force (SWIM's reepoch): its
+ * worker failed a step in it, and the workers restart their collectives
+ * from sequence 0, which only a fresh epoch lines up on every dataplane.
+ */
+static int
+reepoch_asked(struct rglue *g)
+{
+	struct ctl *c = g->c;
+	const struct cluster_state *st = &g->fsm.st;
+	uint32_t who = 0;
+
+	if (!st->job_running || st->epoch == 0)
+		return 0;
+	pthread_mutex_lock(&c->mu);
+	for (int i = 0; i < st->nmembers && who == 0; i++) {
+		const struct swim_member *m = swim_find(&c->sw,
+		    st->members[i]);
+
+		if (m != NULL && m->reepoch == st->epoch)
+			who = st->members[i];
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (who != 0)
+		log_info("ctl.raft: node %u's workers failed in epoch %llu: "
+		    "a fresh epoch", who, (unsigned long long)st->epoch);
+	return who != 0;
+}
+
 /* The leader's work: one change or one epoch at a time. */
 static void
 lead(struct rglue *g, const uint32_t *alive, int n)
@@ -599,7 +628,7 @@ lead(struct rglue *g, const uint32_t *alive, int n)
 		}
 		return;
 	}
-	if (!epoch_needed(&g->fsm.st, alive, n)) {
+	if (!epoch_needed(&g->fsm.st, alive, n) && !reepoch_asked(g)) {
 		ckpt_maybe(g);
 		return;
 	}

@@ -11,7 +11,8 @@
  *   44 target addr u32 | 48 target port u16 | 50 sender's dataplane port u16
  *   52 sender GFLOP/s x 10 u32 | 56 sender memory MiB u32 (its profile)
  *   60 sender's last complete checkpoint step u64
- *   68 updates: id u32, addr u32, incarnation u32, port u16, http u16,
+ *   68 an epoch the sender's workers ask to leave (reepoch) u64, or 0
+ *   76 updates: id u32, addr u32, incarnation u32, port u16, http u16,
  *      raft u16, state u8, pad u8 (20 bytes each)
  * then, optionally, one chunk of a link row (swim.h):
  *   0 link version u8 | 1 entries u8 | 2 pad u16 | 4 origin u32
@@ -43,6 +44,7 @@ struct swim_msg {
 	uint16_t target_port;
 	uint32_t gflops10, mem_mib;
 	uint64_t ckpt_step;
+	uint64_t reepoch;
 	uint16_t dp_port;
 	struct swim_member upd[SWIM_MAX_UPDATES];
 	int	 link_bad;		/* a link section, malformed */
@@ -433,6 +435,7 @@ encode(struct swim *sw, uint8_t *buf, int type, uint32_t probe_seq,
 	put32(buf + 52, sw->self.gflops10);
 	put32(buf + 56, sw->self.mem_mib);
 	put64(buf + 60, sw->self.ckpt_step);
+	put64(buf + 68, sw->self.reepoch);
 	/* piggyback the updates with the most retransmissions left */
 	if (sw->self.gossip_left > 0)
 		pick[np++] = &sw->self;
@@ -517,6 +520,7 @@ decode(const struct swim *sw, const uint8_t *buf, size_t len,
 	msg->gflops10 = get32(buf + 52);
 	msg->mem_mib = get32(buf + 56);
 	msg->ckpt_step = get64(buf + 60);
+	msg->reepoch = get64(buf + 68);
 	msg->dp_port = get16(buf + 50);
 	if (msg->sender == 0 || msg->sender == sw->self.id)
 		return -EBADMSG;
@@ -805,6 +809,7 @@ swim_recv(struct swim *sw, uint64_t now, uint32_t addr, uint16_t port,
 	m->gflops10 = msg.gflops10;
 	m->mem_mib = msg.mem_mib;
 	m->ckpt_step = msg.ckpt_step;
+	m->reepoch = msg.reepoch;
 	m->dp_port = msg.dp_port;
 	memset(&self, 0, sizeof(self));
 	self.id = msg.sender;

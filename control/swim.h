@@ -33,10 +33,10 @@
 #include <stdint.h>
 
 #define SWIM_MAGIC		0x41525357u	/* "ARSW" */
-#define SWIM_VERSION		1
+#define SWIM_VERSION		2
 #define SWIM_MAX_MEMBERS	1024
 #define SWIM_MAX_UPDATES	16	/* piggybacked per datagram */
-#define SWIM_HDR_LEN		68
+#define SWIM_HDR_LEN		76
 #define SWIM_UPD_LEN		20
 #define SWIM_MAC_LEN		32	/* crypto_auth_BYTES */
 #define SWIM_KEY_LEN		32	/* crypto_auth_KEYBYTES */
@@ -109,6 +109,13 @@ struct swim_member {
 	uint32_t gflops10;		/* its GEMM probe, GFLOP/s x 10 */
 	uint32_t mem_mib;		/* its memory for the model, MiB */
 	uint64_t ckpt_step;		/* its last complete checkpoint */
+	/*
+	 * An epoch its workers could not go on in (a peer's worker or
+	 * dataplane restarted mid-step, so its collectives restart from
+	 * sequence 0): the leader commits the next epoch, which every
+	 * dataplane starts clean.  0: none.
+	 */
+	uint64_t reepoch;
 	uint64_t last_heard_ms;
 };
 

@@ -15,6 +15,7 @@
 #include <raft.h>
 #include <raft/fixture.h>
 
+#include "ctlmsg.h"
 #include "raftfsm.h"
 
 #define N	5
@@ -446,6 +447,52 @@ START_TEST(test_layout_groups)
 }
 END_TEST
 
+START_TEST(test_layout_share)
+{
+	/* dp 2 over nodes 5 and 2 (slots: stage, layers, device), then each
+	 * replica's share and micro-batches; the epoch also holds 1 and 9 */
+	static const uint32_t lay[] = { 0, 4, 5,   0, 4, 2,   4, 1,   2, 2 };
+	static const uint32_t ep[] = { 1, 2, 5, 9 };
+	struct ctl_share sh;
+
+	memset(&sh, 0, sizeof(sh));
+	layout_share(lay, 10, 1, 1, 2, 2, ep, 4, &sh);
+	ck_assert_int_eq(sh.status, 0);
+	ck_assert_uint_eq(sh.dp, 2);
+	ck_assert_uint_eq(sh.rank, 1);
+	ck_assert_int_eq(sh.shares[1], 2);
+	ck_assert_int_eq(sh.nmicro[1], 2);
+	/* the epoch's others follow as standbys with no rows, in its order;
+	 * the group is then not layout_groups' group 1 (replicas only) */
+	ck_assert_uint_eq(sh.nstandby, 2);
+	ck_assert_uint_eq(sh.members[2], 1);
+	ck_assert_uint_eq(sh.members[3], 9);
+	ck_assert_int_eq(sh.shares[2], 0);
+	ck_assert_int_eq(sh.nmicro[3], 0);
+	ck_assert_uint_eq(sh.group, CTL_SHARE_STANDBY_GROUP);
+	/* a standby's own part */
+	memset(&sh, 0, sizeof(sh));
+	layout_share(lay, 10, 1, 1, 2, 9, ep, 4, &sh);
+	ck_assert_int_eq(sh.status, 0);
+	ck_assert_uint_eq(sh.rank, 3);
+	/* every member a replica: no standbys, group 1 */
+	memset(&sh, 0, sizeof(sh));
+	layout_share(lay, 10, 1, 1, 2, 5, ep + 1, 2, &sh);
+	ck_assert_int_eq(sh.status, 0);
+	ck_assert_uint_eq(sh.rank, 0);
+	ck_assert_uint_eq(sh.nstandby, 0);
+	ck_assert_uint_eq(sh.group, 1);
+	/* a node in neither */
+	memset(&sh, 0, sizeof(sh));
+	layout_share(lay, 10, 1, 1, 2, 7, ep, 4, &sh);
+	ck_assert_int_eq(sh.status, ESRCH);
+	/* pipeline stages are not handed out; a wrong size is refused */
+	memset(&sh, 0, sizeof(sh));
+	layout_share(lay, 9, 1, 1, 2, 2, ep, 4, &sh);
+	ck_assert_int_eq(sh.status, EINVAL);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -463,6 +510,7 @@ main(void)
 	tcase_add_test(pure, test_stale_and_malformed);
 	tcase_add_test(pure, test_roles_policy);
 	tcase_add_test(pure, test_layout_groups);
+	tcase_add_test(pure, test_layout_share);
 	suite_add_tcase(s, fx);
 	suite_add_tcase(s, pure);
 	sr = srunner_create(s);
