@@ -233,6 +233,14 @@ epoch_wait(const char *sock, uint64_t epoch, char *err, size_t errlen)
 			close(fd);
 			if (r == 0 && st.epoch == (uint32_t)epoch)
 				return 0;
+			/* a newer epoch: the plan we hold is over already */
+			if (r == 0 && (int32_t)(st.epoch - (uint32_t)epoch) > 0) {
+				snprintf(err, errlen, "the plan of epoch %llu is "
+				    "over: the dataplane at %s runs epoch %u (a "
+				    "restart takes the new one)",
+				    (unsigned long long)epoch, sock, st.epoch);
+				return -ESTALE;
+			}
 		}
 		if (now_s() - t0 > DIST_GROUP_WAIT_S) {
 			snprintf(err, errlen, "the dataplane at %s did not reach "
