@@ -99,6 +99,16 @@ const struct conf_key job_keys[] = {
 	{ "dist", "overlap", CONF_BOOL, J(dist_overlap), 0, 0, 0, "yes",
 	    "all-reduce each layer's gradients while backward goes on to the "
 	    "next (no: all of them after backward)", NULL, 0 },
+	{ "dist", "stages", CONF_STR, JS(dist_stages), 0, 0, "",
+	    "pipeline parallel: node ids of the stages in order, e.g. 1,2 "
+	    "(the first holds the embeddings, the last the head and the "
+	    "loss); empty: no pipeline", NULL, 0 },
+	{ "dist", "layers", CONF_STR, JS(dist_layers), 0, 0, "",
+	    "blocks of each stage in dist.stages order, summing to "
+	    "model.n_layer; empty: as even as may be", NULL, 0 },
+	{ "dist", "schedule", CONF_STR, JS(dist_schedule), 1, 0, "1f1b",
+	    "pipeline schedule over the train.accumulate micro-batches: "
+	    "1f1b or gpipe", NULL, 0 },
 	{ "dist", "control", CONF_STR, JS(dist_control), 0, 0, "",
 	    "control.sock to report progress to; empty: the one beside the "
 	    "dataplane's socket (cluster mode only); off: none", NULL, 0 },
@@ -129,7 +139,38 @@ job_load(struct job *job, const char *path, char **sets, int nsets)
 		if (kern_lookup(job->kernels) == NULL)
 			conf_err(&errs, where, 0, "train.kernels = '%s': must "
 			    "be dnnl or ref", job->kernels);
-		if (job->dist_dataplane[0] != '\0') {
+		if (strcmp(job->dist_schedule, "1f1b") != 0 &&
+		    strcmp(job->dist_schedule, "gpipe") != 0)
+			conf_err(&errs, where, 0, "dist.schedule = '%s': must "
+			    "be 1f1b or gpipe", job->dist_schedule);
+		if (job->dist_stages[0] != '\0') {
+			uint32_t m[PIPE_MAX_STAGES];
+			int n, l[PIPE_MAX_STAGES];
+			char why[256];
+
+			if ((n = dist_parse_members(job->dist_stages, m,
+			    PIPE_MAX_STAGES, why, sizeof(why))) < 0)
+				conf_err(&errs, where, 0, "dist.stages: %s",
+				    why);
+			else if (n < 2)
+				conf_err(&errs, where, 0, "dist.stages = '%s': "
+				    "a pipeline has 2 stages or more",
+				    job->dist_stages);
+			else if (pipe_split_layers(job->dist_layers, n,
+			    (int)job->n_layer, l, why, sizeof(why)) < 0)
+				conf_err(&errs, where, 0, "dist.layers: %s",
+				    why);
+			if (job->dist_members[0] != '\0')
+				conf_err(&errs, where, 0, "dist.stages and "
+				    "dist.members: pipeline stages with data-"
+				    "parallel replicas are not trained yet; give "
+				    "one of them");
+		} else if (job->dist_layers[0] != '\0') {
+			conf_err(&errs, where, 0, "dist.layers without "
+			    "dist.stages");
+		}
+		if (job->dist_dataplane[0] != '\0' &&
+		    job->dist_stages[0] == '\0') {
 			uint32_t m[DIST_MAX_MEMBERS];
 			char why[256];
 

@@ -1,0 +1,294 @@
+#!/bin/sh
+# pipe_train.sh: pipeline-parallel training across simulated hosts matches
+# the single-node run.
+#
+# Two network namespaces on a private bridge (made and removed here), an
+# arceus-dataplane in each (tcp), and an arceus-worker in each attached to
+# it with dist.stages = 1,2: host 1 trains blocks 0-1 and the embeddings,
+# host 2 blocks 2-3, the head and the loss, 4 micro-batches of 4 rows a
+# step (1F1B).  The reference is one standalone worker with the same
+# batch, accumulate and seed.  Both stages must report the same loss and
+# gradient norm bit for bit (they share them), and the reference's within
+# 1e-5 relative: the same math runs in the same order, but for the tied
+# embedding's gradient, whose two halves (head and input) are added
+# per micro-batch on one node and once per step here (fp32 rounding, about
+# 1e-7, that AdamW carries on), and the norm's sum of squares, added per
+# stage (double).  The metrics print the loss with 6 decimals and the
+# norm with 6 digits: two values either side of a rounding of the norm's
+# sixth digit differ by up to 1e-5 relative, hence 2e-5 there.  GPipe must give the same bits as 1F1B.
+# Then 10 steps with a checkpoint, a resume to 20 that must equal the
+# uninterrupted run bit for bit; a stage started with another stage's
+# checkpoint directory is refused; a killed peer (host 2's dataplane)
+# stops host 1's worker naming peer 2, with a checkpoint of its last
+# whole step.
+#
+# Needs root, iproute2 and the corpus (make corpus); exit 77 without the
+# first two.  Every process is started here, remembered by PID and killed
+# by PID; everything is bounded in time.
+set -u
+
+BUILD=${BUILD:-build}
+DP=$BUILD/arceus-dataplane
+TOOL=$BUILD/arceus-dptool
+WORKER=$BUILD/arceus-worker
+TAG=apt$$
+NET=10.$((50 + $$ % 50)).$(( ($$ / 50) % 250 ))
+TMP=$(mktemp -d /tmp/arceus-pipe.XXXXXX)
+PIDS=""
+NS=""
+FAILS=0
+STEPS=20
+
+log() { printf 'pipe_train: %s\n' "$*"; }
+
+. "$(dirname "$0")/dp_lib.sh"
+trap 'dp_cleanup; [ -n "${KEEP:-}" ] || rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM
+dp_preflight
+[ -x "$WORKER" ] || { log "build $WORKER first"; exit 1; }
+[ -s data/corpus.txt ] || { log "no data/corpus.txt: make corpus"; exit 1; }
+
+# a small model that trains a step in milliseconds, one thread each
+JOB="--job configs/jobs/tiny.conf --set model.n_layer=4 --set model.n_head=2
+ --set model.n_embd=64 --set model.block_size=32 --set train.steps=$STEPS
+ --set train.batch_size=4 --set train.accumulate=4
+ --set train.warmup_steps=5 --set train.decay_steps=$STEPS
+ --set train.eval_interval=10
+ --set train.eval_iters=4 --set train.sample_len=0 --set train.threads=1
+ --set checkpoint.dir= -q"
+
+up() { "$TOOL" -s "$TMP/n$1/dataplane.sock" links 2>/dev/null |
+    grep -q "^peer $2 up"; }
+
+{
+	echo "[dataplane]"
+	echo "transport = tcp"
+	echo "port = 7720"
+	echo "arena_size = 64M"
+	echo "chunk_size = 64K"
+	echo "peer_timeout_ms = 2000"
+	echo "op_timeout_ms = 10000"
+	for i in 1 2; do echo "peer = $i@$NET.$i:7720"; done
+} > "$TMP/arceus.conf"
+for i in 1 2; do
+	bridge_host "$i" "$NET.$i" || { log "FAIL: host $i"; exit 1; }
+	mkdir -p "$TMP/n$i"
+	ip netns exec "${TAG}n$i" "$DP" -c "$TMP/arceus.conf" -o node.id=$i \
+	    -o "node.run_dir=$TMP/n$i" -o "dataplane.listen=$NET.$i" \
+	    > "$TMP/dataplane$i.log" 2>&1 &
+	PIDS="$PIDS $!"
+	eval "DPPID$i=$!"
+done
+until_ok 20 up 1 2 && until_ok 20 up 2 1 ||
+    { log "FAIL: links not up"; cat "$TMP"/dataplane*.log; exit 1; }
+
+# field NAME FILE: the values of "NAME": in FILE's JSON lines, one a line
+field() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" "$2"; }
+
+# close A B TOL: the two columns agree within relative TOL on every line
+close() {
+	paste "$1" "$2" | awk -v tol="$3" '
+	    { d = $1 - $2; if (d < 0) d = -d; m = $2 < 0 ? -$2 : $2;
+	      r = d / (m > 1e-12 ? m : 1e-12); if (r > worst) worst = r;
+	      if (r > tol) bad++; n++ }
+	    END { printf "%d values, worst relative difference %.2g\n", n,
+	      worst; exit (n == 0 || bad > 0) }'
+}
+
+# stages NAME ARGS...: both stage workers at once; fails unless both exit 0
+stages() {
+	name=$1; shift
+	wp=""
+	for i in 1 2; do
+		# shellcheck disable=SC2086
+		timeout 300 ip netns exec "${TAG}n$i" "$WORKER" \
+		    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
+		    --set dist.stages=1,2 "$@" \
+		    --metrics-out "$TMP/$name$i.jsonl" > "$TMP/$name$i.log" 2>&1 &
+		wp="$wp $!"
+	done
+	ok=0
+	for p in $wp; do wait "$p" || ok=1; done
+	return $ok
+}
+
+# same A B: the two stages of run A report the same losses and norms
+same_stages() {
+	for f in loss grad_norm val_loss; do
+		field $f "$TMP/${1}1.jsonl" > "$TMP/$1.1.$f"
+		field $f "$TMP/${1}2.jsonl" > "$TMP/$1.2.$f"
+		cmp -s "$TMP/$1.1.$f" "$TMP/$1.2.$f" || return 1
+	done
+}
+
+# the reference: one node, the same global batch in the same micro-batches
+# shellcheck disable=SC2086
+if ! timeout 300 "$WORKER" --standalone $JOB \
+    --metrics-out "$TMP/ref.jsonl" > "$TMP/ref.log" 2>&1; then
+	log "FAIL: the standalone reference run"; cat "$TMP/ref.log"; exit 1
+fi
+field loss "$TMP/ref.jsonl" > "$TMP/ref.loss"
+field grad_norm "$TMP/ref.jsonl" > "$TMP/ref.norm"
+field val_loss "$TMP/ref.jsonl" > "$TMP/ref.val"
+
+if stages pp; then
+	if [ "$(wc -l < "$TMP/pp1.jsonl")" = $STEPS ] && same_stages pp; then
+		log "ok both stages report the same $STEPS losses, norms and" \
+		    "validation losses"
+	else
+		log "FAIL: the stages disagree"
+		paste "$TMP/pp1.jsonl" "$TMP/pp2.jsonl" | head; FAILS=$((FAILS + 1))
+	fi
+	if r=$(close "$TMP/pp.1.loss" "$TMP/ref.loss" 1e-5); then
+		log "ok 2 stages = 1 node, loss: $r"
+	else
+		log "FAIL loss against the single node: $r"
+		paste "$TMP/pp.1.loss" "$TMP/ref.loss"; FAILS=$((FAILS + 1))
+	fi
+	if r=$(close "$TMP/pp.1.grad_norm" "$TMP/ref.norm" 2e-5); then
+		log "ok gradient norms: $r"
+	else
+		log "FAIL gradient norms against the single node: $r"
+		paste "$TMP/pp.1.grad_norm" "$TMP/ref.norm"; FAILS=$((FAILS + 1))
+	fi
+	if r=$(close "$TMP/pp.1.val_loss" "$TMP/ref.val" 1e-5); then
+		log "ok validation loss through the stages: $r"
+	else
+		log "FAIL validation loss against the single node: $r"
+		FAILS=$((FAILS + 1))
+	fi
+	grep -h "pipeline" "$TMP"/pp1.log "$TMP"/pp2.log |
+	    sed 's/^/pipe_train:   /'
+else
+	log "FAIL: the pipeline run"; cat "$TMP"/pp1.log "$TMP"/pp2.log
+	FAILS=$((FAILS + 1))
+fi
+
+# GPipe: other order of work, the same sums in the same order
+if stages gp --set dist.schedule=gpipe && same_stages gp &&
+    cmp -s "$TMP/gp.1.loss" "$TMP/pp.1.loss" &&
+    cmp -s "$TMP/gp.1.grad_norm" "$TMP/pp.1.grad_norm"; then
+	log "ok GPipe gives the losses of 1F1B bit for bit"
+else
+	log "FAIL: GPipe differs from 1F1B"
+	tail -n 3 "$TMP"/gp1.log "$TMP"/gp2.log; FAILS=$((FAILS + 1))
+fi
+
+# uneven stages: 1 block on host 1, 3 on host 2
+if stages un --set dist.layers=1,3 && same_stages un &&
+    r=$(close "$TMP/un.1.loss" "$TMP/ref.loss" 1e-5); then
+	log "ok blocks 1 + 3 = 1 node, loss: $r"
+else
+	log "FAIL: stages of 1 and 3 blocks: ${r:-}"
+	tail -n 3 "$TMP"/un1.log "$TMP"/un2.log; FAILS=$((FAILS + 1))
+fi
+
+# resume: 10 steps with a checkpoint (stage i in $TMP/ckr<i>), then on
+# to 20 from it
+resume_ok=1
+for steps in 10 $STEPS; do
+	wp=""
+	for i in 1 2; do
+		# shellcheck disable=SC2086
+		timeout 300 ip netns exec "${TAG}n$i" "$WORKER" \
+		    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
+		    --set dist.stages=1,2 --set train.steps=$steps \
+		    --set checkpoint.dir="$TMP/ckr$i" \
+		    --metrics-out "$TMP/rs$i.jsonl" > "$TMP/rs$steps-$i.log" 2>&1 &
+		wp="$wp $!"
+	done
+	for p in $wp; do wait "$p" || resume_ok=0; done
+done
+if [ $resume_ok = 1 ] && grep -q "resumed from .* at step 10" \
+    "$TMP/rs$STEPS-1.log" && grep -q "resumed from .* at step 10" \
+    "$TMP/rs$STEPS-2.log" && same_stages rs &&
+    cmp -s "$TMP/rs.1.loss" "$TMP/pp.1.loss" &&
+    cmp -s "$TMP/rs.1.grad_norm" "$TMP/pp.1.grad_norm"; then
+	log "ok 10 steps, checkpoint, resume, 10 more = $STEPS steps bit for bit"
+else
+	log "FAIL: the resumed run differs from the uninterrupted one"
+	tail -n 3 "$TMP"/rs*.log
+	paste "$TMP/rs.1.loss" "$TMP/pp.1.loss" | head -n 25
+	FAILS=$((FAILS + 1))
+fi
+
+# each stage's checkpoint is its own: swapped directories are refused
+wp=""
+for i in 1 2; do
+	o=$((3 - i))
+	# shellcheck disable=SC2086
+	timeout 120 ip netns exec "${TAG}n$i" "$WORKER" \
+	    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
+	    --set dist.stages=1,2 --set train.steps=$((STEPS + 5)) \
+	    --set checkpoint.dir="$TMP/ckr$o" > "$TMP/sw$i.log" 2>&1 &
+	wp="$wp $!"
+done
+sw_ok=1
+for p in $wp; do wait "$p" && sw_ok=0; done
+# (stages of different sizes fail the segment sizes; same-sized ones the
+# stage recorded in the trainer state)
+if [ $sw_ok = 1 ] && grep -q "a different model or config\|is of another \
+pipeline stage" "$TMP/sw1.log"; then
+	log "ok another stage's checkpoint is refused: $(grep -o \
+	    "'params' is.*\|is of another.*" "$TMP/sw1.log" | tail -n 1)"
+else
+	log "FAIL: swapped checkpoints were not refused"
+	tail -n 3 "$TMP"/sw1.log "$TMP"/sw2.log; FAILS=$((FAILS + 1))
+fi
+
+# a lost node: host 2's dataplane is killed mid-run
+wp=""
+for i in 1 2; do
+	# shellcheck disable=SC2086
+	timeout 300 ip netns exec "${TAG}n$i" "$WORKER" \
+	    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
+	    --set train.steps=1000000 --set train.eval_interval=0 \
+	    --set dist.stages=1,2 --set checkpoint.dir="$TMP/ck$i" \
+	    --set checkpoint.interval=1000000 \
+	    --metrics-out "$TMP/k$i.jsonl" > "$TMP/k$i.log" 2>&1 &
+	wp="$wp $!"
+	eval "WP$i=$!"
+done
+steps() { [ "$(wc -l < "$TMP/k1.jsonl" 2>/dev/null || echo 0)" -ge 3 ]; }
+if until_ok 60 steps; then
+	kill -9 "$DPPID2"
+	t0=$(date +%s%N)
+	wait "$WP1"; rc=$?
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	wait "$WP2"; rc2=$?
+	if [ $rc = 0 ] || ! grep -q "failed: peer 2" "$TMP/k1.log"; then
+		log "FAIL: worker 1 (exit $rc) did not stop naming peer 2:"
+		tail -n 5 "$TMP/k1.log"; FAILS=$((FAILS + 1))
+	else
+		log "ok worker 1 stopped $ms ms after the kill: $(grep -o \
+		    'step [0-9]*: .*failed: [^;]*' "$TMP/k1.log")"
+	fi
+	if [ $rc2 = 0 ] || ! grep -q "dataplane unreachable" "$TMP/k2.log"
+	then
+		log "FAIL: worker 2 (exit $rc2) was not told its dataplane died:"
+		tail -n 5 "$TMP/k2.log"; FAILS=$((FAILS + 1))
+	fi
+	# its checkpoint holds every step it finished
+	done1=$(wc -l < "$TMP/k1.jsonl")
+	if [ -d "$TMP/ck1/$(printf 'step-%010d' "$done1")" ]; then
+		log "ok its checkpoint holds all $done1 steps it finished"
+	else
+		log "FAIL: no checkpoint of step $done1 in $TMP/ck1:"
+		ls "$TMP/ck1"; FAILS=$((FAILS + 1))
+	fi
+else
+	log "FAIL: the run to kill did not start"; tail -n 5 "$TMP"/k1.log
+	FAILS=$((FAILS + 1))
+	for p in $wp; do kill -9 "$p" 2>/dev/null; wait "$p"; done
+fi
+
+for f in "$TMP"/*.log; do
+	if grep -q "AddressSanitizer\|runtime error\|LeakSanitizer" "$f"; then
+		log "FAIL: sanitizer report in $(basename "$f"):"
+		grep -A5 "AddressSanitizer\|runtime error\|LeakSanitizer" "$f"
+		FAILS=$((FAILS + 1))
+	fi
+done
+if [ $FAILS -gt 0 ]; then log "FAIL: $FAILS"; exit 1; fi
+log "PASS"
+exit 0
