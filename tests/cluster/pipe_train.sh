@@ -18,9 +18,11 @@
 # sixth digit differ by up to 1e-5 relative, hence 2e-5 there.  GPipe must give the same bits as 1F1B.
 # Then 10 steps with a checkpoint, a resume to 20 that must equal the
 # uninterrupted run bit for bit; a stage started with another stage's
-# checkpoint directory is refused; a killed peer (host 2's dataplane)
-# stops host 1's worker naming peer 2, with a checkpoint of its last
-# whole step.
+# checkpoint directory is refused; SIGTERM to one stage stops both after
+# the same step, each with its checkpoint; a killed peer (host 2's
+# dataplane) stops host 1's worker naming peer 2, with a checkpoint of its
+# last whole step; and with that dataplane back, a killed worker on host 2
+# stops host 1's within the dataplane's op_timeout_ms, naming peer 2.
 #
 # Needs root, iproute2 and the corpus (make corpus); exit 77 without the
 # first two.  Every process is started here, remembered by PID and killed
@@ -236,21 +238,53 @@ else
 	tail -n 3 "$TMP"/sw1.log "$TMP"/sw2.log; FAILS=$((FAILS + 1))
 fi
 
+# run_long NAME ARGS...: both stages on an endless run, checkpointing at
+# the end
+run_long() {
+	name=$1; shift
+	wp=""
+	for i in 1 2; do
+		# shellcheck disable=SC2086
+		timeout 300 ip netns exec "${TAG}n$i" "$WORKER" \
+		    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
+		    --set train.steps=1000000 --set train.eval_interval=0 \
+		    --set dist.stages=1,2 --set checkpoint.dir="$TMP/${name}ck$i" \
+		    --set checkpoint.interval=1000000 "$@" \
+		    --metrics-out "$TMP/$name$i.jsonl" > "$TMP/$name$i.log" 2>&1 &
+		wp="$wp $!"
+		eval "WP$i=$!"
+	done
+}
+# started NAME: the first stage finished 3 steps of run NAME
+started() { [ "$(wc -l < "$TMP/${1}1.jsonl" 2>/dev/null || echo 0)" -ge 3 ]; }
+
+# SIGTERM to one stage: both stop after the same step, with checkpoints
+run_long st
+if until_ok 60 started st; then
+	kill -TERM "$WP2"	# timeout(1) passes it on to the worker
+	wait "$WP1"; rc1=$?
+	wait "$WP2"; rc2=$?
+	n1=$(wc -l < "$TMP/st1.jsonl"); n2=$(wc -l < "$TMP/st2.jsonl")
+	if [ $rc1 = 0 ] && [ $rc2 = 0 ] && [ "$n1" = "$n2" ] &&
+	    grep -q "stopped by signal at step $n1\$" "$TMP/st1.log" &&
+	    grep -q "stopped by signal at step $n1\$" "$TMP/st2.log" &&
+	    [ -d "$TMP/stck1/$(printf 'step-%010d' "$n1")" ] &&
+	    [ -d "$TMP/stck2/$(printf 'step-%010d' "$n1")" ]; then
+		log "ok SIGTERM to stage 1: both stages stopped after step $n1," \
+		    "each with its checkpoint"
+	else
+		log "FAIL: SIGTERM to one stage (exits $rc1 $rc2, steps $n1 $n2)"
+		tail -n 3 "$TMP"/st1.log "$TMP"/st2.log; FAILS=$((FAILS + 1))
+	fi
+else
+	log "FAIL: the run to stop did not start"; tail -n 5 "$TMP"/st1.log
+	FAILS=$((FAILS + 1))
+	for p in $wp; do kill -9 "$p" 2>/dev/null; wait "$p"; done
+fi
+
 # a lost node: host 2's dataplane is killed mid-run
-wp=""
-for i in 1 2; do
-	# shellcheck disable=SC2086
-	timeout 300 ip netns exec "${TAG}n$i" "$WORKER" \
-	    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
-	    --set train.steps=1000000 --set train.eval_interval=0 \
-	    --set dist.stages=1,2 --set checkpoint.dir="$TMP/ck$i" \
-	    --set checkpoint.interval=1000000 \
-	    --metrics-out "$TMP/k$i.jsonl" > "$TMP/k$i.log" 2>&1 &
-	wp="$wp $!"
-	eval "WP$i=$!"
-done
-steps() { [ "$(wc -l < "$TMP/k1.jsonl" 2>/dev/null || echo 0)" -ge 3 ]; }
-if until_ok 60 steps; then
+run_long k
+if until_ok 60 started k; then
 	kill -9 "$DPPID2"
 	t0=$(date +%s%N)
 	wait "$WP1"; rc=$?
@@ -270,14 +304,46 @@ if until_ok 60 steps; then
 	fi
 	# its checkpoint holds every step it finished
 	done1=$(wc -l < "$TMP/k1.jsonl")
-	if [ -d "$TMP/ck1/$(printf 'step-%010d' "$done1")" ]; then
+	if [ -d "$TMP/kck1/$(printf 'step-%010d' "$done1")" ]; then
 		log "ok its checkpoint holds all $done1 steps it finished"
 	else
-		log "FAIL: no checkpoint of step $done1 in $TMP/ck1:"
-		ls "$TMP/ck1"; FAILS=$((FAILS + 1))
+		log "FAIL: no checkpoint of step $done1 in $TMP/kck1:"
+		ls "$TMP/kck1"; FAILS=$((FAILS + 1))
 	fi
 else
 	log "FAIL: the run to kill did not start"; tail -n 5 "$TMP"/k1.log
+	FAILS=$((FAILS + 1))
+	for p in $wp; do kill -9 "$p" 2>/dev/null; wait "$p"; done
+fi
+
+# a lost worker: host 2's dataplane back (a restarted dataplane starts its
+# sequences anew, and so does a fresh group; control's new epoch does that
+# in a cluster), then host 2's worker is killed: host 1's waits for its
+# gradients until the dataplane's op_timeout_ms (10 s) and names peer 2
+ip netns exec "${TAG}n2" "$DP" -c "$TMP/arceus.conf" -o node.id=2 \
+    -o "node.run_dir=$TMP/n2" -o "dataplane.listen=$NET.2" \
+    > "$TMP/dataplane2b.log" 2>&1 &
+PIDS="$PIDS $!"
+until_ok 30 up 1 2 && until_ok 30 up 2 1 ||
+    log "FAIL: host 2's dataplane did not come back"
+run_long kw --set dist.group=101
+if until_ok 60 started kw; then
+	w2=$(pgrep -P "$WP2")
+	[ -n "$w2" ] && kill -9 "$w2"
+	t0=$(date +%s%N)
+	wait "$WP1"; rc=$?
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	wait "$WP2"
+	if [ -n "$w2" ] && [ $rc != 0 ] && grep -q "failed: peer 2" \
+	    "$TMP/kw1.log"; then
+		log "ok a killed worker: stage 0 stopped after $ms ms: $(grep -o \
+		    'step [0-9]*: .*failed: [^;]*' "$TMP/kw1.log")"
+	else
+		log "FAIL: worker 1 (exit $rc) did not name peer 2 (worker 2 pid" \
+		    "${w2:-none})"; tail -n 5 "$TMP/kw1.log"; FAILS=$((FAILS + 1))
+	fi
+else
+	log "FAIL: the run to kill did not start"; tail -n 5 "$TMP"/kw1.log
 	FAILS=$((FAILS + 1))
 	for p in $wp; do kill -9 "$p" 2>/dev/null; wait "$p"; done
 fi
