@@ -264,6 +264,8 @@ struct gpt {
 int	gpt_init(struct gpt *m, const struct gpt_config *cfg,
 	    const struct kern_ops *k);
 void	gpt_fini(struct gpt *m);
+/* floats of the parameters gpt_init would allocate for cfg */
+size_t	gpt_count_params(const struct gpt_config *cfg);
 /*
  * bytes (64-byte aligned; 2 MB aligned and advised to transparent huge
  * pages from 2 MB on), zeroed if zero; free() releases it.  NULL if out
@@ -440,6 +442,7 @@ int	dist_step_finish(struct dist *d, struct gpt *m, float *loss, int stop,
 /* pipe.c: pipeline parallel through arceus-dataplane (send/recv).     */
 
 #define PIPE_MAX_STAGES	64
+#define PIPE_MAX_REPLICAS 64	/* pipelines side by side, data parallel */
 #define PIPE_TX		4	/* send buffers in the arena, used in turn */
 
 enum pipe_kind { PIPE_F, PIPE_B };
@@ -451,13 +454,21 @@ struct pipe_op {
 struct pipe {
 	struct arc_dp	*dp;
 	int		 S, s;		/* stages, ours */
-	uint32_t	 nodes[PIPE_MAX_STAGES];	/* node of each stage */
+	int		 R, r;		/* replicas of the pipeline, ours */
+	uint32_t	 nodes[PIPE_MAX_STAGES];	/* node of each stage of
+							   our replica */
+	uint32_t	 peers[PIPE_MAX_REPLICAS];	/* our stage's node in
+							   each replica */
 	int		 layers[PIPE_MAX_STAGES];	/* blocks of each */
 	int		 l0;		/* our first block */
 	uint32_t	 node;
-	uint16_t	 group;		/* all stages, for the all-reduces */
+	uint16_t	 group;		/* our replica's stages: all-reduces */
+	uint16_t	 dgroup;	/* our stage in every replica (R > 1) */
 	int		 gpipe;		/* schedule: 1: GPipe, 0: 1F1B */
-	int		 M, G, T, C, V;	/* micro-batches, rows a step, shape */
+	int		 M, G, T, C, V;	/* micro-batches, our rows a step, shape */
+	int		 Gall, first;	/* rows a step of all replicas, our first */
+	float		*gbuf;		/* arena [nparams + 2]: data parallel */
+	size_t		 nparams;
 	uint32_t	 print;		/* fingerprint of the job */
 	struct pipe_op	*sched;		/* [2M] our order of work */
 	int		 nsched, nslots;
@@ -478,6 +489,13 @@ struct pipe_result {
 	float	norm;		/* global gradient norm, before clipping */
 	int	stop;		/* some stage asked to stop */
 };
+/*
+ * dist.stages: "1,2" (one pipeline), or "1,2/3,4" (replicas of it, each
+ * the same number of stages) into nodes[R][S], replica-major.  @return
+ * 0 with *S, *R set, or -EINVAL with err set
+ */
+int	pipe_parse_stages(const char *s, uint32_t *nodes, int *S, int *R,
+	    char *err, size_t errlen);
 /*
  * dist.layers: blocks per stage of nstages summing to nlayer (empty: as
  * even as may be, the first stages one more).  @return nstages or -EINVAL

@@ -213,6 +213,17 @@ gpt_param_decays(int i)
 	return i == 0 || i == 1 || i == 4 || i == 6 || i == 10 || i == 12;
 }
 
+size_t
+gpt_count_params(const struct gpt_config *cfg)
+{
+	size_t s[GPT_NPARAMS], n = 0;
+
+	param_sizes(cfg, s);
+	for (int i = 0; i < GPT_NPARAMS; i++)
+		n += s[i];
+	return n;
+}
+
 int
 gpt_init(struct gpt *m, const struct gpt_config *cfg,
     const struct kern_ops *k)

@@ -102,7 +102,8 @@ const struct conf_key job_keys[] = {
 	{ "dist", "stages", CONF_STR, JS(dist_stages), 0, 0, "",
 	    "pipeline parallel: node ids of the stages in order, e.g. 1,2 "
 	    "(the first holds the embeddings, the last the head and the "
-	    "loss); empty: no pipeline", NULL, 0 },
+	    "loss); 1,2/3,4: two data-parallel replicas of that pipeline; "
+	    "empty: no pipeline", NULL, 0 },
 	{ "dist", "layers", CONF_STR, JS(dist_layers), 0, 0, "",
 	    "blocks of each stage in dist.stages order, summing to "
 	    "model.n_layer; empty: as even as may be", NULL, 0 },
@@ -144,27 +145,28 @@ job_load(struct job *job, const char *path, char **sets, int nsets)
 			conf_err(&errs, where, 0, "dist.schedule = '%s': must "
 			    "be 1f1b or gpipe", job->dist_schedule);
 		if (job->dist_stages[0] != '\0') {
-			uint32_t m[PIPE_MAX_STAGES];
-			int n, l[PIPE_MAX_STAGES];
+			static uint32_t m[PIPE_MAX_STAGES * PIPE_MAX_REPLICAS];
+			int n, r, l[PIPE_MAX_STAGES];
 			char why[256];
 
-			if ((n = dist_parse_members(job->dist_stages, m,
-			    PIPE_MAX_STAGES, why, sizeof(why))) < 0)
+			if (pipe_parse_stages(job->dist_stages, m, &n, &r, why,
+			    sizeof(why)) < 0)
 				conf_err(&errs, where, 0, "dist.stages: %s",
 				    why);
-			else if (n < 2)
-				conf_err(&errs, where, 0, "dist.stages = '%s': "
-				    "a pipeline has 2 stages or more",
-				    job->dist_stages);
 			else if (pipe_split_layers(job->dist_layers, n,
 			    (int)job->n_layer, l, why, sizeof(why)) < 0)
 				conf_err(&errs, where, 0, "dist.layers: %s",
 				    why);
+			else if (job->dist_group + r + n > 65535)
+				conf_err(&errs, where, 0, "dist.group = %lld: "
+				    "the pipeline takes groups up to %lld, above "
+				    "65535", (long long)job->dist_group,
+				    (long long)job->dist_group + r + n);
 			if (job->dist_members[0] != '\0')
 				conf_err(&errs, where, 0, "dist.stages and "
-				    "dist.members: pipeline stages with data-"
-				    "parallel replicas are not trained yet; give "
-				    "one of them");
+				    "dist.members: replicas of a pipeline are "
+				    "listed in dist.stages (1,2/3,4: two "
+				    "pipelines of two stages)");
 		} else if (job->dist_layers[0] != '\0') {
 			conf_err(&errs, where, 0, "dist.layers without "
 			    "dist.stages");

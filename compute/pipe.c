@@ -35,6 +35,14 @@
  * sums come back exact), so that every stage clips with the same global
  * norm.  Then each steps AdamW on its own parameters.
  *
+ * Replicas (dist.stages = 1,2/3,4: two pipelines of two stages), data
+ * parallel: each pipeline trains its own rows of a global batch of R
+ * times the single pipeline's, and before (1) every stage sums its
+ * gradients, the loss and stop with the same stage of the other
+ * pipelines (group dist.group + R + s; pipeline r's stages use group
+ * dist.group + r).  The ring all-reduce hands all replicas the same bits,
+ * so (1), (2) and AdamW give the same parameters on every replica.
+ *
  * Sends and receives are matched in order per pair of nodes (the
  * dataplane's sequence numbers): activations only go down the pipeline
  * and gradients only up, each stream in micro-batch order.  A send
@@ -59,6 +67,68 @@
 #include "log.h"
 
 #define PIPE_GROUP_WAIT_S	60.0
+
+int
+pipe_parse_stages(const char *s, uint32_t *nodes, int *S, int *R,
+    char *err, size_t errlen)
+{
+	char part[512], why[256];
+	const char *p = s;
+	int n, total = 0;
+
+	*S = *R = 0;
+	if (strlen(s) >= sizeof(part)) {
+		snprintf(err, errlen, "too long");
+		return -EINVAL;
+	}
+	for (;;) {
+		const char *e = strchr(p, '/');
+		size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
+
+		memcpy(part, p, len);
+		part[len] = '\0';
+		if (*R == PIPE_MAX_REPLICAS) {
+			snprintf(err, errlen, "'%s': more than %d replicas", s,
+			    PIPE_MAX_REPLICAS);
+			return -EINVAL;
+		}
+		if ((n = dist_parse_members(part, nodes + total,
+		    PIPE_MAX_STAGES, why, sizeof(why))) < 0) {
+			snprintf(err, errlen, "%s", why);
+			return -EINVAL;
+		}
+		if (*R > 0 && n != *S) {
+			snprintf(err, errlen, "'%s': replica %d has %d stages, "
+			    "replica 0 %d: every replica of the pipeline has "
+			    "the same stages", s, *R, n, *S);
+			return -EINVAL;
+		}
+		if (n < 2) {
+			snprintf(err, errlen, "'%s': a pipeline has 2 stages or "
+			    "more", s);
+			return -EINVAL;
+		}
+		if (total + n > PIPE_MAX_STAGES * PIPE_MAX_REPLICAS) {
+			snprintf(err, errlen, "'%s': too many nodes", s);
+			return -EINVAL;
+		}
+		*S = n;
+		total += n;
+		(*R)++;
+		if (e == NULL)
+			break;
+		p = e + 1;
+	}
+	/* a node is one stage of one replica */
+	for (int i = 0; i < total; i++)
+		for (int k = 0; k < i; k++)
+			if (nodes[k] == nodes[i]) {
+				snprintf(err, errlen, "'%s': node %u is listed "
+				    "twice", s, nodes[i]);
+				return -EINVAL;
+			}
+	return 0;
+}
 
 int
 pipe_split_layers(const char *s, int nstages, int nlayer, int *out,
@@ -177,38 +247,59 @@ job_print(const struct job *j)
 	    sizeof(b) - 1);
 }
 
+/* Defines group g of n nodes, waiting (bounded) for unknown peers. */
+static int
+group_define(struct pipe *p, uint16_t g, const uint32_t *nodes, int n,
+    const char *what, char *err, size_t errlen)
+{
+	double t0 = now_s();
+	int r;
+
+	for (int said = 0;; said = 1) {
+		if ((r = arc_dp_group(p->dp, g, nodes, n)) == 0)
+			return 0;
+		if (r != -EHOSTUNREACH || now_s() - t0 > PIPE_GROUP_WAIT_S) {
+			snprintf(err, errlen, "group %u of %s: %s%s", g, what,
+			    strerror(-r), r == -EHOSTUNREACH ? " (a node is not "
+			    "among the dataplane's peers: check [dataplane] peer "
+			    "or the epoch)" : "");
+			return r;
+		}
+		if (!said)
+			log_info("pipeline: waiting for the dataplane to know "
+			    "every node of %s", what);
+		usleep(100000);
+	}
+}
+
 int
 pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 {
+	static uint32_t all[PIPE_MAX_STAGES * PIPE_MAX_REPLICAS];
 	char why[256];
-	size_t act, bytes;
-	double t0;
-	int n, r, EB;
+	size_t act, bytes, most = 0;
+	int S, R, EB;
 
 	memset(p, 0, sizeof(*p));
-	if ((n = dist_parse_members(j->dist_stages, p->nodes, PIPE_MAX_STAGES,
-	    why, sizeof(why))) < 0) {
+	if (pipe_parse_stages(j->dist_stages, all, &S, &R, why,
+	    sizeof(why)) < 0) {
 		snprintf(err, errlen, "dist.stages: %s", why);
 		return -EINVAL;
 	}
-	if (n < 2) {
-		snprintf(err, errlen, "dist.stages = '%s': a pipeline has 2 "
-		    "stages or more", j->dist_stages);
-		return -EINVAL;
-	}
-	p->S = n;
-	if (pipe_split_layers(j->dist_layers, n, (int)j->n_layer, p->layers,
+	p->S = S;
+	p->R = R;
+	if (pipe_split_layers(j->dist_layers, S, (int)j->n_layer, p->layers,
 	    why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "dist.layers: %s", why);
 		return -EINVAL;
 	}
 	p->gpipe = strcmp(j->dist_schedule, "gpipe") == 0;
-	p->group = (uint16_t)j->dist_group;
 	p->M = (int)j->accumulate;
 	p->T = (int)j->block_size;
 	p->C = (int)j->n_embd;
 	p->V = GPT_VOCAB;
 	p->G = (int)(j->batch_size * j->accumulate);
+	p->Gall = p->G * R;
 	EB = (int)j->batch_size;	/* micro-batches and validation */
 	p->print = job_print(j);
 	act = (size_t)EB * (size_t)p->T * (size_t)p->C;
@@ -217,28 +308,49 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	p->nred = (size_t)p->V * (size_t)p->C + 2 + 5 * (size_t)n;
-	p->dp = arc_dp_attach(j->dist_dataplane, ((size_t)PIPE_TX + 1) * act *
-	    sizeof(float) + p->nred * sizeof(float) + (1u << 20), err, errlen);
-	if (p->dp == NULL) {
+	p->nred = (size_t)p->V * (size_t)p->C + 2 + 5 * (size_t)(S > R ? S :
+	    R);
+	/* data parallel: the largest stage's gradients, loss and stop */
+	for (int i = 0, l0 = 0; R > 1 && i < S; l0 += p->layers[i++]) {
+		struct gpt_config c = { p->layers[i], (int)j->n_head, p->C,
+		    p->T, p->V, l0, (int)j->n_layer };
+		size_t n = gpt_count_params(&c) + 2;
+
+		most = n > most ? n : most;
+	}
+	bytes = ((size_t)PIPE_TX + 1) * act * sizeof(float) + p->nred *
+	    sizeof(float) + most * sizeof(float);
+	if ((p->dp = arc_dp_attach(j->dist_dataplane, bytes + (1u << 20), err,
+	    errlen)) == NULL) {
 		free(p->sched);
 		p->sched = NULL;
 		return -ENOTCONN;
 	}
 	p->node = arc_dp_node_id(p->dp);
-	p->s = -1;
-	for (int i = 0; i < n; i++)
-		if (p->nodes[i] == p->node)
-			p->s = i;
+	p->s = p->r = -1;
+	for (int i = 0; i < S * R; i++)
+		if (all[i] == p->node) {
+			p->r = i / S;
+			p->s = i % S;
+		}
 	if (p->s < 0) {
 		snprintf(err, errlen, "dist.stages = '%s' does not list this "
 		    "node (%u, the id of the dataplane at %s)", j->dist_stages,
 		    p->node, j->dist_dataplane);
 		goto fail;
 	}
+	for (int i = 0; i < S; i++)
+		p->nodes[i] = all[p->r * S + i];
+	for (int i = 0; i < R; i++)
+		p->peers[i] = all[i * S + p->s];
+	/* groups: replica r's stages dist.group + r, stage s's replicas
+	   dist.group + R + s (job_load checked they fit) */
+	p->group = (uint16_t)(j->dist_group + p->r);
+	p->dgroup = (uint16_t)(j->dist_group + R + p->s);
+	p->first = p->r * p->G;
 	for (int i = 0; i < p->s; i++)
 		p->l0 += p->layers[i];
-	p->nsched = pipe_schedule(n, p->s, p->M, p->gpipe, p->sched);
+	p->nsched = pipe_schedule(S, p->s, p->M, p->gpipe, p->sched);
 	p->nslots = pipe_slots(p->sched, p->nsched);
 	if (p->nslots > GPT_MAX_SLOTS) {
 		snprintf(err, errlen, "%d micro-batches in flight on this stage, "
@@ -246,45 +358,41 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 		    "1f1b", p->nslots, GPT_MAX_SLOTS);
 		goto fail;
 	}
-	bytes = act * sizeof(float);
-	if ((p->rx = arc_dp_alloc(p->dp, bytes)) == NULL ||
+	if ((p->rx = arc_dp_alloc(p->dp, act * sizeof(float))) == NULL ||
 	    (p->red = arc_dp_alloc(p->dp, p->nred * sizeof(float))) == NULL)
 		goto nospace;
 	for (int i = 0; i < PIPE_TX; i++) {
-		if ((p->tx[i] = arc_dp_alloc(p->dp, bytes)) == NULL)
+		if ((p->tx[i] = arc_dp_alloc(p->dp, act * sizeof(float))) ==
+		    NULL)
 			goto nospace;
 		p->tx_id[i] = -1;
 	}
-	t0 = now_s();
-	for (int said = 0;; said = 1) {
-		if ((r = arc_dp_group(p->dp, p->group, p->nodes, n)) == 0)
-			break;
-		if (r != -EHOSTUNREACH || now_s() - t0 > PIPE_GROUP_WAIT_S) {
-			snprintf(err, errlen, "group %u of stages %s: %s%s",
-			    p->group, j->dist_stages, strerror(-r),
-			    r == -EHOSTUNREACH ? " (a stage is not among the "
-			    "dataplane's peers: check [dataplane] peer or the "
-			    "epoch)" : "");
-			goto fail;
-		}
-		if (!said)
-			log_info("pipeline: waiting for the dataplane to know "
-			    "every stage of %s", j->dist_stages);
-		usleep(100000);
-	}
+	if (R > 1 && (p->gbuf = arc_dp_alloc(p->dp, most * sizeof(float))) ==
+	    NULL)
+		goto nospace;
+	snprintf(why, sizeof(why), "the stages of replica %d", p->r);
+	if (group_define(p, p->group, p->nodes, S, why, err, errlen) < 0)
+		goto fail;
+	snprintf(why, sizeof(why), "the replicas of stage %d", p->s);
+	if (R > 1 && group_define(p, p->dgroup, p->peers, R, why, err,
+	    errlen) < 0)
+		goto fail;
 	log_info("pipeline: stage %d of %d (node %u, group %u), blocks %d-%d "
 	    "of %lld%s%s, %d micro-batches of %lld rows a step, schedule %s "
-	    "(%d in flight at most)", p->s, n, p->node, p->group, p->l0,
+	    "(%d in flight at most)", p->s, S, p->node, p->group, p->l0,
 	    p->l0 + p->layers[p->s] - 1, (long long)j->n_layer,
-	    p->s == 0 ? ", the embeddings" : "", p->s == n - 1 ?
+	    p->s == 0 ? ", the embeddings" : "", p->s == S - 1 ?
 	    ", the head and the loss" : "", p->M, (long long)j->batch_size,
 	    p->gpipe ? "gpipe" : "1f1b", p->nslots);
+	if (R > 1)
+		log_info("pipeline: replica %d of %d (rows %d-%d of %d a step), "
+		    "gradients all-reduced with this stage's replicas in group "
+		    "%u", p->r, R, p->first, p->first + p->G - 1, p->Gall,
+		    p->dgroup);
 	return 0;
 nospace:
 	snprintf(err, errlen, "%zu bytes of activations and gradients do not "
-	    "fit the dataplane's arena (raise [dataplane] arena_size)",
-	    ((size_t)PIPE_TX + 1) * act * sizeof(float) + p->nred *
-	    sizeof(float));
+	    "fit the dataplane's arena (raise [dataplane] arena_size)", bytes);
 fail:
 	pipe_fini(p);
 	return -EINVAL;
@@ -415,13 +523,24 @@ recv_from(struct pipe *p, int from, size_t n, const char *what, char *err,
 	return 0;
 }
 
+/* Sums buf[count] over group g (ours: the stages; dgroup: replicas). */
+static int
+allreduce_in(struct pipe *p, uint16_t g, float *buf, size_t count,
+    char *err, size_t errlen)
+{
+	struct arc_dp_op op = { .opcode = ARC_DP_ALLREDUCE, .group = g,
+	    .buf = buf, .count = count, .divisor = 1.0f };
+	struct arc_dp_cpl c;
+
+	return op_wait(p, arc_dp_post(p->dp, &op), g == p->group ?
+	    "all-reduce over the stages" : "gradient all-reduce over the "
+	    "replicas", -1, &c, err, errlen);
+}
+
 static int
 allreduce(struct pipe *p, size_t count, char *err, size_t errlen)
 {
-	struct arc_dp_cpl c;
-
-	return op_wait(p, post(p, ARC_DP_ALLREDUCE, p->red, count, 0),
-	    "all-reduce over the stages", -1, &c, err, errlen);
+	return allreduce_in(p, p->group, p->red, count, err, errlen);
 }
 
 /* Floats holding integers below 2^16 add up exactly. */
@@ -439,40 +558,57 @@ get_u48(const float *f)
 	return (uint64_t)f[0] | (uint64_t)f[1] << 16 | (uint64_t)f[2] << 32;
 }
 
-int
-pipe_agree(struct pipe *p, uint64_t step, char *err, size_t errlen)
+/*
+ * Every member of group g (n of them, we are number me, nodes[]) says its
+ * step and the job's fingerprint in its own slot.
+ */
+static int
+agree_in(struct pipe *p, uint16_t g, int n, int me, const uint32_t *nodes,
+    const char *who, uint64_t step, char *err, size_t errlen)
 {
 	float *f = p->red;
 	int r;
 
-	memset(f, 0, 5 * (size_t)p->S * sizeof(float));
-	put_u48(f + 5 * p->s, step);
-	f[5 * p->s + 3] = (float)(p->print & 0xffff);
-	f[5 * p->s + 4] = (float)(p->print >> 16);
-	if ((r = allreduce(p, 5 * (size_t)p->S, err, errlen)) < 0)
+	memset(f, 0, 5 * (size_t)n * sizeof(float));
+	put_u48(f + 5 * me, step);
+	f[5 * me + 3] = (float)(p->print & 0xffff);
+	f[5 * me + 4] = (float)(p->print >> 16);
+	if ((r = allreduce_in(p, g, f, 5 * (size_t)n, err, errlen)) < 0)
 		return r;
-	for (int i = 0; i < p->S; i++) {
+	for (int i = 0; i < n; i++) {
 		uint32_t pr = (uint32_t)f[5 * i + 3] |
 		    (uint32_t)f[5 * i + 4] << 16;
 		uint64_t st = get_u48(f + 5 * i);
 
 		if (pr != p->print) {
-			snprintf(err, errlen, "stage %d (node %u) runs another "
+			snprintf(err, errlen, "%s %d (node %u) runs another "
 			    "job: its model, batch, optimizer, stages or blocks "
-			    "differ from this stage's", i, p->nodes[i]);
+			    "differ from this stage's", who, i, nodes[i]);
 			return -EINVAL;
 		}
 		if (st != step) {
-			snprintf(err, errlen, "stage %d (node %u) starts at "
+			snprintf(err, errlen, "%s %d (node %u) starts at "
 			    "step %llu, this stage at step %llu: their "
 			    "checkpoints are of different steps (give every "
-			    "stage the checkpoint of one step, or none)", i,
-			    p->nodes[i], (unsigned long long)st,
+			    "stage the checkpoint of one step, or none)", who, i,
+			    nodes[i], (unsigned long long)st,
 			    (unsigned long long)step);
 			return -EINVAL;
 		}
 	}
 	return 0;
+}
+
+int
+pipe_agree(struct pipe *p, uint64_t step, char *err, size_t errlen)
+{
+	int r;
+
+	if ((r = agree_in(p, p->group, p->S, p->s, p->nodes, "stage", step,
+	    err, errlen)) < 0 || p->R == 1)
+		return r;
+	return agree_in(p, p->dgroup, p->R, p->r, p->peers, "replica", step,
+	    err, errlen);
 }
 
 int
@@ -486,7 +622,7 @@ pipe_step(struct pipe *p, struct gpt *m, const struct dataset *d,
 	size_t VC = (size_t)p->V * (size_t)C, n = (size_t)B * T * C;
 	float loss = 0;	/* float, in micro-batch order: the single node's sum */
 	double ss = 0;
-	float scale = (float)B / (float)p->G;
+	float scale = (float)B / (float)p->Gall;
 	int rc;
 
 	gpt_zero_grad(m);
@@ -498,7 +634,8 @@ pipe_step(struct pipe *p, struct gpt *m, const struct dataset *d,
 		if (p->sched[k].kind == PIPE_F) {
 			/* micro-batch i's rows of the step's batch */
 			r = r0;
-			data_train_batch_part(d, &r, p->G, i * B, B, T, in, tg);
+			data_train_batch_part(d, &r, p->Gall, p->first + i * B,
+			    B, T, in, tg);
 			if (!first && (rc = recv_from(p, s - 1, n,
 			    "receiving activations from", err, errlen)) < 0)
 				return rc;
@@ -525,6 +662,26 @@ pipe_step(struct pipe *p, struct gpt *m, const struct dataset *d,
 	*data_rng = r;
 	if ((rc = send_drain(p, err, errlen)) < 0)
 		return rc;
+
+	/*
+	 * (0) replicas: every stage sums its gradients with the same stage
+	 * of the other pipelines (each scaled by its rows of all of them),
+	 * the loss and stop with them; the ring hands every replica the same
+	 * bits, so what follows is the same on every replica.
+	 */
+	if (p->R > 1) {
+		size_t np = m->nparams;
+
+		memcpy(p->gbuf, m->grads, np * sizeof(float));
+		p->gbuf[np] = last ? loss : 0.0f;
+		p->gbuf[np + 1] = stop;
+		if ((rc = allreduce_in(p, p->dgroup, p->gbuf, np + 2, err,
+		    errlen)) < 0)
+			return rc;
+		memcpy(m->grads, p->gbuf, np * sizeof(float));
+		loss = p->gbuf[np];
+		stop = p->gbuf[np + 1];
+	}
 
 	/* (1) the tied embedding's gradient, the loss and stop */
 	if (m->sizes[0] > 0)

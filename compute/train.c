@@ -331,6 +331,8 @@ train_run(const struct job *j, const struct train_opts *o)
 		nmicro = (int)j->accumulate;
 	}
 	B = (rows + nmicro - 1) / nmicro;
+	if (piped)
+		G = pipe.Gall;	/* the rows of every replica, for tokens/s */
 	if (adamw_init(&opt, m.nparams) < 0) {
 		log_warnx("optimizer: out of memory");
 		goto out;
@@ -345,7 +347,8 @@ train_run(const struct job *j, const struct train_opts *o)
 	rng_seed(&data_rng, (uint64_t)j->seed + 1);
 	/* replicas draw one global batch, and dropout masks of their own */
 	rng_seed(&m.drop_rng, (uint64_t)j->seed + 2 +
-	    0x9e3779b97f4a7c15ull * (uint64_t)(dist.rank + pipe.s));
+	    0x9e3779b97f4a7c15ull * (uint64_t)(dist.rank + pipe.r * pipe.S +
+	    pipe.s));
 	rng_seed(&sample_rng, (uint64_t)j->seed + 3);
 	gpt_init_weights(&m, &init_rng);
 	shape_of(&m, ts.shape);

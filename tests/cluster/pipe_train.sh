@@ -70,9 +70,9 @@ up() { "$TOOL" -s "$TMP/n$1/dataplane.sock" links 2>/dev/null |
 	echo "chunk_size = 64K"
 	echo "peer_timeout_ms = 2000"
 	echo "op_timeout_ms = 10000"
-	for i in 1 2; do echo "peer = $i@$NET.$i:7720"; done
+	for i in 1 2 3 4; do echo "peer = $i@$NET.$i:7720"; done
 } > "$TMP/arceus.conf"
-for i in 1 2; do
+for i in 1 2 3 4; do
 	bridge_host "$i" "$NET.$i" || { log "FAIL: host $i"; exit 1; }
 	mkdir -p "$TMP/n$i"
 	ip netns exec "${TAG}n$i" "$DP" -c "$TMP/arceus.conf" -o node.id=$i \
@@ -81,7 +81,8 @@ for i in 1 2; do
 	PIDS="$PIDS $!"
 	eval "DPPID$i=$!"
 done
-until_ok 20 up 1 2 && until_ok 20 up 2 1 ||
+until_ok 20 up 1 2 && until_ok 20 up 2 1 && until_ok 20 up 1 3 &&
+    until_ok 20 up 3 4 && until_ok 20 up 2 4 ||
     { log "FAIL: links not up"; cat "$TMP"/dataplane*.log; exit 1; }
 
 # field NAME FILE: the values of "NAME": in FILE's JSON lines, one a line
@@ -183,6 +184,43 @@ if stages un --set dist.layers=1,3 && same_stages un &&
 else
 	log "FAIL: stages of 1 and 3 blocks: ${r:-}"
 	tail -n 3 "$TMP"/un1.log "$TMP"/un2.log; FAILS=$((FAILS + 1))
+fi
+
+# two replicas of the pipeline (hosts 1,2 and 3,4), data parallel: each
+# trains 16 rows a step in 4 micro-batches, against the single node's 32
+# in 4 micro-batches of 8: the same rows, summed in another order (as
+# dist_train's replicas: tolerance 1e-4)
+wp=""
+for i in 1 2 3 4; do
+	# shellcheck disable=SC2086
+	timeout 300 ip netns exec "${TAG}n$i" "$WORKER" \
+	    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
+	    --set dist.stages=1,2/3,4 \
+	    --metrics-out "$TMP/dr$i.jsonl" > "$TMP/dr$i.log" 2>&1 &
+	wp="$wp $!"
+done
+dr_ok=1
+for p in $wp; do wait "$p" || dr_ok=0; done
+# shellcheck disable=SC2086
+if [ $dr_ok = 1 ] && timeout 300 "$WORKER" --standalone $JOB \
+    --set train.batch_size=8 --metrics-out "$TMP/ref8.jsonl" \
+    > "$TMP/ref8.log" 2>&1; then
+	field loss "$TMP/ref8.jsonl" > "$TMP/ref8.loss"
+	for i in 1 2 3 4; do field loss "$TMP/dr$i.jsonl" > "$TMP/dr$i.loss"; done
+	if [ "$(wc -l < "$TMP/dr1.loss")" = $STEPS ] &&
+	    cmp -s "$TMP/dr1.loss" "$TMP/dr2.loss" &&
+	    cmp -s "$TMP/dr1.loss" "$TMP/dr3.loss" &&
+	    cmp -s "$TMP/dr1.loss" "$TMP/dr4.loss" &&
+	    r=$(close "$TMP/dr1.loss" "$TMP/ref8.loss" 1e-4); then
+		log "ok 2 replicas x 2 stages agree bit for bit; = 1 node x" \
+		    "batch 8, loss: $r"
+	else
+		log "FAIL: 2 replicas x 2 stages: ${r:-}"
+		paste "$TMP"/dr?.loss "$TMP/ref8.loss" | head; FAILS=$((FAILS + 1))
+	fi
+else
+	log "FAIL: the run of 2 replicas x 2 stages"
+	tail -n 3 "$TMP"/dr?.log "$TMP/ref8.log"; FAILS=$((FAILS + 1))
 fi
 
 # resume: 10 steps with a checkpoint (stage i in $TMP/ckr<i>), then on

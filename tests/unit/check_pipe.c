@@ -62,6 +62,43 @@ START_TEST(test_split_explicit)
 }
 END_TEST
 
+START_TEST(test_parse_stages)
+{
+	uint32_t n[PIPE_MAX_STAGES * 4];
+	char err[256];
+	int S, R;
+
+	ck_assert_int_eq(pipe_parse_stages("3,1", n, &S, &R, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(S, 2);
+	ck_assert_int_eq(R, 1);
+	ck_assert_uint_eq(n[0], 3);
+	ck_assert_uint_eq(n[1], 1);
+	/* replicas of the pipeline, replica-major */
+	ck_assert_int_eq(pipe_parse_stages("1,2,3/4,5,6", n, &S, &R, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(S, 3);
+	ck_assert_int_eq(R, 2);
+	for (int i = 0; i < 6; i++)
+		ck_assert_uint_eq(n[i], (uint32_t)i + 1);
+	/* each refusal says why */
+	ck_assert_int_eq(pipe_parse_stages("1,2/3", n, &S, &R, err,
+	    sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "replica 1 has 1 stages, replica 0 "
+	    "2"));
+	ck_assert_int_eq(pipe_parse_stages("1,2/2,3", n, &S, &R, err,
+	    sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "node 2 is listed twice"));
+	ck_assert_int_eq(pipe_parse_stages("1", n, &S, &R, err, sizeof(err)),
+	    -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "2 stages or more"));
+	ck_assert_int_eq(pipe_parse_stages("1,2/", n, &S, &R, err,
+	    sizeof(err)), -EINVAL);
+	ck_assert_int_eq(pipe_parse_stages("1,x", n, &S, &R, err,
+	    sizeof(err)), -EINVAL);
+}
+END_TEST
+
 /*
  * Runs the S stages' schedules as blocking processes: a forward of stage
  * s > 0 waits for the previous stage's forward of that micro-batch, a
@@ -347,6 +384,7 @@ pipe_suite(void)
 
 	tcase_add_test(tc, test_split_even);
 	tcase_add_test(tc, test_split_explicit);
+	tcase_add_test(tc, test_parse_stages);
 	tcase_add_test(tc, test_schedules);
 	tcase_add_test(tc, test_1f1b_order);
 	tcase_add_test(tc, test_two_stages);
