@@ -2,20 +2,24 @@
 # pipe_train.sh: pipeline-parallel training across simulated hosts matches
 # the single-node run.
 #
-# Two network namespaces on a private bridge (made and removed here), an
-# arceus-dataplane in each (tcp), and an arceus-worker in each attached to
-# it with dist.stages = 1,2: host 1 trains blocks 0-1 and the embeddings,
-# host 2 blocks 2-3, the head and the loss, 4 micro-batches of 4 rows a
-# step (1F1B).  The reference is one standalone worker with the same
-# batch, accumulate and seed.  Both stages must report the same loss and
-# gradient norm bit for bit (they share them), and the reference's within
-# 1e-5 relative: the same math runs in the same order, but for the tied
-# embedding's gradient, whose two halves (head and input) are added
-# per micro-batch on one node and once per step here (fp32 rounding, about
-# 1e-7, that AdamW carries on), and the norm's sum of squares, added per
-# stage (double).  The metrics print the loss with 6 decimals and the
-# norm with 6 digits: two values either side of a rounding of the norm's
-# sixth digit differ by up to 1e-5 relative, hence 2e-5 there.  GPipe must give the same bits as 1F1B.
+# Four network namespaces on a private bridge (made and removed here), an
+# arceus-dataplane in each (tcp).  Hosts 1 and 2 run an arceus-worker
+# each, attached to its dataplane, with dist.stages = 1,2: host 1 trains
+# blocks 0-1 and the embeddings, host 2 blocks 2-3, the head and the loss,
+# 4 micro-batches of 4 rows a step (1F1B).  The reference is one
+# standalone worker with the same batch, accumulate and seed.  Both stages
+# must report the same loss and gradient norm bit for bit (they share
+# them), and the reference's within 1e-5 relative: the same math runs in
+# the same order, but for the tied embedding's gradient, whose two halves
+# (head and input) are added per micro-batch on one node and once per step
+# here (fp32 rounding, about 1e-7, that AdamW carries on), and the norm's
+# sum of squares, added per stage (double).  The metrics print the loss
+# with 6 decimals and the norm with 6 digits: two values either side of a
+# rounding of the norm's sixth digit differ by up to 1e-5 relative, hence
+# 2e-5 there.  GPipe must give the same bits as 1F1B, stages of 1 and 3
+# blocks the reference's losses.  Two replicas of the pipeline (1,2/3,4,
+# all four hosts) must agree bit for bit and match the single node with
+# their global batch within 1e-4 (the same rows summed in another order).
 # Then 10 steps with a checkpoint, a resume to 20 that must equal the
 # uninterrupted run bit for bit; a stage started with another stage's
 # checkpoint directory is refused; SIGTERM to one stage stops both after
