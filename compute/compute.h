@@ -370,6 +370,10 @@ int	train_segs(struct gpt *m, struct adamw *o, struct trainer_state *ts,
 /* loads the newest checkpoint of dir into m, o, ts; -ENOENT if none */
 int	train_load(const char *dir, struct gpt *m, struct adamw *o,
 	    struct trainer_state *ts, char *err, size_t errlen);
+/* the same of step `step`. @return 0 or -errno with err set */
+int	train_load_at(const char *dir, uint64_t step, struct gpt *m,
+	    struct adamw *o, struct trainer_state *ts, char *err,
+	    size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* dist.c: data parallel through arceus-dataplane (libarceus-dp).      */
@@ -529,6 +533,16 @@ int	pipe_agree(struct pipe *p, uint64_t step, char *err, size_t errlen);
 int	pipe_step(struct pipe *p, struct gpt *m, const struct dataset *d,
 	    struct rng *data_rng, int *in, int *tg, float clip, float stop,
 	    struct pipe_result *res, char *err, size_t errlen);
+/*
+ * After train_load (rc: its 0 or -ENOENT): the stages (and replicas)
+ * agree on the newest checkpoint step every one of them has, and this
+ * stage falls back to it if it loaded a newer one.  @return 0 (loaded),
+ * -ENOENT (fresh everywhere), or -errno with err set (no common step, a
+ * failed load or all-reduce)
+ */
+int	pipe_resume(struct pipe *p, const char *dir, struct gpt *m,
+	    struct adamw *o, struct trainer_state *ts, int rc, char *err,
+	    size_t errlen);
 /* Validation loss through the stages, the same on each. @return 0/-errno */
 int	pipe_eval(struct pipe *p, struct gpt *m, const struct dataset *d,
 	    int iters, int *in, int *tg, float *val, char *err,

@@ -67,6 +67,7 @@
 #include "log.h"
 
 #define PIPE_GROUP_WAIT_S	60.0
+#define PIPE_RESUME_STEPS	8	/* newest checkpoints compared at resume */
 
 int
 pipe_parse_stages(const char *s, uint32_t *nodes, int *S, int *R,
@@ -308,8 +309,11 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	p->nred = (size_t)p->V * (size_t)p->C + 2 + 5 * (size_t)(S > R ? S :
-	    R);
+	/* the largest of: (1), (2), pipe_agree's, pipe_resume's */
+	p->nred = (size_t)p->V * (size_t)p->C + 2;
+	if (p->nred < (3 * PIPE_RESUME_STEPS + 5) * (size_t)(S > R ? S : R) + 1)
+		p->nred = (3 * PIPE_RESUME_STEPS + 5) * (size_t)(S > R ? S : R) +
+		    1;
 	/* data parallel: the largest stage's gradients, loss and stop */
 	for (int i = 0, l0 = 0; R > 1 && i < S; l0 += p->layers[i++]) {
 		struct gpt_config c = { p->layers[i], (int)j->n_head, p->C,
@@ -609,6 +613,90 @@ pipe_agree(struct pipe *p, uint64_t step, char *err, size_t errlen)
 		return r;
 	return agree_in(p, p->dgroup, p->R, p->r, p->peers, "replica", step,
 	    err, errlen);
+}
+
+/*
+ * Keeps of mine[*n] (newest first) the steps every member of group g (m
+ * of them, we are number me) lists too; *some: any member listed any
+ * step, or extra (summed over the group, after the lists) is non-zero.
+ */
+static int
+common_in(struct pipe *p, uint16_t g, int m, int me, uint64_t *mine,
+    int *n, float extra, int *some, char *err, size_t errlen)
+{
+	size_t per = 3 * PIPE_RESUME_STEPS;
+	float *f = p->red;
+	int r, kept = 0;
+
+	memset(f, 0, (per * (size_t)m + 1) * sizeof(float));
+	for (int i = 0; i < *n; i++)
+		put_u48(f + per * (size_t)me + 3 * (size_t)i, mine[i]);
+	f[per * (size_t)m] = extra;
+	if ((r = allreduce_in(p, g, f, per * (size_t)m + 1, err, errlen)) < 0)
+		return r;
+	*some = f[per * (size_t)m] > 0.5f;
+	for (int j = 0; j < m; j++)
+		*some |= get_u48(f + per * (size_t)j) != 0;
+	for (int i = 0; i < *n; i++) {
+		int all = 1;
+
+		for (int j = 0; j < m && all; j++) {
+			int has = 0;
+
+			for (int k = 0; k < PIPE_RESUME_STEPS && !has; k++)
+				has = get_u48(f + per * (size_t)j + 3 *
+				    (size_t)k) == mine[i];
+			all = has;
+		}
+		if (all)
+			mine[kept++] = mine[i];
+	}
+	*n = kept;
+	return 0;
+}
+
+int
+pipe_resume(struct pipe *p, const char *dir, struct gpt *m, struct adamw *o,
+    struct trainer_state *ts, int rc, char *err, size_t errlen)
+{
+	uint64_t mine[PIPE_RESUME_STEPS], list[PIPE_RESUME_STEPS];
+	uint64_t loaded = rc == 0 ? ts->step : 0, common;
+	int n = 0, k, some = 0, r;
+
+	if (rc == 0 && (k = ckpt_list(dir, list, PIPE_RESUME_STEPS)) > 0)
+		for (int i = 0; i < k; i++)
+			if (list[i] <= loaded && list[i] > 0)
+				mine[n++] = list[i];
+	if ((r = common_in(p, p->group, p->S, p->s, mine, &n, 0, &some, err,
+	    errlen)) < 0)
+		return r;
+	/* replicas: each puts its pipeline's common steps, and whether
+	   any of its stages had one */
+	if (p->R > 1 && (r = common_in(p, p->dgroup, p->R, p->r, mine, &n,
+	    some ? 1.0f : 0.0f, &some, err, errlen)) < 0)
+		return r;
+	common = n > 0 ? mine[0] : 0;
+	if (common == 0 && some) {
+		/* some have checkpoints, of no step all have: every stage
+		   says so (some is the same everywhere) */
+		char mine_s[64] = "none";
+
+		if (loaded > 0)
+			snprintf(mine_s, sizeof(mine_s), "step %llu at newest",
+			    (unsigned long long)loaded);
+		snprintf(err, errlen, "no checkpoint step that every stage%s "
+		    "has (this stage: %s in %s; the %d newest of each "
+		    "compared): give every stage checkpoints of one step, or "
+		    "remove them all to start over", p->R > 1 ?
+		    " of every replica" : "", mine_s, dir, PIPE_RESUME_STEPS);
+		return -ESRCH;
+	}
+	if (common == loaded)
+		return rc;
+	log_warnx("pipeline: falling back from step %llu to step %llu, the "
+	    "newest checkpoint every stage has", (unsigned long long)loaded,
+	    (unsigned long long)common);
+	return train_load_at(dir, common, m, o, ts, err, errlen);
 }
 
 int

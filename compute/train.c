@@ -132,12 +132,14 @@ stage_of(const struct gpt *m)
  * Loads the newest checkpoint of dir into m and o.  @return 0 with *ts
  * filled, -ENOENT if there is none, another -errno with err set.
  */
+static int train_check(const char *dir, uint64_t step, struct gpt *m,
+    struct adamw *o, struct trainer_state *ts, char *err, size_t errlen);
+
 int
 train_load(const char *dir, struct gpt *m, struct adamw *o,
     struct trainer_state *ts, char *err, size_t errlen)
 {
 	struct ckpt_seg segs[4];
-	uint32_t shape[5];
 	uint64_t step;
 	int n, rc;
 
@@ -145,6 +147,30 @@ train_load(const char *dir, struct gpt *m, struct adamw *o,
 	rc = ckpt_load_latest(dir, 0, &step, segs, n, err, errlen);
 	if (rc < 0)
 		return rc;
+	return train_check(dir, step, m, o, ts, err, errlen);
+}
+
+/* train_load of step `step` (a pipeline's stages agree on one). */
+int
+train_load_at(const char *dir, uint64_t step, struct gpt *m, struct adamw *o,
+    struct trainer_state *ts, char *err, size_t errlen)
+{
+	struct ckpt_seg segs[4];
+	int n, rc;
+
+	n = train_segs(m, o, ts, segs);
+	if ((rc = ckpt_load_at(dir, 0, step, segs, n, err, errlen)) < 0)
+		return rc;
+	return train_check(dir, step, m, o, ts, err, errlen);
+}
+
+/* The loaded trainer state is of this model (stage) and step. */
+static int
+train_check(const char *dir, uint64_t step, struct gpt *m, struct adamw *o,
+    struct trainer_state *ts, char *err, size_t errlen)
+{
+	uint32_t shape[5];
+
 	shape_of(m, shape);
 	if (ts->stage != stage_of(m)) {
 		snprintf(err, errlen, "%s: checkpoint of step %llu is of %s, "
@@ -356,6 +382,12 @@ train_run(const struct job *j, const struct train_opts *o)
 
 	if (j->ckpt_dir[0] != '\0' && j->resume) {
 		rc = train_load(j->ckpt_dir, &m, &opt, &ts, err, sizeof(err));
+		if (piped && (rc == 0 || rc == -ENOENT) &&
+		    (rc = pipe_resume(&pipe, j->ckpt_dir, &m, &opt, &ts, rc,
+		    err, sizeof(err))) < 0 && rc != -ENOENT) {
+			log_warnx("pipeline: %s", err);
+			goto out;
+		}
 		if (rc == 0) {
 			memcpy(data_rng.s, ts.data_rng, sizeof(data_rng.s));
 			memcpy(m.drop_rng.s, ts.drop_rng, sizeof(m.drop_rng.s));

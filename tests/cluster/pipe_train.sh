@@ -22,7 +22,10 @@
 # their global batch within 1e-4 (the same rows summed in another order).
 # Then 10 steps with a checkpoint, a resume to 20 that must equal the
 # uninterrupted run bit for bit; a stage started with another stage's
-# checkpoint directory is refused; SIGTERM to one stage stops both after
+# checkpoint directory is refused; a stage that lost its newest
+# checkpoint makes both fall back to the newest step both have (and train
+# on to the same losses), one with none while the other has some makes
+# both refuse; SIGTERM to one stage stops both after
 # the same step, each with its checkpoint; a killed peer (host 2's
 # dataplane) stops host 1's worker naming peer 2, with a checkpoint of its
 # last whole step; and with that dataplane back, a killed worker on host 2
@@ -278,6 +281,55 @@ pipeline stage" "$TMP/sw1.log"; then
 else
 	log "FAIL: swapped checkpoints were not refused"
 	tail -n 3 "$TMP"/sw1.log "$TMP"/sw2.log; FAILS=$((FAILS + 1))
+fi
+
+# a stage that lost its newest checkpoint (step 20): both fall back to
+# step 10, the newest that both have, and train on to the same losses
+rm -rf "$TMP/ckr2/$(printf 'step-%010d' $STEPS)"
+wp=""
+for i in 1 2; do
+	# shellcheck disable=SC2086
+	timeout 300 ip netns exec "${TAG}n$i" "$WORKER" \
+	    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
+	    --set dist.stages=1,2 --set checkpoint.dir="$TMP/ckr$i" \
+	    --metrics-out "$TMP/fb$i.jsonl" > "$TMP/fb$i.log" 2>&1 &
+	wp="$wp $!"
+done
+fb_ok=1
+for p in $wp; do wait "$p" || fb_ok=0; done
+tail -n 10 "$TMP/pp.1.loss" > "$TMP/pp.last10"
+if [ $fb_ok = 1 ] && grep -q "falling back from step $STEPS to step 10" \
+    "$TMP/fb1.log" && grep -q "resumed from .* at step 10\$" "$TMP/fb1.log" &&
+    grep -q "resumed from .* at step 10\$" "$TMP/fb2.log" &&
+    same_stages fb && cmp -s "$TMP/fb.1.loss" "$TMP/pp.last10"; then
+	log "ok stage 1 without its step $STEPS: both stages fell back to" \
+	    "step 10 and trained on to the same losses"
+else
+	log "FAIL: the fallback to the newest common checkpoint"
+	tail -n 4 "$TMP"/fb1.log "$TMP"/fb2.log; FAILS=$((FAILS + 1))
+fi
+
+# stage 1 with no checkpoint at all, stage 0 with some: both refuse
+wp=""
+for i in 1 2; do
+	d="$TMP/ckr1"
+	[ $i = 2 ] && d="$TMP/none2"
+	# shellcheck disable=SC2086
+	timeout 120 ip netns exec "${TAG}n$i" "$WORKER" \
+	    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
+	    --set dist.stages=1,2 --set checkpoint.dir="$d" \
+	    > "$TMP/nc$i.log" 2>&1 &
+	wp="$wp $!"
+done
+nc_ok=1
+for p in $wp; do wait "$p" && nc_ok=0; done
+if [ $nc_ok = 1 ] && grep -q "no checkpoint step that every stage has" \
+    "$TMP/nc1.log" && grep -q "this stage: none" "$TMP/nc2.log"; then
+	log "ok checkpoints of no common step are refused by both: $(grep -o \
+	    'no checkpoint step.*' "$TMP/nc1.log" | cut -c1-100)..."
+else
+	log "FAIL: stages without a common checkpoint step were not refused"
+	tail -n 3 "$TMP"/nc1.log "$TMP"/nc2.log; FAILS=$((FAILS + 1))
 fi
 
 # run_long NAME ARGS...: both stages on an endless run, checkpointing at
