@@ -244,18 +244,21 @@ toff(const struct gpt *m, int t)
  * The whole model (NL blocks) against the stages of `split`, two
  * micro-batches of NB x NT: stage models hold both micro-batches' activations
  * in slots 0 and 1 and run them 1F1B-like (F0 F1 through, then B0, B1).
+ * With dropout, each stage's generator takes over where the previous
+ * stage's left it, so that the masks are the whole model's.
  */
 static void
-chain(const int *split, int S)
+chain(const int *split, int S, float dropout)
 {
 	const struct kern_ops *k = &kern_ref_ops;
 	struct gpt_config wc = { NL, 2, 16, NT, GPT_VOCAB, 0, 0 };
 	struct gpt whole, st[NL];
 	int in[2][NB * NT], tg[2][NB * NT], l0 = 0;
 	float wloss[2], sloss[2];
-	struct rng r;
+	struct rng r, drop;
 
 	ck_assert_int_eq(gpt_init(&whole, &wc, k), 0);
+	whole.dropout = dropout;
 	rng_seed(&r, 5);
 	gpt_init_weights(&whole, &r);
 	for (int s = 0; s < S; s++) {
@@ -266,6 +269,7 @@ chain(const int *split, int S)
 		c.Lall = NL;
 		l0 += split[s];
 		ck_assert_int_eq(gpt_init(&st[s], &c, k), 0);
+		st[s].dropout = dropout;
 		ck_assert_int_eq(st[s].embed, s == 0);
 		ck_assert_int_eq(st[s].head, s == S - 1);
 		rng_seed(&r, 5);
@@ -284,6 +288,7 @@ chain(const int *split, int S)
 	ck_assert_int_eq(st[0].sizes[14], 0);		/* no LNf first */
 
 	gpt_zero_grad(&whole);
+	rng_seed(&whole.drop_rng, 77);
 	for (int i = 0; i < 2; i++) {
 		batch(in[i], tg[i], NB * NT, 11 + (uint64_t)i);
 		ck_assert_int_eq(gpt_forward(&whole, in[i], tg[i], NB, NT), 0);
@@ -291,13 +296,16 @@ chain(const int *split, int S)
 		gpt_backward(&whole, 0.5f);
 	}
 	/* forwards of both micro-batches, each in its own slot */
+	rng_seed(&drop, 77);
 	for (int i = 0; i < 2; i++) {
 		const float *x = NULL;
 
 		for (int s = 0; s < S; s++) {
+			st[s].drop_rng = drop;
 			gpt_slot(&st[s], i);
 			ck_assert_int_eq(gpt_stage_forward(&st[s], in[i], x,
 			    tg[i], NB, NT), 0);
+			drop = st[s].drop_rng;
 			if (s < S - 1)
 				x = gpt_stage_out(&st[s]);
 		}
@@ -351,7 +359,7 @@ START_TEST(test_two_stages)
 {
 	int split[2] = { 1, 2 };
 
-	chain(split, 2);
+	chain(split, 2, 0);
 }
 END_TEST
 
@@ -359,7 +367,16 @@ START_TEST(test_three_stages)
 {
 	int split[3] = { 1, 1, 1 };
 
-	chain(split, 3);
+	chain(split, 3, 0);
+}
+END_TEST
+
+START_TEST(test_stages_dropout)
+{
+	int split[2] = { 2, 1 };
+
+	/* the embedding's and both branches' masks, per slot */
+	chain(split, 2, 0.2f);
 }
 END_TEST
 
@@ -389,6 +406,7 @@ pipe_suite(void)
 	tcase_add_test(tc, test_1f1b_order);
 	tcase_add_test(tc, test_two_stages);
 	tcase_add_test(tc, test_three_stages);
+	tcase_add_test(tc, test_stages_dropout);
 	tcase_add_test(tc, test_stage_bad_config);
 	suite_add_tcase(s, tc);
 	return s;
