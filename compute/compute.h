@@ -231,11 +231,11 @@ struct gpt_params {
 };
 
 struct gpt_acts;
-#define GPT_MAX_SLOTS	64	/* activation sets (micro-batches in flight) */
+#define GPT_MAX_SLOTS	64	/* activation sets: micro-batches in flight */
 struct gpt {
 	struct gpt_config	 cfg;
-	int			 embed;	/* holds wte/wpe as the input end */
-	int			 head;	/* holds LNf, the head and the loss */
+	int			 embed;	/* holds wte, wpe: the input end */
+	int			 head;	/* holds LNf, the head, the loss */
 	const struct kern_ops	*k;
 	size_t			 sizes[GPT_NPARAMS];	/* floats per tensor */
 	size_t			 nparams;
@@ -357,7 +357,7 @@ struct trainer_state {
 	uint64_t	data_rng[2];
 	uint64_t	drop_rng[2];
 	uint64_t	tokens_seen;
-	uint32_t	shape[5];	/* L, NH, C, maxT, V (L: blocks held) */
+	uint32_t	shape[5];	/* L (blocks held), NH, C, maxT, V */
 	uint32_t	stage;		/* 0: the whole model; a pipeline stage:
 					   first block << 16 | all blocks */
 };
@@ -447,7 +447,7 @@ int	dist_step_finish(struct dist *d, struct gpt *m, float *loss, int stop,
 
 #define PIPE_MAX_STAGES	64
 #define PIPE_MAX_REPLICAS 64	/* pipelines side by side, data parallel */
-#define PIPE_TX		4	/* send buffers in the arena, used in turn */
+#define PIPE_TX		4	/* send buffers in the arena, in turn */
 
 enum pipe_kind { PIPE_F, PIPE_B };
 struct pipe_op {
@@ -458,33 +458,32 @@ struct pipe_op {
 struct pipe {
 	struct arc_dp	*dp;
 	int		 S, s;		/* stages, ours */
-	int		 R, r;		/* replicas of the pipeline, ours */
-	uint32_t	 nodes[PIPE_MAX_STAGES];	/* node of each stage of
-							   our replica */
-	uint32_t	 peers[PIPE_MAX_REPLICAS];	/* our stage's node in
-							   each replica */
+	int		 R, r;		/* pipeline replicas, ours */
+	/* node of each stage of our replica; our stage's in each replica */
+	uint32_t	 nodes[PIPE_MAX_STAGES];
+	uint32_t	 peers[PIPE_MAX_REPLICAS];
 	int		 layers[PIPE_MAX_STAGES];	/* blocks of each */
 	int		 l0;		/* our first block */
 	uint32_t	 node;
-	uint16_t	 group;		/* our replica's stages: all-reduces */
-	uint16_t	 dgroup;	/* our stage in every replica (R > 1) */
-	int		 gpipe;		/* schedule: 1: GPipe, 0: 1F1B */
-	int		 M, G, T, C, V;	/* micro-batches, our rows a step, shape */
-	int		 Gall, first;	/* rows a step of all replicas, our first */
-	float		*gbuf;		/* arena [nparams + 2]: data parallel */
-	size_t		 nparams;
+	uint16_t	 group;		/* our replica's stages */
+	uint16_t	 dgroup;	/* our stage's replicas (R > 1) */
+	int		 gpipe;		/* 1: GPipe, 0: 1F1B */
+	/* micro-batches, our rows a step, the shape */
+	int		 M, G, T, C, V;
+	int		 Gall, first;	/* all replicas' rows, our first */
+	float		*gbuf;		/* arena [nparams + 2] (R > 1) */
 	uint32_t	 print;		/* fingerprint of the job */
 	struct pipe_op	*sched;		/* [2M] our order of work */
 	int		 nsched, nslots;
-	size_t		 act;		/* floats of one micro-batch's [B*T, C] */
-	float		*rx;		/* arena [act]: what we receive */
-	float		*tx[PIPE_TX];	/* arena [act] each: what we send */
-	int64_t		 tx_id[PIPE_TX]; /* its SEND in flight, or -1 */
+	size_t		 act;		/* floats of a [B*T, C] */
+	float		*rx;		/* arena [act]: received */
+	float		*tx[PIPE_TX];	/* arena [act] each: to send */
+	int64_t		 tx_id[PIPE_TX]; /* its SEND, or -1 */
 	int		 tx_to[PIPE_TX]; /* to that stage */
 	int		 tx_next;
-	float		*red;		/* arena [nred]: the all-reduces */
+	float		*red;		/* arena [nred]: all-reduces */
 	size_t		 nred;
-	uint32_t	 failed_peer;	/* of the last failure, 0: unknown */
+	uint32_t	 failed_peer;	/* of the last failure, or 0 */
 	uint64_t	 steps, wire_bytes;
 	double		 wait_s;
 };
