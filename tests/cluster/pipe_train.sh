@@ -17,7 +17,8 @@
 # with 6 decimals and the norm with 6 digits: two values either side of a
 # rounding of the norm's sixth digit differ by up to 1e-5 relative, hence
 # 2e-5 there.  GPipe must give the same bits as 1F1B, stages of 1 and 3
-# blocks the reference's losses.  Two replicas of the pipeline (1,2/3,4,
+# blocks and four stages of one block (all four hosts) the reference's
+# losses.  Two replicas of the pipeline (1,2/3,4,
 # all four hosts) must agree bit for bit and match the single node with
 # their global batch within 1e-4 (the same rows summed in another order).
 # Then 10 steps with a checkpoint, a resume to 20 that must equal the
@@ -193,6 +194,33 @@ else
 	tail -n 3 "$TMP"/un1.log "$TMP"/un2.log; FAILS=$((FAILS + 1))
 fi
 
+# four stages of one block each, on all four hosts: the middle stages
+# (no embedding, no head) receive from both sides, 1F1B warms up 3, 2, 1
+# and 0 micro-batches.  Each set of members gets group ids of its own: a
+# dataplane drops what arrives for a group it still knows with other
+# members (control's epochs give fresh groups in a cluster)
+wp=""
+for i in 1 2 3 4; do
+	# shellcheck disable=SC2086
+	timeout 300 ip netns exec "${TAG}n$i" "$WORKER" \
+	    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
+	    --set dist.stages=1,2,3,4 --set dist.group=200 \
+	    --metrics-out "$TMP/s4$i.jsonl" > "$TMP/s4$i.log" 2>&1 &
+	wp="$wp $!"
+done
+s4_ok=1
+for p in $wp; do wait "$p" || s4_ok=0; done
+for i in 1 2 3 4; do field loss "$TMP/s4$i.jsonl" > "$TMP/s4$i.loss"; done
+if [ $s4_ok = 1 ] && cmp -s "$TMP/s41.loss" "$TMP/s44.loss" &&
+    cmp -s "$TMP/s42.loss" "$TMP/s43.loss" &&
+    cmp -s "$TMP/s41.loss" "$TMP/s42.loss" &&
+    r=$(close "$TMP/s41.loss" "$TMP/ref.loss" 1e-5); then
+	log "ok 4 stages of 1 block = 1 node, loss: $r"
+else
+	log "FAIL: 4 stages: ${r:-}"
+	tail -n 3 "$TMP"/s4?.log; FAILS=$((FAILS + 1))
+fi
+
 # two replicas of the pipeline (hosts 1,2 and 3,4), data parallel: each
 # trains 16 rows a step in 4 micro-batches, against the single node's 32
 # in 4 micro-batches of 8: the same rows, summed in another order (as
@@ -202,7 +230,7 @@ for i in 1 2 3 4; do
 	# shellcheck disable=SC2086
 	timeout 300 ip netns exec "${TAG}n$i" "$WORKER" \
 	    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
-	    --set dist.stages=1,2/3,4 \
+	    --set dist.stages=1,2/3,4 --set dist.group=300 \
 	    --metrics-out "$TMP/dr$i.jsonl" > "$TMP/dr$i.log" 2>&1 &
 	wp="$wp $!"
 done
@@ -353,9 +381,14 @@ run_long() {
 started() { [ "$(wc -l < "$TMP/${1}1.jsonl" 2>/dev/null || echo 0)" -ge 3 ]; }
 
 # SIGTERM to one stage: both stop after the same step, with checkpoints
-run_long st
+# (groups of their own from here: a run that failed leaves its group's
+# sequences apart on the two dataplanes)
+run_long st --set dist.group=500
 if until_ok 60 started st; then
-	kill -TERM "$WP2"	# timeout(1) passes it on to the worker
+	# to the worker itself: timeout(1) would pass it on twice (to its
+	# child, then to its process group), and a second signal exits at once
+	w2=$(pgrep -P "$WP2")
+	[ -n "$w2" ] && kill -TERM "$w2"
 	wait "$WP1"; rc1=$?
 	wait "$WP2"; rc2=$?
 	n1=$(wc -l < "$TMP/st1.jsonl"); n2=$(wc -l < "$TMP/st2.jsonl")
@@ -377,9 +410,10 @@ else
 fi
 
 # a lost node: host 2's dataplane is killed mid-run
-run_long k
+run_long k --set dist.group=600
 if until_ok 60 started k; then
 	kill -9 "$DPPID2"
+	dp2_killed=1
 	t0=$(date +%s%N)
 	wait "$WP1"; rc=$?
 	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
@@ -414,13 +448,15 @@ fi
 # sequences anew, and so does a fresh group; control's new epoch does that
 # in a cluster), then host 2's worker is killed: host 1's waits for its
 # gradients until the dataplane's op_timeout_ms (10 s) and names peer 2
-ip netns exec "${TAG}n2" "$DP" -c "$TMP/arceus.conf" -o node.id=2 \
-    -o "node.run_dir=$TMP/n2" -o "dataplane.listen=$NET.2" \
-    > "$TMP/dataplane2b.log" 2>&1 &
-PIDS="$PIDS $!"
+if [ -n "${dp2_killed:-}" ]; then
+	ip netns exec "${TAG}n2" "$DP" -c "$TMP/arceus.conf" -o node.id=2 \
+	    -o "node.run_dir=$TMP/n2" -o "dataplane.listen=$NET.2" \
+	    > "$TMP/dataplane2b.log" 2>&1 &
+	PIDS="$PIDS $!"
+fi
 until_ok 30 up 1 2 && until_ok 30 up 2 1 ||
     log "FAIL: host 2's dataplane did not come back"
-run_long kw --set dist.group=101
+run_long kw --set dist.group=400
 if until_ok 60 started kw; then
 	w2=$(pgrep -P "$WP2")
 	[ -n "$w2" ] && kill -9 "$w2"
