@@ -472,6 +472,10 @@ struct pipe {
 	int		 M, G, T, C, V;
 	int		 Gall, first;	/* all replicas' rows, our first */
 	float		*gbuf;		/* arena [nparams + 2] (R > 1) */
+	/* R > 1: this stage's data parallel over dgroup, dist.c's buckets
+	   in gbuf (its dp is ours: pipe_fini detaches it) */
+	struct dist	 rep;
+	int		 overlap;	/* buckets during the last backward */
 	uint32_t	 print;		/* fingerprint of the job */
 	struct pipe_op	*sched;		/* [2M] our order of work */
 	int		 nsched, nslots;

@@ -40,7 +40,8 @@
  * times the single pipeline's, and before (1) every stage sums its
  * gradients, the loss and stop with the same stage of the other
  * pipelines (group dist.group + R + s; pipeline r's stages use group
- * dist.group + r).  The ring all-reduce hands all replicas the same bits,
+ * dist.group + r) with dist.c's buckets, each block's during the step's
+ * last backward.  The ring all-reduce hands all replicas the same bits,
  * so (1), (2) and AdamW give the same parameters on every replica.
  *
  * Sends and receives are matched in order per pair of nodes (the
@@ -314,7 +315,16 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 	if (p->nred < (3 * PIPE_RESUME_STEPS + 5) * (size_t)(S > R ? S : R) + 1)
 		p->nred = (3 * PIPE_RESUME_STEPS + 5) * (size_t)(S > R ? S : R) +
 		    1;
-	/* data parallel: the largest stage's gradients, loss and stop */
+	/* data parallel: the largest stage's gradients, loss and stop (and
+	   as much error feedback with lossy compression) */
+	if (R > 1 && dist_parse_comp(j->dist_compress, &p->rep, why,
+	    sizeof(why)) < 0) {
+		snprintf(err, errlen, "dist.compress = %s", why);
+		free(p->sched);
+		p->sched = NULL;
+		return -EINVAL;
+	}
+	p->overlap = j->dist_overlap;
 	for (int i = 0, l0 = 0; R > 1 && i < S; l0 += p->layers[i++]) {
 		struct gpt_config c = { p->layers[i], (int)j->n_head, p->C,
 		    p->T, p->V, l0, (int)j->n_layer };
@@ -323,7 +333,8 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 		most = n > most ? n : most;
 	}
 	bytes = ((size_t)PIPE_TX + 1) * act * sizeof(float) + p->nred *
-	    sizeof(float) + most * sizeof(float);
+	    sizeof(float) + most * sizeof(float) *
+	    (p->rep.comp != ARC_DP_COMP_NONE ? 2 : 1);
 	if ((p->dp = arc_dp_attach(j->dist_dataplane, bytes + (1u << 20), err,
 	    errlen)) == NULL) {
 		free(p->sched);
@@ -371,9 +382,24 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 			goto nospace;
 		p->tx_id[i] = -1;
 	}
-	if (R > 1 && (p->gbuf = arc_dp_alloc(p->dp, most * sizeof(float))) ==
-	    NULL)
-		goto nospace;
+	if (R > 1) {
+		struct gpt_config c = { p->layers[p->s], (int)j->n_head, p->C,
+		    p->T, p->V, p->l0, (int)j->n_layer };
+
+		if ((p->gbuf = arc_dp_alloc(p->dp, most * sizeof(float))) ==
+		    NULL || (p->rep.comp != ARC_DP_COMP_NONE &&
+		    (p->rep.resid = arc_dp_alloc(p->dp, most *
+		    sizeof(float))) == NULL))
+			goto nospace;
+		if (p->rep.resid != NULL)
+			memset(p->rep.resid, 0, most * sizeof(float));
+		p->rep.buf = p->gbuf;
+		p->rep.count = gpt_count_params(&c) + 2;
+		p->rep.rank = p->r;
+		p->rep.world = R;
+		p->rep.node = p->node;
+		p->rep.group = p->dgroup;
+	}
 	snprintf(why, sizeof(why), "the stages of replica %d", p->r);
 	if (group_define(p, p->group, p->nodes, S, why, err, errlen) < 0)
 		goto fail;
@@ -391,8 +417,9 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 	if (R > 1)
 		log_info("pipeline: replica %d of %d (rows %d-%d of %d a step), "
 		    "gradients all-reduced with this stage's replicas in group "
-		    "%u", p->r, R, p->first, p->first + p->G - 1, p->Gall,
-		    p->dgroup);
+		    "%u, compression %s", p->r, R, p->first, p->first + p->G -
+		    1, p->Gall, p->dgroup, j->dist_compress);
+	p->rep.dp = R > 1 ? p->dp : NULL;
 	return 0;
 nospace:
 	snprintf(err, errlen, "%zu bytes of activations and gradients do not "
@@ -411,6 +438,14 @@ pipe_fini(struct pipe *p)
 			    "step waiting for other stages",
 			    (unsigned long long)p->steps, p->wire_bytes / 1e6,
 			    p->wait_s * 1e3 / (double)p->steps);
+		if (p->rep.steps > 0)
+			log_info("pipeline replicas: %.1f MB of gradients sent, "
+			    "%.1f ms a step copying and waiting; %llu of %llu "
+			    "layer buckets went during backward",
+			    p->rep.wire_bytes / 1e6, p->rep.comm_s * 1e3 /
+			    (double)p->rep.steps,
+			    (unsigned long long)p->rep.buckets_early,
+			    (unsigned long long)p->rep.buckets);
 		arc_dp_detach(p->dp);
 	}
 	free(p->sched);
@@ -741,7 +776,16 @@ pipe_step(struct pipe *p, struct gpt *m, const struct dataset *d,
 			if (!last && (rc = recv_from(p, s + 1, n,
 			    "receiving gradients from", err, errlen)) < 0)
 				return rc;
+			/*
+			 * replicas: in the step's last backward each block's
+			 * all-reduce goes as soon as backward is past it
+			 */
+			m->grad_ready = p->R > 1 && p->overlap &&
+			    k == p->nsched - 1 ? dist_layer_ready : NULL;
+			m->grad_ready_arg = &p->rep;
+			p->rep.model = m;
 			gpt_stage_backward(m, p->rx, scale);
+			m->grad_ready = NULL;
 			if (!first && (rc = send_to(p, s - 1, gpt_stage_din(m),
 			    n, err, errlen)) < 0)
 				return rc;
@@ -758,17 +802,15 @@ pipe_step(struct pipe *p, struct gpt *m, const struct dataset *d,
 	 * bits, so what follows is the same on every replica.
 	 */
 	if (p->R > 1) {
-		size_t np = m->nparams;
+		int stop_all = 0;
 
-		memcpy(p->gbuf, m->grads, np * sizeof(float));
-		p->gbuf[np] = last ? loss : 0.0f;
-		p->gbuf[np + 1] = stop;
-		if ((rc = allreduce_in(p, p->dgroup, p->gbuf, np + 2, err,
-		    errlen)) < 0)
+		p->rep.model = m;
+		if (!last)
+			loss = 0;
+		if ((rc = dist_step_finish(&p->rep, m, &loss, stop > 0.5f,
+		    &stop_all, err, errlen)) < 0)
 			return rc;
-		memcpy(m->grads, p->gbuf, np * sizeof(float));
-		loss = p->gbuf[np];
-		stop = p->gbuf[np + 1];
+		stop = stop_all ? 1.0f : 0.0f;
 	}
 
 	/* (1) the tied embedding's gradient, the loss and stop */

@@ -257,6 +257,34 @@ else
 	log "FAIL: the run of 2 replicas x 2 stages"
 	tail -n 3 "$TMP"/dr?.log "$TMP/ref8.log"; FAILS=$((FAILS + 1))
 fi
+grep -h "pipeline replicas" "$TMP"/dr1.log | sed 's/^/pipe_train:   /'
+if grep -q "of [1-9][0-9]* layer buckets went during backward" "$TMP/dr1.log" &&
+    ! grep -q " 0 of [0-9]* layer buckets" "$TMP/dr1.log"; then
+	log "ok the replicas' blocks were all-reduced while backward went on"
+else
+	log "FAIL: no replica bucket went during backward"; FAILS=$((FAILS + 1))
+fi
+
+# the same without overlap: every bucket after backward, the same sums
+wp=""
+for i in 1 2 3 4; do
+	# shellcheck disable=SC2086
+	timeout 300 ip netns exec "${TAG}n$i" "$WORKER" \
+	    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
+	    --set dist.stages=1,2/3,4 --set dist.group=300 \
+	    --set dist.overlap=no \
+	    --metrics-out "$TMP/do$i.jsonl" > "$TMP/do$i.log" 2>&1 &
+	wp="$wp $!"
+done
+do_ok=1
+for p in $wp; do wait "$p" || do_ok=0; done
+field loss "$TMP/do1.jsonl" > "$TMP/do1.loss"
+if [ $do_ok = 1 ] && cmp -s "$TMP/do1.loss" "$TMP/dr1.loss"; then
+	log "ok replicas without overlap: the same losses bit for bit"
+else
+	log "FAIL: replicas without overlap differ"
+	tail -n 3 "$TMP"/do?.log; FAILS=$((FAILS + 1))
+fi
 
 # resume: 10 steps with a checkpoint (stage i in $TMP/ckr<i>), then on
 # to 20 from it
