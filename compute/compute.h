@@ -471,6 +471,7 @@ struct pipe {
 	/* micro-batches, our rows a step, the shape */
 	int		 M, G, T, C, V;
 	int		 Gall, first;	/* all replicas' rows, our first */
+	int		 EB;		/* validation rows: batch_size */
 	float		*gbuf;		/* arena [nparams + 2] (R > 1) */
 	/* R > 1: this stage's data parallel over dgroup, dist.c's buckets
 	   in gbuf (its dp is ours: pipe_fini detaches it) */

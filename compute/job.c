@@ -90,7 +90,8 @@ const struct conf_key job_keys[] = {
 	    "of the plan control committed (arceusctl job start)", NULL, 0 },
 	{ "dist", "shares", CONF_STR, JS(dist_shares), 0, 0, "",
 	    "each member's rows of the global batch, in members order (the "
-	    "planner's batch shares); empty: train.batch_size each", NULL, 0 },
+	    "planner's batch shares; with dist.stages: each replica's rows "
+	    "per micro-batch); empty: train.batch_size each", NULL, 0 },
 	{ "dist", "group", CONF_INT, J(dist_group), 0, 1, 65535, "100",
 	    "the dataplane group id the replicas share", NULL, 0 },
 	{ "dist", "compress", CONF_STR, JS(dist_compress), 1, 0, "none",
@@ -156,6 +157,11 @@ job_load(struct job *job, const char *path, char **sets, int nsets)
 			else if (pipe_split_layers(job->dist_layers, n,
 			    (int)job->n_layer, l, why, sizeof(why)) < 0)
 				conf_err(&errs, where, 0, "dist.layers: %s",
+				    why);
+			else if (job->dist_shares[0] != '\0' &&
+			    dist_parse_shares(job->dist_shares, r,
+			    (int)job->batch_size, l, why, sizeof(why)) < 0)
+				conf_err(&errs, where, 0, "dist.shares: %s",
 				    why);
 			else if (job->dist_group + r + n > 65535)
 				conf_err(&errs, where, 0, "dist.group = %lld: "

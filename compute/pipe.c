@@ -245,6 +245,9 @@ job_print(const struct job *j)
 	    j->weight_decay, j->beta1, j->beta2, j->eps, j->grad_clip,
 	    (long long)j->seed, j->dist_stages, j->dist_layers,
 	    j->dist_schedule);
+	if (j->dist_shares[0] != '\0' && n > 0 && (size_t)n < sizeof(b))
+		n += snprintf(b + n, sizeof(b) - (size_t)n, " %s",
+		    j->dist_shares);
 	return crc32c(0, b, n > 0 && (size_t)n < sizeof(b) ? (size_t)n :
 	    sizeof(b) - 1);
 }
@@ -280,7 +283,7 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 	static uint32_t all[PIPE_MAX_STAGES * PIPE_MAX_REPLICAS];
 	char why[256];
 	size_t act, bytes, most = 0;
-	int S, R, EB;
+	int S, R, EB, most_rows, shares[PIPE_MAX_REPLICAS];
 
 	memset(p, 0, sizeof(*p));
 	if (pipe_parse_stages(j->dist_stages, all, &S, &R, why,
@@ -300,11 +303,24 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 	p->T = (int)j->block_size;
 	p->C = (int)j->n_embd;
 	p->V = GPT_VOCAB;
-	p->G = (int)(j->batch_size * j->accumulate);
-	p->Gall = p->G * R;
-	EB = (int)j->batch_size;	/* micro-batches and validation */
+	/* rows of each replica's micro-batches: dist.shares (the planner's,
+	   by speed), or batch_size each */
+	if (dist_parse_shares(j->dist_shares, R, (int)j->batch_size, shares,
+	    why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "dist.shares: %s", why);
+		free(p->sched);
+		p->sched = NULL;
+		return -EINVAL;
+	}
+	EB = (int)j->batch_size;	/* validation batches */
+	p->EB = EB;
+	most_rows = EB;
+	for (int i = 0; i < R; i++) {
+		p->Gall += shares[i] * p->M;
+		most_rows = shares[i] > most_rows ? shares[i] : most_rows;
+	}
 	p->print = job_print(j);
-	act = (size_t)EB * (size_t)p->T * (size_t)p->C;
+	act = (size_t)most_rows * (size_t)p->T * (size_t)p->C;
 	p->act = act;
 	if ((p->sched = calloc(2 * (size_t)p->M, sizeof(*p->sched))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -362,7 +378,9 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 	   dist.group + R + s (job_load checked they fit) */
 	p->group = (uint16_t)(j->dist_group + p->r);
 	p->dgroup = (uint16_t)(j->dist_group + R + p->s);
-	p->first = p->r * p->G;
+	p->G = shares[p->r] * p->M;
+	for (int i = 0; i < p->r; i++)
+		p->first += shares[i] * p->M;
 	for (int i = 0; i < p->s; i++)
 		p->l0 += p->layers[i];
 	p->nsched = pipe_schedule(S, p->s, p->M, p->gpipe, p->sched);
@@ -408,11 +426,11 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 	    errlen) < 0)
 		goto fail;
 	log_info("pipeline: stage %d of %d (node %u, group %u), blocks %d-%d "
-	    "of %lld%s%s, %d micro-batches of %lld rows a step, schedule %s "
+	    "of %lld%s%s, %d micro-batches of %d rows a step, schedule %s "
 	    "(%d in flight at most)", p->s, S, p->node, p->group, p->l0,
 	    p->l0 + p->layers[p->s] - 1, (long long)j->n_layer,
 	    p->s == 0 ? ", the embeddings" : "", p->s == S - 1 ?
-	    ", the head and the loss" : "", p->M, (long long)j->batch_size,
+	    ", the head and the loss" : "", p->M, p->G / p->M,
 	    p->gpipe ? "gpipe" : "1f1b", p->nslots);
 	if (R > 1)
 		log_info("pipeline: replica %d of %d (rows %d-%d of %d a step), "
@@ -856,7 +874,7 @@ int
 pipe_eval(struct pipe *p, struct gpt *m, const struct dataset *d, int iters,
     int *in, int *tg, float *val, char *err, size_t errlen)
 {
-	int s = p->s, T = p->T, B = p->G / p->M, rc;
+	int s = p->s, T = p->T, B = p->EB, rc;
 	size_t n = (size_t)B * T * p->C;
 	double sum = 0;
 

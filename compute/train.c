@@ -356,9 +356,12 @@ train_run(const struct job *j, const struct train_opts *o)
 		first_row = 0;
 		nmicro = (int)j->accumulate;
 	}
+	if (piped) {
+		/* our replica's rows (its share), of all replicas' G */
+		rows = pipe.G;
+		G = pipe.Gall;
+	}
 	B = (rows + nmicro - 1) / nmicro;
-	if (piped)
-		G = pipe.Gall;	/* the rows of every replica, for tokens/s */
 	if (adamw_init(&opt, m.nparams) < 0) {
 		log_warnx("optimizer: out of memory");
 		goto out;
