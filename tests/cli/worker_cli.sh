@@ -64,6 +64,7 @@ expect 1 "dist.stages: '1': a pipeline has 2 stages or more" -- "$W" -n --datapl
 expect 1 "dist.layers: '1,2': 3 blocks in all, the model has 4" -- "$W" -n --dataplane /x.sock --job $T --set dist.stages=1,2 --set dist.layers=1,2
 expect 1 "dist.layers: 5 stages for 4 blocks" -- "$W" -n --dataplane /x.sock --job $T --set dist.stages=1,2,3,4,5
 expect 1 "dist.stages: '1,2/3': replica 1 has 1 stages" -- "$W" -n --dataplane /x.sock --job $T --set dist.stages=1,2/3
+expect 1 "dist.shares: '4': 1 shares for 2 members" -- "$W" -n --dataplane /x.sock --job $T --set dist.stages=1,2/3,4 --set dist.shares=4
 expect 1 "dist.stages and dist.members" -- "$W" -n --dataplane /x.sock --job $T --set dist.stages=1,2 --set dist.members=1,2
 expect 1 "dist.layers without dist.stages" -- "$W" -n --job $T --set dist.layers=2,2
 expect 1 "dist.schedule = 'zb': must be 1f1b or gpipe" -- "$W" -n --job $T --set dist.schedule=zb
