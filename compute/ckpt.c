@@ -1015,6 +1015,25 @@ ckpt_load_latest(const char *dir, uint32_t rank, uint64_t *step,
 }
 
 int
+ckpt_load_at(const char *dir, uint32_t rank, uint64_t step,
+    const struct ckpt_seg *segs, int nseg, char *err, size_t errlen)
+{
+	char why[512];
+	int rc;
+
+	if ((rc = ckpt_check_segs(segs, nseg, err, errlen)) < 0)
+		return rc;
+	why[0] = '\0';
+	if ((rc = ckpt_try_load(dir, step, rank, segs, nseg, why,
+	    sizeof(why))) < 0)
+		return ckpt_failx(err, errlen, rc, "checkpoint %s: step %" PRIu64
+		    ": %s", dir, step, why);
+	log_info("checkpoint %s: loaded step %" PRIu64 " (rank %" PRIu32 ")",
+	    dir, step, rank);
+	return 0;
+}
+
+int
 ckpt_list(const char *dir, uint64_t *steps, int max)
 {
 	struct ckpt_mhdr *m;

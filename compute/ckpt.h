@@ -161,6 +161,14 @@ int	ckpt_load_latest(const char *dir, uint32_t rank, uint64_t *step,
 	    const struct ckpt_seg *segs, int nseg, char *err, size_t errlen);
 
 /*
+ * Loads shard `rank` of step `step` (complete, verified) into segs.
+ * @return 0, -ENOENT (not complete), -EINVAL (segments differ), -EIO
+ * (damaged) or another -errno, err saying why.
+ */
+int	ckpt_load_at(const char *dir, uint32_t rank, uint64_t step,
+	    const struct ckpt_seg *segs, int nseg, char *err, size_t errlen);
+
+/*
  * Lists complete steps under dir, newest first, into steps[max].
  * @return how many, or -errno.
  */

@@ -155,6 +155,9 @@ struct job {
 	char	dist_compress[32];	/* none | bf16 | int8 | topk:R */
 	char	dist_control[1024];	/* control.sock for reports (ctlreport.c) */
 	int	dist_overlap;		/* all-reduce layers during backward */
+	char	dist_stages[512];	/* node ids of the pipeline stages */
+	char	dist_layers[512];	/* blocks per stage; empty: even */
+	char	dist_schedule[16];	/* 1f1b | gpipe */
 };
 
 extern const struct conf_key job_keys[];
@@ -198,8 +201,15 @@ int	data_build(const char *text_path, const char *out_path, char *err,
 
 /* ------------------------------------------------------------------ */
 /* gpt.c: the model.                                                  */
+/*
+ * A pipeline stage (pipe.c) holds blocks [l0, l0 + L) of a model of Lall
+ * blocks: the first stage also the embeddings, the last the final
+ * LayerNorm and the (tied) head.  Lall 0 means the whole model (Lall = L,
+ * l0 = 0).  Tensors a stage does not hold have size 0.
+ */
 struct gpt_config {
 	int	L, NH, C, maxT, V;
+	int	l0, Lall;
 };
 
 /* Parameter tensors, carved from one block (llm.c style). */
@@ -221,8 +231,11 @@ struct gpt_params {
 };
 
 struct gpt_acts;
+#define GPT_MAX_SLOTS	64	/* activation sets: micro-batches in flight */
 struct gpt {
 	struct gpt_config	 cfg;
+	int			 embed;	/* holds wte, wpe: the input end */
+	int			 head;	/* holds LNf, the head, the loss */
 	const struct kern_ops	*k;
 	size_t			 sizes[GPT_NPARAMS];	/* floats per tensor */
 	size_t			 nparams;
@@ -230,8 +243,11 @@ struct gpt {
 	struct gpt_params	 g;	/* views into grads */
 	float			*params;
 	float			*grads;
-	/* activations for B x T, allocated at the first forward */
+	/* activations for B x T, allocated at the first forward, in slot
+	   `slot` of slots (gpt_slot) */
 	struct gpt_acts		*acts;
+	struct gpt_acts		*slots[GPT_MAX_SLOTS];
+	int			 slot;
 	int			 B, T;
 	float			 dropout;
 	struct rng		 drop_rng;
@@ -248,6 +264,8 @@ struct gpt {
 int	gpt_init(struct gpt *m, const struct gpt_config *cfg,
 	    const struct kern_ops *k);
 void	gpt_fini(struct gpt *m);
+/* floats of the parameters gpt_init would allocate for cfg */
+size_t	gpt_count_params(const struct gpt_config *cfg);
 /*
  * bytes (64-byte aligned; 2 MB aligned and advised to transparent huge
  * pages from 2 MB on), zeroed if zero; free() releases it.  NULL if out
@@ -267,6 +285,30 @@ int	gpt_forward(struct gpt *m, const int *inputs, const int *targets,
 	    int B, int T);
 /* grads += d(loss * scale)/d(params) of the last forward */
 void	gpt_backward(struct gpt *m, float scale);
+/*
+ * A stage's forward: the embedding of inputs[B,T] on the first stage, else
+ * x[B*T, C] (the previous stage's output); the loss with targets on the
+ * last stage.  Output of a stage that is not the last: gpt_stage_out.
+ * @return 0, -EINVAL (bad tokens, shapes) or -ENOMEM.
+ */
+int	gpt_stage_forward(struct gpt *m, const int *inputs, const float *x,
+	    const int *targets, int B, int T);
+/*
+ * A stage's backward of its last forward: from the loss times scale on
+ * the last stage, else from dout[B*T, C] (the gradient of its output).
+ * A stage that is not the first leaves the gradient of its input x in
+ * gpt_stage_din.
+ */
+void	gpt_stage_backward(struct gpt *m, const float *dout, float scale);
+/* [B*T, C] of the current slot: output, gradient of the input */
+const float *gpt_stage_out(const struct gpt *m);
+const float *gpt_stage_din(const struct gpt *m);
+/*
+ * Activations of micro-batch slot i (0 .. GPT_MAX_SLOTS - 1) from now on:
+ * a forward in one slot and the backward of another in between, as a
+ * pipeline schedule needs.  Slots are allocated at their first forward.
+ */
+void	gpt_slot(struct gpt *m, int i);
 void	gpt_zero_grad(struct gpt *m);
 /* next-token probabilities at position t of row b after a forward */
 const float *gpt_probs(const struct gpt *m, int b, int t);
@@ -293,6 +335,8 @@ void	adamw_step(struct adamw *o, float *params, const float *grads,
 float	grad_norm(const float *g, size_t n);
 /* scales grads so their norm is at most clip; @return the norm before */
 float	grad_clip(float *g, size_t n, float clip);
+/* grad_clip with the norm given (a pipeline's, over every stage) */
+void	grad_scale_to(float *g, size_t n, float clip, float norm);
 /* linear warmup, then cosine decay to min_lr */
 float	lr_at(const struct job *j, int64_t step);
 
@@ -313,8 +357,9 @@ struct trainer_state {
 	uint64_t	data_rng[2];
 	uint64_t	drop_rng[2];
 	uint64_t	tokens_seen;
-	uint32_t	shape[5];	/* L, NH, C, maxT, V */
-	uint32_t	pad;
+	uint32_t	shape[5];	/* L (blocks held), NH, C, maxT, V */
+	uint32_t	stage;		/* 0: the whole model; a pipeline stage:
+					   first block << 16 | all blocks */
 };
 int	train_run(const struct job *job, const struct train_opts *o);
 /* monotonic seconds */
@@ -325,6 +370,10 @@ int	train_segs(struct gpt *m, struct adamw *o, struct trainer_state *ts,
 /* loads the newest checkpoint of dir into m, o, ts; -ENOENT if none */
 int	train_load(const char *dir, struct gpt *m, struct adamw *o,
 	    struct trainer_state *ts, char *err, size_t errlen);
+/* the same of step `step`. @return 0 or -errno with err set */
+int	train_load_at(const char *dir, uint64_t step, struct gpt *m,
+	    struct adamw *o, struct trainer_state *ts, char *err,
+	    size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* dist.c: data parallel through arceus-dataplane (libarceus-dp).      */
@@ -404,6 +453,116 @@ int	dist_step_finish(struct dist *d, struct gpt *m, float *loss, int stop,
 int	dist_sync_state(struct dist *d, struct gpt *m, struct adamw *o,
 	    struct trainer_state *ts, int has_state, struct rng *data_rng,
 	    char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ */
+/* pipe.c: pipeline parallel through arceus-dataplane (send/recv).     */
+
+#define PIPE_MAX_STAGES	64
+#define PIPE_MAX_REPLICAS 64	/* pipelines side by side, data parallel */
+#define PIPE_TX		4	/* send buffers in the arena, in turn */
+
+enum pipe_kind { PIPE_F, PIPE_B };
+struct pipe_op {
+	int	kind;		/* enum pipe_kind: forward or backward */
+	int	micro;		/* micro-batch index */
+};
+
+struct pipe {
+	struct arc_dp	*dp;
+	int		 S, s;		/* stages, ours */
+	int		 R, r;		/* pipeline replicas, ours */
+	/* node of each stage of our replica; our stage's in each replica */
+	uint32_t	 nodes[PIPE_MAX_STAGES];
+	uint32_t	 peers[PIPE_MAX_REPLICAS];
+	int		 layers[PIPE_MAX_STAGES];	/* blocks of each */
+	int		 l0;		/* our first block */
+	uint32_t	 node;
+	uint16_t	 group;		/* our replica's stages */
+	uint16_t	 dgroup;	/* our stage's replicas (R > 1) */
+	int		 gpipe;		/* 1: GPipe, 0: 1F1B */
+	/* micro-batches, our rows a step, the shape */
+	int		 M, G, T, C, V;
+	int		 Gall, first;	/* all replicas' rows, our first */
+	int		 EB;		/* validation rows: batch_size */
+	float		*gbuf;		/* arena [nparams + 2] (R > 1) */
+	/* R > 1: this stage's data parallel over dgroup, dist.c's buckets
+	   in gbuf (its dp is ours: pipe_fini detaches it) */
+	struct dist	 rep;
+	int		 overlap;	/* buckets during the last backward */
+	uint32_t	 print;		/* fingerprint of the job */
+	struct pipe_op	*sched;		/* [2M] our order of work */
+	int		 nsched, nslots;
+	size_t		 act;		/* floats of a [B*T, C] */
+	float		*rx;		/* arena [act]: received */
+	float		*tx[PIPE_TX];	/* arena [act] each: to send */
+	int64_t		 tx_id[PIPE_TX]; /* its SEND, or -1 */
+	int		 tx_to[PIPE_TX]; /* to that stage */
+	int		 tx_next;
+	float		*red;		/* arena [nred]: all-reduces */
+	size_t		 nred;
+	uint32_t	 failed_peer;	/* of the last failure, or 0 */
+	uint64_t	 steps, wire_bytes;
+	double		 wait_s;
+};
+struct pipe_result {
+	float	loss;		/* the global batch's mean loss */
+	float	norm;		/* global gradient norm, before clipping */
+	int	stop;		/* some stage asked to stop */
+};
+/*
+ * dist.stages: "1,2" (one pipeline), or "1,2/3,4" (replicas of it, each
+ * the same number of stages) into nodes[R][S], replica-major.  @return
+ * 0 with *S, *R set, or -EINVAL with err set
+ */
+int	pipe_parse_stages(const char *s, uint32_t *nodes, int *S, int *R,
+	    char *err, size_t errlen);
+/*
+ * dist.layers: blocks per stage of nstages summing to nlayer (empty: as
+ * even as may be, the first stages one more).  @return nstages or -EINVAL
+ * with err set
+ */
+int	pipe_split_layers(const char *s, int nstages, int nlayer, int *out,
+	    char *err, size_t errlen);
+/*
+ * Stage s's order of work over M micro-batches (1F1B, or GPipe) into
+ * ops[2M].  @return 2M
+ */
+int	pipe_schedule(int S, int s, int M, int gpipe, struct pipe_op *ops);
+/* micro-batches whose activations are held at once under ops[n] */
+int	pipe_slots(const struct pipe_op *ops, int n);
+/* Attaches, finds our stage, defines the group. @return 0 or -errno */
+int	pipe_init(struct pipe *p, const struct job *j, char *err,
+	    size_t errlen);
+void	pipe_fini(struct pipe *p);
+/*
+ * Every stage starts at the same step with the same job (before the first
+ * step, after a resume). @return 0, -EINVAL naming the stage that differs,
+ * or a failure of the all-reduce
+ */
+int	pipe_agree(struct pipe *p, uint64_t step, char *err, size_t errlen);
+/*
+ * One step's forwards and backwards (from *data_rng, advanced as the
+ * single node's), the tied gradient summed, loss and stop shared, the
+ * gradients clipped by the global norm: AdamW next.  in, tg: B*T each.
+ * @return 0 or -errno with err naming the stage and peer at fault
+ */
+int	pipe_step(struct pipe *p, struct gpt *m, const struct dataset *d,
+	    struct rng *data_rng, int *in, int *tg, float clip, float stop,
+	    struct pipe_result *res, char *err, size_t errlen);
+/*
+ * After train_load (rc: its 0 or -ENOENT): the stages (and replicas)
+ * agree on the newest checkpoint step every one of them has, and this
+ * stage falls back to it if it loaded a newer one.  @return 0 (loaded),
+ * -ENOENT (fresh everywhere), or -errno with err set (no common step, a
+ * failed load or all-reduce)
+ */
+int	pipe_resume(struct pipe *p, const char *dir, struct gpt *m,
+	    struct adamw *o, struct trainer_state *ts, int rc, char *err,
+	    size_t errlen);
+/* Validation loss through the stages, the same on each. @return 0/-errno */
+int	pipe_eval(struct pipe *p, struct gpt *m, const struct dataset *d,
+	    int iters, int *in, int *tg, float *val, char *err,
+	    size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* ctlreport.c: progress to the node's arceus-control (control.sock).  */

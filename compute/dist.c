@@ -191,9 +191,10 @@ share_wait(const struct job *j, struct ctl_share *sh, char *err,
 		if (r == 0 && (st == ENOTSUP || st == E2BIG || st == EINVAL)) {
 			snprintf(err, errlen, "the plan of epoch %llu (tp %u, pp "
 			    "%u, dp %u): %s", (unsigned long long)sh->epoch,
-			    sh->tp, sh->pp, sh->dp, st == ENOTSUP ? "pipeline "
-			    "and tensor parallel stages are not trained yet; "
-			    "this worker trains data parallel only" :
+			    sh->tp, sh->pp, sh->dp, st == ENOTSUP ? "the "
+			    "worker does not take pipeline stages from the plan "
+			    "yet (give dist.stages and dist.layers by hand) and "
+			    "trains no tensor parallel shards" :
 			    strerror(st));
 			return -st;
 		}

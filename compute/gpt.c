@@ -15,6 +15,7 @@
  */
 #include <sys/mman.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -81,6 +82,7 @@ gpt_profile_report(void)
 /* Activations of one forward pass over B x T, shapes beside each. */
 struct gpt_acts {
 	size_t	 cap;		/* capacity in tokens (B * T) */
+	int	 B, T;		/* of the last forward in this set */
 	float	*block;		/* everything below, one allocation */
 	float	*encoded;	/* [N, C] */
 	float	*ln1;		/* [L, N, C] */
@@ -145,13 +147,34 @@ gpt_alloc(size_t bytes, int zero)
 	return p;
 }
 
+/* Blocks of the whole model, and whether a stage holds either end. */
+static int
+cfg_lall(const struct gpt_config *c)
+{
+	return c->Lall > 0 ? c->Lall : c->L;
+}
+
+static int
+cfg_embed(const struct gpt_config *c)
+{
+	return c->l0 == 0;
+}
+
+static int
+cfg_head(const struct gpt_config *c)
+{
+	return c->l0 + c->L == cfg_lall(c);
+}
+
 static void
 param_sizes(const struct gpt_config *c, size_t *s)
 {
 	size_t L = c->L, C = c->C;
+	int embed = cfg_embed(c), head = cfg_head(c);
 
-	s[0] = (size_t)c->V * C;	/* wte */
-	s[1] = (size_t)c->maxT * C;	/* wpe */
+	/* wte is the input embedding and the tied head: both ends hold it */
+	s[0] = embed || head ? (size_t)c->V * C : 0;	/* wte */
+	s[1] = embed ? (size_t)c->maxT * C : 0;		/* wpe */
 	s[2] = L * C;			/* ln1w */
 	s[3] = L * C;			/* ln1b */
 	s[4] = L * 3 * C * C;		/* qkvw */
@@ -164,8 +187,8 @@ param_sizes(const struct gpt_config *c, size_t *s)
 	s[11] = L * 4 * C;		/* fcb */
 	s[12] = L * C * 4 * C;		/* fcprojw */
 	s[13] = L * C;			/* fcprojb */
-	s[14] = C;			/* lnfw */
-	s[15] = C;			/* lnfb */
+	s[14] = head ? C : 0;		/* lnfw */
+	s[15] = head ? C : 0;		/* lnfb */
 }
 
 static void
@@ -190,15 +213,30 @@ gpt_param_decays(int i)
 	return i == 0 || i == 1 || i == 4 || i == 6 || i == 10 || i == 12;
 }
 
+size_t
+gpt_count_params(const struct gpt_config *cfg)
+{
+	size_t s[GPT_NPARAMS], n = 0;
+
+	param_sizes(cfg, s);
+	for (int i = 0; i < GPT_NPARAMS; i++)
+		n += s[i];
+	return n;
+}
+
 int
 gpt_init(struct gpt *m, const struct gpt_config *cfg,
     const struct kern_ops *k)
 {
 	memset(m, 0, sizeof(*m));
 	if (cfg->L < 1 || cfg->NH < 1 || cfg->C < 1 || cfg->C % cfg->NH ||
-	    cfg->maxT < 1 || cfg->V < 1)
+	    cfg->maxT < 1 || cfg->V < 1 || cfg->l0 < 0 || cfg->Lall < 0 ||
+	    (cfg->Lall == 0 && cfg->l0 != 0) ||
+	    (cfg->Lall > 0 && cfg->l0 + cfg->L > cfg->Lall))
 		return -EINVAL;
 	m->cfg = *cfg;
+	m->embed = cfg_embed(cfg);
+	m->head = cfg_head(cfg);
 	m->k = k;
 	param_sizes(cfg, m->sizes);
 	for (int i = 0; i < GPT_NPARAMS; i++)
@@ -231,27 +269,65 @@ gpt_fini(struct gpt *m)
 {
 	free(m->params);
 	free(m->grads);
-	acts_free(m->acts);
+	m->slots[m->slot] = m->acts;
+	for (int i = 0; i < GPT_MAX_SLOTS; i++)
+		acts_free(m->slots[i]);
 	memset(m, 0, sizeof(*m));
 }
 
 void
+gpt_slot(struct gpt *m, int i)
+{
+	struct gpt_acts *a;
+
+	assert(i >= 0 && i < GPT_MAX_SLOTS);
+	m->slots[m->slot] = m->acts;
+	m->slot = i;
+	m->acts = a = m->slots[i];
+	m->B = a != NULL ? a->B : 0;
+	m->T = a != NULL ? a->T : 0;
+}
+
+/*
+ * The whole model's initialisation, whatever part of it m holds: the
+ * generator walks every tensor of all Lall blocks in order and a stage
+ * keeps its own values, so that its parameters are bit for bit those of
+ * the same blocks in the whole model.
+ */
+void
 gpt_init_weights(struct gpt *m, struct rng *r)
 {
 	const struct gpt_config *c = &m->cfg;
-	float proj_std = 0.02f / sqrtf(2.0f * (float)c->L);
+	struct gpt_config whole = *c;
+	size_t full[GPT_NPARAMS];
+	int Lall = cfg_lall(c);
+	float proj_std = 0.02f / sqrtf(2.0f * (float)Lall);
 	float *base = m->params;
 
+	whole.L = Lall;
+	whole.l0 = 0;
+	whole.Lall = 0;
+	param_sizes(&whole, full);
 	for (int i = 0; i < GPT_NPARAMS; i++) {
 		float std = (i == 6 || i == 12) ? proj_std : 0.02f;
+		/* per-block tensors are [Lall, ...]: ours from block l0 */
+		size_t lo = 0, hi = m->sizes[i];
 
-		for (size_t j = 0; j < m->sizes[i]; j++) {
+		if (i >= 2 && i <= 13) {
+			lo = full[i] / (size_t)Lall * (size_t)c->l0;
+			hi = lo + m->sizes[i];
+		}
+		for (size_t j = 0; j < full[i]; j++) {
+			float v;
+
 			if (i == 2 || i == 8 || i == 14)	/* LN weights */
-				base[j] = 1.0f;
+				v = 1.0f;
 			else if (gpt_param_decays(i))
-				base[j] = rng_normal(r) * std;
+				v = rng_normal(r) * std;
 			else
-				base[j] = 0.0f;			/* biases */
+				v = 0.0f;			/* biases */
+			if (j >= lo && j < hi)
+				base[j - lo] = v;
 		}
 		base += m->sizes[i];
 	}
@@ -262,7 +338,9 @@ static int
 acts_reserve(struct gpt *m, int B, int T)
 {
 	const struct gpt_config *c = &m->cfg;
-	size_t N = (size_t)B * T, L = c->L, C = c->C, V = c->V, NH = c->NH;
+	size_t N = (size_t)B * T, L = c->L, C = c->C, NH = c->NH;
+	/* the head's tensors on the last stage only, V = 0 elsewhere */
+	size_t V = m->head ? (size_t)c->V : 0, H = m->head ? 1 : 0;
 	struct gpt_acts *a = m->acts;
 	int drop = m->dropout > 0;
 
@@ -281,10 +359,11 @@ acts_reserve(struct gpt *m, int B, int T)
 		{ &a->ln2, L * N * C }, { &a->ln2_mean, L * N },
 		{ &a->ln2_rstd, L * N }, { &a->fch, L * N * 4 * C },
 		{ &a->fch_gelu, L * N * 4 * C }, { &a->fcproj, L * N * C },
-		{ &a->residual3, L * N * C }, { &a->lnf, N * C },
-		{ &a->lnf_mean, N }, { &a->lnf_rstd, N },
-		{ &a->logits, N * V }, { &a->probs, N * V }, { &a->losses, N },
-		{ &a->mask_emb, drop ? N * C : 0 },
+		{ &a->residual3, L * N * C }, { &a->lnf, H * N * C },
+		{ &a->lnf_mean, H * N }, { &a->lnf_rstd, H * N },
+		{ &a->logits, N * V }, { &a->probs, N * V },
+		{ &a->losses, H * N },
+		{ &a->mask_emb, drop && m->embed ? N * C : 0 },
 		{ &a->mask_att, drop ? L * N * C : 0 },
 		{ &a->mask_mlp, drop ? L * N * C : 0 },
 		{ &a->dres, N * C }, { &a->dtmp, N * C }, { &a->dln, N * C },
@@ -311,6 +390,7 @@ acts_reserve(struct gpt *m, int B, int T)
 	}
 	a->cap = N;
 	m->acts = a;
+	m->slots[m->slot] = a;
 	return 0;
 }
 
@@ -358,6 +438,14 @@ int
 gpt_forward(struct gpt *m, const int *inputs, const int *targets, int B,
     int T)
 {
+	assert(m->embed && m->head);
+	return gpt_stage_forward(m, inputs, NULL, targets, B, T);
+}
+
+int
+gpt_stage_forward(struct gpt *m, const int *inputs, const float *x,
+    const int *targets, int B, int T)
+{
 	const struct kern_ops *k = m->k;
 	const struct gpt_config *c = &m->cfg;
 	const struct gpt_params *p = &m->p;
@@ -374,32 +462,39 @@ gpt_forward(struct gpt *m, const int *inputs, const int *targets, int B,
 	}
 	if (prof_on)
 		t_fwd = prof_now();
-	if (T > c->maxT || T < 1 || B < 1)
+	if (T > c->maxT || T < 1 || B < 1 ||
+	    (m->embed ? inputs == NULL : x == NULL))
 		return -EINVAL;
 	for (int i = 0; i < N; i++)
-		if (inputs[i] < 0 || inputs[i] >= V ||
-		    (targets && (targets[i] < 0 || targets[i] >= V)))
+		if ((m->embed && (inputs[i] < 0 || inputs[i] >= V)) ||
+		    (m->head && targets && (targets[i] < 0 ||
+		    targets[i] >= V)))
 			return -EINVAL;
 	if (acts_reserve(m, B, T) < 0)
 		return -ENOMEM;
 	a = m->acts;
-	m->B = B;
-	m->T = T;
-	memcpy(a->inputs, inputs, sizeof(int) * N);
+	a->B = m->B = B;
+	a->T = m->T = T;
+	if (!m->embed) {
+		/* the previous stage's output is this one's residual input */
+		memcpy(a->encoded, x, sizeof(float) * (size_t)N * C);
+	} else {
+		memcpy(a->inputs, inputs, sizeof(int) * N);
 
 #pragma omp parallel for schedule(static) if ((long)N * C > (1 << 16))
-	for (int n = 0; n < N; n++) {
-		float *o = a->encoded + (size_t)n * C;
-		const float *te = p->wte + (size_t)inputs[n] * C;
-		const float *pe = p->wpe + (size_t)(n % T) * C;
+		for (int n = 0; n < N; n++) {
+			float *o = a->encoded + (size_t)n * C;
+			const float *te = p->wte + (size_t)inputs[n] * C;
+			const float *pe = p->wpe + (size_t)(n % T) * C;
 
 #pragma omp simd
-		for (int i = 0; i < C; i++)
-			o[i] = te[i] + pe[i];
+			for (int i = 0; i < C; i++)
+				o[i] = te[i] + pe[i];
+		}
+		if (drop)
+			dropout_fwd(a->encoded, a->mask_emb, (size_t)N * C,
+			    m->dropout, &m->drop_rng);
 	}
-	if (drop)
-		dropout_fwd(a->encoded, a->mask_emb, (size_t)N * C, m->dropout,
-		    &m->drop_rng);
 
 	const float *res = a->encoded;
 	for (int l = 0; l < c->L; l++) {
@@ -440,6 +535,12 @@ gpt_forward(struct gpt *m, const int *inputs, const int *targets, int B,
 		add_vec(res3, res2, fcproj, NC);
 		res = res3;
 	}
+	if (!m->head) {
+		m->loss = -1.0f;
+		if (prof_on)
+			prof_s[PK_OTHER_F] += prof_now() - t_fwd;
+		return 0;
+	}
 	PROF(PK_LN_F, k->layernorm_fwd(a->lnf, a->lnf_mean, a->lnf_rstd, res, p->lnfw,
 	    p->lnfb, N, C));
 	PROF(PK_MATMUL_F, k->matmul_fwd(a->logits, a->lnf, p->wte, NULL, N, C, V));
@@ -474,6 +575,26 @@ gpt_zero_grad(struct gpt *m)
 void
 gpt_backward(struct gpt *m, float scale)
 {
+	assert(m->embed && m->head);
+	gpt_stage_backward(m, NULL, scale);
+}
+
+const float *
+gpt_stage_out(const struct gpt *m)
+{
+	return m->acts->residual3 + (size_t)(m->cfg.L - 1) * m->B * m->T *
+	    m->cfg.C;
+}
+
+const float *
+gpt_stage_din(const struct gpt *m)
+{
+	return m->acts->dres;
+}
+
+void
+gpt_stage_backward(struct gpt *m, const float *dout, float scale)
+{
 	const struct kern_ops *k = m->k;
 	const struct gpt_config *c = &m->cfg;
 	const struct gpt_params *p = &m->p, *g = &m->g;
@@ -484,6 +605,11 @@ gpt_backward(struct gpt *m, float scale)
 	float dl = scale / (float)N;
 	double t_bwd = prof_on > 0 ? prof_now() : 0;
 
+	if (!m->head) {
+		/* the next stage's gradient of our output starts it */
+		memcpy(a->dres, dout, NC * sizeof(float));
+		goto blocks;
+	}
 	/* d loss / d logits = (probs - onehot) / N, times scale */
 #pragma omp parallel for schedule(static) if ((long)N * V > (1 << 16))
 	for (int i = 0; i < N; i++) {
@@ -501,6 +627,7 @@ gpt_backward(struct gpt *m, float scale)
 	PROF(PK_LN_B, k->layernorm_bwd(a->dres, g->lnfw, g->lnfb, a->dln,
 	    a->residual3 + (size_t)(c->L - 1) * NC, p->lnfw, a->lnf_mean,
 	    a->lnf_rstd, N, C));
+blocks:
 
 	for (int l = c->L - 1; l >= 0; l--) {
 		const float *res = l == 0 ? a->encoded :
@@ -551,7 +678,12 @@ gpt_backward(struct gpt *m, float scale)
 		if (m->grad_ready != NULL)
 			m->grad_ready(m->grad_ready_arg, l);
 	}
-	/* dres is d encoded */
+	/* dres is d encoded: the previous stage's to take, or ours */
+	if (!m->embed) {
+		if (prof_on > 0)
+			prof_s[PK_OTHER_B] += prof_now() - t_bwd;
+		return;
+	}
 	if (drop)
 		mul_vec(a->dres, a->mask_emb, NC);
 	/*

@@ -90,7 +90,8 @@ const struct conf_key job_keys[] = {
 	    "of the plan control committed (arceusctl job start)", NULL, 0 },
 	{ "dist", "shares", CONF_STR, JS(dist_shares), 0, 0, "",
 	    "each member's rows of the global batch, in members order (the "
-	    "planner's batch shares); empty: train.batch_size each", NULL, 0 },
+	    "planner's batch shares; with dist.stages: each replica's rows "
+	    "per micro-batch); empty: train.batch_size each", NULL, 0 },
 	{ "dist", "group", CONF_INT, J(dist_group), 0, 1, 65535, "100",
 	    "the dataplane group id the replicas share", NULL, 0 },
 	{ "dist", "compress", CONF_STR, JS(dist_compress), 1, 0, "none",
@@ -99,6 +100,17 @@ const struct conf_key job_keys[] = {
 	{ "dist", "overlap", CONF_BOOL, J(dist_overlap), 0, 0, 0, "yes",
 	    "all-reduce each layer's gradients while backward goes on to the "
 	    "next (no: all of them after backward)", NULL, 0 },
+	{ "dist", "stages", CONF_STR, JS(dist_stages), 0, 0, "",
+	    "pipeline parallel: node ids of the stages in order, e.g. 1,2 "
+	    "(the first holds the embeddings, the last the head and the "
+	    "loss); 1,2/3,4: two data-parallel replicas of that pipeline; "
+	    "empty: no pipeline", NULL, 0 },
+	{ "dist", "layers", CONF_STR, JS(dist_layers), 0, 0, "",
+	    "blocks of each stage in dist.stages order, summing to "
+	    "model.n_layer; empty: as even as may be", NULL, 0 },
+	{ "dist", "schedule", CONF_STR, JS(dist_schedule), 1, 0, "1f1b",
+	    "pipeline schedule over the train.accumulate micro-batches: "
+	    "1f1b or gpipe", NULL, 0 },
 	{ "dist", "control", CONF_STR, JS(dist_control), 0, 0, "",
 	    "control.sock to report progress to; empty: the one beside the "
 	    "dataplane's socket (cluster mode only); off: none", NULL, 0 },
@@ -129,7 +141,44 @@ job_load(struct job *job, const char *path, char **sets, int nsets)
 		if (kern_lookup(job->kernels) == NULL)
 			conf_err(&errs, where, 0, "train.kernels = '%s': must "
 			    "be dnnl or ref", job->kernels);
-		if (job->dist_dataplane[0] != '\0') {
+		if (strcmp(job->dist_schedule, "1f1b") != 0 &&
+		    strcmp(job->dist_schedule, "gpipe") != 0)
+			conf_err(&errs, where, 0, "dist.schedule = '%s': must "
+			    "be 1f1b or gpipe", job->dist_schedule);
+		if (job->dist_stages[0] != '\0') {
+			static uint32_t m[PIPE_MAX_STAGES * PIPE_MAX_REPLICAS];
+			int n, r, l[PIPE_MAX_STAGES];
+			char why[256];
+
+			if (pipe_parse_stages(job->dist_stages, m, &n, &r, why,
+			    sizeof(why)) < 0)
+				conf_err(&errs, where, 0, "dist.stages: %s",
+				    why);
+			else if (pipe_split_layers(job->dist_layers, n,
+			    (int)job->n_layer, l, why, sizeof(why)) < 0)
+				conf_err(&errs, where, 0, "dist.layers: %s",
+				    why);
+			else if (job->dist_shares[0] != '\0' &&
+			    dist_parse_shares(job->dist_shares, r,
+			    (int)job->batch_size, l, why, sizeof(why)) < 0)
+				conf_err(&errs, where, 0, "dist.shares: %s",
+				    why);
+			else if (job->dist_group + r + n > 65535)
+				conf_err(&errs, where, 0, "dist.group = %lld: "
+				    "the pipeline takes groups up to %lld, above "
+				    "65535", (long long)job->dist_group,
+				    (long long)job->dist_group + r + n);
+			if (job->dist_members[0] != '\0')
+				conf_err(&errs, where, 0, "dist.stages and "
+				    "dist.members: replicas of a pipeline are "
+				    "listed in dist.stages (1,2/3,4: two "
+				    "pipelines of two stages)");
+		} else if (job->dist_layers[0] != '\0') {
+			conf_err(&errs, where, 0, "dist.layers without "
+			    "dist.stages");
+		}
+		if (job->dist_dataplane[0] != '\0' &&
+		    job->dist_stages[0] == '\0') {
 			uint32_t m[DIST_MAX_MEMBERS];
 			char why[256];
 

@@ -5,6 +5,7 @@
  *   arceus-worker --standalone --job FILE [--set section.key=value ...]
  *                 [--metrics-out FILE] [-q] [-v]
  *   arceus-worker --dataplane SOCK --job FILE --set dist.members=1,2 ...
+ *   arceus-worker --dataplane SOCK --job FILE --set dist.stages=1,2 ...
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -26,7 +27,9 @@ usage(void)
 	    "  --standalone        train on this node alone\n"
 	    "  --dataplane SOCK    train data parallel with the replicas of "
 	    "dist.members,\n"
-	    "                      through this node's arceus-dataplane\n"
+	    "                      or one pipeline stage of dist.stages, "
+	    "through this\n"
+	    "                      node's arceus-dataplane\n"
 	    "  --job FILE          job file (configs/jobs/*.conf)\n"
 	    "  --set S.K=V         override one job key (repeatable)\n"
 	    "  --metrics-out FILE  append one JSON object per step\n"
@@ -129,6 +132,12 @@ main(int argc, char **argv)
 	if (standalone && job.dist_dataplane[0] != '\0') {
 		fprintf(stderr, "arceus-worker: --standalone and a dataplane "
 		    "(%s) exclude each other\n", job.dist_dataplane);
+		return 2;
+	}
+	if (standalone && job.dist_stages[0] != '\0') {
+		fprintf(stderr, "arceus-worker: dist.stages = %s: a pipeline "
+		    "stage trains through its dataplane (--dataplane SOCK), "
+		    "not --standalone\n", job.dist_stages);
 		return 2;
 	}
 	if (!standalone && job.dist_dataplane[0] == '\0') {

@@ -77,11 +77,9 @@ grad_norm(const float *g, size_t n)
 	return (float)sqrt(sum);
 }
 
-float
-grad_clip(float *g, size_t n, float clip)
+void
+grad_scale_to(float *g, size_t n, float clip, float norm)
 {
-	float norm = grad_norm(g, n);
-
 	if (clip > 0 && norm > clip) {
 		float s = clip / (norm + 1e-6f);
 
@@ -89,6 +87,14 @@ grad_clip(float *g, size_t n, float clip)
 		for (size_t i = 0; i < n; i++)
 			g[i] *= s;
 	}
+}
+
+float
+grad_clip(float *g, size_t n, float clip)
+{
+	float norm = grad_norm(g, n);
+
+	grad_scale_to(g, n, clip, norm);
 	return norm;
 }
 

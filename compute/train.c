@@ -119,16 +119,27 @@ shape_of(const struct gpt *m, uint32_t *shape)
 	shape[4] = (uint32_t)m->cfg.V;
 }
 
+/* trainer_state.stage: 0 for the whole model, else first block, blocks */
+static uint32_t
+stage_of(const struct gpt *m)
+{
+	if (m->cfg.Lall == 0 || (m->embed && m->head))
+		return 0;
+	return (uint32_t)m->cfg.l0 << 16 | (uint32_t)m->cfg.Lall;
+}
+
 /*
  * Loads the newest checkpoint of dir into m and o.  @return 0 with *ts
  * filled, -ENOENT if there is none, another -errno with err set.
  */
+static int train_check(const char *dir, uint64_t step, struct gpt *m,
+    struct adamw *o, struct trainer_state *ts, char *err, size_t errlen);
+
 int
 train_load(const char *dir, struct gpt *m, struct adamw *o,
     struct trainer_state *ts, char *err, size_t errlen)
 {
 	struct ckpt_seg segs[4];
-	uint32_t shape[5];
 	uint64_t step;
 	int n, rc;
 
@@ -136,7 +147,41 @@ train_load(const char *dir, struct gpt *m, struct adamw *o,
 	rc = ckpt_load_latest(dir, 0, &step, segs, n, err, errlen);
 	if (rc < 0)
 		return rc;
+	return train_check(dir, step, m, o, ts, err, errlen);
+}
+
+/* train_load of step `step` (a pipeline's stages agree on one). */
+int
+train_load_at(const char *dir, uint64_t step, struct gpt *m, struct adamw *o,
+    struct trainer_state *ts, char *err, size_t errlen)
+{
+	struct ckpt_seg segs[4];
+	int n, rc;
+
+	n = train_segs(m, o, ts, segs);
+	if ((rc = ckpt_load_at(dir, 0, step, segs, n, err, errlen)) < 0)
+		return rc;
+	return train_check(dir, step, m, o, ts, err, errlen);
+}
+
+/* The loaded trainer state is of this model (stage) and step. */
+static int
+train_check(const char *dir, uint64_t step, struct gpt *m, struct adamw *o,
+    struct trainer_state *ts, char *err, size_t errlen)
+{
+	uint32_t shape[5];
+
 	shape_of(m, shape);
+	if (ts->stage != stage_of(m)) {
+		snprintf(err, errlen, "%s: checkpoint of step %llu is of %s, "
+		    "this worker trains %s %u-%u: use this stage's own "
+		    "checkpoint dir", dir, (unsigned long long)step,
+		    ts->stage == 0 ? "the whole model" : "another pipeline "
+		    "stage", stage_of(m) == 0 ? "the whole model, blocks" :
+		    "the pipeline stage of blocks", (unsigned)m->cfg.l0,
+		    (unsigned)(m->cfg.l0 + m->cfg.L - 1));
+		return -EINVAL;
+	}
 	if (memcmp(shape, ts->shape, sizeof(shape)) != 0 ||
 	    ts->step != step) {
 		snprintf(err, errlen, "%s: checkpoint of step %llu is of "
@@ -259,7 +304,7 @@ train_run(const struct job *j, const struct train_opts *o)
 {
 	const struct kern_ops *k = kern_lookup(j->kernels);
 	struct gpt_config cfg = { (int)j->n_layer, (int)j->n_head,
-	    (int)j->n_embd, (int)j->block_size, GPT_VOCAB };
+	    (int)j->n_embd, (int)j->block_size, GPT_VOCAB, 0, 0 };
 	int B = (int)j->batch_size, T = (int)j->block_size, rc = -1;
 	int tty = isatty(STDERR_FILENO) && !o->quiet;
 	struct trainer_state ts;
@@ -267,6 +312,8 @@ train_run(const struct job *j, const struct train_opts *o)
 	struct adamw opt = { 0 };
 	struct rng init_rng, data_rng, sample_rng, step_data_rng, step_drop_rng;
 	struct dist dist = { .rank = 0, .world = 1 };
+	struct pipe pipe = { 0 };
+	int piped = j->dist_dataplane[0] != '\0' && j->dist_stages[0] != '\0';
 	struct reporter rep;
 	int64_t ckpt_unix = 0;
 	int rows, first_row, G, nmicro, EB = (int)j->batch_size;
@@ -292,12 +339,23 @@ train_run(const struct job *j, const struct train_opts *o)
 		log_warnx("%s", err);
 		return -1;
 	}
+	memset(&m, 0, sizeof(m));
+	if (piped) {
+		/* our blocks of the model; the stages agree below */
+		if (pipe_init(&pipe, j, err, sizeof(err)) < 0) {
+			log_warnx("pipeline: %s", err);
+			goto out;
+		}
+		cfg.l0 = pipe.l0;
+		cfg.L = pipe.layers[pipe.s];
+		cfg.Lall = (int)j->n_layer;
+	}
 	if (gpt_init(&m, &cfg, k) < 0) {
 		log_warnx("model: out of memory");
 		goto out;
 	}
 	m.dropout = (float)j->dropout;
-	if (j->dist_dataplane[0] != '\0') {
+	if (j->dist_dataplane[0] != '\0' && !piped) {
 		if (dist_init(&dist, j, m.nparams, err, sizeof(err)) < 0) {
 			log_warnx("data parallel: %s", err);
 			goto out;
@@ -318,6 +376,11 @@ train_run(const struct job *j, const struct train_opts *o)
 		first_row = 0;
 		nmicro = (int)j->accumulate;
 	}
+	if (piped) {
+		/* our replica's rows (its share), of all replicas' G */
+		rows = pipe.G;
+		G = pipe.Gall;
+	}
 	/* a standby (no rows) runs no micro-batch: B only sizes buffers */
 	B = nmicro > 0 ? (rows + nmicro - 1) / nmicro : 1;
 	if (adamw_init(&opt, m.nparams) < 0) {
@@ -334,13 +397,21 @@ train_run(const struct job *j, const struct train_opts *o)
 	rng_seed(&data_rng, (uint64_t)j->seed + 1);
 	/* replicas draw one global batch, and dropout masks of their own */
 	rng_seed(&m.drop_rng, (uint64_t)j->seed + 2 +
-	    0x9e3779b97f4a7c15ull * (uint64_t)dist.rank);
+	    0x9e3779b97f4a7c15ull * (uint64_t)(dist.rank + pipe.r * pipe.S +
+	    pipe.s));
 	rng_seed(&sample_rng, (uint64_t)j->seed + 3);
 	gpt_init_weights(&m, &init_rng);
 	shape_of(&m, ts.shape);
+	ts.stage = stage_of(&m);
 
 	if (j->ckpt_dir[0] != '\0' && j->resume) {
 		rc = train_load(j->ckpt_dir, &m, &opt, &ts, err, sizeof(err));
+		if (piped && (rc == 0 || rc == -ENOENT) &&
+		    (rc = pipe_resume(&pipe, j->ckpt_dir, &m, &opt, &ts, rc,
+		    err, sizeof(err))) < 0 && rc != -ENOENT) {
+			log_warnx("pipeline: %s", err);
+			goto out;
+		}
 		if (rc == 0) {
 			memcpy(data_rng.s, ts.data_rng, sizeof(data_rng.s));
 			memcpy(m.drop_rng.s, ts.drop_rng, sizeof(m.drop_rng.s));
@@ -371,14 +442,19 @@ train_run(const struct job *j, const struct train_opts *o)
 		if (took == 2 && j->ckpt_dir[0] != '\0')
 			checkpoint(j, &m, &opt, &data_rng, &ts, &last_ckpt);
 	}
+	if (piped && pipe_agree(&pipe, ts.step, err, sizeof(err)) < 0) {
+		log_warnx("pipeline: %s", err);
+		goto out;
+	}
 	if (o->metrics_out != NULL &&
 	    (mf = fopen(o->metrics_out, "a")) == NULL) {
 		log_warn("%s", o->metrics_out);
 		goto out;
 	}
 	log_info("model: %d layers, %d heads, width %d, block %d: %.2fM "
-	    "parameters; kernels %s; %lld steps of %d x %d tokens x %lld%s",
-	    cfg.L, cfg.NH, cfg.C, cfg.maxT, m.nparams / 1e6, k->name,
+	    "parameters%s; kernels %s; %lld steps of %d x %d tokens x %lld%s",
+	    (int)j->n_layer, cfg.NH, cfg.C, cfg.maxT, m.nparams / 1e6,
+	    piped ? " on this stage" : "", k->name,
 	    (long long)j->steps, B, T, (long long)j->accumulate,
 	    dist.world > 1 ? " on each replica" : "");
 	log_info("data: %s, %zu tokens (%zu train, %zu validation)", j->path,
@@ -396,14 +472,26 @@ train_run(const struct job *j, const struct train_opts *o)
 	 * on the step to stop after (the stop rides on the all-reduce), since
 	 * one that stopped alone would leave the others waiting on it.
 	 */
-	while ((int64_t)ts.step < j->steps && (dist.dp != NULL ? !stop_agreed :
-	    !train_stop)) {
+	while ((int64_t)ts.step < j->steps && (dist.dp != NULL || piped ?
+	    !stop_agreed : !train_stop)) {
 		double t0 = now_s(), ms, tps;
 		float lr = lr_at(j, (int64_t)ts.step), loss = 0, norm;
 		int eval_now;
 
 		step_data_rng = data_rng;
 		step_drop_rng = m.drop_rng;
+		if (piped) {
+			struct pipe_result pr;
+
+			if (pipe_step(&pipe, &m, &data, &data_rng, in, tg,
+			    (float)j->grad_clip, train_stop ? 1.0f : 0.0f, &pr,
+			    err, sizeof(err)) < 0)
+				goto step_failed;
+			loss = pr.loss;
+			norm = pr.norm;
+			stop_agreed = pr.stop;
+			goto step_apply;
+		}
 		gpt_zero_grad(&m);
 		for (int a = 0, off = first_row; a < nmicro; a++) {
 			int n = rows / nmicro + (a < rows % nmicro);
@@ -438,6 +526,7 @@ train_run(const struct job *j, const struct train_opts *o)
 		if (dist.dp != NULL &&
 		    dist_step_finish(&dist, &m, &loss, train_stop != 0,
 		    &stop_agreed, err, sizeof(err)) < 0) {
+step_failed:
 			progress_break();
 			log_warnx("step %llu: %s; stopping (restart the job on "
 			    "the members that remain)",
@@ -452,6 +541,7 @@ train_run(const struct job *j, const struct train_opts *o)
 			goto out;
 		}
 		norm = grad_clip(m.grads, m.nparams, (float)j->grad_clip);
+step_apply:
 		adamw_step(&opt, m.params, m.grads, &m, lr, (float)j->beta1,
 		    (float)j->beta2, (float)j->eps, (float)j->weight_decay);
 		ts.step++;
@@ -472,7 +562,20 @@ train_run(const struct job *j, const struct train_opts *o)
 		eval_now = (j->eval_interval > 0 &&
 		    ts.step % (uint64_t)j->eval_interval == 0) ||
 		    (int64_t)ts.step == j->steps;
-		if (eval_now)
+		if (eval_now && piped) {
+			if (pipe_eval(&pipe, &m, &data, (int)j->eval_iters, in,
+			    tg, &val, err, sizeof(err)) < 0) {
+				/* the step is done: checkpoint it, then stop */
+				progress_break();
+				log_warnx("step %llu, validation: %s; stopping "
+				    "(restart the job on the members that "
+				    "remain)", (unsigned long long)ts.step, err);
+				if (j->ckpt_dir[0] != '\0')
+					checkpoint(j, &m, &opt, &data_rng, &ts,
+					    &last_ckpt);
+				goto out;
+			}
+		} else if (eval_now)
 			val = evaluate(&m, &data, EB, T, (int)j->eval_iters, in,
 			    tg);
 		if (mf != NULL) {
@@ -512,7 +615,10 @@ train_run(const struct job *j, const struct train_opts *o)
 		    "validation loss %.4f", (unsigned long long)(ts.step - first),
 		    now_s() - t_start, last_loss, val);
 	gpt_profile_report();
-	if (j->sample_len > 0 && !train_stop && !stop_agreed) {
+	if (j->sample_len > 0 && piped)
+		log_info("no sample: generating needs the whole model, and "
+		    "this stage holds blocks %d-%d", cfg.l0, cfg.l0 + cfg.L - 1);
+	else if (j->sample_len > 0 && !train_stop && !stop_agreed) {
 		uint8_t *s = malloc((size_t)j->sample_len);
 
 		if (s != NULL && gpt_generate(&m, NULL, 0, s,
@@ -530,6 +636,7 @@ train_run(const struct job *j, const struct train_opts *o)
 out:
 	report_close(&rep);
 	dist_fini(&dist);
+	pipe_fini(&pipe);
 	if (mf != NULL)
 		fclose(mf);
 	free(in);

@@ -58,6 +58,17 @@ expect 1 "node 2 is listed twice" -- "$W" -n --dataplane /x.sock --job configs/j
 expect 1 "dist.shares: '4': 1 shares for 2 members" -- "$W" -n --dataplane /x.sock --job configs/jobs/tiny.conf --set dist.members=1,2 --set dist.shares=4
 expect 1 "dist.shares: '4,0': batch shares are numbers" -- "$W" -n --dataplane /x.sock --job configs/jobs/tiny.conf --set dist.members=1,2 --set dist.shares=4,0
 expect 1 "dist.group = 0 is out of bounds" -- "$W" -n --job configs/jobs/tiny.conf --set dist.group=0
+# the pipeline keys
+T=configs/jobs/tiny.conf
+expect 1 "dist.stages: '1': a pipeline has 2 stages or more" -- "$W" -n --dataplane /x.sock --job $T --set dist.stages=1
+expect 1 "dist.layers: '1,2': 3 blocks in all, the model has 4" -- "$W" -n --dataplane /x.sock --job $T --set dist.stages=1,2 --set dist.layers=1,2
+expect 1 "dist.layers: 5 stages for 4 blocks" -- "$W" -n --dataplane /x.sock --job $T --set dist.stages=1,2,3,4,5
+expect 1 "dist.stages: '1,2/3': replica 1 has 1 stages" -- "$W" -n --dataplane /x.sock --job $T --set dist.stages=1,2/3
+expect 1 "dist.shares: '4': 1 shares for 2 members" -- "$W" -n --dataplane /x.sock --job $T --set dist.stages=1,2/3,4 --set dist.shares=4
+expect 1 "dist.stages and dist.members" -- "$W" -n --dataplane /x.sock --job $T --set dist.stages=1,2 --set dist.members=1,2
+expect 1 "dist.layers without dist.stages" -- "$W" -n --job $T --set dist.layers=2,2
+expect 1 "dist.schedule = 'zb': must be 1f1b or gpipe" -- "$W" -n --job $T --set dist.schedule=zb
+expect 2 "a pipeline stage trains through its dataplane" -- "$W" --standalone --job $T --set dist.stages=1,2
 expect 1 "$tmp/none.sock" -- "$W" --dataplane "$tmp/none.sock" --job configs/jobs/tiny.conf --set dist.members=1,2 --set checkpoint.dir=
 expect 1 "dist.compress = 'zip': none, bf16" -- "$W" -n --job configs/jobs/tiny.conf --set dist.compress=zip
 expect 1 "dist.compress = 'topk:2': topk takes a fraction" -- "$W" -n --job configs/jobs/tiny.conf --set dist.compress=topk:2

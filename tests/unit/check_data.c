@@ -257,7 +257,7 @@ END_TEST
 /* AdamW against a plain double-precision implementation. */
 START_TEST(test_adamw_reference)
 {
-	struct gpt_config cfg = { 1, 1, 4, 2, GPT_VOCAB };
+	struct gpt_config cfg = { 1, 1, 4, 2, GPT_VOCAB, 0, 0 };
 	struct adamw o;
 	struct gpt m;
 	struct rng r;
