@@ -251,6 +251,21 @@ struct dp_peer	*dp_on_hello(struct dp *dp, const struct wire_hdr *h,
 void		 dp_on_recv(struct dp *dp, struct dp_peer *p,
 		    const struct wire_hdr *h, const uint8_t *raw,
 		    const void *payload);
+/*
+ * dp_on_recv for a backend that summed the message as it arrived: crc is
+ * wire_crc_hdr(raw) extended with crc32c() over the payload, checked here
+ * against the header's instead of a pass over payload.  payload may be
+ * NULL for a message dp_rx_sink says the engine does not read.
+ */
+void		 dp_on_recv_crc(struct dp *dp, struct dp_peer *p,
+		    const struct wire_hdr *h, const void *payload,
+		    uint32_t crc);
+/*
+ * The engine reads nothing of h's payload but its checksum (a probe's):
+ * a backend may sum it as it arrives, keep none of it, and hand it up
+ * with dp_on_recv_crc and payload NULL.
+ */
+int		 dp_rx_sink(const struct wire_hdr *h);
 void		 dp_on_sent(struct dp *dp, struct dp_peer *p,
 		    struct tp_msg *m, int res);
 void		 dp_on_down(struct dp *dp, struct dp_peer *p, int err,

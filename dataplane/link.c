@@ -510,13 +510,12 @@ future_replay(struct dp *dp)
 	}
 }
 
-void
-dp_on_recv(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h,
-    const uint8_t *raw, const void *payload)
+/* A message whose checks (wire_check or wire_check_crc) said e. */
+static void
+recv_checked(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h,
+    const void *payload, enum wire_err e)
 {
-	enum wire_err e;
-
-	if ((e = wire_check(h, raw, payload, dp->conf.epoch)) != WIRE_OK) {
+	if (e != WIRE_OK) {
 		if (e == WIRE_EEPOCH && h->source == p->id &&
 		    future_keep(dp, p, h, payload))
 			return;
@@ -562,6 +561,28 @@ dp_on_recv(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h,
 	default:	/* a second hello: harmless */
 		break;
 	}
+}
+
+void
+dp_on_recv(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h,
+    const uint8_t *raw, const void *payload)
+{
+	recv_checked(dp, p, h, payload, wire_check(h, raw, payload,
+	    dp->conf.epoch));
+}
+
+void
+dp_on_recv_crc(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h,
+    const void *payload, uint32_t crc)
+{
+	recv_checked(dp, p, h, payload, wire_check_crc(h, crc,
+	    dp->conf.epoch));
+}
+
+int
+dp_rx_sink(const struct wire_hdr *h)
+{
+	return h->type == WIRE_PROBE;	/* probe_recv reads its length */
 }
 
 void

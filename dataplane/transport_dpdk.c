@@ -73,6 +73,7 @@
 #include <rte_memory.h>
 #include <rte_mempool.h>
 
+#include "crc32c.h"
 #include "fault.h"
 #include "log.h"
 #include "dataplane.h"
@@ -143,6 +144,28 @@ struct dpdk_peer {
 	uint64_t	 last_rst_ns;
 	struct rdp_rx	 rx;
 	struct rdp_asm	 as;
+	/* the message being received, when it spans frames (rx_deliver) */
+	int		 rm_mode;	/* enum rm_mode */
+	struct wire_hdr	 rm_h;
+	uint8_t		 rm_raw[WIRE_HDR_LEN];
+	uint32_t	 rm_crc;	/* its header, then its payload so far */
+	uint32_t	 rm_got;	/* payload bytes so far */
+	uint8_t		*rm_dst;	/* RM_PLACE: the place, as last asked */
+};
+
+/*
+ * Where the payload of a message that spans frames goes, decided at its
+ * first frame (which holds its whole header).  Each frame is summed as it
+ * comes (the CRC of the message, checked at its last frame by
+ * dp_on_recv_crc): there is no pass over the whole message after.
+ */
+enum rm_mode {
+	RM_NONE = 0,	/* between messages (or one of one frame) */
+	RM_STAGE,	/* into the reassembly buffer, header and all */
+	RM_PLACE,	/* straight into an operation's buffer (coll_rx_place) */
+	RM_SINK,	/* summed, not kept: the engine reads none of it */
+	RM_LOST,	/* its place went away meanwhile: drained, stale */
+	RM_SKIP,	/* refused: dropped up to its last frame */
 };
 
 struct dpdk_state {
@@ -175,6 +198,7 @@ struct dpdk_state {
 	uint64_t	 tx_zc_arena;	/* of which from the registered arena */
 	uint64_t	 tx_zc_rexmit;	/* of those, retransmissions */
 	uint64_t	 tx_copied;	/* frames with a payload copied */
+	uint64_t	 rx_msgs[RM_SKIP + 1];	/* messages received, by mode */
 	struct dpdk_peer *all[DP_MAX_PEERS * 2];	/* to free at fini */
 	int		 nall;
 	/* counters */
@@ -1092,6 +1116,101 @@ tx_done(void *arg, void *cookie, int res)
 	zmsg_done(cookie, res);
 }
 
+/*
+ * The first frame of a message that spans frames, after the hello: its
+ * header decides where the payload goes (enum rm_mode).
+ */
+static void
+rm_start(struct dpdk_peer *d, const uint8_t *data)
+{
+	struct dp *dp = d->st->dp;
+	enum wire_err e;
+
+	if ((e = wire_decode(data, WIRE_HDR_LEN, &d->rm_h)) != WIRE_OK) {
+		dp_on_bad(dp, d->p, e);
+		d->rm_mode = RM_SKIP;
+		return;
+	}
+	memcpy(d->rm_raw, data, WIRE_HDR_LEN);
+	d->rm_crc = wire_crc_hdr(data);
+	d->rm_got = 0;
+	d->rm_dst = NULL;
+	if (dp_rx_sink(&d->rm_h))
+		d->rm_mode = RM_SINK;
+	else if (coll_rx_place(dp, d->p, &d->rm_h) != NULL)
+		d->rm_mode = RM_PLACE;
+	else
+		d->rm_mode = RM_STAGE;
+}
+
+/*
+ * A frame of the message under way: data[len], of which the payload
+ * starts skip bytes in (the header, in its first frame).  @return nonzero:
+ * stop (the stream was reset meanwhile)
+ */
+static int
+rm_frame(struct dpdk_peer *d, const uint8_t *data, uint16_t len,
+    uint16_t skip, int end)
+{
+	struct dp *dp = d->st->dp;
+	const uint8_t *pl = data + skip, *msg = NULL;
+	uint32_t n = (uint32_t)(len - skip), gen = d->gen;
+	size_t ml;
+	int r = 0;
+
+	if (d->rm_mode != RM_SKIP && n > d->rm_h.length - d->rm_got) {
+		dp_on_bad(dp, d->p, WIRE_ELENGTH);	/* more than it said */
+		rdp_asm_reset(&d->as);
+		d->rm_mode = RM_SKIP;
+	}
+	switch (d->rm_mode) {
+	case RM_PLACE:
+		/* asked again: the engine may have run since the last frame */
+		if ((d->rm_dst = (uint8_t *)coll_rx_place(dp, d->p,
+		    &d->rm_h)) == NULL) {
+			d->rm_mode = RM_LOST;
+			break;
+		}
+		/* summed where it landed: what the operation will read */
+		memcpy(d->rm_dst + d->rm_got, pl, n);
+		d->rm_crc = crc32c(d->rm_crc, d->rm_dst + d->rm_got, n);
+		break;
+	case RM_SINK:
+		d->rm_crc = crc32c(d->rm_crc, pl, n);
+		break;
+	case RM_STAGE:
+		d->rm_crc = crc32c(d->rm_crc, pl, n);
+		r = rdp_asm_add(&d->as, data, len, end, &msg, &ml);
+		break;
+	default:	/* RM_LOST, RM_SKIP */
+		break;
+	}
+	d->rm_got += n;
+	if (!end)
+		return 0;
+	switch (d->rm_mode) {
+	case RM_SKIP:
+		break;
+	case RM_LOST:
+		d->p->rx_stale++;
+		dp->stats.rx_stale++;
+		break;
+	default:
+		if (d->rm_got != d->rm_h.length || r < 0 ||
+		    (d->rm_mode == RM_STAGE && r == 0)) {
+			dp_on_bad(dp, d->p, WIRE_ELENGTH);
+			break;
+		}
+		dp_on_recv_crc(dp, d->p, &d->rm_h, d->rm_mode == RM_PLACE ?
+		    d->rm_dst : d->rm_mode == RM_STAGE ? msg + WIRE_HDR_LEN :
+		    NULL, d->rm_crc);
+		break;
+	}
+	d->st->rx_msgs[d->rm_mode]++;
+	d->rm_mode = RM_NONE;
+	return d->gen != gen;
+}
+
 /* A frame in order from the peer's stream. @return nonzero: stop */
 static int
 rx_deliver(void *arg, const uint8_t *data, uint16_t len, uint16_t flags)
@@ -1099,6 +1218,7 @@ rx_deliver(void *arg, const uint8_t *data, uint16_t len, uint16_t flags)
 	struct dpdk_peer *d = arg;
 	struct dp *dp = d->st->dp;
 	uint32_t gen = d->gen;
+	int end = !!(flags & RDP_F_END);
 	struct wire_hdr wh;
 	const uint8_t *msg;
 	enum wire_err e;
@@ -1107,13 +1227,27 @@ rx_deliver(void *arg, const uint8_t *data, uint16_t len, uint16_t flags)
 
 	if (flags & RDP_F_SYN)
 		return 0;
-	if ((r = rdp_asm_add(&d->as, data, len, !!(flags & RDP_F_END), &msg,
-	    &ml)) <= 0) {
+	/*
+	 * A message over several frames (the sender cuts at least 64 bytes
+	 * per frame, so its first holds the header): summed frame by frame
+	 * into its place.  The hello, a message of one frame, or an odd
+	 * first frame: whole, through the reassembly buffer (a message of
+	 * one aligned frame goes up from the frame itself), checked whole.
+	 */
+	if (d->rm_mode == RM_NONE && d->hello_seen && !end &&
+	    len >= WIRE_HDR_LEN && d->as.len == 0 && !d->as.skipping) {
+		rm_start(d, data);
+		return rm_frame(d, data, len, WIRE_HDR_LEN, end);
+	}
+	if (d->rm_mode != RM_NONE)
+		return rm_frame(d, data, len, 0, end);
+	if ((r = rdp_asm_add(&d->as, data, len, end, &msg, &ml)) <= 0) {
 		if (r < 0)
 			dp_on_bad(dp, d->hello_seen ? d->p : NULL,
 			    WIRE_ELENGTH);
 		return 0;
 	}
+	d->st->rx_msgs[RM_NONE]++;
 	e = wire_decode(msg, ml, &wh);
 	if (e == WIRE_OK && (size_t)wh.length != ml - WIRE_HDR_LEN)
 		e = WIRE_ELENGTH;
@@ -1190,6 +1324,7 @@ rx_close(struct dpdk_peer *d)
 	d->hello_seen = 0;
 	rdp_rx_reset(&d->rx);
 	rdp_asm_reset(&d->as);
+	d->rm_mode = RM_NONE;
 }
 
 static void
@@ -1654,6 +1789,14 @@ dpdk_fini(void *state)
 	    (unsigned long long)st->tx_copied, st->zc_base == NULL ?
 	    "not registered" : !st->tx_multiseg ? "registered, but the PMD "
 	    "sends no chained mbufs" : "registered");
+	log_info("dp.dpdk: messages received whole %llu; over frames: placed "
+	    "%llu, staged %llu, summed only %llu, lost %llu, refused %llu",
+	    (unsigned long long)st->rx_msgs[RM_NONE],
+	    (unsigned long long)st->rx_msgs[RM_PLACE],
+	    (unsigned long long)st->rx_msgs[RM_STAGE],
+	    (unsigned long long)st->rx_msgs[RM_SINK],
+	    (unsigned long long)st->rx_msgs[RM_LOST],
+	    (unsigned long long)st->rx_msgs[RM_SKIP]);
 	log_info("dp.dpdk: frames rx %llu tx %llu, retransmitted %llu, "
 	    "timeouts %llu, duplicates %llu, bad %llu",
 	    (unsigned long long)st->rx_frames,
