@@ -1171,9 +1171,9 @@ rm_frame(struct dpdk_peer *d, const uint8_t *data, uint16_t len,
 			d->rm_mode = RM_LOST;
 			break;
 		}
-		/* summed where it landed: what the operation will read */
-		memcpy(d->rm_dst + d->rm_got, pl, n);
-		d->rm_crc = crc32c(d->rm_crc, d->rm_dst + d->rm_got, n);
+		/* copied and summed in one pass (the bytes stored are summed) */
+		d->rm_crc = crc32c_copy(d->rm_crc, d->rm_dst + d->rm_got, pl,
+		    n);
 		break;
 	case RM_SINK:
 		d->rm_crc = crc32c(d->rm_crc, pl, n);
