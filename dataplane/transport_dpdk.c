@@ -1759,6 +1759,7 @@ dpdk_fini(void *state)
 	struct dpdk_state *st = state;
 	struct dp *dp = st->dp;
 	uint64_t rexmits = 0, timeouts = 0, dups = 0, areq = 0, ares = 0;
+	uint64_t held = 0;
 	uint64_t achg = 0, nstatic = 0;
 	struct zmsg *z;
 
@@ -1767,6 +1768,7 @@ dpdk_fini(void *state)
 
 		rexmits += d->tx.rexmits;
 		timeouts += d->tx.timeouts;
+		held += d->tx.rto_held;
 		dups += d->rx.dups;
 		areq += d->nb.requests;
 		ares += d->nb.resolved;
@@ -1798,10 +1800,12 @@ dpdk_fini(void *state)
 	    (unsigned long long)st->rx_msgs[RM_LOST],
 	    (unsigned long long)st->rx_msgs[RM_SKIP]);
 	log_info("dp.dpdk: frames rx %llu tx %llu, retransmitted %llu, "
-	    "timeouts %llu, duplicates %llu, bad %llu",
+	    "timeouts %llu (after %llu the peer held later frames: only "
+	    "the oldest went again), duplicates %llu, bad %llu",
 	    (unsigned long long)st->rx_frames,
 	    (unsigned long long)st->tx_frames, (unsigned long long)rexmits,
-	    (unsigned long long)timeouts, (unsigned long long)dups,
+	    (unsigned long long)timeouts, (unsigned long long)held,
+	    (unsigned long long)dups,
 	    (unsigned long long)st->rx_bad);
 	for (int i = 0; i < dp->npeers; i++) {
 		struct dpdk_peer *d = PEER_ST(dp->peers[i]);
