@@ -73,7 +73,6 @@
 #include <rte_memory.h>
 #include <rte_mempool.h>
 
-#include "crc32c.h"
 #include "fault.h"
 #include "log.h"
 #include "dataplane.h"
@@ -145,27 +144,7 @@ struct dpdk_peer {
 	struct rdp_rx	 rx;
 	struct rdp_asm	 as;
 	/* the message being received, when it spans frames (rx_deliver) */
-	int		 rm_mode;	/* enum rm_mode */
-	struct wire_hdr	 rm_h;
-	uint8_t		 rm_raw[WIRE_HDR_LEN];
-	uint32_t	 rm_crc;	/* its header, then its payload so far */
-	uint32_t	 rm_got;	/* payload bytes so far */
-	uint8_t		*rm_dst;	/* RM_PLACE: the place, as last asked */
-};
-
-/*
- * Where the payload of a message that spans frames goes, decided at its
- * first frame (which holds its whole header).  Each frame is summed as it
- * comes (the CRC of the message, checked at its last frame by
- * dp_on_recv_crc): there is no pass over the whole message after.
- */
-enum rm_mode {
-	RM_NONE = 0,	/* between messages (or one of one frame) */
-	RM_STAGE,	/* into the reassembly buffer, header and all */
-	RM_PLACE,	/* straight into an operation's buffer (coll_rx_place) */
-	RM_SINK,	/* summed, not kept: the engine reads none of it */
-	RM_LOST,	/* its place went away meanwhile: drained, stale */
-	RM_SKIP,	/* refused: dropped up to its last frame */
+	struct dp_rxmsg	 rxm;
 };
 
 struct dpdk_state {
@@ -198,7 +177,7 @@ struct dpdk_state {
 	uint64_t	 tx_zc_arena;	/* of which from the registered arena */
 	uint64_t	 tx_zc_rexmit;	/* of those, retransmissions */
 	uint64_t	 tx_copied;	/* frames with a payload copied */
-	uint64_t	 rx_msgs[RM_SKIP + 1];	/* messages received, by mode */
+	uint64_t	 rx_whole;	/* messages received in one piece */
 	struct dpdk_peer *all[DP_MAX_PEERS * 2];	/* to free at fini */
 	int		 nall;
 	/* counters */
@@ -1116,101 +1095,6 @@ tx_done(void *arg, void *cookie, int res)
 	zmsg_done(cookie, res);
 }
 
-/*
- * The first frame of a message that spans frames, after the hello: its
- * header decides where the payload goes (enum rm_mode).
- */
-static void
-rm_start(struct dpdk_peer *d, const uint8_t *data)
-{
-	struct dp *dp = d->st->dp;
-	enum wire_err e;
-
-	if ((e = wire_decode(data, WIRE_HDR_LEN, &d->rm_h)) != WIRE_OK) {
-		dp_on_bad(dp, d->p, e);
-		d->rm_mode = RM_SKIP;
-		return;
-	}
-	memcpy(d->rm_raw, data, WIRE_HDR_LEN);
-	d->rm_crc = wire_crc_hdr(data);
-	d->rm_got = 0;
-	d->rm_dst = NULL;
-	if (dp_rx_sink(&d->rm_h))
-		d->rm_mode = RM_SINK;
-	else if (coll_rx_place(dp, d->p, &d->rm_h) != NULL)
-		d->rm_mode = RM_PLACE;
-	else
-		d->rm_mode = RM_STAGE;
-}
-
-/*
- * A frame of the message under way: data[len], of which the payload
- * starts skip bytes in (the header, in its first frame).  @return nonzero:
- * stop (the stream was reset meanwhile)
- */
-static int
-rm_frame(struct dpdk_peer *d, const uint8_t *data, uint16_t len,
-    uint16_t skip, int end)
-{
-	struct dp *dp = d->st->dp;
-	const uint8_t *pl = data + skip, *msg = NULL;
-	uint32_t n = (uint32_t)(len - skip), gen = d->gen;
-	size_t ml;
-	int r = 0;
-
-	if (d->rm_mode != RM_SKIP && n > d->rm_h.length - d->rm_got) {
-		dp_on_bad(dp, d->p, WIRE_ELENGTH);	/* more than it said */
-		rdp_asm_reset(&d->as);
-		d->rm_mode = RM_SKIP;
-	}
-	switch (d->rm_mode) {
-	case RM_PLACE:
-		/* asked again: the engine may have run since the last frame */
-		if ((d->rm_dst = (uint8_t *)coll_rx_place(dp, d->p,
-		    &d->rm_h)) == NULL) {
-			d->rm_mode = RM_LOST;
-			break;
-		}
-		/* copied and summed in one pass (the bytes stored are summed) */
-		d->rm_crc = crc32c_copy(d->rm_crc, d->rm_dst + d->rm_got, pl,
-		    n);
-		break;
-	case RM_SINK:
-		d->rm_crc = crc32c(d->rm_crc, pl, n);
-		break;
-	case RM_STAGE:
-		d->rm_crc = crc32c(d->rm_crc, pl, n);
-		r = rdp_asm_add(&d->as, data, len, end, &msg, &ml);
-		break;
-	default:	/* RM_LOST, RM_SKIP */
-		break;
-	}
-	d->rm_got += n;
-	if (!end)
-		return 0;
-	switch (d->rm_mode) {
-	case RM_SKIP:
-		break;
-	case RM_LOST:
-		d->p->rx_stale++;
-		dp->stats.rx_stale++;
-		break;
-	default:
-		if (d->rm_got != d->rm_h.length || r < 0 ||
-		    (d->rm_mode == RM_STAGE && r == 0)) {
-			dp_on_bad(dp, d->p, WIRE_ELENGTH);
-			break;
-		}
-		dp_on_recv_crc(dp, d->p, &d->rm_h, d->rm_mode == RM_PLACE ?
-		    d->rm_dst : d->rm_mode == RM_STAGE ? msg + WIRE_HDR_LEN :
-		    NULL, d->rm_crc);
-		break;
-	}
-	d->st->rx_msgs[d->rm_mode]++;
-	d->rm_mode = RM_NONE;
-	return d->gen != gen;
-}
-
 /* A frame in order from the peer's stream. @return nonzero: stop */
 static int
 rx_deliver(void *arg, const uint8_t *data, uint16_t len, uint16_t flags)
@@ -1234,20 +1118,24 @@ rx_deliver(void *arg, const uint8_t *data, uint16_t len, uint16_t flags)
 	 * first frame: whole, through the reassembly buffer (a message of
 	 * one aligned frame goes up from the frame itself), checked whole.
 	 */
-	if (d->rm_mode == RM_NONE && d->hello_seen && !end &&
+	if (d->rxm.mode == DP_RXM_NONE && d->hello_seen && !end &&
 	    len >= WIRE_HDR_LEN && d->as.len == 0 && !d->as.skipping) {
-		rm_start(d, data);
-		return rm_frame(d, data, len, WIRE_HDR_LEN, end);
+		dp_rxmsg_start(dp, d->p, &d->rxm, data);
+		dp_rxmsg_add(dp, d->p, &d->rxm, data + WIRE_HDR_LEN,
+		    len - WIRE_HDR_LEN, end);
+		return d->gen != gen;
 	}
-	if (d->rm_mode != RM_NONE)
-		return rm_frame(d, data, len, 0, end);
+	if (d->rxm.mode != DP_RXM_NONE) {
+		dp_rxmsg_add(dp, d->p, &d->rxm, data, len, end);
+		return d->gen != gen;
+	}
 	if ((r = rdp_asm_add(&d->as, data, len, end, &msg, &ml)) <= 0) {
 		if (r < 0)
 			dp_on_bad(dp, d->hello_seen ? d->p : NULL,
 			    WIRE_ELENGTH);
 		return 0;
 	}
-	d->st->rx_msgs[RM_NONE]++;
+	d->st->rx_whole++;
 	e = wire_decode(msg, ml, &wh);
 	if (e == WIRE_OK && (size_t)wh.length != ml - WIRE_HDR_LEN)
 		e = WIRE_ELENGTH;
@@ -1324,7 +1212,7 @@ rx_close(struct dpdk_peer *d)
 	d->hello_seen = 0;
 	rdp_rx_reset(&d->rx);
 	rdp_asm_reset(&d->as);
-	d->rm_mode = RM_NONE;
+	dp_rxmsg_reset(&d->rxm);
 }
 
 static void
@@ -1759,7 +1647,7 @@ dpdk_fini(void *state)
 	struct dpdk_state *st = state;
 	struct dp *dp = st->dp;
 	uint64_t rexmits = 0, timeouts = 0, dups = 0, areq = 0, ares = 0;
-	uint64_t held = 0;
+	uint64_t held = 0, nm[DP_RXM_NMODES] = { 0 };
 	uint64_t achg = 0, nstatic = 0;
 	struct zmsg *z;
 
@@ -1791,14 +1679,17 @@ dpdk_fini(void *state)
 	    (unsigned long long)st->tx_copied, st->zc_base == NULL ?
 	    "not registered" : !st->tx_multiseg ? "registered, but the PMD "
 	    "sends no chained mbufs" : "registered");
+	for (int i = 0; i < st->nall; i++)
+		for (int k = 0; k < DP_RXM_NMODES; k++)
+			nm[k] += st->all[i]->rxm.n[k];
 	log_info("dp.dpdk: messages received whole %llu; over frames: placed "
 	    "%llu, staged %llu, summed only %llu, lost %llu, refused %llu",
-	    (unsigned long long)st->rx_msgs[RM_NONE],
-	    (unsigned long long)st->rx_msgs[RM_PLACE],
-	    (unsigned long long)st->rx_msgs[RM_STAGE],
-	    (unsigned long long)st->rx_msgs[RM_SINK],
-	    (unsigned long long)st->rx_msgs[RM_LOST],
-	    (unsigned long long)st->rx_msgs[RM_SKIP]);
+	    (unsigned long long)st->rx_whole,
+	    (unsigned long long)nm[DP_RXM_PLACE],
+	    (unsigned long long)nm[DP_RXM_STAGE],
+	    (unsigned long long)nm[DP_RXM_SINK],
+	    (unsigned long long)nm[DP_RXM_LOST],
+	    (unsigned long long)nm[DP_RXM_SKIP]);
 	log_info("dp.dpdk: frames rx %llu tx %llu, retransmitted %llu, "
 	    "timeouts %llu (after %llu the peer held later frames: only "
 	    "the oldest went again), duplicates %llu, bad %llu",
@@ -1840,6 +1731,7 @@ dpdk_fini(void *state)
 	}
 	for (int i = 0; i < st->nall; i++) {
 		rdp_asm_fini(&st->all[i]->as);
+		dp_rxmsg_fini(&st->all[i]->rxm);
 		free(st->all[i]);
 	}
 	if (st->zc_base != NULL)
