@@ -223,12 +223,11 @@ crc_init_fold(void)
 	__attribute__((target("sse4.2,avx2,pclmul,vpclmulqdq")))
 
 CRC_FOLD_TARGET static inline __m256i
-crc_fold256(__m256i x, __m256i k, const unsigned char *p)
+crc_fold256(__m256i x, __m256i k, __m256i next)
 {
 	return _mm256_xor_si256(_mm256_xor_si256(
 	    _mm256_clmulepi64_epi128(x, k, 0x00),
-	    _mm256_clmulepi64_epi128(x, k, 0x11)),
-	    _mm256_loadu_si256((const void *)p));
+	    _mm256_clmulepi64_epi128(x, k, 0x11)), next);
 }
 
 CRC_FOLD_TARGET static inline __m128i
@@ -238,30 +237,55 @@ crc_fold128(__m128i x, __m128i k, __m128i next)
 	    _mm_clmulepi64_si128(x, k, 0x11)), next);
 }
 
-CRC_FOLD_TARGET static uint32_t
-crc32c_fold(uint32_t crc, const void *buf, size_t len)
+/* 32 bytes at p, also stored at q when copying (one pass: copy and sum). */
+CRC_FOLD_TARGET static inline __attribute__((always_inline)) __m256i
+crc_load256(const unsigned char *p, unsigned char *q, int copy)
+{
+	__m256i v = _mm256_loadu_si256((const void *)p);
+
+	if (copy)
+		_mm256_storeu_si256((void *)q, v);
+	return v;
+}
+
+CRC_FOLD_TARGET static inline __attribute__((always_inline)) __m128i
+crc_load128(const unsigned char *p, unsigned char *q, int copy)
+{
+	__m128i v = _mm_loadu_si128((const void *)p);
+
+	if (copy)
+		_mm_storeu_si128((void *)q, v);
+	return v;
+}
+
+/* The folding loop; with copy, every byte read is also written to dst. */
+CRC_FOLD_TARGET static inline __attribute__((always_inline)) uint32_t
+crc_fold_body(uint32_t crc, unsigned char *dst, const void *buf, size_t len,
+    int copy)
 {
 	const unsigned char *p = buf;
 	__m256i x0, x1, x2, x3, k;
 	__m128i y, k1, lanes[8];
 	uint64_t c;
 
-	x0 = _mm256_xor_si256(_mm256_loadu_si256((const void *)p),
+	x0 = _mm256_xor_si256(crc_load256(p, dst, copy),
 	    _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, (int)~crc));
-	x1 = _mm256_loadu_si256((const void *)(p + 32));
-	x2 = _mm256_loadu_si256((const void *)(p + 64));
-	x3 = _mm256_loadu_si256((const void *)(p + 96));
+	x1 = crc_load256(p + 32, dst + 32, copy);
+	x2 = crc_load256(p + 64, dst + 64, copy);
+	x3 = crc_load256(p + 96, dst + 96, copy);
 	p += 128;
+	dst += copy ? 128 : 0;
 	len -= 128;
 	k = _mm256_set_epi64x((long long)crc_k1024[1],
 	    (long long)crc_k1024[0], (long long)crc_k1024[1],
 	    (long long)crc_k1024[0]);
 	while (len >= 128) {
-		x0 = crc_fold256(x0, k, p);
-		x1 = crc_fold256(x1, k, p + 32);
-		x2 = crc_fold256(x2, k, p + 64);
-		x3 = crc_fold256(x3, k, p + 96);
+		x0 = crc_fold256(x0, k, crc_load256(p, dst, copy));
+		x1 = crc_fold256(x1, k, crc_load256(p + 32, dst + 32, copy));
+		x2 = crc_fold256(x2, k, crc_load256(p + 64, dst + 64, copy));
+		x3 = crc_fold256(x3, k, crc_load256(p + 96, dst + 96, copy));
 		p += 128;
+		dst += copy ? 128 : 0;
 		len -= 128;
 	}
 	lanes[0] = _mm256_castsi256_si128(x0);
@@ -277,13 +301,28 @@ crc32c_fold(uint32_t crc, const void *buf, size_t len)
 	for (int i = 1; i < 8; i++)
 		y = crc_fold128(y, k1, lanes[i]);
 	while (len >= 16) {
-		y = crc_fold128(y, k1, _mm_loadu_si128((const void *)p));
+		y = crc_fold128(y, k1, crc_load128(p, dst, copy));
 		p += 16;
+		dst += copy ? 16 : 0;
 		len -= 16;
 	}
 	c = __builtin_ia32_crc32di(0, (uint64_t)_mm_cvtsi128_si64(y));
 	c = __builtin_ia32_crc32di(c, (uint64_t)_mm_extract_epi64(y, 1));
+	if (copy && len > 0)
+		memcpy(dst, p, len);
 	return crc_tail(c, p, len);
+}
+
+CRC_FOLD_TARGET static uint32_t
+crc32c_fold(uint32_t crc, const void *buf, size_t len)
+{
+	return crc_fold_body(crc, NULL, buf, len, 0);
+}
+
+CRC_FOLD_TARGET static uint32_t
+crc32c_fold_copy(uint32_t crc, void *dst, const void *buf, size_t len)
+{
+	return crc_fold_body(crc, dst, buf, len, 1);
 }
 #endif
 
@@ -297,6 +336,21 @@ crc32c_nofold(uint32_t crc, const void *buf, size_t len)
 		return crc32c_hw(crc, buf, len);
 #endif
 	return crc32c_sw(crc, buf, len);
+}
+
+uint32_t
+crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len)
+{
+#if defined(__x86_64__)
+	if (crc_hw < 0)
+		crc_init_hw();
+	if (crc_fold < 0)
+		crc_init_fold();
+	if (crc_fold && len >= CRC_FOLD_MIN)
+		return crc32c_fold_copy(crc, dst, src, len);
+#endif
+	memcpy(dst, src, len);
+	return crc32c(crc, dst, len);
 }
 
 uint32_t

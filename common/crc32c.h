@@ -16,6 +16,14 @@
  */
 uint32_t	crc32c(uint32_t crc, const void *buf, size_t len);
 
+/*
+ * Copies len bytes from src to dst (not overlapping) and extends crc over
+ * them, in one pass where the folding path runs (each block summed as it
+ * is loaded for the store), else a copy then a sum of dst.
+ */
+uint32_t	crc32c_copy(uint32_t crc, void *dst, const void *src,
+		    size_t len);
+
 /* The crc32-instruction version (the table one without SSE4.2), for
  * tests against the folding path crc32c() takes on long buffers. */
 uint32_t	crc32c_nofold(uint32_t crc, const void *buf, size_t len);

@@ -115,18 +115,19 @@ codec_length_ok(const struct wire_hdr *h)
 	return nnz <= h->count;
 }
 
-enum wire_err
-wire_check(const struct wire_hdr *h, const uint8_t raw[WIRE_HDR_LEN],
-    const void *payload, uint32_t epoch)
+uint32_t
+wire_crc_hdr(const uint8_t raw[WIRE_HDR_LEN])
 {
 	uint8_t tmp[WIRE_HDR_LEN];
-	uint32_t crc;
 
 	memcpy(tmp, raw, WIRE_HDR_LEN);
 	memset(tmp + 44, 0, 4);
-	crc = crc32c(0, tmp, WIRE_HDR_LEN);
-	if (h->length > 0)
-		crc = crc32c(crc, payload, h->length);
+	return crc32c(0, tmp, WIRE_HDR_LEN);
+}
+
+enum wire_err
+wire_check_crc(const struct wire_hdr *h, uint32_t crc, uint32_t epoch)
+{
 	if (crc != h->crc)
 		return WIRE_ECRC;
 	switch (h->type) {
@@ -144,6 +145,17 @@ wire_check(const struct wire_hdr *h, const uint8_t raw[WIRE_HDR_LEN],
 	    !codec_length_ok(h))
 		return WIRE_ECODEC;
 	return WIRE_OK;
+}
+
+enum wire_err
+wire_check(const struct wire_hdr *h, const uint8_t raw[WIRE_HDR_LEN],
+    const void *payload, uint32_t epoch)
+{
+	uint32_t crc = wire_crc_hdr(raw);
+
+	if (h->length > 0)
+		crc = crc32c(crc, payload, h->length);
+	return wire_check_crc(h, crc, epoch);
 }
 
 const char *

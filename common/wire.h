@@ -121,6 +121,15 @@ enum wire_err	wire_decode(const uint8_t *buf, size_t len,
 enum wire_err	wire_check(const struct wire_hdr *h,
 		    const uint8_t raw[WIRE_HDR_LEN], const void *payload,
 		    uint32_t epoch);
+/*
+ * For a receiver that checks the payload as it arrives, piece by piece:
+ * wire_crc_hdr is the CRC over raw with its crc field zeroed, to extend
+ * with crc32c() over the payload in order; wire_check_crc then does what
+ * wire_check does with that sum in place of a pass over the payload.
+ */
+uint32_t	wire_crc_hdr(const uint8_t raw[WIRE_HDR_LEN]);
+enum wire_err	wire_check_crc(const struct wire_hdr *h, uint32_t crc,
+		    uint32_t epoch);
 /* Encoded size of count values in codec; 0 if the codec is unknown. */
 size_t		wire_codec_max(enum wire_codec codec, uint32_t count);
 const char	*wire_strerror(enum wire_err e);

@@ -251,6 +251,64 @@ struct dp_peer	*dp_on_hello(struct dp *dp, const struct wire_hdr *h,
 void		 dp_on_recv(struct dp *dp, struct dp_peer *p,
 		    const struct wire_hdr *h, const uint8_t *raw,
 		    const void *payload);
+/*
+ * dp_on_recv for a backend that summed the message as it arrived: crc is
+ * wire_crc_hdr(raw) extended with crc32c() over the payload, checked here
+ * against the header's instead of a pass over payload.  payload may be
+ * NULL for a message dp_rx_sink says the engine does not read.
+ */
+void		 dp_on_recv_crc(struct dp *dp, struct dp_peer *p,
+		    const struct wire_hdr *h, const void *payload,
+		    uint32_t crc);
+/*
+ * The engine reads nothing of h's payload but its checksum (a probe's):
+ * a backend may sum it as it arrives, keep none of it, and hand it up
+ * with dp_on_recv_crc and payload NULL.
+ */
+int		 dp_rx_sink(const struct wire_hdr *h);
+
+/*
+ * A message received in pieces, in order (a datagram backend's frames),
+ * summed as they come and put where it goes, decided by its header at
+ * dp_rxmsg_start: straight into its place (coll_rx_place, asked again
+ * before each piece: the engine may run between them, copied and summed
+ * in one pass), nowhere (dp_rx_sink: summed only), or a staging buffer;
+ * a place that goes away drains the rest (counted stale), a bad header
+ * or more bytes than it says drop it to its end (dp_on_bad).  Its last
+ * piece hands it to dp_on_recv_crc.  No pass over the whole message.
+ */
+enum dp_rxm_mode {
+	DP_RXM_NONE = 0,	/* between messages */
+	DP_RXM_STAGE,		/* into buf */
+	DP_RXM_PLACE,		/* into an operation's buffer */
+	DP_RXM_SINK,		/* summed, not kept */
+	DP_RXM_LOST,		/* its place went away: drained */
+	DP_RXM_SKIP,		/* refused: dropped up to its end */
+	DP_RXM_NMODES
+};
+
+struct dp_rxmsg {
+	int		 mode;		/* enum dp_rxm_mode */
+	struct wire_hdr	 h;
+	uint32_t	 crc;		/* its header, then the payload so far */
+	uint32_t	 got;		/* payload bytes so far */
+	uint8_t		*dst;		/* DP_RXM_PLACE: as last asked */
+	uint8_t		*buf;		/* DP_RXM_STAGE: the payload so far */
+	size_t		 cap;
+	uint64_t	 n[DP_RXM_NMODES];	/* messages ended, by mode */
+};
+
+/* Its first piece: the whole wire header.  m->mode is DP_RXM_NONE. */
+void		 dp_rxmsg_start(struct dp *dp, struct dp_peer *p,
+		    struct dp_rxmsg *m, const uint8_t hdr[WIRE_HDR_LEN]);
+/* The next len payload bytes; end: the last piece (may be empty). */
+void		 dp_rxmsg_add(struct dp *dp, struct dp_peer *p,
+		    struct dp_rxmsg *m, const uint8_t *data, size_t len,
+		    int end);
+/* Drops a message under way (the stream was reset). */
+void		 dp_rxmsg_reset(struct dp_rxmsg *m);
+/* Frees the staging buffer. */
+void		 dp_rxmsg_fini(struct dp_rxmsg *m);
 void		 dp_on_sent(struct dp *dp, struct dp_peer *p,
 		    struct tp_msg *m, int res);
 void		 dp_on_down(struct dp *dp, struct dp_peer *p, int err,

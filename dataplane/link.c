@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crc32c.h"
 #include "log.h"
 #include "dataplane.h"
 
@@ -510,13 +511,12 @@ future_replay(struct dp *dp)
 	}
 }
 
-void
-dp_on_recv(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h,
-    const uint8_t *raw, const void *payload)
+/* A message whose checks (wire_check or wire_check_crc) said e. */
+static void
+recv_checked(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h,
+    const void *payload, enum wire_err e)
 {
-	enum wire_err e;
-
-	if ((e = wire_check(h, raw, payload, dp->conf.epoch)) != WIRE_OK) {
+	if (e != WIRE_OK) {
 		if (e == WIRE_EEPOCH && h->source == p->id &&
 		    future_keep(dp, p, h, payload))
 			return;
@@ -562,6 +562,148 @@ dp_on_recv(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h,
 	default:	/* a second hello: harmless */
 		break;
 	}
+}
+
+void
+dp_on_recv(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h,
+    const uint8_t *raw, const void *payload)
+{
+	recv_checked(dp, p, h, payload, wire_check(h, raw, payload,
+	    dp->conf.epoch));
+}
+
+void
+dp_on_recv_crc(struct dp *dp, struct dp_peer *p, const struct wire_hdr *h,
+    const void *payload, uint32_t crc)
+{
+	recv_checked(dp, p, h, payload, wire_check_crc(h, crc,
+	    dp->conf.epoch));
+}
+
+int
+dp_rx_sink(const struct wire_hdr *h)
+{
+	return h->type == WIRE_PROBE;	/* probe_recv reads its length */
+}
+
+void
+dp_rxmsg_start(struct dp *dp, struct dp_peer *p, struct dp_rxmsg *m,
+    const uint8_t hdr[WIRE_HDR_LEN])
+{
+	enum wire_err e;
+
+	m->got = 0;
+	m->dst = NULL;
+	if ((e = wire_decode(hdr, WIRE_HDR_LEN, &m->h)) != WIRE_OK) {
+		dp_on_bad(dp, p, e);
+		m->mode = DP_RXM_SKIP;
+		return;
+	}
+	m->crc = wire_crc_hdr(hdr);
+	if (dp_rx_sink(&m->h))
+		m->mode = DP_RXM_SINK;
+	else if (coll_rx_place(dp, p, &m->h) != NULL)
+		m->mode = DP_RXM_PLACE;
+	else
+		m->mode = DP_RXM_STAGE;
+}
+
+/* Room for want payload bytes in m->buf.  @return 0 or -ENOMEM */
+static int
+rxmsg_room(struct dp_rxmsg *m, size_t want)
+{
+	size_t cap = m->cap ? m->cap : 65536;
+	uint8_t *nb;
+
+	if (want <= m->cap)
+		return 0;
+	while (cap < want)
+		cap *= 2;
+	if ((nb = realloc(m->buf, cap)) == NULL)
+		return -ENOMEM;
+	m->buf = nb;
+	m->cap = cap;
+	return 0;
+}
+
+void
+dp_rxmsg_add(struct dp *dp, struct dp_peer *p, struct dp_rxmsg *m,
+    const uint8_t *data, size_t len, int end)
+{
+	const void *payload = NULL;
+	int mode;
+
+	if (m->mode == DP_RXM_NONE)
+		return;		/* no dp_rxmsg_start: nothing to add to */
+	if (m->mode != DP_RXM_SKIP && len > m->h.length - m->got) {
+		dp_on_bad(dp, p, WIRE_ELENGTH);	/* more than it said */
+		m->mode = DP_RXM_SKIP;
+	}
+	switch (m->mode) {
+	case DP_RXM_PLACE:
+		/* asked again: the engine may have run since the last piece */
+		if ((m->dst = (uint8_t *)coll_rx_place(dp, p, &m->h)) == NULL) {
+			m->mode = DP_RXM_LOST;
+			break;
+		}
+		/* copied and summed in one pass (the bytes stored are summed) */
+		m->crc = crc32c_copy(m->crc, m->dst + m->got, data, len);
+		break;
+	case DP_RXM_SINK:
+		m->crc = crc32c(m->crc, data, len);
+		break;
+	case DP_RXM_STAGE:
+		if (rxmsg_room(m, (size_t)m->got + len) < 0) {
+			dp_on_bad(dp, p, WIRE_ELENGTH);
+			m->mode = DP_RXM_SKIP;
+			break;
+		}
+		m->crc = crc32c_copy(m->crc, m->buf + m->got, data, len);
+		break;
+	default:	/* DP_RXM_LOST, DP_RXM_SKIP */
+		break;
+	}
+	m->got += (uint32_t)len;
+	if (!end)
+		return;
+	mode = m->mode;
+	m->mode = DP_RXM_NONE;
+	m->n[mode]++;
+	switch (mode) {
+	case DP_RXM_SKIP:
+		break;
+	case DP_RXM_LOST:
+		p->rx_stale++;
+		dp->stats.rx_stale++;
+		break;
+	default:
+		if (m->got != m->h.length) {
+			dp_on_bad(dp, p, WIRE_ELENGTH);
+			break;
+		}
+		if (mode == DP_RXM_PLACE)
+			payload = m->dst;
+		else if (mode == DP_RXM_STAGE)
+			payload = m->buf;
+		/* last: this may reset the stream, and m with it */
+		dp_on_recv_crc(dp, p, &m->h, payload, m->crc);
+		break;
+	}
+}
+
+void
+dp_rxmsg_reset(struct dp_rxmsg *m)
+{
+	m->mode = DP_RXM_NONE;
+}
+
+void
+dp_rxmsg_fini(struct dp_rxmsg *m)
+{
+	free(m->buf);
+	m->buf = NULL;
+	m->cap = 0;
+	m->mode = DP_RXM_NONE;
 }
 
 void

@@ -332,6 +332,7 @@ tx_start(struct rdp_tx *t)
 	t->cwnd = RDP_CWND_INIT;
 	t->ssthresh = RDP_WINDOW;
 	t->recover = 0;
+	t->rto_probe = 0;
 	/* frame 0: the SYN, sent like any other frame */
 	memset(s, 0, sizeof(*s));
 	s->flags = RDP_F_SYN;
@@ -610,6 +611,33 @@ rdp_tx_ack(struct rdp_tx *t, uint32_t cum, const uint8_t *sack,
 			rdp_tx_lost(t, cum);
 		}
 	}
+	/*
+	 * The ACK of a timeout's lone retransmission: if the receiver holds
+	 * nothing sent after it, the rest of what was in flight then is
+	 * lost too and goes again now; else it stays (holes are mended by
+	 * the SACK rule above or the next timeout).
+	 */
+	if (t->rto_probe && seq_lt(t->rto_seq, cum)) {
+		int held = seq_lt(t->rto_seq + 1, cum);
+
+		for (uint32_t q = cum + 1; !held && seq_lt(q, t->rto_nxt) &&
+		    seq_lt(q, t->nxt); q++)
+			held = t->segs[q & MASK].sacked;
+		t->rto_probe = 0;
+		if (held) {
+			/* frames sent once before the timeout got there: it
+			 * was spurious (the receiver was only slow) */
+			t->rto_held++;
+			if (t->cwnd < t->rto_cwnd) {
+				t->cwnd = t->rto_cwnd;
+				t->ssthresh = t->rto_ssthresh;
+			}
+		} else
+			for (uint32_t q = cum; seq_lt(q, t->rto_nxt) &&
+			    seq_lt(q, t->nxt); q++)
+				if (!seq_lt(q, t->una))
+					rdp_tx_lost(t, q);
+	}
 	/* grow: slow start, then one frame per window */
 	if (n > 0) {
 		if (t->cwnd < t->ssthresh)
@@ -627,25 +655,46 @@ rdp_tx_ack(struct rdp_tx *t, uint32_t cum, const uint8_t *sack,
 void
 rdp_tx_tick(struct rdp_tx *t, uint64_t now)
 {
-	int expired = 0;
+	/* a timeout's lone retransmission out: its ACK decides, or its own
+	 * timeout (sent again, backed off); nothing else meanwhile */
+	if (t->rto_probe) {
+		struct rdp_seg *s = &t->segs[t->rto_seq & MASK];
 
+		if (seq_lt(t->rto_seq, t->una) || !seq_lt(t->rto_seq, t->nxt) ||
+		    s->sacked)
+			t->rto_probe = 0;	/* it got there */
+		else if (s->queued || now - s->sent_ns < t->rto_ns)
+			return;
+		else {
+			t->timeouts++;
+			rdp_tx_lost(t, t->rto_seq);
+			t->rto_ns *= 2;
+			if (t->rto_ns > RDP_RTO_MAX_NS)
+				t->rto_ns = RDP_RTO_MAX_NS;
+			return;
+		}
+	}
 	for (uint32_t q = t->una; seq_lt(q, t->nxt); q++) {
 		struct rdp_seg *s = &t->segs[q & MASK];
 
 		if (s->sacked || s->queued || now - s->sent_ns < t->rto_ns)
 			continue;
-		if (!expired) {
-			t->timeouts++;
-			tx_loss(t, q);
+		/* the oldest expired frame only (see rto_probe) */
+		t->timeouts++;
+		if (!t->rto_probe) {
+			t->rto_cwnd = t->cwnd;
+			t->rto_ssthresh = t->ssthresh;
 		}
-		expired = 1;
+		tx_loss(t, q);
 		rdp_tx_lost(t, q);
-	}
-	if (expired) {
+		t->rto_probe = 1;
+		t->rto_seq = q;
+		t->rto_nxt = t->nxt;
 		/* back off: the path may be gone, or much slower */
 		t->rto_ns *= 2;
 		if (t->rto_ns > RDP_RTO_MAX_NS)
 			t->rto_ns = RDP_RTO_MAX_NS;
+		return;
 	}
 }
 

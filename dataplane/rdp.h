@@ -264,10 +264,27 @@ struct rdp_tx {
 	double		 cwnd;		/* frames */
 	double		 ssthresh;
 	uint32_t	 recover;	/* no new loss reaction below this */
+	/*
+	 * A timeout sends only the oldest frame again; the ACK of it says
+	 * whether the receiver holds frames sent after it (it was only
+	 * slow: they stay, SACK recovery mends any holes, and the window
+	 * halved by the timeout is restored) or not (they are all sent
+	 * again).  On a shared 2-core box most timeouts are the
+	 * receiver descheduled past the RTO: a whole window sent again was
+	 * up to 1024 duplicate frames per timeout.
+	 */
+	int		 rto_probe;	/* that lone retransmission is out */
+	uint32_t	 rto_seq;	/* the frame sent again */
+	uint32_t	 rto_nxt;	/* nxt at the timeout */
+	double		 rto_cwnd;	/* the window before it: restored */
+	double		 rto_ssthresh;	/* when the receiver held later
+					   frames (the timeout was spurious) */
 	/* counters */
 	uint64_t	 frames;	/* first transmissions */
 	uint64_t	 rexmits;
 	uint64_t	 timeouts;
+	uint64_t	 rto_held;	/* timeouts after which the receiver
+					   turned out to hold later frames */
 	rdp_done_fn	*done;
 	void		*arg;
 	struct rdp_seg	 segs[RDP_WINDOW];

@@ -50,6 +50,8 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -141,6 +143,8 @@ struct dpdk_peer {
 	uint64_t	 last_rst_ns;
 	struct rdp_rx	 rx;
 	struct rdp_asm	 as;
+	/* the message being received, when it spans frames (rx_deliver) */
+	struct dp_rxmsg	 rxm;
 };
 
 struct dpdk_state {
@@ -173,6 +177,7 @@ struct dpdk_state {
 	uint64_t	 tx_zc_arena;	/* of which from the registered arena */
 	uint64_t	 tx_zc_rexmit;	/* of those, retransmissions */
 	uint64_t	 tx_copied;	/* frames with a payload copied */
+	uint64_t	 rx_whole;	/* messages received in one piece */
 	struct dpdk_peer *all[DP_MAX_PEERS * 2];	/* to free at fini */
 	int		 nall;
 	/* counters */
@@ -516,6 +521,65 @@ mtu_choose(struct dpdk_state *st, const struct rte_eth_dev_info *info,
 	return (uint16_t)allowed;
 }
 
+/* Does a kernel interface here hold our address (host order)? */
+static int
+kernel_has_ip(uint32_t ip)
+{
+	struct ifaddrs *ifs, *i;
+	int found = 0;
+
+	if (getifaddrs(&ifs) < 0)
+		return 1;	/* cannot tell: as if it did */
+	for (i = ifs; i != NULL && !found; i = i->ifa_next)
+		found = i->ifa_addr != NULL &&
+		    i->ifa_addr->sa_family == AF_INET &&
+		    ntohl(((struct sockaddr_in *)(void *)i->ifa_addr)->
+		    sin_addr.s_addr) == ip;
+	freeifaddrs(ifs);
+	return found;
+}
+
+/*
+ * af_packet shares its interface with the kernel: frames sent to the
+ * interface's own MAC climb the receiving kernel's IP stack (route
+ * lookup, an ICMP error path, then a drop), which on a veth pair runs
+ * in the sender's system call (perf: 13-16% of the sender's CPU).  So
+ * the backend takes a MAC of its own, the interface's with bit 7 of the
+ * first octet flipped (locally administered, unicast): its peers learn
+ * it by ARP, the receiving kernel sees frames for another host and drops
+ * them at once (ip_rcv), and the promiscuous packet socket still gets
+ * them.  Not when the port is not promiscuous, nor when a kernel
+ * interface here holds our address (the kernel answers ARP for it too,
+ * with the interface's MAC).
+ */
+static void
+afp_own_mac(struct dpdk_state *st)
+{
+	uint8_t own[6];
+
+	if (!spec_is(st->dp->conf.dpdk_port, "net_af_packet"))
+		return;
+	if (rte_eth_promiscuous_get(st->port) != 1) {
+		log_info("dp.dpdk: port %u: not promiscuous: frames go to the "
+		    "interface's MAC (and through the kernel's IP stack)",
+		    st->port);
+		return;
+	}
+	if (kernel_has_ip(st->ip)) {
+		log_info("dp.dpdk: port %u: the kernel holds our address too "
+		    "(it answers ARP): frames go to the interface's MAC",
+		    st->port);
+		return;
+	}
+	memcpy(own, st->mac, 6);
+	own[0] = (uint8_t)(((own[0] ^ 0x80) | 0x02) & ~0x01);
+	log_info("dp.dpdk: port %u: our MAC %02x:%02x:%02x:%02x:%02x:%02x, "
+	    "not the interface's (the receiving kernel drops frames for "
+	    "another host before its IP stack)", st->port, own[0], own[1],
+	    own[2], own[3], own[4], own[5]);
+	memcpy(st->mac, own, 6);
+}
+
 static int
 port_start(struct dpdk_state *st)
 {
@@ -637,6 +701,7 @@ port_start(struct dpdk_state *st)
 	rte_eth_promiscuous_enable(st->port);	/* best effort */
 	if (rte_eth_macaddr_get(st->port, &mac) == 0)
 		memcpy(st->mac, mac.addr_bytes, 6);
+	afp_own_mac(st);
 	st->mtu = (uint16_t)fmtu;
 	st->mss = (uint16_t)(st->mtu - RDP_IP_LEN - RDP_UDP_LEN - RDP_HDR_LEN);
 	if ((size_t)st->mss + RDP_OVERHEAD > room)
@@ -1037,6 +1102,7 @@ rx_deliver(void *arg, const uint8_t *data, uint16_t len, uint16_t flags)
 	struct dpdk_peer *d = arg;
 	struct dp *dp = d->st->dp;
 	uint32_t gen = d->gen;
+	int end = !!(flags & RDP_F_END);
 	struct wire_hdr wh;
 	const uint8_t *msg;
 	enum wire_err e;
@@ -1045,13 +1111,31 @@ rx_deliver(void *arg, const uint8_t *data, uint16_t len, uint16_t flags)
 
 	if (flags & RDP_F_SYN)
 		return 0;
-	if ((r = rdp_asm_add(&d->as, data, len, !!(flags & RDP_F_END), &msg,
-	    &ml)) <= 0) {
+	/*
+	 * A message over several frames (the sender cuts at least 64 bytes
+	 * per frame, so its first holds the header): summed frame by frame
+	 * into its place.  The hello, a message of one frame, or an odd
+	 * first frame: whole, through the reassembly buffer (a message of
+	 * one aligned frame goes up from the frame itself), checked whole.
+	 */
+	if (d->rxm.mode == DP_RXM_NONE && d->hello_seen && !end &&
+	    len >= WIRE_HDR_LEN && d->as.len == 0 && !d->as.skipping) {
+		dp_rxmsg_start(dp, d->p, &d->rxm, data);
+		dp_rxmsg_add(dp, d->p, &d->rxm, data + WIRE_HDR_LEN,
+		    len - WIRE_HDR_LEN, end);
+		return d->gen != gen;
+	}
+	if (d->rxm.mode != DP_RXM_NONE) {
+		dp_rxmsg_add(dp, d->p, &d->rxm, data, len, end);
+		return d->gen != gen;
+	}
+	if ((r = rdp_asm_add(&d->as, data, len, end, &msg, &ml)) <= 0) {
 		if (r < 0)
 			dp_on_bad(dp, d->hello_seen ? d->p : NULL,
 			    WIRE_ELENGTH);
 		return 0;
 	}
+	d->st->rx_whole++;
 	e = wire_decode(msg, ml, &wh);
 	if (e == WIRE_OK && (size_t)wh.length != ml - WIRE_HDR_LEN)
 		e = WIRE_ELENGTH;
@@ -1128,6 +1212,7 @@ rx_close(struct dpdk_peer *d)
 	d->hello_seen = 0;
 	rdp_rx_reset(&d->rx);
 	rdp_asm_reset(&d->as);
+	dp_rxmsg_reset(&d->rxm);
 }
 
 static void
@@ -1562,6 +1647,7 @@ dpdk_fini(void *state)
 	struct dpdk_state *st = state;
 	struct dp *dp = st->dp;
 	uint64_t rexmits = 0, timeouts = 0, dups = 0, areq = 0, ares = 0;
+	uint64_t held = 0, nm[DP_RXM_NMODES] = { 0 };
 	uint64_t achg = 0, nstatic = 0;
 	struct zmsg *z;
 
@@ -1570,6 +1656,7 @@ dpdk_fini(void *state)
 
 		rexmits += d->tx.rexmits;
 		timeouts += d->tx.timeouts;
+		held += d->tx.rto_held;
 		dups += d->rx.dups;
 		areq += d->nb.requests;
 		ares += d->nb.resolved;
@@ -1592,11 +1679,24 @@ dpdk_fini(void *state)
 	    (unsigned long long)st->tx_copied, st->zc_base == NULL ?
 	    "not registered" : !st->tx_multiseg ? "registered, but the PMD "
 	    "sends no chained mbufs" : "registered");
+	for (int i = 0; i < st->nall; i++)
+		for (int k = 0; k < DP_RXM_NMODES; k++)
+			nm[k] += st->all[i]->rxm.n[k];
+	log_info("dp.dpdk: messages received whole %llu; over frames: placed "
+	    "%llu, staged %llu, summed only %llu, lost %llu, refused %llu",
+	    (unsigned long long)st->rx_whole,
+	    (unsigned long long)nm[DP_RXM_PLACE],
+	    (unsigned long long)nm[DP_RXM_STAGE],
+	    (unsigned long long)nm[DP_RXM_SINK],
+	    (unsigned long long)nm[DP_RXM_LOST],
+	    (unsigned long long)nm[DP_RXM_SKIP]);
 	log_info("dp.dpdk: frames rx %llu tx %llu, retransmitted %llu, "
-	    "timeouts %llu, duplicates %llu, bad %llu",
+	    "timeouts %llu (after %llu the peer held later frames: only "
+	    "the oldest went again), duplicates %llu, bad %llu",
 	    (unsigned long long)st->rx_frames,
 	    (unsigned long long)st->tx_frames, (unsigned long long)rexmits,
-	    (unsigned long long)timeouts, (unsigned long long)dups,
+	    (unsigned long long)timeouts, (unsigned long long)held,
+	    (unsigned long long)dups,
 	    (unsigned long long)st->rx_bad);
 	for (int i = 0; i < dp->npeers; i++) {
 		struct dpdk_peer *d = PEER_ST(dp->peers[i]);
@@ -1631,6 +1731,7 @@ dpdk_fini(void *state)
 	}
 	for (int i = 0; i < st->nall; i++) {
 		rdp_asm_fini(&st->all[i]->as);
+		dp_rxmsg_fini(&st->all[i]->rxm);
 		free(st->all[i]);
 	}
 	if (st->zc_base != NULL)

@@ -31,7 +31,9 @@ NET=10.$((100 + $$ % 50)).$(( ($$ / 50) % 250 ))
 TMP=$(mktemp -d /tmp/arceus-bt.XXXXXX)
 PIDS=""
 SIZES="64 4096 65536 1048576 4194304"
-PROBE_MIB=${PROBE_MIB:-64}
+# probes of 256 MiB: about a second at af_packet's rate, like the raw
+# tool's 3 s window (64 MiB lasted 0.2 s: one descheduling moved it 2x)
+PROBE_MIB=${PROBE_MIB:-256}
 
 log() { printf '%s\n' "$*"; }
 

@@ -253,6 +253,13 @@ if hosts 2 ""; then
 		log "FAIL arp: $(grep -h 'dp.dpdk: arp' "$TMP/dp1.log")"
 		FAILS=$((FAILS + 1))
 	fi
+	# the probe was summed as it came, not kept
+	if grep -q "summed only [1-9]" "$TMP/dp2.log"; then
+		log "ok probe: its payload summed as it came, not staged"
+	else
+		log "FAIL probe: $(grep -h 'dp.dpdk: messages' "$TMP/dp2.log")"
+		FAILS=$((FAILS + 1))
+	fi
 	# the f32 chunks left from the workers' arena without a copy
 	grep -h "dp.dpdk: zero-copy" "$TMP"/dp*.log | sed 's/^/dp_dpdk:   /'
 	if [ "$(grep -c "zero-copy frames [1-9][0-9]* (from the arena [1-9].*; arena registered$" \
@@ -336,6 +343,17 @@ if hosts 2 "$F"; then
 		log "ok lossy zero-copy: frames from the arena retransmitted"
 	else
 		log "FAIL lossy zero-copy: no zero-copy retransmission"
+		FAILS=$((FAILS + 1))
+	fi
+	# the copy steps' chunks were received straight into the results
+	# (and the reduce steps' staged), frames summed as they came, and
+	# still exact under loss, duplication and reordering
+	grep -h "dp.dpdk: messages" "$TMP"/dp*.log | sed 's/^/dp_dpdk:   /'
+	if [ "$(grep -c "over frames: placed [1-9][0-9]*, staged [1-9][0-9]*, .*refused 0$" \
+	    "$TMP/dp1.log" "$TMP/dp2.log" | grep -c ':1$')" = 2 ]; then
+		log "ok lossy placement: chunks placed and staged, results exact"
+	else
+		log "FAIL lossy placement: no chunk placed or staged"
 		FAILS=$((FAILS + 1))
 	fi
 else

@@ -15,7 +15,10 @@
  * The input is cut into messages: [flags byte][48 header bytes][payload,
  * as long as the header says or what is left].  With flags & 1 the header
  * fields are re-encoded with a correct CRC, so that the fuzzer gets past
- * the checksum into the collectives; otherwise the bytes go in raw.
+ * the checksum into the collectives; otherwise the bytes go in raw.  With
+ * flags & 0x40 a message goes in as a datagram backend receives it, in
+ * pieces (dp_rxmsg: placed, staged or summed as they come; flags 0x30
+ * pick the piece size), its length not forced to what its header says.
  *
  *   make BUILD=build fuzz            (FUZZ_SECONDS, default 600)
  *   build/fuzz/fuzz_dp crash-file    (reproduce)
@@ -214,6 +217,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static float bufs[8000 + 4096];	/* ops, then the codec scratch */
+	static struct dp_rxmsg rxm;
 	static struct msgbuf mb;
 	static int inited;
 	struct dp *dp;
@@ -266,13 +270,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			wire_encode(&h, p, plen, raw);
 			if (wire_decode(raw, WIRE_HDR_LEN, &h) != WIRE_OK)
 				continue;
-		} else if (h.length != plen)
+		} else if (h.length != plen && !(flags & 0x40))
 			continue;
 		/* the codecs on their own */
 		if (h.codec < WIRE_NCODECS && h.count <= 4096)
 			comp_decode(h.codec, p, plen, h.count, bufs + 8000,
 			    flags & 4);
 		peer = dp->peers[(flags >> 3) & 1];
+		if ((flags & 0xc0) == 0x40) {
+			static const size_t piece[4] = { 7, 64, 1438, 4093 };
+			size_t k = piece[(flags >> 4) & 3], o = 0;
+
+			/* a datagram backend's frames: header, then pieces */
+			dp_rxmsg_start(dp, peer, &rxm, raw);
+			do {
+				size_t n = plen - o < k ? plen - o : k;
+
+				dp_rxmsg_add(dp, peer, &rxm, p + o, n,
+				    o + n == plen);
+				o += n;
+			} while (o < plen);
+			if (rxm.mode != DP_RXM_NONE)
+				abort();	/* the last piece ends it */
+			continue;
+		}
 		if (flags & 0x80)
 			dp_on_hello(dp, &h, raw, p);
 		else
@@ -280,5 +301,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	coll_reap(dp);
 	dp_free(dp);
+	dp_rxmsg_fini(&rxm);
 	return 0;
 }

@@ -385,6 +385,46 @@ START_TEST(test_crc32c_fold)
 }
 END_TEST
 
+/*
+ * crc32c_copy: the same sum as crc32c, and exactly the bytes copied (no
+ * byte before or after dst[len) touched), at every length around the
+ * folding path's edges and unaligned ends.
+ */
+START_TEST(test_crc32c_copy)
+{
+	size_t n = 4096 + 64;
+	unsigned char *buf = malloc(n), *dst = malloc(n + 16);
+	unsigned char *pat = malloc(n + 16);
+	uint64_t x = 977ull;
+
+	memset(pat, 0xa5, n + 16);
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (unsigned char)x;
+	}
+	for (size_t len = 0; len <= 4096; len += len < 700 ? 1 : 61)
+		for (size_t off = 0; off < 4; off++) {
+			uint32_t seed = (uint32_t)(len * 7919u + off);
+			uint32_t ref = crc32c_sw(seed, buf + off, len);
+
+			memset(dst, 0xa5, n + 16);
+			ck_assert_uint_eq(crc32c_copy(seed, dst + 3 + off,
+			    buf + off, len), ref);
+			ck_assert_int_eq(memcmp(dst + 3 + off, buf + off, len),
+			    0);
+			ck_assert_int_eq(memcmp(dst, pat, 3 + off), 0);
+			ck_assert_int_eq(memcmp(dst + 3 + off + len, pat,
+			    n + 16 - 3 - off - len), 0);
+		}
+	free(pat);
+	free(dst);
+	free(buf);
+}
+END_TEST
+
 START_TEST(test_fault_countdown)
 {
 	const char *why;
@@ -442,6 +482,7 @@ main(void)
 	tcase_add_test(tc, test_crc32c);
 	tcase_add_test(tc, test_crc32c_long);
 	tcase_add_test(tc, test_crc32c_fold);
+	tcase_add_test(tc, test_crc32c_copy);
 	tcase_add_test(tc, test_fault_countdown);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -139,6 +139,8 @@ struct sim {
 	uint64_t	 now;
 	unsigned	 rng;
 	uint32_t	 jump;		/* move both ends' sequences here */
+	uint64_t	 stall_from;	/* the receiver takes no frame then */
+	uint64_t	 stall_to;
 };
 
 static unsigned
@@ -234,7 +236,8 @@ chan_run(struct sim *s, struct chan *c, int fwd)
 		struct rdp_addr a;
 		struct rdp_hdr h;
 
-		if (f->due > s->now)
+		if (f->due > s->now || (fwd && s->now >= s->stall_from &&
+		    s->now < s->stall_to))
 			continue;
 		ck_assert_int_eq(rdp_frame_parse(f->buf, f->len, PORT, &a, &h,
 		    &pl), RDP_OK);
@@ -399,6 +402,61 @@ END_TEST
 START_TEST(test_everything)
 {
 	lossy(0.1, 0.05, 0.1, 11 + (unsigned)_i);
+}
+END_TEST
+
+/*
+ * A receiver descheduled past the RTO (its frames wait, none is lost):
+ * each timeout sends only the oldest frame again, the ACK shows the
+ * later ones got there, the window comes back; everything exact.  Then
+ * the same stall with every frame sent during it lost: after the lone
+ * retransmission's ACK the rest goes again at once.
+ */
+static void
+stalled(double drop_in_stall)
+{
+	struct sim *s = calloc(1, sizeof(*s));
+
+	fault_disarm_all();
+	sim_init(s, 7);
+	s->stall_from = s->now + 5000000ull;		/* after 5 ms */
+	s->stall_to = s->stall_from + 60000000ull;	/* for 60 ms */
+	if (drop_in_stall > 0) {
+		/* frames in the channel when the stall ends are dropped */
+		sim_run(s, s->stall_to - 100000);
+		for (int i = 0; i < s->fwd.n; i++)
+			free(s->fwd.q[i].buf);
+		s->fwd.n = 0;
+	}
+	sim_run(s, 120ull * 1000000000ull);
+	ck_assert_int_eq(s->bad, 0);
+	ck_assert_int_eq(s->got, NMSG);
+	ck_assert_int_eq(s->done, NMSG);
+	ck_assert(rdp_tx_idle(&s->tx));
+	ck_assert_uint_gt(s->tx.timeouts, 0);
+	if (drop_in_stall > 0) {
+		/* the lost window went again, not one frame per RTO */
+		ck_assert_uint_gt(s->tx.rexmits, 64);
+		ck_assert_uint_lt(s->tx.timeouts, 10);
+	} else {
+		/* one frame per timeout, no window of duplicates */
+		ck_assert_uint_gt(s->tx.rto_held, 0);
+		ck_assert_uint_le(s->tx.rexmits, s->tx.timeouts);
+		ck_assert_uint_le(s->rx.dups, s->tx.timeouts);
+	}
+	sim_fini(s);
+	free(s);
+}
+
+START_TEST(test_stalled_receiver)
+{
+	stalled(0);
+}
+END_TEST
+
+START_TEST(test_stalled_receiver_lost)
+{
+	stalled(1);
 }
 END_TEST
 
@@ -597,6 +655,8 @@ main(void)
 	tcase_add_loop_test(tc, test_dup_reorder, 0, 3);
 	tcase_add_loop_test(tc, test_everything, 0, 3);
 	tcase_add_test(tc, test_reset);
+	tcase_add_test(tc, test_stalled_receiver);
+	tcase_add_test(tc, test_stalled_receiver_lost);
 	tcase_add_test(tc, test_wrap);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -129,6 +129,54 @@ START_TEST(test_bad_messages)
 }
 END_TEST
 
+/*
+ * A receiver that sums the payload piece by piece as frames come
+ * (wire_crc_hdr, crc32c per piece, wire_check_crc) decides exactly as
+ * wire_check over the whole payload: a flipped bit anywhere, in the
+ * header or in any piece, is refused.
+ */
+START_TEST(test_check_by_pieces)
+{
+	struct wire_hdr h = sample(), d;
+	static float payload[3000];
+	uint8_t raw[WIRE_HDR_LEN];
+	const uint8_t *b = (const uint8_t *)payload;
+	size_t len = sizeof(payload);
+	uint32_t crc;
+
+	for (size_t i = 0; i < 3000; i++)
+		payload[i] = (float)i * 0.25f - 7;
+	h.count = 3000;
+	wire_encode(&h, payload, len, raw);
+	ck_assert_int_eq(wire_decode(raw, sizeof(raw), &d), WIRE_OK);
+	for (size_t piece = 1; piece <= 9000; piece = piece * 3 + 7) {
+		crc = wire_crc_hdr(raw);
+		for (size_t off = 0; off < len; off += piece)
+			crc = crc32c(crc, b + off, len - off < piece ?
+			    len - off : piece);
+		ck_assert_int_eq(wire_check_crc(&d, crc, 7), WIRE_OK);
+		ck_assert_int_eq(wire_check_crc(&d, crc, 8), WIRE_EEPOCH);
+		ck_assert_int_eq(wire_check(&d, raw, payload, 7), WIRE_OK);
+	}
+	/* one bit flipped in the last piece, then in the header */
+	payload[2999] = 1;
+	crc = crc32c(wire_crc_hdr(raw), b, len);
+	ck_assert_int_eq(wire_check_crc(&d, crc, 7), WIRE_ECRC);
+	ck_assert_int_eq(wire_check(&d, raw, payload, 7), WIRE_ECRC);
+	payload[2999] = 2999 * 0.25f - 7;
+	raw[33] ^= 0x04;
+	crc = crc32c(wire_crc_hdr(raw), b, len);
+	ck_assert_int_eq(wire_check_crc(&d, crc, 7), WIRE_ECRC);
+	/* the crc field itself is not summed */
+	raw[33] ^= 0x04;
+	crc = wire_crc_hdr(raw);
+	raw[45] ^= 0xff;
+	ck_assert_uint_eq(wire_crc_hdr(raw), crc);
+	crc = crc32c(wire_crc_hdr(raw), b, len);
+	ck_assert_int_eq(wire_check_crc(&d, crc, 7), WIRE_OK);
+}
+END_TEST
+
 START_TEST(test_hello)
 {
 	struct wire_hello w = { .node_id = 42, .backends = 5,
@@ -157,6 +205,7 @@ main(void)
 	tcase_add_test(tc, test_round_trip);
 	tcase_add_test(tc, test_bad_headers);
 	tcase_add_test(tc, test_bad_messages);
+	tcase_add_test(tc, test_check_by_pieces);
 	tcase_add_test(tc, test_hello);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
