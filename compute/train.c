@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "compute.h"
+#include "ctlmsg.h"
 #include "log.h"
 
 static volatile sig_atomic_t train_stop;
@@ -299,6 +300,81 @@ dist_failed(const struct dist *d, const struct job *j)
 		    strerror(-r));
 }
 
+#define DIST_REJOIN_WAIT_S	20.0	/* for the epoch after a failed one */
+
+/* Is the plan this replica follows over (control runs a newer epoch)? */
+static int
+plan_over(const struct dist *d, const struct job *j)
+{
+	struct ctl_share sh;
+	char path[1024], err[256];
+
+	report_path(j, path, sizeof(path));
+	if (ctl_share_get(path, &sh, err, sizeof(err)) < 0 ||
+	    sh.epoch <= d->epoch)
+		return 0;
+	progress_break();
+	log_info("data parallel: the plan of epoch %llu is over (epoch %llu "
+	    "now); rejoining", (unsigned long long)d->epoch,
+	    (unsigned long long)sh.epoch);
+	return 1;
+}
+#define DIST_REJOIN_TRIES	20
+
+/*
+ * A replica of a plan whose step failed keeps its state (the last whole
+ * step, in memory) instead of exiting: it leaves the dataplane, waits
+ * (bounded) for an epoch after the one that failed, which it asked for,
+ * takes that epoch's share and agrees on state with its replicas (the
+ * newest wins, which may be its own).  So a state that lives only in
+ * memory (a node whose disk is full) survives a peer's failure.
+ * @return 0, or -1 (said why) to stop
+ */
+static int
+dist_rejoin(struct dist *d, const struct job *j, struct gpt *m,
+    struct adamw *o, struct trainer_state *ts, struct rng *data_rng,
+    uint64_t *last_ckpt)
+{
+	struct ctl_share sh;
+	char path[1024], err[512];
+	int took = -1;
+
+	report_path(j, path, sizeof(path));
+	for (int tries = 0; took < 0; tries++) {
+		uint64_t failed = d->epoch;
+		double t0 = now_s();
+
+		dist_fini(d);
+		if (tries == DIST_REJOIN_TRIES)
+			return -1;
+		while (!train_stop && now_s() - t0 < DIST_REJOIN_WAIT_S) {
+			if (ctl_share_get(path, &sh, err, sizeof(err)) == 0 &&
+			    sh.epoch > failed)
+				break;
+			usleep(200000);
+		}
+		if (train_stop)
+			return -1;
+		if (dist_init(d, j, m->nparams, err, sizeof(err)) < 0) {
+			log_warnx("data parallel: %s", err);
+			return -1;
+		}
+		d->model = m;
+		took = dist_sync_state(d, m, o, ts, 1, data_rng, err,
+		    sizeof(err));
+		if (took < 0) {
+			log_warnx("data parallel: %s; again with the next "
+			    "epoch", err);
+			dist_failed(d, j);
+		}
+	}
+	if (took == 2 && j->ckpt_dir[0] != '\0')
+		checkpoint(j, m, o, data_rng, ts, last_ckpt);
+	log_info("data parallel: rejoined in epoch %llu at step %llu",
+	    (unsigned long long)d->epoch, (unsigned long long)ts->step);
+	return 0;
+}
+
 int
 train_run(const struct job *j, const struct train_opts *o)
 {
@@ -317,7 +393,8 @@ train_run(const struct job *j, const struct train_opts *o)
 	struct reporter rep;
 	int64_t ckpt_unix = 0;
 	int rows, first_row, G, nmicro, EB = (int)j->batch_size;
-	int stop_agreed = 0, resumed = 0;
+	int stop_agreed = 0, resumed = 0, rejoin, rejoin_now = 0, nbuf;
+	double epoch_check = 0;
 	struct gpt m;
 	FILE *mf = NULL;
 	uint64_t last_ckpt = 0;
@@ -389,8 +466,9 @@ train_run(const struct job *j, const struct train_opts *o)
 	}
 	/* training rows, and validation batches of batch_size (the same on
 	 * every replica) */
-	in = malloc(sizeof(int) * (size_t)(B > EB ? B : EB) * T);
-	tg = malloc(sizeof(int) * (size_t)(B > EB ? B : EB) * T);
+	nbuf = B > EB ? B : EB;
+	in = malloc(sizeof(int) * (size_t)nbuf * T);
+	tg = malloc(sizeof(int) * (size_t)nbuf * T);
 	if (in == NULL || tg == NULL)
 		goto out;
 	rng_seed(&init_rng, (uint64_t)j->seed);
@@ -478,6 +556,44 @@ train_run(const struct job *j, const struct train_opts *o)
 		float lr = lr_at(j, (int64_t)ts.step), loss = 0, norm;
 		int eval_now;
 
+		/*
+		 * A plan's replica looks, once a second, whether its plan is
+		 * still in force: one whose collectives never fail (a replica
+		 * alone) would not notice otherwise.  Then, or after a failed
+		 * step, it rejoins with the next plan, keeping its state.
+		 */
+		if (dist.epoch != 0 && !piped && !rejoin_now &&
+		    now_s() >= epoch_check) {
+			epoch_check = now_s() + 1.0;
+			rejoin_now = plan_over(&dist, j);
+		}
+		if (rejoin_now) {
+			rejoin_now = 0;
+			if (dist_rejoin(&dist, j, &m, &opt, &ts, &data_rng,
+			    &last_ckpt) < 0)
+				goto out;
+			/* the new plan's rows */
+			rows = dist.rows;
+			first_row = dist.first;
+			G = dist.rows_all;
+			nmicro = dist.nmicro;
+			B = nmicro > 0 ? (rows + nmicro - 1) / nmicro : 1;
+			if (B > nbuf) {
+				int *a = realloc(in, sizeof(int) * (size_t)B * T);
+				int *b = a == NULL ? NULL : realloc(tg,
+				    sizeof(int) * (size_t)B * T);
+
+				if (a != NULL)
+					in = a;
+				if (b == NULL) {
+					log_warnx("out of memory");
+					goto out;
+				}
+				tg = b;
+				nbuf = B;
+			}
+			continue;
+		}
 		step_data_rng = data_rng;
 		step_drop_rng = m.drop_rng;
 		if (piped) {
@@ -528,9 +644,13 @@ train_run(const struct job *j, const struct train_opts *o)
 		    &stop_agreed, err, sizeof(err)) < 0) {
 step_failed:
 			progress_break();
-			log_warnx("step %llu: %s; stopping (restart the job on "
-			    "the members that remain)",
-			    (unsigned long long)ts.step + 1, err);
+			/* a plan's replica rejoins in place (below) */
+			rejoin = dist.epoch != 0 && !piped && !train_stop;
+			log_warnx("step %llu: %s; %s",
+			    (unsigned long long)ts.step + 1, err, rejoin ?
+			    "rejoining with the next epoch's plan" :
+			    "stopping (restart the job on the members that "
+			    "remain)");
 			/* the step is not applied: save where it began */
 			data_rng = step_data_rng;
 			m.drop_rng = step_drop_rng;
@@ -538,7 +658,10 @@ step_failed:
 				checkpoint(j, &m, &opt, &data_rng, &ts,
 				    &last_ckpt);
 			dist_failed(&dist, j);
-			goto out;
+			if (!rejoin)
+				goto out;
+			rejoin_now = 1;
+			continue;
 		}
 		norm = grad_clip(m.grads, m.nparams, (float)j->grad_clip);
 step_apply:
