@@ -49,9 +49,6 @@ JOB="--job configs/jobs/tiny.conf --set model.n_layer=2 --set model.n_head=2
  --set train.eval_iters=4 --set train.sample_len=0 --set train.threads=1
  --set checkpoint.dir= -q"
 
-up() { "$TOOL" -s "$TMP/n$1/dataplane.sock" links 2>/dev/null |
-    grep -q "^peer $2 up"; }
-
 {
 	echo "[dataplane]"
 	echo "transport = tcp"
@@ -71,7 +68,7 @@ for i in 1 2; do
 	PIDS="$PIDS $!"
 	eval "DPPID$i=$!"
 done
-until_ok 20 up 1 2 && until_ok 20 up 2 1 ||
+until_ok 20 peer_up 1 2 && until_ok 20 peer_up 2 1 ||
     { log "FAIL: links not up"; cat "$TMP"/dataplane*.log; exit 1; }
 
 # a worker whose members leave its node out is refused, naming it
@@ -85,19 +82,6 @@ else
 	log "FAIL: members without this node:"; cat "$TMP/out.log"
 	FAILS=$((FAILS + 1))
 fi
-
-# field NAME FILE: the values of "NAME": in FILE's JSON lines, one a line
-field() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" "$2"; }
-
-# close A B TOL: the two columns agree within relative TOL on every line
-close() {
-	paste "$1" "$2" | awk -v tol="$3" '
-	    { d = $1 - $2; if (d < 0) d = -d; m = $2 < 0 ? -$2 : $2;
-	      r = d / (m > 1e-12 ? m : 1e-12); if (r > worst) worst = r;
-	      if (r > tol) bad++; n++ }
-	    END { printf "%d values, worst relative difference %.2g\n", n,
-	      worst; exit (n == 0 || bad > 0) }'
-}
 
 # replicas NAME B ARGS...: both workers at once; fails unless both exit 0.
 # With CK set, host i checkpoints into $CK$i; with ARGS2 set, host 2 gets

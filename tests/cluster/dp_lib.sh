@@ -1,5 +1,6 @@
-# dp_lib.sh: helpers shared by the dataplane's namespace tests
-# (dp_cluster.sh, dp_dpdk.sh, dp_mixed.sh); sourced, not run.  They use
+# dp_lib.sh: helpers shared by the namespace tests (dp_cluster.sh,
+# dp_dpdk.sh, dp_mixed.sh, dist_train.sh, pipe_train.sh, train_faults.sh);
+# sourced, not run.  They use
 # the caller's TAG, DP, TOOL, TMP, PIDS, NS, DPPID<i>, FAILS and log.
 
 # until_ok SECONDS CMD...: run CMD every 50 ms until it succeeds or time
@@ -39,6 +40,23 @@ run_test() {
 		FAILS=$((FAILS + 1))
 	fi
 	rm -f "$TMP"/w*.log
+}
+
+# peer_up I J: host I's dataplane has its link to peer J up
+peer_up() { "$TOOL" -s "$TMP/n$1/dataplane.sock" links 2>/dev/null |
+    grep -q "^peer $2 up"; }
+
+# field NAME FILE: the values of "NAME": in FILE's JSON lines, one a line
+field() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" "$2"; }
+
+# close A B TOL: the two columns agree within relative TOL on every line
+close() {
+	paste "$1" "$2" | awk -v tol="$3" '
+	    { d = $1 - $2; if (d < 0) d = -d; m = $2 < 0 ? -$2 : $2;
+	      r = d / (m > 1e-12 ? m : 1e-12); if (r > worst) worst = r;
+	      if (r > tol) bad++; n++ }
+	    END { printf "%d values, worst relative difference %.2g\n", n,
+	      worst; exit (n == 0 || bad > 0) }'
 }
 
 # dp_preflight: exit 77 without root, iproute2 or network namespaces,

@@ -70,9 +70,6 @@ JOB="--job configs/jobs/tiny.conf --set model.n_layer=4 --set model.n_head=2
  --set train.eval_iters=4 --set train.sample_len=0 --set train.threads=1
  --set checkpoint.dir= -q"
 
-up() { "$TOOL" -s "$TMP/n$1/dataplane.sock" links 2>/dev/null |
-    grep -q "^peer $2 up"; }
-
 {
 	echo "[dataplane]"
 	echo "transport = tcp"
@@ -92,22 +89,9 @@ for i in 1 2 3 4; do
 	PIDS="$PIDS $!"
 	eval "DPPID$i=$!"
 done
-until_ok 20 up 1 2 && until_ok 20 up 2 1 && until_ok 20 up 1 3 &&
-    until_ok 20 up 3 4 && until_ok 20 up 2 4 ||
+until_ok 20 peer_up 1 2 && until_ok 20 peer_up 2 1 && until_ok 20 peer_up 1 3 &&
+    until_ok 20 peer_up 3 4 && until_ok 20 peer_up 2 4 ||
     { log "FAIL: links not up"; cat "$TMP"/dataplane*.log; exit 1; }
-
-# field NAME FILE: the values of "NAME": in FILE's JSON lines, one a line
-field() { sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" "$2"; }
-
-# close A B TOL: the two columns agree within relative TOL on every line
-close() {
-	paste "$1" "$2" | awk -v tol="$3" '
-	    { d = $1 - $2; if (d < 0) d = -d; m = $2 < 0 ? -$2 : $2;
-	      r = d / (m > 1e-12 ? m : 1e-12); if (r > worst) worst = r;
-	      if (r > tol) bad++; n++ }
-	    END { printf "%d values, worst relative difference %.2g\n", n,
-	      worst; exit (n == 0 || bad > 0) }'
-}
 
 # stages NAME ARGS...: both stage workers at once; fails unless both exit 0
 stages() {
@@ -533,7 +517,7 @@ if [ -n "${dp2_killed:-}" ]; then
 	    > "$TMP/dataplane2b.log" 2>&1 &
 	PIDS="$PIDS $!"
 fi
-until_ok 30 up 1 2 && until_ok 30 up 2 1 ||
+until_ok 30 peer_up 1 2 && until_ok 30 peer_up 2 1 ||
     log "FAIL: host 2's dataplane did not come back"
 run_long kw --set dist.group=400
 if until_ok 60 started kw; then
