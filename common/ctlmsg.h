@@ -89,11 +89,19 @@ struct ctl_share {
 	 */
 	uint32_t	nstandby;
 	uint32_t	pad;
+	/*
+	 * Pipeline stages (pp > 1): members[r * pp + s] is stage s of
+	 * replica r, layers[s] its transformer blocks (the same split in
+	 * every replica; stage 0 also holds the embedding, the last the
+	 * final LayerNorm and head),
+	 * shares[r] and nmicro[r] per replica; rank indexes members[].
+	 */
+	int32_t		layers[CTL_SHARE_MAX];
 };
 #define CTL_SHARE_STANDBY_GROUP	32767
 
 _Static_assert(sizeof(struct ctl_hdr) == CTL_HDR_LEN, "ctl_hdr size");
-_Static_assert(sizeof(struct ctl_share) == 880, "ctl_share size");
+_Static_assert(sizeof(struct ctl_share) == 1136, "ctl_share size");
 _Static_assert(sizeof(struct ctl_query) == 32, "ctl_query size");
 _Static_assert(sizeof(struct ctl_end) == 8, "ctl_end size");
 _Static_assert(sizeof(struct ctl_reepoch) == 16, "ctl_reepoch size");

@@ -429,6 +429,17 @@ int	dist_init(struct dist *d, const struct job *j, size_t nparams,
 	    char *err, size_t errlen);
 void	dist_fini(struct dist *d);
 /*
+ * This node's part of the committed plan from control (dist.control),
+ * waiting (bounded) for one with this node; stages: a plan of pipeline
+ * stages is taken too (else refused).  @return 0 or -errno with err set
+ */
+struct ctl_share;
+int	dist_share_wait(const struct job *j, struct ctl_share *sh, int stages,
+	    char *err, size_t errlen);
+/* Until the dataplane at sock runs epoch; -ESTALE past it. 0 or -errno */
+int	dist_epoch_wait(const char *sock, uint64_t epoch, char *err,
+	    size_t errlen);
+/*
  * Overlap: a gpt grad_ready hook (arg: the struct dist) that all-reduces
  * layer l's gradients, final once the step's last backward passed it,
  * while backward goes on.  dist_step_finish then sends the rest (and the

@@ -221,7 +221,8 @@ ctl_share_get(const char *path, struct ctl_share *sh, char *err,
 		goto fail;
 	report_close(&r);
 	if (sh->version != CTL_VERSION || sh->dp > CTL_SHARE_MAX ||
-	    sh->nstandby > CTL_SHARE_MAX - sh->dp) {
+	    sh->nstandby > CTL_SHARE_MAX - sh->dp || sh->pp > CTL_SHARE_MAX ||
+	    (uint64_t)sh->dp * (sh->pp ? sh->pp : 1) > CTL_SHARE_MAX) {
 		snprintf(err, errlen, "control at %s: a share of version %u "
 		    "with %u replicas", path, sh->version, sh->dp);
 		return -EPROTO;

@@ -167,9 +167,9 @@ dist_parse_comp(const char *s, struct dist *d, char *err, size_t errlen)
  * (ctl_share), waited for (bounded; said once per reason): a job that
  * runs, planned data parallel with this node among the replicas.
  */
-static int
-share_wait(const struct job *j, struct ctl_share *sh, char *err,
-    size_t errlen)
+int
+dist_share_wait(const struct job *j, struct ctl_share *sh, int stages,
+    char *err, size_t errlen)
 {
 	char path[1024], why[256];
 	double t0 = now_s();
@@ -186,15 +186,21 @@ share_wait(const struct job *j, struct ctl_share *sh, char *err,
 
 		r = ctl_share_get(path, sh, why, sizeof(why));
 		st = r < 0 ? -r : sh->status;
+		if (r == 0 && st == 0 && sh->pp > 1 && !stages) {
+			snprintf(err, errlen, "the plan of epoch %llu splits the "
+			    "model into %u pipeline stages: this job's workers "
+			    "take them with dist.stages = plan",
+			    (unsigned long long)sh->epoch, sh->pp);
+			return -ENOTSUP;
+		}
 		if (r == 0 && st == 0)
 			return 0;
 		if (r == 0 && (st == ENOTSUP || st == E2BIG || st == EINVAL)) {
 			snprintf(err, errlen, "the plan of epoch %llu (tp %u, pp "
 			    "%u, dp %u): %s", (unsigned long long)sh->epoch,
-			    sh->tp, sh->pp, sh->dp, st == ENOTSUP ? "the "
-			    "worker does not take pipeline stages from the plan "
-			    "yet (give dist.stages and dist.layers by hand) and "
-			    "trains no tensor parallel shards" :
+			    sh->tp, sh->pp, sh->dp, st == ENOTSUP ? "tensor-"
+			    "parallel shards, or stages split differently in "
+			    "each replica, are not trained yet" :
 			    strerror(st));
 			return -st;
 		}
@@ -219,8 +225,8 @@ share_wait(const struct job *j, struct ctl_share *sh, char *err,
 }
 
 /* Until our dataplane runs the plan's epoch (control hands it over). */
-static int
-epoch_wait(const char *sock, uint64_t epoch, char *err, size_t errlen)
+int
+dist_epoch_wait(const char *sock, uint64_t epoch, char *err, size_t errlen)
 {
 	struct imsg_dp_status st;
 	double t0 = now_s();
@@ -268,7 +274,7 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
 	if ((r = dist_parse_comp(j->dist_compress, d, err, errlen)) < 0)
 		return r;
 	if (strcmp(j->dist_members, "plan") == 0) {
-		if ((r = share_wait(j, &sh, err, errlen)) < 0)
+		if ((r = dist_share_wait(j, &sh, 0, err, errlen)) < 0)
 			return r;
 		n = (int)(sh.dp + sh.nstandby);	/* standbys: 0 rows */
 		for (int i = 0; i < n; i++) {
@@ -316,7 +322,7 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
 		d->nmicro = sh.nmicro[d->rank] > 0 ? sh.nmicro[d->rank] : 1;
 		if (d->nmicro > d->rows)
 			d->nmicro = d->rows;
-		if ((r = epoch_wait(j->dist_dataplane, d->epoch, err,
+		if ((r = dist_epoch_wait(j->dist_dataplane, d->epoch, err,
 		    errlen)) < 0)
 			goto fail;
 	} else {

@@ -145,7 +145,16 @@ job_load(struct job *job, const char *path, char **sets, int nsets)
 		    strcmp(job->dist_schedule, "gpipe") != 0)
 			conf_err(&errs, where, 0, "dist.schedule = '%s': must "
 			    "be 1f1b or gpipe", job->dist_schedule);
-		if (job->dist_stages[0] != '\0') {
+		if (strcmp(job->dist_stages, "plan") == 0) {
+			/* the plan's stages, layers and shares (train.c) */
+			if (job->dist_layers[0] != '\0' ||
+			    job->dist_shares[0] != '\0' ||
+			    job->dist_members[0] != '\0')
+				conf_err(&errs, where, 0, "dist.stages = plan "
+				    "takes the stages, their blocks and the "
+				    "shares from the plan: leave dist.layers, "
+				    "dist.shares and dist.members empty");
+		} else if (job->dist_stages[0] != '\0') {
 			static uint32_t m[PIPE_MAX_STAGES * PIPE_MAX_REPLICAS];
 			int n, r, l[PIPE_MAX_STAGES];
 			char why[256];

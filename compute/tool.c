@@ -216,10 +216,28 @@ tool_share(const char *sock)
 		return 3;
 	}
 	if (sh.status != 0) {
-		printf("no data-parallel part for this node: %s\n",
-		    sh.status == ENOTSUP ? "the plan has pipeline or tensor "
-		    "parallel stages" : strerror(sh.status));
+		printf("no part for this node: %s\n", sh.status == ENOTSUP ?
+		    "the plan has tensor-parallel shards, or stages split "
+		    "differently in each replica" : strerror(sh.status));
 		return 1;
+	}
+	if (sh.pp > 1) {
+		printf("this node: rank %u, stage %u of %u in replica %u "
+		    "(%d blocks), dataplane groups from %u\nstages:",
+		    sh.rank, sh.rank % sh.pp, sh.pp, sh.rank / sh.pp,
+		    sh.layers[sh.rank % sh.pp], 1000u);
+		for (uint32_t i = 0; i < sh.dp * sh.pp; i++)
+			printf("%s%u", i == 0 ? " " : i % sh.pp ? "," : "/",
+			    sh.members[i]);
+		printf("; blocks:");
+		for (uint32_t s = 0; s < sh.pp; s++)
+			printf("%s%d", s ? "," : " ", sh.layers[s]);
+		printf("; rows per step:");
+		for (uint32_t r = 0; r < sh.dp; r++)
+			printf(" %d (%d micro-batches)", sh.shares[r],
+			    sh.nmicro[r]);
+		printf("\n");
+		return 0;
 	}
 	if (sh.rank >= sh.dp)
 		printf("this node: rank %u, a standby (no rows: it keeps the "

@@ -302,6 +302,67 @@ dist_failed(const struct dist *d, const struct job *j)
 
 #define DIST_REJOIN_WAIT_S	20.0	/* for the epoch after a failed one */
 
+#define PIPE_PLAN_GROUP		1000	/* groups of a plan's pipeline */
+
+/*
+ * dist.stages = plan: the job as the committed plan has it, into *out: its
+ * stages (dist.stages, replica by replica), their blocks (dist.layers),
+ * each replica's rows per micro-batch (dist.shares) and the micro-batches
+ * (train.accumulate); once this node's dataplane runs the plan's epoch.
+ * @return 0 or -errno with err set
+ */
+static int
+pipe_from_plan(const struct job *j, struct job *out, uint64_t *epoch,
+    char *err, size_t errlen)
+{
+	struct ctl_share sh;
+	size_t n = 0;
+	int r, M;
+
+	*out = *j;
+	if ((r = dist_share_wait(j, &sh, 1, err, errlen)) < 0)
+		return r;
+	M = sh.nmicro[0] > 0 ? sh.nmicro[0] : 1;
+	out->dist_stages[0] = out->dist_layers[0] = out->dist_shares[0] = '\0';
+	for (uint32_t i = 0; i < sh.dp; i++) {
+		if (sh.nmicro[i] != sh.nmicro[0] || sh.shares[i] % M != 0) {
+			snprintf(err, errlen, "the plan of epoch %llu gives "
+			    "replica %u %d rows in %d micro-batches, replica 0 "
+			    "%d in %d: a pipeline here needs the same number of "
+			    "micro-batches, of whole rows, in every replica",
+			    (unsigned long long)sh.epoch, i, sh.shares[i],
+			    sh.nmicro[i], sh.shares[0], sh.nmicro[0]);
+			return -ENOTSUP;
+		}
+		for (uint32_t s = 0; s < sh.pp; s++)
+			n += (size_t)snprintf(out->dist_stages + n,
+			    n < sizeof(out->dist_stages) ?
+			    sizeof(out->dist_stages) - n : 0, "%s%u",
+			    s > 0 ? "," : i > 0 ? "/" : "",
+			    sh.members[i * sh.pp + s]);
+		snprintf(out->dist_shares + strlen(out->dist_shares),
+		    sizeof(out->dist_shares) - strlen(out->dist_shares),
+		    "%s%d", i > 0 ? "," : "", sh.shares[i] / M);
+	}
+	for (uint32_t s = 0; s < sh.pp; s++)
+		snprintf(out->dist_layers + strlen(out->dist_layers),
+		    sizeof(out->dist_layers) - strlen(out->dist_layers),
+		    "%s%d", s > 0 ? "," : "", sh.layers[s]);
+	if (n >= sizeof(out->dist_stages)) {
+		snprintf(err, errlen, "the plan's stages do not fit "
+		    "dist.stages");
+		return -E2BIG;
+	}
+	out->accumulate = M;
+	out->dist_group = PIPE_PLAN_GROUP;
+	*epoch = sh.epoch;
+	log_info("pipeline by the plan of epoch %llu, job %s: stages %s, "
+	    "blocks %s, rows %s per micro-batch, %d micro-batches",
+	    (unsigned long long)sh.epoch, sh.job, out->dist_stages,
+	    out->dist_layers, out->dist_shares, M);
+	return dist_epoch_wait(j->dist_dataplane, sh.epoch, err, errlen);
+}
+
 /* Is the plan this replica follows over (control runs a newer epoch)? */
 static int
 plan_over(const struct dist *d, const struct job *j)
@@ -395,6 +456,8 @@ train_run(const struct job *j, const struct train_opts *o)
 	int rows, first_row, G, nmicro, EB = (int)j->batch_size;
 	int stop_agreed = 0, resumed = 0, rejoin, rejoin_now = 0, nbuf;
 	double epoch_check = 0;
+	struct job planned;		/* dist.stages = plan: the plan's */
+	uint64_t pipe_epoch = 0;
 	struct gpt m;
 	FILE *mf = NULL;
 	uint64_t last_ckpt = 0;
@@ -417,6 +480,14 @@ train_run(const struct job *j, const struct train_opts *o)
 		return -1;
 	}
 	memset(&m, 0, sizeof(m));
+	if (piped && strcmp(j->dist_stages, "plan") == 0) {
+		if (pipe_from_plan(j, &planned, &pipe_epoch, err,
+		    sizeof(err)) < 0) {
+			log_warnx("pipeline: %s", err);
+			goto out;
+		}
+		j = &planned;
+	}
 	if (piped) {
 		/* our blocks of the model; the stages agree below */
 		if (pipe_init(&pipe, j, err, sizeof(err)) < 0) {
@@ -658,6 +729,11 @@ step_failed:
 				checkpoint(j, &m, &opt, &data_rng, &ts,
 				    &last_ckpt);
 			dist_failed(&dist, j);
+			if (pipe_epoch != 0) {	/* a plan's pipeline: the same */
+				report_path(j, err, sizeof(err));
+				if (err[0] != '\0')
+					(void)ctl_reepoch_ask(err, pipe_epoch);
+			}
 			if (!rejoin)
 				goto out;
 			rejoin_now = 1;

@@ -69,7 +69,7 @@ struct ctl_job {
 	char		name[JOB_NAME_LEN];
 	struct job_params jp;
 };
-_Static_assert(sizeof(struct ctl_job) == 96, "ctl_job size");
+_Static_assert(sizeof(struct ctl_job) == 100, "ctl_job size");
 
 /* ------------------------------------------------------------------ */
 /* report.c: what control shows (control.sock, HTTP), from its state    */

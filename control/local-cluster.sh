@@ -2,7 +2,7 @@
 # local-cluster.sh: a whole Arceus cluster on this one machine (make run).
 #
 #   control/local-cluster.sh [-n NODES] [-j JOB] [-d DIR] [-p PORT]
-#                            [-H HTTP_PORT] [-k] [-P] [-- WORKER_ARGS...]
+#                            [-H HTTP_PORT] [-M MEM] [-k] [-P] [-- WORKER_ARGS...]
 #
 # NODES simulated nodes (default 2) on the loopback interface, each with
 # its own arceus-control, arceus-dataplane and arceus-worker, its own
@@ -16,8 +16,12 @@
 # measured nodes and commits the plan, and each node's worker takes its
 # part from its control (dist.members = plan: the replicas, its share of
 # every global batch, its micro-batches); a node the plan leaves idle
-# runs no worker (on one machine the planner may well find one replica
-# faster than two sharing its cores).  Node 1's worker shows its progress
+# is a standby (on one machine the planner may well find one replica
+# faster than two sharing its cores): it trains no rows but keeps the
+# model in step.  A job with dist.stages = plan lets the planner split the
+# model into pipeline stages; -M MEM (e.g. 80M) caps the memory each node
+# offers the model ([control] model_memory), so that a model too big for
+# one node is split.  Node 1's worker shows its progress
 # here; node 1's control serves the dashboard on HTTP_PORT (default 7780;
 # 0: none).  At the end the cluster stops, unless -k keeps it running
 # (Ctrl-C stops it).  Running it again resumes from the checkpoints in
@@ -46,13 +50,15 @@ usage() {
 	exit 2
 }
 
-while getopts n:j:d:p:H:kPh o; do
+MEM=0
+while getopts n:j:d:p:H:M:kPh o; do
 	case $o in
 	n) NODES=$OPTARG ;;
 	j) JOB=$OPTARG ;;
 	d) DIR=$OPTARG ;;
 	p) BASE=$OPTARG ;;
 	H) HTTP=$OPTARG ;;
+	M) MEM=$OPTARG ;;
 	k) KEEP=1 ;;
 	P) PLANNED=1 ;;
 	*) usage ;;
@@ -108,6 +114,15 @@ done
     /^\[/ { sec = $0; next }
     sec == "[train]" && $1 == "batch_size" { print $2; exit }' "$JOB")
 [ -n "$batch" ] || batch=12
+# the planner's way takes the whole step's batch: batch_size x accumulate
+acc=""
+for a in "$@"; do
+	case $a in train.accumulate=*) acc=${a#train.accumulate=} ;; esac
+done
+[ -n "$acc" ] || acc=$(awk -F'[=#; \t]+' '
+    /^\[/ { sec = $0; next }
+    sec == "[train]" && $1 == "accumulate" { print $2; exit }' "$JOB")
+case $acc in ''|*[!0-9]*) acc=1 ;; esac
 case $batch in ''|*[!0-9]*) die "train.batch_size '$batch': a number" ;; esac
 [ "$batch" -ge "$NODES" ] || die "$JOB: batch_size $batch is smaller" \
     "than $NODES nodes"
@@ -151,6 +166,7 @@ for i in $(seq 1 "$NODES"); do
 		if [ "$i" = 1 ]; then echo "http_port = $HTTP"; else
 		    echo "http_port = 0"; fi
 		echo "discovery = no"
+		echo "model_memory = $MEM"
 		echo "seed = 127.0.0.1:$((BASE + 11))"
 		# every node shares this machine's cores: a busy one answers
 		# late, which must not count as a death
@@ -222,7 +238,7 @@ say "epoch $E: $NODES dataplanes linked over tcp; training $JOB data" \
 jobstart() {
 	for i in $(seq 1 "$NODES"); do
 		"$BUILD/arceusctl" -s "$DIR/n$i/run/control.sock" job start \
-		    "$JOB" --global-batch "$batch" > "$DIR/job.log" 2>&1 &&
+		    "$JOB" --global-batch $((batch * acc)) > "$DIR/job.log" 2>&1 &&
 		    return 0
 	done
 	return 1
@@ -253,6 +269,13 @@ if [ $PLANNED = 1 ]; then
 	f=$DIR/n$(echo $TRAIN | cut -d' ' -f1)/share.txt
 	say "the plan: $(grep -h '^epoch' "$f"); $(grep -h '^replicas' "$f")"
 	split="--set dist.members=plan"
+	# a job whose stages come from the plan says so itself
+	stages=$(awk -F'[=#; \t]+' '/^\[/ { sec = $0; next }
+	    sec == "[dist]" && $1 == "stages" { print $2; exit }' "$JOB")
+	for a in "$@"; do
+		case $a in dist.stages=*) stages=${a#dist.stages=} ;; esac
+	done
+	[ "$stages" = plan ] && split=""
 else
 	split="--set dist.members=$members --set dist.shares=$shares"
 fi

@@ -116,6 +116,7 @@ entry_job(struct raft_buffer *b, int running, const char *name,
 		return rc;
 	p = (uint8_t *)b->base + HDR_LEN;
 	p[0] = running ? 1 : 0;
+	p[1] = jp != NULL ? (uint8_t)jp->flags : 0;	/* JOB_F_*; 0 before */
 	strncpy((char *)p + 4, name, JOB_NAME_LEN - 1);
 	p += 4 + JOB_NAME_LEN;
 	if (jp != NULL) {
@@ -204,6 +205,7 @@ apply_entry(struct cluster_state *st, const uint8_t *p, size_t len)
 		if (len < HDR_LEN + 4 + JOB_NAME_LEN + 24)
 			return -EBADMSG;
 		st->job_running = p[HDR_LEN] != 0;
+		st->jp.flags = p[HDR_LEN + 1];
 		memcpy(st->job, p + HDR_LEN + 4, JOB_NAME_LEN);
 		st->job[JOB_NAME_LEN - 1] = '\0';
 		st->jp.n_layer = get32(q);
@@ -273,6 +275,7 @@ fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 	put64(p + 24, (uint64_t)st->ckpt_step);
 	put64(p + 32, st->stale);
 	p[40] = (uint8_t)st->job_running;
+	p[41] = (uint8_t)st->jp.flags;
 	memcpy(p + 48, st->job, JOB_NAME_LEN);
 	for (int i = 0; i < st->nmembers; i++)
 		put32(p + 48 + JOB_NAME_LEN + 4 * i, st->members[i]);
@@ -332,6 +335,7 @@ fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	st->ckpt_step = (int64_t)get64(p + 24);
 	st->stale = get64(p + 32);
 	st->job_running = p[40];
+	st->jp.flags = p[41];
 	memcpy(st->job, p + 48, JOB_NAME_LEN);
 	st->job[JOB_NAME_LEN - 1] = '\0';
 	for (uint32_t i = 0; i < n; i++)
@@ -557,12 +561,48 @@ layout_share(const uint32_t *layout, int len, int tp, int pp, int dp,
 		out->status = ENOENT;
 		return;
 	}
-	if (tp > 1 || pp > 1) {
+	if (tp > 1) {
 		out->status = ENOTSUP;
 		return;
 	}
-	if (dp > CTL_SHARE_MAX) {
+	if ((long)dp * pp > CTL_SHARE_MAX || pp > CTL_SHARE_MAX) {
 		out->status = E2BIG;
+		return;
+	}
+	if (pp > 1) {		/* stages: every replica split alike */
+		out->status = ESRCH;
+		out->nstandby = 0;
+		/*
+		 * the planner's layers are the embedding, the blocks, then the
+		 * head: a stage's blocks are its layers less those; a stage
+		 * of the embedding or head alone is not one the worker runs
+		 */
+		for (int s = 0; s < pp; s++) {
+			out->layers[s] = (int32_t)layout[s * slot + 1] -
+			    (s == 0) - (s == pp - 1);
+			if (out->layers[s] < 1) {
+				out->status = ENOTSUP;
+				return;
+			}
+		}
+		for (int r = 0; r < dp; r++) {
+			out->shares[r] = (int32_t)layout[nslot + 2 * r];
+			out->nmicro[r] = (int32_t)layout[nslot + 2 * r + 1];
+			for (int s = 0; s < pp; s++) {
+				int k = r * pp + s;
+
+				if ((int32_t)layout[k * slot + 1] !=
+				    (int32_t)layout[s * slot + 1]) {
+					out->status = ENOTSUP;
+					return;
+				}
+				out->members[k] = layout[k * slot + 2];
+				if (out->members[k] == self) {
+					out->rank = (uint32_t)k;
+					out->status = 0;
+				}
+			}
+		}
 		return;
 	}
 	out->status = ESRCH;

@@ -44,7 +44,11 @@
 struct job_params {
 	uint32_t n_layer, n_head, n_embd, block_size;
 	uint32_t micro_batch, global_batch;
+	uint32_t flags;			/* JOB_F_* */
 };
+/* The job's workers take pipeline stages from the plan (dist.stages =
+   plan): the planner may split the model; without it, data parallel. */
+#define JOB_F_PIPELINE	0x1
 
 /* The plan an epoch carries. */
 struct epoch_plan {
@@ -156,7 +160,9 @@ int	layout_groups(const uint32_t *layout, int len, int tp, int pp, int dp,
 /*
  * Node self's part of a data-parallel plan: the replicas (the words after
  * the slots: share, micro-batches per replica) into out (members, shares,
- * nmicro, rank, group, dp, tp, pp; status 0), then the members of the
+ * nmicro, rank, group, dp, tp, pp; status 0), or with pipeline stages
+ * every replica's stages (members r * pp + s) and each stage's blocks
+ * (layers: the planner's layers less the embedding and head), then the members of the
  * epoch (epoch[nepoch]) the plan left out, as standbys with no rows
  * (nstandby; group CTL_SHARE_STANDBY_GROUP then); or out->status ENOENT
  * (no plan, or one without shares), ESRCH (self in neither), ENOTSUP

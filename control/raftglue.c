@@ -431,11 +431,13 @@ plan_for(struct rglue *g, const uint32_t *alive, int n,
 		return;
 	job_params_plan(&g->fsm.st.jp, &m, &j);
 	/*
-	 * What the workers train today: data parallel (compute/dist.c); the
-	 * planner's pipeline and tensor parallel plans wait for workers that
-	 * hold such shards.
+	 * What the workers train: data parallel (compute/dist.c), and
+	 * pipeline stages (compute/pipe.c) for a job whose workers take them
+	 * from the plan; tensor-parallel shards wait for workers that hold
+	 * them.
 	 */
-	j.max_tp = j.max_pp = 1;
+	j.max_tp = 1;
+	j.max_pp = g->fsm.st.jp.flags & JOB_F_PIPELINE ? 0 : 1;
 	pthread_mutex_lock(&c->mu);
 	for (int i = 0; i < n; i++) {
 		const struct swim_member *sm = swim_find(&c->sw, alive[i]);

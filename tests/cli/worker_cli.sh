@@ -65,6 +65,13 @@ expect 1 "dist.layers: '1,2': 3 blocks in all, the model has 4" -- "$W" -n --dat
 expect 1 "dist.layers: 5 stages for 4 blocks" -- "$W" -n --dataplane /x.sock --job $T --set dist.stages=1,2,3,4,5
 expect 1 "dist.stages: '1,2/3': replica 1 has 1 stages" -- "$W" -n --dataplane /x.sock --job $T --set dist.stages=1,2/3
 expect 1 "dist.shares: '4': 1 shares for 2 members" -- "$W" -n --dataplane /x.sock --job $T --set dist.stages=1,2/3,4 --set dist.shares=4
+expect 1 "dist.stages = plan takes the stages, their blocks and the shares from the plan" -- "$W" -n --dataplane /x.sock --job configs/jobs/tiny-pipeline.conf --set dist.layers=2,2
+if "$W" -n --dataplane /x.sock --job configs/jobs/tiny-pipeline.conf 2>&1 |
+    grep -q "tiny-pipeline.conf: ok"; then
+	pass "dist.stages = plan: tiny-pipeline.conf checks"
+else
+	fail "tiny-pipeline.conf (dist.stages = plan) did not check"
+fi
 expect 1 "dist.stages and dist.members" -- "$W" -n --dataplane /x.sock --job $T --set dist.stages=1,2 --set dist.members=1,2
 expect 1 "dist.layers without dist.stages" -- "$W" -n --job $T --set dist.layers=2,2
 expect 1 "dist.schedule = 'zb': must be 1f1b or gpipe" -- "$W" -n --job $T --set dist.schedule=zb

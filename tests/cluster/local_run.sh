@@ -127,7 +127,7 @@ fi
 
 # the planner's way (-P): the job to the raft leader, the workers take
 # their part of the committed plan from their control (on one machine the
-# planner may leave a node idle: its worker is not started)
+# planner may leave a node idle: its worker is a standby)
 # shellcheck disable=SC2086
 BUILD=$BUILD timeout 300 $L -n 2 -d "$TMP/p" -p $((BASE + 100)) -H 0 -P -- \
     $ARGS > "$TMP/plan.log" 2>&1
@@ -139,6 +139,39 @@ if [ $rc = 0 ] && grep -q 'data parallel by the plan of job tiny.conf' \
 else
 	log "FAIL: the planned run (exit $rc):"; grep -v '^ step' \
 	    "$TMP/plan.log" | tail -8
+	FAILS=$((FAILS + 1))
+fi
+
+# a model too big for one node's memory (-M: 85 MiB each; the model with
+# its activations needs more): the planner splits it into pipeline
+# stages, the workers take them from the plan (dist.stages = plan), and
+# every step's loss is the single node's with the same batch (3
+# micro-batches of 4)
+PJ=configs/jobs/tiny-pipeline.conf
+PARGS="--set train.steps=12 --set train.eval_interval=0 --set train.eval_iters=2
+ --set train.warmup_steps=2 --set checkpoint.dir= --set train.threads=1"
+# shellcheck disable=SC2086
+BUILD=$BUILD timeout 300 $L -n 2 -d "$TMP/pp" -p $((BASE + 200)) -H 0 -P \
+    -M 85M -j $PJ -- $PARGS > "$TMP/pp.log" 2>&1
+rc=$?
+# shellcheck disable=SC2086
+timeout 300 "$BUILD/arceus-worker" --standalone --job $PJ $PARGS -q \
+    --set dist.stages= \
+    --metrics-out "$TMP/ppref.jsonl" > "$TMP/ppref.log" 2>&1
+losses() { sed -n 's/.*"loss":\([-0-9.e+]*\).*/\1/p' "$1"; }
+if [ $rc = 0 ] && grep -q 'tp 1 pp 2 dp 1' "$TMP/pp.log" &&
+    grep -q 'pipeline by the plan of epoch' "$TMP/pp.log" &&
+    r=$(paste "$(losses "$TMP/pp/n1/metrics.jsonl" > "$TMP/pp1";
+    echo "$TMP/pp1")" "$(losses "$TMP/ppref.jsonl" > "$TMP/ppr"; echo \
+    "$TMP/ppr")" | awk '{ d = $1 - $2; if (d < 0) d = -d;
+    if (d / $2 > w) w = d / $2; n++ } END { printf "%d steps, worst " \
+    "relative difference %.2g", n, w; exit (n != 12 || w > 1e-5) }'); then
+	log "ok -P -M 85M: $(grep -o 'the plan: .*' "$TMP/pp.log" |
+	    sed 's/; *$//'), $(grep -o 'stages [0-9,]*, blocks [0-9,]*[0-9]' \
+	    "$TMP/pp.log" | head -1); the single node's losses: $r"
+else
+	log "FAIL: the planned pipeline (exit $rc): ${r:-}"
+	grep -v '^ step' "$TMP/pp.log" | tail -8
 	FAILS=$((FAILS + 1))
 fi
 

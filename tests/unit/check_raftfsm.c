@@ -322,7 +322,8 @@ START_TEST(test_stale_and_malformed)
 		unsigned nb;
 		struct cluster_fsm g;
 
-		struct job_params jp = { 12, 12, 768, 1024, 4, 64 };
+		struct job_params jp = { 12, 12, 768, 1024, 4, 64,
+		    JOB_F_PIPELINE };
 		static const uint32_t lay[] = { 0, 2, 7, 2, 3, 8 };
 		struct epoch_plan ep = { 1, 1, 2, 1, 0.5, "plan: tp 1 pp 2",
 		    lay, 6 };
@@ -351,6 +352,7 @@ START_TEST(test_stale_and_malformed)
 		ck_assert_str_eq(g.st.job, "gpt2");
 		ck_assert_uint_eq(g.st.jp.n_embd, 768);
 		ck_assert_uint_eq(g.st.jp.global_batch, 64);
+		ck_assert_uint_eq(g.st.jp.flags, JOB_F_PIPELINE);
 		ck_assert_int_eq(g.st.plan_pp, 2);
 		ck_assert_double_eq(g.st.plan_step, 0.5);
 		ck_assert_str_eq(g.st.plan, "plan: tp 1 pp 2");
@@ -486,10 +488,39 @@ START_TEST(test_layout_share)
 	memset(&sh, 0, sizeof(sh));
 	layout_share(lay, 10, 1, 1, 2, 7, ep, 4, &sh);
 	ck_assert_int_eq(sh.status, ESRCH);
-	/* pipeline stages are not handed out; a wrong size is refused */
+	/* a wrong size is refused */
 	memset(&sh, 0, sizeof(sh));
 	layout_share(lay, 9, 1, 1, 2, 2, ep, 4, &sh);
 	ck_assert_int_eq(sh.status, EINVAL);
+	/* pipeline: dp 2 x pp 2, blocks 3 + 1 in both replicas */
+	{
+		/* 4 blocks: layers 0-2 (embedding + 2), 3-5 (2 + head) */
+		static const uint32_t pl[] = { 0, 3, 1,  3, 3, 2,
+		    0, 3, 3,  3, 3, 4,   6, 2,  4, 2 };
+		static const uint32_t odd[] = { 0, 3, 1,  3, 3, 2,
+		    0, 2, 3,  2, 4, 4,   6, 2,  4, 2 };
+		static const uint32_t bare[] = { 0, 1, 1,  1, 5, 2,
+		    6, 2 };
+
+		memset(&sh, 0, sizeof(sh));
+		layout_share(pl, 16, 1, 2, 2, 4, ep, 4, &sh);
+		ck_assert_int_eq(sh.status, 0);
+		ck_assert_uint_eq(sh.rank, 3);	/* replica 1, stage 1 */
+		ck_assert_uint_eq(sh.members[2], 3);
+		ck_assert_int_eq(sh.layers[0], 2);
+		ck_assert_int_eq(sh.layers[1], 2);
+		ck_assert_int_eq(sh.shares[1], 4);
+		ck_assert_int_eq(sh.nmicro[0], 2);
+		ck_assert_uint_eq(sh.nstandby, 0);
+		/* a split that differs between replicas is not handed out */
+		memset(&sh, 0, sizeof(sh));
+		layout_share(odd, 16, 1, 2, 2, 4, ep, 4, &sh);
+		ck_assert_int_eq(sh.status, ENOTSUP);
+		/* nor a stage of the embedding alone */
+		memset(&sh, 0, sizeof(sh));
+		layout_share(bare, 8, 1, 2, 1, 2, ep, 4, &sh);
+		ck_assert_int_eq(sh.status, ENOTSUP);
+	}
 }
 END_TEST
 
