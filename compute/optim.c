@@ -71,7 +71,7 @@ grad_norm(const float *g, size_t n)
 {
 	double sum = 0;
 
-#pragma omp parallel for reduction(+ : sum) if (n > (1 << 16))
+#pragma omp parallel for simd reduction(+ : sum) if (n > (1 << 16))
 	for (size_t i = 0; i < n; i++)
 		sum += (double)g[i] * g[i];
 	return (float)sqrt(sum);
