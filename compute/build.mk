@@ -55,10 +55,11 @@ bench-compute: all corpus $(BUILD)/bench/sgemm_probe
 
 .PHONY: corpus bench-compute deps-bench bench-peak
 
-# Kernels (attn.c, kern_dnnl.c): per-file flags.  attn.c uses 256-bit GCC
+# Kernels (attn.c, kern_vec.c): per-file flags.  They use 256-bit GCC
 # vector extensions in static functions; without AVX (the valgrind build,
 # -march=x86-64-v2) GCC notes a psABI change that cannot apply to them.
 CFLAGS_compute/attn.c	:= -Wno-psabi
+CFLAGS_compute/kern_vec.c := -Wno-psabi
 # sqrtf without errno: AdamW's loop vectorises (it was scalar, vsqrtss
 # behind an errno test, 5% of a tiny step); IEEE results are the same.
 CFLAGS_compute/optim.c	:= -fno-math-errno

@@ -53,11 +53,19 @@ struct kern_ops {
 	void	(*layernorm_bwd)(float *dinp, float *dw, float *db,
 		    const float *dout, const float *inp, const float *w,
 		    const float *mean, const float *rstd, int N, int C);
-	/* GELU, exact (erf) form as nanoGPT's nn.GELU(), n elements */
-	void	(*gelu_fwd)(float *out, const float *inp, size_t n);
-	/* dinp += gelu'(inp) * dout (= instead when !acc) */
-	void	(*gelu_bwd)(float *dinp, const float *inp, const float *dout,
-		    size_t n, int acc);
+	/*
+	 * GELU, exact (erf) form as nanoGPT's nn.GELU(), with the bias of
+	 * the matmul before it: pre[N,OC] += bias[OC] (bias may be NULL),
+	 * then out[N,OC] = gelu(pre).
+	 */
+	void	(*gelu_fwd)(float *out, float *pre, const float *bias, int N,
+		    int OC);
+	/*
+	 * dinp[N,OC] += gelu'(inp) * dout (= instead when !acc);
+	 * dbias[OC] += the column sums of gelu'(inp) * dout (may be NULL)
+	 */
+	void	(*gelu_bwd)(float *dinp, float *dbias, const float *inp,
+		    const float *dout, int N, int OC, int acc);
 	/* probs[N,V] = softmax over V of logits[N,V] */
 	void	(*softmax_fwd)(float *probs, const float *logits, int N, int V);
 	/*
@@ -89,6 +97,16 @@ const struct kern_ops *kern_lookup(const char *name);
  * dnnl ops log it and exit.
  */
 void	kern_dnnl_fini(void);
+
+/* kern_vec.c: the fast GELU and LayerNorm (8-lane vectors), as above. */
+void	vec_gelu_fwd(float *out, float *pre, const float *bias, int N, int OC);
+void	vec_gelu_bwd(float *dinp, float *dbias, const float *inp,
+	    const float *dout, int N, int OC, int acc);
+void	vec_layernorm_fwd(float *out, float *mean, float *rstd,
+	    const float *inp, const float *w, const float *b, int N, int C);
+void	vec_layernorm_bwd(float *dinp, float *dw, float *db,
+	    const float *dout, const float *inp, const float *w,
+	    const float *mean, const float *rstd, int N, int C);
 
 /* attn.c: memory-efficient attention (tiled, online softmax; backward
  * recomputes the scores tile by tile).  Never holds a T x T matrix. */

@@ -429,9 +429,11 @@ gpt_forward(struct gpt *m, const int *inputs, const int *targets, int B,
 		PROF(PK_LN_F, k->layernorm_fwd(ln2, a->ln2_mean + (size_t)l * N,
 		    a->ln2_rstd + (size_t)l * N, res2, p->ln2w + l * C,
 		    p->ln2b + l * C, N, C));
+		/* fc's bias goes in with the GELU, one pass for both */
 		PROF(PK_MATMUL_F, k->matmul_fwd(fch, ln2, p->fcw + (size_t)l * 4 * C * C,
-		    p->fcb + (size_t)l * 4 * C, N, C, 4 * C));
-		PROF(PK_GELU_F, k->gelu_fwd(fchg, fch, 4 * NC));
+		    NULL, N, C, 4 * C));
+		PROF(PK_GELU_F, k->gelu_fwd(fchg, fch, p->fcb + (size_t)l * 4 * C,
+		    N, 4 * C));
 		PROF(PK_MATMUL_F, k->matmul_fwd(fcproj, fchg, p->fcprojw + (size_t)l * 4 * C * C,
 		    p->fcprojb + (size_t)l * C, N, 4 * C, C));
 		if (drop)
@@ -519,9 +521,11 @@ gpt_backward(struct gpt *m, float scale)
 		    g->fcprojb + (size_t)l * C, dbranch,
 		    a->fch_gelu + l * 4 * NC, p->fcprojw + (size_t)l * 4 * C * C,
 		    N, 4 * C, C, 0));
-		PROF(PK_GELU_B, k->gelu_bwd(a->dfch, a->fch + l * 4 * NC, a->dfch_gelu, 4 * NC, 0));
+		/* fc's bias gradient is summed in the GELU's backward pass */
+		PROF(PK_GELU_B, k->gelu_bwd(a->dfch, g->fcb + (size_t)l * 4 * C,
+		    a->fch + l * 4 * NC, a->dfch_gelu, N, 4 * C, 0));
 		PROF(PK_MATMUL_B, k->matmul_bwd(a->dln, g->fcw + (size_t)l * 4 * C * C,
-		    g->fcb + (size_t)l * 4 * C, a->dfch, a->ln2 + l * NC,
+		    NULL, a->dfch, a->ln2 + l * NC,
 		    p->fcw + (size_t)l * 4 * C * C, N, C, 4 * C, 0));
 		PROF(PK_LN_B, k->layernorm_bwd(a->dres, g->ln2w + l * C, g->ln2b + l * C,
 		    a->dln, a->residual2 + l * NC, p->ln2w + l * C,

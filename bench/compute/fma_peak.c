@@ -110,7 +110,37 @@ filled(size_t n, int mod)
 	return p;
 }
 
-/* best GFLOP/s of one dnnl_sgemm call (row-major, as kern_dnnl calls it) */
+#define FLUSH_FLOATS	(16L << 20)	/* 64 MB: twice the L3 */
+static float *flush_buf;
+static int cold;		/* evict the caches before each call */
+
+/* writes 64 MB, so that the next call finds its operands in DRAM */
+static void
+flush_caches(void)
+{
+	for (long i = 0; i < FLUSH_FLOATS; i += 16)
+		flush_buf[i] += 1.0f;
+}
+
+static volatile float touch_sink;
+
+/* reads n floats at full speed (prefetches run ahead of a streaming loop) */
+static void
+touch(const float *p, size_t n)
+{
+	float s = 0;
+
+	for (size_t i = 0; i < n; i += 16)
+		s += p[i];
+	touch_sink = s;
+}
+
+/*
+ * best GFLOP/s of one dnnl_sgemm call (row-major, as kern_dnnl calls it):
+ * hot (the same operands again and again, as sgemm_probe) or, with
+ * `cold` set, each call after the caches were flushed (as in a step,
+ * where every operand was last touched layers ago).
+ */
 static double
 sgemm_gflops(char ta, char tb, int M, int N, int K, float beta,
     const float *a, int lda, const float *b, int ldb, float *c, int ldc)
@@ -118,7 +148,14 @@ sgemm_gflops(char ta, char tb, int M, int N, int K, float beta,
 	double best = 1e30, start = now();
 
 	for (int rep = 0; rep < 10 || now() - start < 0.5; rep++) {
+		if (cold)
+			flush_caches();
 		double t0 = now();
+		if (cold == 2) {
+			touch(a, (ta == 'N' ? M : K) * (size_t)lda);
+			touch(b, (tb == 'N' ? K : N) * (size_t)ldb);
+			touch(c, (size_t)M * ldc);
+		}
 
 		dnnl_sgemm(ta, tb, M, N, K, 1.0f, a, lda, b, ldb, beta, c, ldc);
 		double t = now() - t0;
@@ -161,14 +198,16 @@ main(int argc, char **argv)
 	size_t wn = (size_t)16 * C * C + 256 * (size_t)C;
 	float *x = filled(big, 17), *w = filled(wn, 13), *y = filled(big, 7);
 	float *dx = filled(big, 3), *dw = filled(wn, 5);
-	double tflop = 0, tsec = 0;
+	double tflop = 0, tsec = 0, tcold = 0;
+
+	flush_buf = filled(FLUSH_FLOATS, 3);
 
 	printf("# fp32 FMA peak, %d thread(s): %.1f GFLOP/s (%d chains of "
 	    "256-bit FMAs)\n", th, peak, CHAINS);
 	printf("# dnnl_sgemm on the step's shapes (L %d C %d T %d B %d, N = "
 	    "%d tokens)\n", L, C, T, B, N);
-	printf("%-8s %-6s %5s %5s %5s %8s %7s\n", "layer", "prod", "M", "N",
-	    "K", "GFLOP/s", "of_peak");
+	printf("%-8s %-6s %5s %5s %5s %8s %7s %8s %7s\n", "layer", "prod",
+	    "M", "N", "K", "GFLOP/s", "of_peak", "cold", "of_peak");
 	for (int s = 0; s < 5; s++) {
 		int K = shp[s][0], OC = shp[s][1];
 		double g[3];
@@ -176,6 +215,16 @@ main(int argc, char **argv)
 		int dims[3][3] = { { N, OC, K }, { N, K, OC }, { OC, K, N } };
 
 		/* out = x . w^T;  dx = dout . w;  dw += dout^T . x */
+		double gc[3];
+
+		cold = getenv("TOUCH") ? 2 : 1;
+		gc[0] = sgemm_gflops('N', 'T', N, OC, K, 0.0f, x, K, w, K, y,
+		    OC);
+		gc[1] = sgemm_gflops('N', 'N', N, K, OC, 0.0f, y, OC, w, K, dx,
+		    K);
+		gc[2] = sgemm_gflops('T', 'N', OC, K, N, 1.0f, y, OC, x, K, dw,
+		    K);
+		cold = 0;
 		g[0] = sgemm_gflops('N', 'T', N, OC, K, 0.0f, x, K, w, K, y, OC);
 		g[1] = sgemm_gflops('N', 'N', N, K, OC, 0.0f, y, OC, w, K, dx,
 		    K);
@@ -184,23 +233,30 @@ main(int argc, char **argv)
 		for (int p = 0; p < 3; p++) {
 			double f = 2.0 * N * K * OC * (s == 4 ? 1 : L);
 
-			printf("%-8s %-6s %5d %5d %5d %8.1f %6.0f%%\n", names[s],
-			    pn[p], dims[p][0], dims[p][1], dims[p][2], g[p],
-			    100 * g[p] / peak);
+			printf("%-8s %-6s %5d %5d %5d %8.1f %6.0f%% %8.1f "
+			    "%6.0f%%\n", names[s], pn[p], dims[p][0],
+			    dims[p][1], dims[p][2], g[p], 100 * g[p] / peak,
+			    gc[p], 100 * gc[p] / peak);
 			tflop += f;
 			tsec += f / (g[p] * 1e9);
+			tcold += f / (gc[p] * 1e9);
 		}
 	}
 	printf("step's matmuls: %.3f GFLOP, %.1f ms at these rates = %.1f "
 	    "GFLOP/s, %.0f%% of peak\n", tflop / 1e9, tsec * 1e3,
 	    tflop / tsec / 1e9, 100 * tflop / tsec / 1e9 / peak);
+	printf("cold operands: %.1f ms = %.1f GFLOP/s, %.0f%% of peak\n",
+	    tcold * 1e3, tflop / tcold / 1e9, 100 * tflop / tcold / 1e9 / peak);
 	printf("{\"fma_peak_gflops\": %.1f, \"sgemm_step_gflops\": %.1f, "
-	    "\"fraction\": %.3f}\n", peak, tflop / tsec / 1e9,
-	    tflop / tsec / 1e9 / peak);
+	    "\"fraction\": %.3f, \"cold_gflops\": %.1f, "
+	    "\"cold_fraction\": %.3f}\n", peak, tflop / tsec / 1e9,
+	    tflop / tsec / 1e9 / peak, tflop / tcold / 1e9,
+	    tflop / tcold / 1e9 / peak);
 	free(x);
 	free(w);
 	free(y);
 	free(dx);
 	free(dw);
+	free(flush_buf);
 	return 0;
 }
