@@ -33,9 +33,13 @@
 struct kern_ops {
 	const char	*name;
 
-	/* out[N,OC] = inp[N,C] . w[OC,C]^T + bias[OC] (bias may be NULL) */
+	/*
+	 * out[N,OC] = inp[N,C] . w[OC,C]^T + bias[OC] (bias may be NULL);
+	 * += instead when acc (a residual branch added straight into the
+	 * stream)
+	 */
 	void	(*matmul_fwd)(float *out, const float *inp, const float *w,
-		    const float *bias, int N, int C, int OC);
+		    const float *bias, int N, int C, int OC, int acc);
 	/*
 	 * dinp[N,C] += dout[N,OC] . w[OC,C]       (dinp may be NULL;
 	 *                                           = instead when !acc)

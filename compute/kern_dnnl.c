@@ -176,11 +176,11 @@ kd_md2(dnnl_memory_desc_t *md, long d0, long d1)
 
 static void
 dnnl_matmul_fwd(float *out, const float *inp, const float *w,
-    const float *bias, int N, int C, int OC)
+    const float *bias, int N, int C, int OC, int acc)
 {
-	/* out[N,OC] = inp[N,C] . w[OC,C]^T */
-	KD_CHECK(dnnl_sgemm('N', 'T', N, OC, C, 1.0f, inp, C, w, C, 0.0f, out,
-	    OC));
+	/* out[N,OC] (+)= inp[N,C] . w[OC,C]^T */
+	KD_CHECK(dnnl_sgemm('N', 'T', N, OC, C, 1.0f, inp, C, w, C,
+	    acc ? 1.0f : 0.0f, out, OC));
 	if (bias == NULL)
 		return;
 #pragma omp parallel for schedule(static) if ((long)N * OC > 32768)

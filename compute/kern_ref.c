@@ -12,7 +12,7 @@
 
 static void
 ref_matmul_fwd(float *out, const float *inp, const float *w, const float *bias,
-    int N, int C, int OC)
+    int N, int C, int OC, int dacc)
 {
 	for (int n = 0; n < N; n++) {
 		const float *x = inp + (size_t)n * C;
@@ -23,7 +23,8 @@ ref_matmul_fwd(float *out, const float *inp, const float *w, const float *bias,
 
 			for (int c = 0; c < C; c++)
 				acc += (double)x[c] * wr[c];
-			out[(size_t)n * OC + o] = (float)acc;
+			out[(size_t)n * OC + o] = (float)acc +
+			    (dacc ? out[(size_t)n * OC + o] : 0.0f);
 		}
 	}
 }

@@ -33,6 +33,22 @@ v8_set1(float x)
 }
 
 /*
+ * 1 / d for d >= 1: the approximate reciprocal (12 bits) and one Newton
+ * step (about 23 bits), cheaper than a division; without AVX a division.
+ */
+static inline v8sf
+v8_recip(v8sf d)
+{
+#if defined(__AVX__)
+	v8sf r = __builtin_ia32_rcpps256(d);
+
+	return r * (2.0f - d * r);
+#else
+	return 1.0f / d;
+#endif
+}
+
+/*
  * Phi(x), the standard normal CDF, on 8 lanes, and e = exp(-x^2 / 2) for
  * the derivative.  Phi(-|x|) = erfc(|x| / sqrt 2) / 2 by Abramowitz and
  * Stegun 7.1.26: erfc(z) ~ t (a1 + t (a2 + ... + t a5)) exp(-z^2), t = 1 /
@@ -45,7 +61,8 @@ v8_phi(v8sf x, v8sf *e)
 {
 	const v8sf one = v8_set1(1.0f);
 	v8sf ax = (v8sf)((v8si)x & 0x7fffffff);
-	v8sf t = one / (one + v8_set1(0.3275911f * (float)M_SQRT1_2) * ax);
+	v8sf den = one + v8_set1(0.3275911f * (float)M_SQRT1_2) * ax;
+	v8sf t = v8_recip(den);
 	v8sf p = t * 1.061405429f - 1.453152027f;
 
 	p = p * t + 1.421413741f;

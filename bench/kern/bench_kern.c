@@ -103,7 +103,8 @@ run_mm_fwd(void *a)
 {
 	struct mm_args *m = a;
 
-	m->k->matmul_fwd(m->out, m->inp, m->w, m->bias, m->N, m->C, m->OC);
+	m->k->matmul_fwd(m->out, m->inp, m->w, m->bias, m->N, m->C, m->OC,
+	    0);
 }
 
 static void

@@ -180,16 +180,34 @@ START_TEST(test_matmul)
 	float *db0 = dup(pdb, s.OC), *db1 = dup(pdb, s.OC);
 	char what[96];
 
-	/* with bias */
-	kern_ref_ops.matmul_fwd(o0, inp, w, bias, s.N, s.C, s.OC);
-	kern_dnnl_ops.matmul_fwd(o1, inp, w, bias, s.N, s.C, s.OC);
+	/* with bias, overwriting (NaN on one side) */
+	for (size_t i = 0; i < no; i++)
+		o1[i] = NAN;
+	kern_ref_ops.matmul_fwd(o0, inp, w, bias, s.N, s.C, s.OC, 0);
+	kern_dnnl_ops.matmul_fwd(o1, inp, w, bias, s.N, s.C, s.OC, 0);
 	snprintf(what, sizeof(what), "matmul fwd N=%d C=%d OC=%d", s.N, s.C,
 	    s.OC);
 	check_rel(what, o1, o0, no, 1e-5);
 	/* without */
-	kern_ref_ops.matmul_fwd(o0, inp, w, NULL, s.N, s.C, s.OC);
-	kern_dnnl_ops.matmul_fwd(o1, inp, w, NULL, s.N, s.C, s.OC);
+	kern_ref_ops.matmul_fwd(o0, inp, w, NULL, s.N, s.C, s.OC, 0);
+	kern_dnnl_ops.matmul_fwd(o1, inp, w, NULL, s.N, s.C, s.OC, 0);
 	check_rel("matmul fwd, no bias", o1, o0, no, 1e-5);
+	/* accumulating onto a pre-fill, with and without bias */
+	for (int b = 0; b < 2; b++) {
+		float *pre = fill(no, -1, 1), *a0 = dup(pre, no);
+		float *a1 = dup(pre, no);
+
+		kern_ref_ops.matmul_fwd(a0, inp, w, b ? bias : NULL, s.N, s.C,
+		    s.OC, 1);
+		kern_dnnl_ops.matmul_fwd(a1, inp, w, b ? bias : NULL, s.N,
+		    s.C, s.OC, 1);
+		snprintf(what, sizeof(what), "matmul fwd acc%s N=%d C=%d "
+		    "OC=%d", b ? " + bias" : "", s.N, s.C, s.OC);
+		check_acc(what, a1, a0, pre, no, 1e-5);
+		free(pre);
+		free(a0);
+		free(a1);
+	}
 
 	kern_ref_ops.matmul_bwd(di0, dw0, db0, dout, inp, w, s.N, s.C, s.OC,
 	    1);
