@@ -60,6 +60,7 @@ bench-compute: all corpus $(BUILD)/bench/sgemm_probe
 # -march=x86-64-v2) GCC notes a psABI change that cannot apply to them.
 CFLAGS_compute/attn.c	:= -Wno-psabi
 CFLAGS_compute/kern_vec.c := -Wno-psabi
+CFLAGS_compute/gemm_tn.c := -Wno-psabi
 # sqrtf without errno: AdamW's loop vectorises (it was scalar, vsqrtss
 # behind an errno test, 5% of a tiny step); IEEE results are the same.
 CFLAGS_compute/optim.c	:= -fno-math-errno

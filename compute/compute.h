@@ -112,6 +112,14 @@ void	vec_layernorm_bwd(float *dinp, float *dw, float *db,
 	    const float *dout, const float *inp, const float *w,
 	    const float *mean, const float *rstd, int N, int C);
 
+/*
+ * gemm_tn.c: C[M,N] += A[K,M]^T . B[K,N] (row-major, leading dimensions
+ * lda, ldb, ldc), and colsum[M] += the column sums of A when not NULL: a
+ * linear layer's weight and bias gradients in one pass over dout.
+ */
+void	gemm_tn_acc(int M, int N, int K, const float *A, size_t lda,
+	    const float *B, size_t ldb, float *C, size_t ldc, float *colsum);
+
 /* attn.c: memory-efficient attention (tiled, online softmax; backward
  * recomputes the scores tile by tile).  Never holds a T x T matrix. */
 void	attn_flash_fwd(float *out, float *lse, const float *qkv, int B, int T,

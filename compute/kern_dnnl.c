@@ -193,8 +193,6 @@ dnnl_matmul_fwd(float *out, const float *inp, const float *w,
 	}
 }
 
-#define KD_DBIAS_BLOCK	64	/* columns per dbias task */
-
 static void
 dnnl_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout,
     const float *inp, const float *w, int N, int C, int OC, int acc)
@@ -203,27 +201,12 @@ dnnl_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout,
 	if (dinp != NULL)
 		KD_CHECK(dnnl_sgemm('N', 'N', N, C, OC, 1.0f, dout, OC, w, C,
 		    acc ? 1.0f : 0.0f, dinp, C));
-	/* dw[OC,C] += dout^T . inp[N,C] */
-	KD_CHECK(dnnl_sgemm('T', 'N', OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
-	    dw, C));
-	if (dbias == NULL)
-		return;
-	/* column sums, a block of columns per task, rows streamed */
-#pragma omp parallel for schedule(static) if ((long)N * OC > 32768)
-	for (int j0 = 0; j0 < OC; j0 += KD_DBIAS_BLOCK) {
-		int nj = OC - j0 < KD_DBIAS_BLOCK ? OC - j0 : KD_DBIAS_BLOCK;
-		float acc[KD_DBIAS_BLOCK] = { 0 };
-
-		for (int n = 0; n < N; n++) {
-			const float *g = dout + (size_t)n * OC + j0;
-
-#pragma omp simd
-			for (int j = 0; j < nj; j++)
-				acc[j] += g[j];
-		}
-		for (int j = 0; j < nj; j++)
-			dbias[j0 + j] += acc[j];
-	}
+	/*
+	 * dw[OC,C] += dout^T . inp[N,C] and dbias += dout's column sums, in
+	 * one pass over dout (gemm_tn.c; faster in the step than dnnl_sgemm's
+	 * 'T' product, docs/compute.md)
+	 */
+	gemm_tn_acc(OC, C, N, dout, OC, inp, C, dw, C, dbias);
 }
 
 /* ---------------------------------------------------------------- */

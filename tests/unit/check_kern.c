@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <check.h>
+#include <omp.h>
 
 #include "../../compute/compute.h"
 
@@ -152,6 +153,9 @@ static const struct mm_shape mm_shapes[] = {
 	{ 64, 128, 384 },
 	{ 100, 129, 257 },
 	{ 256, 128, 512 },
+	/* gemm_tn's blocks: 2 of tokens (K 300), 2 of C columns (N 520), 2
+	 * of C rows (M 100), all ragged */
+	{ 300, 520, 100 },
 };
 #define NMM	(int)(sizeof(mm_shapes) / sizeof(mm_shapes[0]))
 
@@ -479,6 +483,40 @@ START_TEST(test_lookup)
 END_TEST
 
 /*
+ * The weight and bias gradients (gemm_tn.c) sum every element in token
+ * order whatever the thread count: 1 and 2 threads give the same bits.
+ */
+START_TEST(test_matmul_bwd_threads)
+{
+	const int N = 300, C = 130, OC = 200;
+	float *inp = fill((size_t)N * C, -1, 1), *w = fill((size_t)OC * C, -1, 1);
+	float *dout = fill((size_t)N * OC, -1, 1);
+	float *dw[2], *db[2];
+	int saved = omp_get_max_threads();
+
+	for (int t = 0; t < 2; t++) {
+		dw[t] = fill((size_t)OC * C, -1, 1);
+		db[t] = fill((size_t)OC, -1, 1);
+	}
+	memcpy(dw[1], dw[0], sizeof(float) * (size_t)OC * C);
+	memcpy(db[1], db[0], sizeof(float) * (size_t)OC);
+	for (int t = 0; t < 2; t++) {
+		omp_set_num_threads(t + 1);
+		kern_dnnl_ops.matmul_bwd(NULL, dw[t], db[t], dout, inp, w, N,
+		    C, OC, 0);
+	}
+	omp_set_num_threads(saved);
+	ck_assert_mem_eq(dw[0], dw[1], sizeof(float) * (size_t)OC * C);
+	ck_assert_mem_eq(db[0], db[1], sizeof(float) * (size_t)OC);
+	free(inp); free(w); free(dout);
+	for (int t = 0; t < 2; t++) {
+		free(dw[t]);
+		free(db[t]);
+	}
+}
+END_TEST
+
+/*
  * More shapes than the primitive cache holds (softmax is the one oneDNN
  * primitive left), twice, then fini and again: eviction and re-creation
  * give the same results.
@@ -516,6 +554,7 @@ kern_suite(void)
 	tcase_add_loop_test(tc, test_gelu, 0, NGELU);
 	tcase_add_loop_test(tc, test_softmax, 0, NSM);
 	tcase_add_test(tc, test_attn_ops);
+	tcase_add_test(tc, test_matmul_bwd_threads);
 	tcase_add_test(tc, test_lookup);
 	tcase_add_test(tc, test_cache_eviction);
 	suite_add_tcase(s, tc);
