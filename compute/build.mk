@@ -49,7 +49,7 @@ bench-peak: $(BUILD)/bench/fma_peak
 deps-bench:
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(BENCH_DEBS)"
 
-bench-compute: all corpus $(BUILD)/bench/sgemm_probe
+bench-compute: all corpus $(BUILD)/bench/sgemm_probe $(BUILD)/bench/fma_peak
 	@$(MAKE) --no-print-directory deps-bench
 	BUILD=$(BUILD) bench/compute/run.sh $(BENCH_ARGS)
 
