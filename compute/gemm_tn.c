@@ -77,40 +77,50 @@ gt_kernel(int kc, const float *restrict a, const float *restrict b,
 
 /*
  * Packs rows [k0, k0 + kc) of columns [j0, j0 + nc) of X (row-major, ld)
- * into panels of w columns, k-major, zero-padded to whole panels.
+ * into panels of w columns, k-major, zero-padded to whole panels; and
+ * sum[j] += X[k][j0 + j] over those rows when sum is not NULL.  Row by
+ * row, so the reads stream; inlined with w a constant, so that each
+ * panel row is a fixed-size copy.
  */
-static void
-gt_pack(float *restrict dst, const float *restrict x, size_t ld, int k0,
-    int kc, int j0, int nc, int w)
+static inline __attribute__((always_inline)) void
+gt_pack_w(float *restrict dst, const float *restrict x, size_t ld, int k0,
+    int kc, int j0, int nc, const int w, float *restrict sum)
 {
-	for (int p = 0; p < nc; p += w) {
-		int n = nc - p < w ? nc - p : w;
+	int whole = nc / w * w;
 
-		/* whole panels: copies of a constant size, inlined */
-		if (n == GT_MR && w == GT_MR) {
-			for (int k = 0; k < kc; k++)
-				memcpy(dst + (size_t)k * GT_MR, x + (size_t)(k0 +
-				    k) * ld + j0 + p, sizeof(float) * GT_MR);
-			dst += (size_t)kc * w;
-			continue;
-		}
-		if (n == GT_NR && w == GT_NR) {
-			for (int k = 0; k < kc; k++)
-				memcpy(dst + (size_t)k * GT_NR, x + (size_t)(k0 +
-				    k) * ld + j0 + p, sizeof(float) * GT_NR);
-			dst += (size_t)kc * w;
-			continue;
-		}
-		for (int k = 0; k < kc; k++) {
-			const float *src = x + (size_t)(k0 + k) * ld + j0 + p;
-			float *d = dst + (size_t)k * w;
+	for (int k = 0; k < kc; k++) {
+		const float *src = x + (size_t)(k0 + k) * ld + j0;
+		float *d = dst + (size_t)k * w;
 
-			memcpy(d, src, sizeof(float) * (size_t)n);
-			for (int j = n; j < w; j++)
-				d[j] = 0;
+		if (sum != NULL) {
+#pragma omp simd
+			for (int j = 0; j < nc; j++)
+				sum[j] += src[j];
 		}
-		dst += (size_t)kc * w;
+		for (int p = 0; p < whole; p += w)
+			memcpy(d + (size_t)(p / w) * kc * w, src + p,
+			    sizeof(float) * (size_t)w);
+		if (whole < nc) {
+			float *t = d + (size_t)(whole / w) * kc * w;
+
+			for (int j = 0; j < w; j++)
+				t[j] = whole + j < nc ? src[whole + j] : 0.0f;
+		}
 	}
+}
+
+static void
+gt_pack_a(float *dst, const float *x, size_t ld, int k0, int kc, int j0,
+    int nc, float *sum)
+{
+	gt_pack_w(dst, x, ld, k0, kc, j0, nc, GT_MR, sum);
+}
+
+static void
+gt_pack_b(float *dst, const float *x, size_t ld, int k0, int kc, int j0,
+    int nc)
+{
+	gt_pack_w(dst, x, ld, k0, kc, j0, nc, GT_NR, NULL);
 }
 
 /* rows [m0, m1) of C, on this thread; sum (if not NULL) += A's column sums */
@@ -125,21 +135,13 @@ gt_rows(int m0, int m1, int N, int K, const float *A, size_t lda,
 		for (int pc = 0; pc < K; pc += GT_KC) {
 			int kc = K - pc < GT_KC ? K - pc : GT_KC;
 
-			gt_pack(bp, B, ldb, pc, kc, jc, nc, GT_NR);
+			gt_pack_b(bp, B, ldb, pc, kc, jc, nc);
 			for (int ic = m0; ic < m1; ic += GT_MC) {
 				int mc = m1 - ic < GT_MC ? m1 - ic : GT_MC;
 
-				gt_pack(ap, A, lda, pc, kc, ic, mc, GT_MR);
 				/* A's column sums, token by token, once */
-				if (sum != NULL && jc == 0)
-					for (int k = 0; k < kc; k++) {
-						const float *ar = A + (size_t)(pc +
-						    k) * lda + ic;
-
-#pragma omp simd
-						for (int i = 0; i < mc; i++)
-							sum[ic + i] += ar[i];
-					}
+				gt_pack_a(ap, A, lda, pc, kc, ic, mc,
+				    sum != NULL && jc == 0 ? sum + ic : NULL);
 				for (int jr = 0; jr < nc; jr += GT_NR)
 					for (int ir = 0; ir < mc; ir += GT_MR)
 						gt_kernel(kc, ap + (size_t)ir *
