@@ -315,12 +315,18 @@ struct adamw {
 };
 int	adamw_init(struct adamw *o, size_t n);
 void	adamw_fini(struct adamw *o);
-/* one step; decay[i] says whether parameter i is decayed (per float) */
+/*
+ * one step with the gradients times gscale (the clipping factor of
+ * grad_clip_scale, 1 for none: the same bits as scaling them first, one
+ * pass over them fewer); matrices are decayed (gpt_param_decays)
+ */
 void	adamw_step(struct adamw *o, float *params, const float *grads,
 	    const struct gpt *m, float lr, float beta1, float beta2, float eps,
-	    float weight_decay);
+	    float weight_decay, float gscale);
 /* global L2 norm of grads */
 float	grad_norm(const float *g, size_t n);
+/* the factor that brings a gradient of this norm to at most clip (0: off) */
+float	grad_clip_scale(float norm, float clip);
 /* scales grads so their norm is at most clip; @return the norm before */
 float	grad_clip(float *g, size_t n, float clip);
 /* linear warmup, then cosine decay to min_lr */

@@ -408,9 +408,11 @@ train_run(const struct job *j, const struct train_opts *o)
 				    &last_ckpt);
 			goto out;
 		}
-		norm = grad_clip(m.grads, m.nparams, (float)j->grad_clip);
+		/* clipped inside AdamW's pass, not by a pass of its own */
+		norm = grad_norm(m.grads, m.nparams);
 		adamw_step(&opt, m.params, m.grads, &m, lr, (float)j->beta1,
-		    (float)j->beta2, (float)j->eps, (float)j->weight_decay);
+		    (float)j->beta2, (float)j->eps, (float)j->weight_decay,
+		    grad_clip_scale(norm, (float)j->grad_clip));
 		ts.step++;
 		last_loss = loss;
 		ts.tokens_seen += (uint64_t)G * T;
