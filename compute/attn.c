@@ -37,6 +37,7 @@
 
 #include "compute.h"
 #include "log.h"
+#include "vec8.h"
 
 #define ATTN_BQ		32	/* queries per tile, a multiple of 8 */
 #define ATTN_BK		32	/* keys per tile */
@@ -61,8 +62,6 @@ attn_alloc(size_t nfloats)
 		fatal("attn: %zu bytes of tile workspace", bytes);
 	return p;
 }
-
-#include "vec8.h"
 
 /*
  * Pins a vector in a register.  Without it GCC folds a B vector's load
