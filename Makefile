@@ -9,6 +9,7 @@
 #   make SANITIZER=address,undefined check-unit
 #   make valgrind       unit tests under valgrind (-O0, CK_FORK=no)
 #   make bench-compute  arceus-worker against PyTorch, same run, ratios
+#   make bench-peak     this core's FMA peak against dnnl_sgemm on a step's shapes
 #
 # Each area adds its programs, tests and packages in its own build.mk.
 

@@ -42,20 +42,31 @@ BENCH_DEBS	:= python3-torch libopenblas0-pthread
 $(BUILD)/bench/sgemm_probe: bench/compute/sgemm_probe.c
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) -O2 $(ARCH) $(WARN) -fopenmp -o $@ $< -ldnnl
+# This core's fp32 FMA peak and dnnl_sgemm's fraction of it, per shape.
+$(BUILD)/bench/fma_peak: bench/compute/fma_peak.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) -O2 $(ARCH) $(WARN) -fopenmp -o $@ $< -ldnnl
+bench-peak: $(BUILD)/bench/fma_peak
+	$(BUILD)/bench/fma_peak $(BENCH_PEAK_ARGS)
 
 deps-bench:
 	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(BENCH_DEBS)"
 
-bench-compute: all corpus $(BUILD)/bench/sgemm_probe
+bench-compute: all corpus $(BUILD)/bench/sgemm_probe $(BUILD)/bench/fma_peak
 	@$(MAKE) --no-print-directory deps-bench
 	BUILD=$(BUILD) bench/compute/run.sh $(BENCH_ARGS)
 
-.PHONY: corpus bench-compute deps-bench
+.PHONY: corpus bench-compute deps-bench bench-peak
 
-# Kernels (attn.c, kern_dnnl.c): per-file flags.  attn.c uses 256-bit GCC
+# Kernels (attn.c, kern_vec.c): per-file flags.  They use 256-bit GCC
 # vector extensions in static functions; without AVX (the valgrind build,
 # -march=x86-64-v2) GCC notes a psABI change that cannot apply to them.
 CFLAGS_compute/attn.c	:= -Wno-psabi
+CFLAGS_compute/kern_vec.c := -Wno-psabi
+CFLAGS_compute/gemm_tn.c := -Wno-psabi
+# sqrtf without errno: AdamW's loop vectorises (it was scalar, vsqrtss
+# behind an errno test, 5% of a tiny step); IEEE results are the same.
+CFLAGS_compute/optim.c	:= -fno-math-errno
 CHECK_SCRIPTS	+= tests/cli/worker_cli.sh tests/cluster/dist_train.sh \
 		   tests/cluster/pipe_train.sh
 

@@ -33,9 +33,13 @@
 struct kern_ops {
 	const char	*name;
 
-	/* out[N,OC] = inp[N,C] . w[OC,C]^T + bias[OC] (bias may be NULL) */
+	/*
+	 * out[N,OC] = inp[N,C] . w[OC,C]^T + bias[OC] (bias may be NULL);
+	 * += instead when acc (a residual branch added straight into the
+	 * stream)
+	 */
 	void	(*matmul_fwd)(float *out, const float *inp, const float *w,
-		    const float *bias, int N, int C, int OC);
+		    const float *bias, int N, int C, int OC, int acc);
 	/*
 	 * dinp[N,C] += dout[N,OC] . w[OC,C]       (dinp may be NULL;
 	 *                                           = instead when !acc)
@@ -53,11 +57,19 @@ struct kern_ops {
 	void	(*layernorm_bwd)(float *dinp, float *dw, float *db,
 		    const float *dout, const float *inp, const float *w,
 		    const float *mean, const float *rstd, int N, int C);
-	/* GELU, exact (erf) form as nanoGPT's nn.GELU(), n elements */
-	void	(*gelu_fwd)(float *out, const float *inp, size_t n);
-	/* dinp += gelu'(inp) * dout (= instead when !acc) */
-	void	(*gelu_bwd)(float *dinp, const float *inp, const float *dout,
-		    size_t n, int acc);
+	/*
+	 * GELU, exact (erf) form as nanoGPT's nn.GELU(), with the bias of
+	 * the matmul before it: pre[N,OC] += bias[OC] (bias may be NULL),
+	 * then out[N,OC] = gelu(pre).
+	 */
+	void	(*gelu_fwd)(float *out, float *pre, const float *bias, int N,
+		    int OC);
+	/*
+	 * dinp[N,OC] += gelu'(inp) * dout (= instead when !acc);
+	 * dbias[OC] += the column sums of gelu'(inp) * dout (may be NULL)
+	 */
+	void	(*gelu_bwd)(float *dinp, float *dbias, const float *inp,
+		    const float *dout, int N, int OC, int acc);
 	/* probs[N,V] = softmax over V of logits[N,V] */
 	void	(*softmax_fwd)(float *probs, const float *logits, int N, int V);
 	/*
@@ -89,6 +101,24 @@ const struct kern_ops *kern_lookup(const char *name);
  * dnnl ops log it and exit.
  */
 void	kern_dnnl_fini(void);
+
+/* kern_vec.c: the fast GELU and LayerNorm (8-lane vectors), as above. */
+void	vec_gelu_fwd(float *out, float *pre, const float *bias, int N, int OC);
+void	vec_gelu_bwd(float *dinp, float *dbias, const float *inp,
+	    const float *dout, int N, int OC, int acc);
+void	vec_layernorm_fwd(float *out, float *mean, float *rstd,
+	    const float *inp, const float *w, const float *b, int N, int C);
+void	vec_layernorm_bwd(float *dinp, float *dw, float *db,
+	    const float *dout, const float *inp, const float *w,
+	    const float *mean, const float *rstd, int N, int C);
+
+/*
+ * gemm_tn.c: C[M,N] += A[K,M]^T . B[K,N] (row-major, leading dimensions
+ * lda, ldb, ldc), and colsum[M] += the column sums of A when not NULL: a
+ * linear layer's weight and bias gradients in one pass over dout.
+ */
+void	gemm_tn_acc(int M, int N, int K, const float *A, size_t lda,
+	    const float *B, size_t ldb, float *C, size_t ldc, float *colsum);
 
 /* attn.c: memory-efficient attention (tiled, online softmax; backward
  * recomputes the scores tile by tile).  Never holds a T x T matrix. */
@@ -327,12 +357,18 @@ struct adamw {
 };
 int	adamw_init(struct adamw *o, size_t n);
 void	adamw_fini(struct adamw *o);
-/* one step; decay[i] says whether parameter i is decayed (per float) */
+/*
+ * one step with the gradients times gscale (the clipping factor of
+ * grad_clip_scale, 1 for none: the same bits as scaling them first, one
+ * pass over them fewer); matrices are decayed (gpt_param_decays)
+ */
 void	adamw_step(struct adamw *o, float *params, const float *grads,
 	    const struct gpt *m, float lr, float beta1, float beta2, float eps,
-	    float weight_decay);
+	    float weight_decay, float gscale);
 /* global L2 norm of grads */
 float	grad_norm(const float *g, size_t n);
+/* the factor that brings a gradient of this norm to at most clip (0: off) */
+float	grad_clip_scale(float norm, float clip);
 /* scales grads so their norm is at most clip; @return the norm before */
 float	grad_clip(float *g, size_t n, float clip);
 /* grad_clip with the norm given (a pipeline's, over every stage) */

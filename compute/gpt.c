@@ -91,14 +91,14 @@ struct gpt_acts {
 	float	*qkv;		/* [L, N, 3C] */
 	float	*atty;		/* [L, N, C] */
 	float	*lse;		/* [L, B, NH, T] = [L, N * NH] */
-	float	*attproj;	/* [L, N, C] */
+	float	*attproj;	/* [L, N, C] only with dropout */
 	float	*residual2;	/* [L, N, C] */
 	float	*ln2;		/* [L, N, C] */
 	float	*ln2_mean;	/* [L, N] */
 	float	*ln2_rstd;	/* [L, N] */
 	float	*fch;		/* [L, N, 4C] */
 	float	*fch_gelu;	/* [L, N, 4C] */
-	float	*fcproj;	/* [L, N, C] */
+	float	*fcproj;	/* [L, N, C] only with dropout */
 	float	*residual3;	/* [L, N, C] */
 	float	*lnf;		/* [N, C] */
 	float	*lnf_mean;	/* [N] */
@@ -355,10 +355,12 @@ acts_reserve(struct gpt *m, int B, int T)
 		{ &a->ln1, L * N * C }, { &a->ln1_mean, L * N },
 		{ &a->ln1_rstd, L * N }, { &a->qkv, L * N * 3 * C },
 		{ &a->atty, L * N * C }, { &a->lse, L * N * NH },
-		{ &a->attproj, L * N * C }, { &a->residual2, L * N * C },
+		{ &a->attproj, drop ? L * N * C : 0 },
+		{ &a->residual2, L * N * C },
 		{ &a->ln2, L * N * C }, { &a->ln2_mean, L * N },
 		{ &a->ln2_rstd, L * N }, { &a->fch, L * N * 4 * C },
-		{ &a->fch_gelu, L * N * 4 * C }, { &a->fcproj, L * N * C },
+		{ &a->fch_gelu, L * N * 4 * C },
+		{ &a->fcproj, drop ? L * N * C : 0 },
 		{ &a->residual3, L * N * C }, { &a->lnf, H * N * C },
 		{ &a->lnf_mean, H * N }, { &a->lnf_rstd, H * N },
 		{ &a->logits, N * V }, { &a->probs, N * V },
@@ -434,6 +436,46 @@ zero_vec(float *x, size_t n)
 		    ZERO_CHUNK));
 }
 
+/* out[N,C] = res + bias per row */
+static void
+add_bias_rows(float *out, const float *res, const float *bias, int N, int C)
+{
+#pragma omp parallel for schedule(static) if ((long)N * C > (1 << 16))
+	for (int n = 0; n < N; n++) {
+		const float *r = res + (size_t)n * C;
+		float *o = out + (size_t)n * C;
+
+#pragma omp simd
+		for (int i = 0; i < C; i++)
+			o[i] = r[i] + bias[i];
+	}
+}
+
+/*
+ * A residual branch's projection: out = res + dropout(inp . w^T + bias).
+ * Without dropout (mask NULL) the projection is added straight into the
+ * stream: out = res + bias, then the matmul accumulates into it, one
+ * pass and one [N, C] buffer fewer than a matmul into tmp and an add.
+ */
+static void
+branch_fwd(struct gpt *m, float *out, const float *res, float *tmp,
+    float *mask, const float *inp, const float *w, const float *bias, int N,
+    int Cin, int C)
+{
+	const struct kern_ops *k = m->k;
+	size_t NC = (size_t)N * C;
+
+	if (mask == NULL) {
+		add_bias_rows(out, res, bias, N, C);
+		PROF(PK_MATMUL_F, k->matmul_fwd(out, inp, w, NULL, N, Cin, C,
+		    1));
+		return;
+	}
+	PROF(PK_MATMUL_F, k->matmul_fwd(tmp, inp, w, bias, N, Cin, C, 0));
+	dropout_fwd(tmp, mask, NC, m->dropout, &m->drop_rng);
+	add_vec(out, res, tmp, NC);
+}
+
 int
 gpt_forward(struct gpt *m, const int *inputs, const int *targets, int B,
     int T)
@@ -502,37 +544,33 @@ gpt_stage_forward(struct gpt *m, const int *inputs, const float *x,
 		float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC;
 		float *atty = a->atty + l * NC;
 		float *lse = a->lse + (size_t)l * N * NH;
-		float *attproj = a->attproj + l * NC;
+		float *attproj = drop ? a->attproj + l * NC : NULL;
 		float *res2 = a->residual2 + l * NC, *ln2 = a->ln2 + l * NC;
 		float *fch = a->fch + l * 4 * NC;
 		float *fchg = a->fch_gelu + l * 4 * NC;
-		float *fcproj = a->fcproj + l * NC;
+		float *fcproj = drop ? a->fcproj + l * NC : NULL;
 		float *res3 = a->residual3 + l * NC;
 
 		PROF(PK_LN_F, k->layernorm_fwd(ln1, a->ln1_mean + (size_t)l * N,
 		    a->ln1_rstd + (size_t)l * N, res, p->ln1w + l * C,
 		    p->ln1b + l * C, N, C));
 		PROF(PK_MATMUL_F, k->matmul_fwd(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C,
-		    p->qkvb + (size_t)l * 3 * C, N, C, 3 * C));
+		    p->qkvb + (size_t)l * 3 * C, N, C, 3 * C, 0));
 		PROF(PK_ATTN_F, k->attn_fwd(atty, lse, qkv, B, T, C, NH));
-		PROF(PK_MATMUL_F, k->matmul_fwd(attproj, atty, p->attprojw + (size_t)l * C * C,
-		    p->attprojb + (size_t)l * C, N, C, C));
-		if (drop)
-			dropout_fwd(attproj, a->mask_att + l * NC, NC,
-			    m->dropout, &m->drop_rng);
-		add_vec(res2, res, attproj, NC);
+		branch_fwd(m, res2, res, attproj, drop ? a->mask_att + l * NC :
+		    NULL, atty, p->attprojw + (size_t)l * C * C,
+		    p->attprojb + (size_t)l * C, N, C, C);
 		PROF(PK_LN_F, k->layernorm_fwd(ln2, a->ln2_mean + (size_t)l * N,
 		    a->ln2_rstd + (size_t)l * N, res2, p->ln2w + l * C,
 		    p->ln2b + l * C, N, C));
+		/* fc's bias goes in with the GELU, one pass for both */
 		PROF(PK_MATMUL_F, k->matmul_fwd(fch, ln2, p->fcw + (size_t)l * 4 * C * C,
-		    p->fcb + (size_t)l * 4 * C, N, C, 4 * C));
-		PROF(PK_GELU_F, k->gelu_fwd(fchg, fch, 4 * NC));
-		PROF(PK_MATMUL_F, k->matmul_fwd(fcproj, fchg, p->fcprojw + (size_t)l * 4 * C * C,
-		    p->fcprojb + (size_t)l * C, N, 4 * C, C));
-		if (drop)
-			dropout_fwd(fcproj, a->mask_mlp + l * NC, NC,
-			    m->dropout, &m->drop_rng);
-		add_vec(res3, res2, fcproj, NC);
+		    NULL, N, C, 4 * C, 0));
+		PROF(PK_GELU_F, k->gelu_fwd(fchg, fch, p->fcb + (size_t)l * 4 * C,
+		    N, 4 * C));
+		branch_fwd(m, res3, res2, fcproj, drop ? a->mask_mlp + l * NC :
+		    NULL, fchg, p->fcprojw + (size_t)l * 4 * C * C,
+		    p->fcprojb + (size_t)l * C, N, 4 * C, C);
 		res = res3;
 	}
 	if (!m->head) {
@@ -543,7 +581,8 @@ gpt_stage_forward(struct gpt *m, const int *inputs, const float *x,
 	}
 	PROF(PK_LN_F, k->layernorm_fwd(a->lnf, a->lnf_mean, a->lnf_rstd, res, p->lnfw,
 	    p->lnfb, N, C));
-	PROF(PK_MATMUL_F, k->matmul_fwd(a->logits, a->lnf, p->wte, NULL, N, C, V));
+	PROF(PK_MATMUL_F, k->matmul_fwd(a->logits, a->lnf, p->wte, NULL, N, C, V,
+	    0));
 	PROF(PK_SOFTMAX, k->softmax_fwd(a->probs, a->logits, N, V));
 
 	if (targets != NULL) {
@@ -646,9 +685,11 @@ blocks:
 		    g->fcprojb + (size_t)l * C, dbranch,
 		    a->fch_gelu + l * 4 * NC, p->fcprojw + (size_t)l * 4 * C * C,
 		    N, 4 * C, C, 0));
-		PROF(PK_GELU_B, k->gelu_bwd(a->dfch, a->fch + l * 4 * NC, a->dfch_gelu, 4 * NC, 0));
+		/* fc's bias gradient is summed in the GELU's backward pass */
+		PROF(PK_GELU_B, k->gelu_bwd(a->dfch, g->fcb + (size_t)l * 4 * C,
+		    a->fch + l * 4 * NC, a->dfch_gelu, N, 4 * C, 0));
 		PROF(PK_MATMUL_B, k->matmul_bwd(a->dln, g->fcw + (size_t)l * 4 * C * C,
-		    g->fcb + (size_t)l * 4 * C, a->dfch, a->ln2 + l * NC,
+		    NULL, a->dfch, a->ln2 + l * NC,
 		    p->fcw + (size_t)l * 4 * C * C, N, C, 4 * C, 0));
 		PROF(PK_LN_B, k->layernorm_bwd(a->dres, g->ln2w + l * C, g->ln2b + l * C,
 		    a->dln, a->residual2 + l * NC, p->ln2w + l * C,

@@ -12,7 +12,7 @@
 
 static void
 ref_matmul_fwd(float *out, const float *inp, const float *w, const float *bias,
-    int N, int C, int OC)
+    int N, int C, int OC, int dacc)
 {
 	for (int n = 0; n < N; n++) {
 		const float *x = inp + (size_t)n * C;
@@ -23,7 +23,8 @@ ref_matmul_fwd(float *out, const float *inp, const float *w, const float *bias,
 
 			for (int c = 0; c < C; c++)
 				acc += (double)x[c] * wr[c];
-			out[(size_t)n * OC + o] = (float)acc;
+			out[(size_t)n * OC + o] = (float)acc +
+			    (dacc ? out[(size_t)n * OC + o] : 0.0f);
 		}
 	}
 }
@@ -119,29 +120,40 @@ ref_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout,
 	}
 }
 
-/* GELU(x) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) */
+/* GELU(x) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), after the bias */
 static void
-ref_gelu_fwd(float *out, const float *inp, size_t n)
+ref_gelu_fwd(float *out, float *pre, const float *bias, int N, int OC)
 {
-	for (size_t i = 0; i < n; i++) {
-		double x = inp[i];
+	for (size_t i = 0; i < (size_t)N * OC; i++) {
+		double x;
 
+		if (bias != NULL)
+			pre[i] += bias[i % (size_t)OC];
+		x = pre[i];
 		out[i] = (float)(0.5 * x * (1.0 + erf(x * M_SQRT1_2)));
 	}
 }
 
 /* GELU'(x) = Phi(x) + x phi(x) */
 static void
-ref_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n,
-    int acc)
+ref_gelu_bwd(float *dinp, float *dbias, const float *inp, const float *dout,
+    int N, int OC, int acc)
 {
-	for (size_t i = 0; i < n; i++) {
-		double x = inp[i];
-		double cdf = 0.5 * (1.0 + erf(x * M_SQRT1_2));
-		double pdf = exp(-0.5 * x * x) / sqrt(2.0 * M_PI);
+	for (int j = 0; j < OC; j++) {
+		double sum = 0;
 
-		dinp[i] = (float)((cdf + x * pdf) * dout[i]) +
-		    (acc ? dinp[i] : 0.0f);
+		for (int n = 0; n < N; n++) {
+			size_t i = (size_t)n * OC + j;
+			double x = inp[i];
+			double cdf = 0.5 * (1.0 + erf(x * M_SQRT1_2));
+			double pdf = exp(-0.5 * x * x) / sqrt(2.0 * M_PI);
+			double g = (cdf + x * pdf) * dout[i];
+
+			sum += g;
+			dinp[i] = (float)g + (acc ? dinp[i] : 0.0f);
+		}
+		if (dbias != NULL)
+			dbias[j] += (float)sum;
 	}
 }
 

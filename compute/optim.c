@@ -37,7 +37,7 @@ adamw_fini(struct adamw *o)
 void
 adamw_step(struct adamw *o, float *params, const float *grads,
     const struct gpt *m, float lr, float beta1, float beta2, float eps,
-    float weight_decay)
+    float weight_decay, float gscale)
 {
 	size_t off = 0;
 	float bc1, bc2;
@@ -53,7 +53,7 @@ adamw_step(struct adamw *o, float *params, const float *grads,
 
 #pragma omp parallel for simd if (n > (1 << 15))
 		for (size_t j = 0; j < n; j++) {
-			float gj = g[j];
+			float gj = g[j] * gscale;
 			float mj = beta1 * mm[j] + (1.0f - beta1) * gj;
 			float vj = beta2 * vv[j] + (1.0f - beta2) * gj * gj;
 
@@ -71,17 +71,23 @@ grad_norm(const float *g, size_t n)
 {
 	double sum = 0;
 
-#pragma omp parallel for reduction(+ : sum) if (n > (1 << 16))
+#pragma omp parallel for simd reduction(+ : sum) if (n > (1 << 16))
 	for (size_t i = 0; i < n; i++)
 		sum += (double)g[i] * g[i];
 	return (float)sqrt(sum);
+}
+
+float
+grad_clip_scale(float norm, float clip)
+{
+	return clip > 0 && norm > clip ? clip / (norm + 1e-6f) : 1.0f;
 }
 
 void
 grad_scale_to(float *g, size_t n, float clip, float norm)
 {
 	if (clip > 0 && norm > clip) {
-		float s = clip / (norm + 1e-6f);
+		float s = grad_clip_scale(norm, clip);
 
 #pragma omp parallel for simd if (n > (1 << 16))
 		for (size_t i = 0; i < n; i++)

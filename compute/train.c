@@ -739,10 +739,13 @@ step_failed:
 			rejoin_now = 1;
 			continue;
 		}
-		norm = grad_clip(m.grads, m.nparams, (float)j->grad_clip);
+		/* clipped inside AdamW's pass, not by a pass of its own */
+		norm = grad_norm(m.grads, m.nparams);
 step_apply:
+		/* a pipeline's stages scaled theirs by the global norm */
 		adamw_step(&opt, m.params, m.grads, &m, lr, (float)j->beta1,
-		    (float)j->beta2, (float)j->eps, (float)j->weight_decay);
+		    (float)j->beta2, (float)j->eps, (float)j->weight_decay,
+		    piped ? 1.0f : grad_clip_scale(norm, (float)j->grad_clip));
 		ts.step++;
 		last_loss = loss;
 		ts.tokens_seen += (uint64_t)G * T;

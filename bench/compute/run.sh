@@ -4,7 +4,8 @@
 # and optimizer.  Prints ms/step of both and the ratio per config and
 # thread count, the achieved GFLOP/s of arceus' step against raw
 # dnnl_sgemm on the same shapes, and the convergence check: validation
-# loss of tiny.conf after the same steps, both.
+# loss of tiny.conf after the same steps, both; then, per config, the
+# fraction of this core's FMA peak dnnl_sgemm reaches (fma_peak.c).
 #
 # usage: bench/compute/run.sh [--steps N] [--reps N] [--conv-steps N]
 #                             [--no-conv] [--threads "1 2"]
@@ -117,6 +118,16 @@ print('%.2f %.1f %.1f %.1f %.2f' % (t/a, flops/(a/1e3)/1e9,
 	done
 done
 echo "speedup_vs_torch_min=$worst"
+
+# The GEMM floor against this core's peak (bench/compute/fma_peak.c): how
+# much of the FMA units dnnl_sgemm keeps busy on each config's step shapes,
+# one thread, operands hot (as sgemm_probe) and evicted from the caches.
+if [ -x "$BUILD/bench/fma_peak" ]; then
+	for cfg in "tiny 4 128 64 12" "small 6 384 256 12"; do
+		set -- $cfg
+		echo "# $1: $("$BUILD/bench/fma_peak" "$2" "$3" "$4" "$5" 1 | tail -1)"
+	done
+fi
 
 if [ "$conv" = 1 ]; then
 	echo "# convergence: tiny.conf, $conv_steps steps, 2 threads, both"

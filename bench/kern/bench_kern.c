@@ -103,7 +103,8 @@ run_mm_fwd(void *a)
 {
 	struct mm_args *m = a;
 
-	m->k->matmul_fwd(m->out, m->inp, m->w, m->bias, m->N, m->C, m->OC);
+	m->k->matmul_fwd(m->out, m->inp, m->w, m->bias, m->N, m->C, m->OC,
+	    0);
 }
 
 static void
@@ -165,7 +166,7 @@ run_gelu_fwd(void *a)
 {
 	struct nc_args *m = a;
 
-	m->k->gelu_fwd(m->out, m->inp, (size_t)m->N * m->C);
+	m->k->gelu_fwd(m->out, m->inp, NULL, m->N, m->C);
 }
 
 static void
@@ -173,7 +174,7 @@ run_gelu_bwd(void *a)
 {
 	struct nc_args *m = a;
 
-	m->k->gelu_bwd(m->dinp, m->inp, m->dout, (size_t)m->N * m->C, 0);
+	m->k->gelu_bwd(m->dinp, NULL, m->inp, m->dout, m->N, m->C, 0);
 }
 
 static void

@@ -254,6 +254,52 @@ START_TEST(test_job_errors)
 }
 END_TEST
 
+/*
+ * Clipping inside AdamW (gscale) gives the bits of clipping the gradients
+ * first and then stepping, in the parameters and both moments.
+ */
+START_TEST(test_adamw_clip_fused)
+{
+	struct gpt_config cfg = { 1, 1, 4, 2, GPT_VOCAB, 0, 0 };
+	struct adamw o[2];
+	struct gpt m[2];
+	struct rng r;
+	size_t n;
+
+	for (int k = 0; k < 2; k++) {
+		ck_assert_int_eq(gpt_init(&m[k], &cfg, &kern_ref_ops), 0);
+		ck_assert_int_eq(adamw_init(&o[k], m[k].nparams), 0);
+	}
+	n = m[0].nparams;
+	rng_seed(&r, 7);
+	for (size_t i = 0; i < n; i++)
+		m[0].params[i] = m[1].params[i] = rng_normal(&r);
+	for (int t = 0; t < 4; t++) {
+		float norm, s;
+
+		for (size_t i = 0; i < n; i++)
+			m[0].grads[i] = m[1].grads[i] = 3.0f * rng_normal(&r);
+		norm = grad_clip(m[0].grads, n, 1.0f);
+		adamw_step(&o[0], m[0].params, m[0].grads, &m[0], 1e-2f, 0.9f,
+		    0.95f, 1e-8f, 0.1f, 1.0f);
+		s = grad_clip_scale(grad_norm(m[1].grads, n), 1.0f);
+		ck_assert_float_eq(grad_norm(m[1].grads, n), norm);
+		ck_assert(s < 1.0f);	/* the clip really acts */
+		adamw_step(&o[1], m[1].params, m[1].grads, &m[1], 1e-2f, 0.9f,
+		    0.95f, 1e-8f, 0.1f, s);
+		ck_assert_mem_eq(m[0].params, m[1].params, n * sizeof(float));
+		ck_assert_mem_eq(o[0].m, o[1].m, n * sizeof(float));
+		ck_assert_mem_eq(o[0].v, o[1].v, n * sizeof(float));
+	}
+	ck_assert_float_eq(grad_clip_scale(0.5f, 1.0f), 1.0f);
+	ck_assert_float_eq(grad_clip_scale(5.0f, 0.0f), 1.0f);	/* off */
+	for (int k = 0; k < 2; k++) {
+		adamw_fini(&o[k]);
+		gpt_fini(&m[k]);
+	}
+}
+END_TEST
+
 /* AdamW against a plain double-precision implementation. */
 START_TEST(test_adamw_reference)
 {
@@ -280,7 +326,7 @@ START_TEST(test_adamw_reference)
 		for (size_t i = 0; i < n; i++)
 			m.grads[i] = rng_normal(&r);
 		adamw_step(&o, m.params, m.grads, &m, (float)lr, (float)b1,
-		    (float)b2, (float)eps, (float)wd);
+		    (float)b2, (float)eps, (float)wd, 1.0f);
 		for (int ti = 0; ti < GPT_NPARAMS; ti++) {
 			double d = gpt_param_decays(ti) ? wd : 0;
 
@@ -375,6 +421,7 @@ main(void)
 	tcase_add_test(tc, test_short_and_missing);
 	tcase_add_test(tc, test_job_errors);
 	tcase_add_test(tc, test_adamw_reference);
+	tcase_add_test(tc, test_adamw_clip_fused);
 	tcase_add_test(tc, test_schedule_and_clip);
 	tcase_add_test(tc, test_rng);
 	suite_add_tcase(s, tc);

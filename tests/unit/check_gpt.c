@@ -274,7 +274,7 @@ START_TEST(test_overfit)
 		gpt_backward(&m, 1.0f);
 		grad_clip(m.grads, m.nparams, 1.0f);
 		adamw_step(&o, m.params, m.grads, &m, 3e-3f, 0.9f, 0.95f,
-		    1e-8f, 0.0f);
+		    1e-8f, 0.0f, 1.0f);
 	}
 	ck_assert_int_eq(gpt_forward(&m, in, tg, B, T), 0);
 	ck_assert_msg(first > 5.0f, "initial loss %.3f, expected ~ln 256",

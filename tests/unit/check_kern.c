@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <check.h>
+#include <omp.h>
 
 #include "../../compute/compute.h"
 
@@ -152,6 +153,9 @@ static const struct mm_shape mm_shapes[] = {
 	{ 64, 128, 384 },
 	{ 100, 129, 257 },
 	{ 256, 128, 512 },
+	/* gemm_tn's blocks: 2 of tokens (K 300), 2 of C columns (N 520), 2
+	 * of C rows (M 100), all ragged */
+	{ 300, 520, 100 },
 };
 #define NMM	(int)(sizeof(mm_shapes) / sizeof(mm_shapes[0]))
 
@@ -180,16 +184,34 @@ START_TEST(test_matmul)
 	float *db0 = dup(pdb, s.OC), *db1 = dup(pdb, s.OC);
 	char what[96];
 
-	/* with bias */
-	kern_ref_ops.matmul_fwd(o0, inp, w, bias, s.N, s.C, s.OC);
-	kern_dnnl_ops.matmul_fwd(o1, inp, w, bias, s.N, s.C, s.OC);
+	/* with bias, overwriting (NaN on one side) */
+	for (size_t i = 0; i < no; i++)
+		o1[i] = NAN;
+	kern_ref_ops.matmul_fwd(o0, inp, w, bias, s.N, s.C, s.OC, 0);
+	kern_dnnl_ops.matmul_fwd(o1, inp, w, bias, s.N, s.C, s.OC, 0);
 	snprintf(what, sizeof(what), "matmul fwd N=%d C=%d OC=%d", s.N, s.C,
 	    s.OC);
 	check_rel(what, o1, o0, no, 1e-5);
 	/* without */
-	kern_ref_ops.matmul_fwd(o0, inp, w, NULL, s.N, s.C, s.OC);
-	kern_dnnl_ops.matmul_fwd(o1, inp, w, NULL, s.N, s.C, s.OC);
+	kern_ref_ops.matmul_fwd(o0, inp, w, NULL, s.N, s.C, s.OC, 0);
+	kern_dnnl_ops.matmul_fwd(o1, inp, w, NULL, s.N, s.C, s.OC, 0);
 	check_rel("matmul fwd, no bias", o1, o0, no, 1e-5);
+	/* accumulating onto a pre-fill, with and without bias */
+	for (int b = 0; b < 2; b++) {
+		float *pre = fill(no, -1, 1), *a0 = dup(pre, no);
+		float *a1 = dup(pre, no);
+
+		kern_ref_ops.matmul_fwd(a0, inp, w, b ? bias : NULL, s.N, s.C,
+		    s.OC, 1);
+		kern_dnnl_ops.matmul_fwd(a1, inp, w, b ? bias : NULL, s.N,
+		    s.C, s.OC, 1);
+		snprintf(what, sizeof(what), "matmul fwd acc%s N=%d C=%d "
+		    "OC=%d", b ? " + bias" : "", s.N, s.C, s.OC);
+		check_acc(what, a1, a0, pre, no, 1e-5);
+		free(pre);
+		free(a0);
+		free(a1);
+	}
 
 	kern_ref_ops.matmul_bwd(di0, dw0, db0, dout, inp, w, s.N, s.C, s.OC,
 	    1);
@@ -317,48 +339,79 @@ START_TEST(test_layernorm)
 }
 END_TEST
 
-static const size_t gelu_sizes[] = { 1, 7, 100, 4099, 393216 };
-#define NGELU	(int)(sizeof(gelu_sizes) / sizeof(gelu_sizes[0]))
+/* (N, OC): odd widths exercise the vector kernels' padded tails */
+static const struct { int N, OC; } gelu_shapes[] = {
+	{ 1, 1 }, { 1, 7 }, { 10, 10 }, { 3, 4099 }, { 768, 512 },
+	{ 33, 260 },
+};
+#define NGELU	(int)(sizeof(gelu_shapes) / sizeof(gelu_shapes[0]))
 
 START_TEST(test_gelu)
 {
-	size_t n = gelu_sizes[_i];
-	float *inp, *dout, *o0, *o1, *pre, *d0, *d1;
+	int N = gelu_shapes[_i].N, OC = gelu_shapes[_i].OC;
+	size_t n;
+	float *inp, *bias, *dout, *o0, *o1, *x0, *x1, *pre, *d0, *d1;
+	float *pdb, *db0, *db1;
 	char what[64];
 
-	if (small && n > 5000)
-		n = 5000;
+	if (small && (long)N * OC > 5000)
+		N = 5000 / OC > 0 ? 5000 / OC : 1;
+	n = (size_t)N * OC;
 	inp = fill(n, -6, 6);
+	bias = fill((size_t)OC, -1, 1);
 	dout = fill(n, -1, 1);
 	o0 = fill(n, -5, 5);
 	o1 = fill(n, -5, 5);
 	pre = fill(n, -1, 1);
+	pdb = fill((size_t)OC, -1, 1);
 	d0 = dup(pre, n);
 	d1 = dup(pre, n);
-	kern_ref_ops.gelu_fwd(o0, inp, n);
-	kern_dnnl_ops.gelu_fwd(o1, inp, n);
-	snprintf(what, sizeof(what), "gelu fwd n=%zu", n);
+	db0 = dup(pdb, (size_t)OC);
+	db1 = dup(pdb, (size_t)OC);
+
+	/* with a bias: both add it into their input, then GELU */
+	x0 = dup(inp, n);
+	x1 = dup(inp, n);
+	kern_ref_ops.gelu_fwd(o0, x0, bias, N, OC);
+	kern_dnnl_ops.gelu_fwd(o1, x1, bias, N, OC);
+	snprintf(what, sizeof(what), "gelu fwd + bias N=%d OC=%d", N, OC);
 	check_rel(what, o1, o0, n, 1e-5);
-	kern_ref_ops.gelu_bwd(d0, inp, dout, n, 1);
-	kern_dnnl_ops.gelu_bwd(d1, inp, dout, n, 1);
+	snprintf(what, sizeof(what), "gelu fwd biased input N=%d OC=%d", N, OC);
+	check_rel(what, x1, x0, n, 1e-6);
+	for (size_t i = 0; i < n; i++)	/* the bias really was added */
+		ck_assert_float_eq(x0[i], inp[i] + bias[i % (size_t)OC]);
+	/* without one the input stays as it was */
+	kern_ref_ops.gelu_fwd(o0, x0, NULL, N, OC);
+	kern_dnnl_ops.gelu_fwd(o1, x1, NULL, N, OC);
+	snprintf(what, sizeof(what), "gelu fwd N=%d OC=%d", N, OC);
+	check_rel(what, o1, o0, n, 1e-5);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_float_eq(x1[i], x0[i]);
+
+	kern_ref_ops.gelu_bwd(d0, db0, inp, dout, N, OC, 1);
+	kern_dnnl_ops.gelu_bwd(d1, db1, inp, dout, N, OC, 1);
 	/*
 	 * gelu' has a root near x = -0.75, where a gradient's relative
 	 * error means nothing: errors are measured against at least a
 	 * tenth of |dout| (|gelu'| <= 1.13).
 	 */
-	snprintf(what, sizeof(what), "gelu bwd n=%zu", n);
+	snprintf(what, sizeof(what), "gelu bwd N=%d OC=%d", N, OC);
 	check_acc_floor(what, d1, d0, pre, n, 1e-5, 0.1 * norm2(dout, n));
-	/* acc 0 overwrites whatever was there (NaN on one side) */
+	snprintf(what, sizeof(what), "gelu bwd dbias N=%d OC=%d", N, OC);
+	check_acc_floor(what, db1, db0, pdb, (size_t)OC, 1e-5,
+	    0.1 * norm2(dout, n) / sqrt((double)N));
+	/* acc 0 overwrites whatever was there (NaN on one side); no dbias */
 	for (size_t i = 0; i < n; i++) {
 		d0[i] = 1e30f;
 		d1[i] = NAN;
 	}
-	kern_ref_ops.gelu_bwd(d0, inp, dout, n, 0);
-	kern_dnnl_ops.gelu_bwd(d1, inp, dout, n, 0);
-	snprintf(what, sizeof(what), "gelu bwd overwritten n=%zu", n);
+	kern_ref_ops.gelu_bwd(d0, NULL, inp, dout, N, OC, 0);
+	kern_dnnl_ops.gelu_bwd(d1, NULL, inp, dout, N, OC, 0);
+	snprintf(what, sizeof(what), "gelu bwd overwritten N=%d OC=%d", N, OC);
 	check_rel_floor(what, d1, d0, n, 1e-5, 0.1 * norm2(dout, n));
-	free(inp); free(dout); free(o0); free(o1); free(pre); free(d0);
-	free(d1);
+	free(inp); free(bias); free(dout); free(o0); free(o1); free(x0);
+	free(x1); free(pre); free(pdb); free(d0); free(d1); free(db0);
+	free(db1);
 }
 END_TEST
 
@@ -430,33 +483,62 @@ START_TEST(test_lookup)
 END_TEST
 
 /*
- * More shapes than the primitive cache holds, twice, then fini and again:
- * eviction and re-creation give the same results.
+ * The weight and bias gradients (gemm_tn.c) sum every element in token
+ * order whatever the thread count: 1 and 2 threads give the same bits.
+ */
+START_TEST(test_matmul_bwd_threads)
+{
+	const int N = 300, C = 130, OC = 200;
+	float *inp = fill((size_t)N * C, -1, 1), *w = fill((size_t)OC * C, -1, 1);
+	float *dout = fill((size_t)N * OC, -1, 1);
+	float *dw[2], *db[2];
+	int saved = omp_get_max_threads();
+
+	for (int t = 0; t < 2; t++) {
+		dw[t] = fill((size_t)OC * C, -1, 1);
+		db[t] = fill((size_t)OC, -1, 1);
+	}
+	memcpy(dw[1], dw[0], sizeof(float) * (size_t)OC * C);
+	memcpy(db[1], db[0], sizeof(float) * (size_t)OC);
+	for (int t = 0; t < 2; t++) {
+		omp_set_num_threads(t + 1);
+		kern_dnnl_ops.matmul_bwd(NULL, dw[t], db[t], dout, inp, w, N,
+		    C, OC, 0);
+	}
+	omp_set_num_threads(saved);
+	ck_assert_mem_eq(dw[0], dw[1], sizeof(float) * (size_t)OC * C);
+	ck_assert_mem_eq(db[0], db[1], sizeof(float) * (size_t)OC);
+	free(inp); free(w); free(dout);
+	for (int t = 0; t < 2; t++) {
+		free(dw[t]);
+		free(db[t]);
+	}
+}
+END_TEST
+
+/*
+ * More shapes than the primitive cache holds (softmax is the one oneDNN
+ * primitive left), twice, then fini and again: eviction and re-creation
+ * give the same results.
  */
 START_TEST(test_cache_eviction)
 {
-	const int C = 24;
-	/* 18 shapes of 2 kinds: more than the cache's 32 entries */
-	float *x = fill((size_t)36 * C, -1, 1), *w = fill(C, 0.5f, 1.5f);
-	float *b = fill(C, -1, 1), *o0 = fill((size_t)36 * C, 0, 1);
-	float *o1 = fill((size_t)36 * C, 0, 1);
-	float m[36], r[36];
+	const int V = 24;
+	/* 40 shapes: more than the cache's 32 entries */
+	float *x = fill((size_t)40 * V, -4, 4), *o0 = fill((size_t)40 * V, 0, 1);
+	float *o1 = fill((size_t)40 * V, 0, 1);
 
 	for (int pass = 0; pass < 3; pass++) {
-		for (int N = 1; N <= 36; N += 2) {
-			kern_ref_ops.layernorm_fwd(o0, m, r, x, w, b, N, C);
-			kern_dnnl_ops.layernorm_fwd(o1, m, r, x, w, b, N, C);
-			check_rel("layernorm fwd, cache churn", o1, o0,
-			    (size_t)N * C, 1e-5);
-			kern_ref_ops.gelu_fwd(o0, x, (size_t)N * C);
-			kern_dnnl_ops.gelu_fwd(o1, x, (size_t)N * C);
-			check_rel("gelu fwd, cache churn", o1, o0,
-			    (size_t)N * C, 1e-5);
+		for (int N = 1; N <= 40; N++) {
+			kern_ref_ops.softmax_fwd(o0, x, N, V);
+			kern_dnnl_ops.softmax_fwd(o1, x, N, V);
+			check_rel("softmax fwd, cache churn", o1, o0,
+			    (size_t)N * V, 1e-5);
 		}
 		if (pass == 1)
 			kern_dnnl_fini();
 	}
-	free(x); free(w); free(b); free(o0); free(o1);
+	free(x); free(o0); free(o1);
 }
 END_TEST
 
@@ -472,6 +554,7 @@ kern_suite(void)
 	tcase_add_loop_test(tc, test_gelu, 0, NGELU);
 	tcase_add_loop_test(tc, test_softmax, 0, NSM);
 	tcase_add_test(tc, test_attn_ops);
+	tcase_add_test(tc, test_matmul_bwd_threads);
 	tcase_add_test(tc, test_lookup);
 	tcase_add_test(tc, test_cache_eviction);
 	suite_add_tcase(s, tc);
