@@ -67,7 +67,8 @@ CFLAGS_compute/gemm_tn.c := -Wno-psabi
 # sqrtf without errno: AdamW's loop vectorises (it was scalar, vsqrtss
 # behind an errno test, 5% of a tiny step); IEEE results are the same.
 CFLAGS_compute/optim.c	:= -fno-math-errno
-CHECK_SCRIPTS	+= tests/cli/worker_cli.sh tests/cluster/dist_train.sh \
+CHECK_SCRIPTS	+= tests/cli/worker_cli.sh tests/cli/kern_paths.sh \
+		   tests/cluster/dist_train.sh \
 		   tests/cluster/pipe_train.sh
 
 # Data parallel on a local cluster against one node, overlap against none.
