@@ -8,7 +8,7 @@
 # fraction of this core's FMA peak dnnl_sgemm reaches (fma_peak.c).
 #
 # usage: bench/compute/run.sh [--steps N] [--reps N] [--conv-steps N]
-#                             [--no-conv] [--threads "1 2"]
+#                             [--no-conv | --conv-only] [--threads "1 2"]
 # PY=python3 with torch (default /usr/bin/python3, Debian's python3-torch).
 # Machines are shared and noisy: absolute times mean little.  Each pair is
 # measured back to back, alternating, --reps times (default 2); the best
@@ -21,12 +21,14 @@ threads="1 2"
 steps=30
 conv_steps=2000
 conv=1
+speed=1
 reps=2
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--steps) steps=$2; shift 2 ;;
 	--conv-steps) conv_steps=$2; shift 2 ;;
 	--no-conv) conv=0; shift ;;
+	--conv-only) speed=0; shift ;;
 	--reps) reps=$2; shift 2 ;;
 	--threads) threads=$2; shift 2 ;;
 	*) echo "usage: $0 [--steps N] [--reps N] [--conv-steps N] [--no-conv] [--threads LIST]" >&2
@@ -81,6 +83,7 @@ torch_ms() {
 	    $PY -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["ms_per_step"])'
 }
 
+if [ "$speed" = 1 ]; then
 # gemm_floor_ms: the step's matmuls alone at raw dnnl_sgemm speed (the
 # probe); bound: torch_ms / gemm_floor_ms, the speedup arceus would reach
 # if everything but its matmuls took no time at all.
@@ -129,6 +132,7 @@ if [ -x "$BUILD/bench/fma_peak" ]; then
 	done
 fi
 
+fi
 if [ "$conv" = 1 ]; then
 	echo "# convergence: tiny.conf, $conv_steps steps, 2 threads, both"
 	"$BUILD/arceus-worker" --standalone --job configs/jobs/tiny.conf -q \
