@@ -578,6 +578,8 @@ int	pipe_schedule(int S, int s, int M, int gpipe, struct pipe_op *ops);
 /* micro-batches whose activations are held at once under ops[n] */
 int	pipe_slots(const struct pipe_op *ops, int n);
 /* Attaches, finds our stage, defines the group. @return 0 or -errno */
+/* Ties the stage's dataplane work to a plan's epoch (arc_dp_set_epoch). */
+void	pipe_bind_epoch(struct pipe *p, uint64_t epoch);
 int	pipe_init(struct pipe *p, const struct job *j, char *err,
 	    size_t errlen);
 void	pipe_fini(struct pipe *p);

@@ -325,6 +325,7 @@ dist_init(struct dist *d, const struct job *j, size_t nparams, char *err,
 		if ((r = dist_epoch_wait(j->dist_dataplane, d->epoch, err,
 		    errlen)) < 0)
 			goto fail;
+		arc_dp_set_epoch(d->dp, (uint32_t)d->epoch);
 	} else {
 		/* shares are rows per micro-batch: accumulate of them a step */
 		for (int i = 0; i < n; i++) {

@@ -277,6 +277,13 @@ group_define(struct pipe *p, uint16_t g, const uint32_t *nodes, int n,
 	}
 }
 
+void
+pipe_bind_epoch(struct pipe *p, uint64_t epoch)
+{
+	if (p->dp != NULL)
+		arc_dp_set_epoch(p->dp, (uint32_t)epoch);
+}
+
 int
 pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 {

@@ -494,6 +494,8 @@ train_run(const struct job *j, const struct train_opts *o)
 			log_warnx("pipeline: %s", err);
 			goto out;
 		}
+		if (pipe_epoch != 0)	/* a new epoch stops this plan's work */
+			pipe_bind_epoch(&pipe, pipe_epoch);
 		cfg.l0 = pipe.l0;
 		cfg.L = pipe.layers[pipe.s];
 		cfg.Lall = (int)j->n_layer;

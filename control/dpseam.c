@@ -176,8 +176,10 @@ dpseam_run(void *arg)
 	struct ctl *c = s->c;
 	struct imsg_dp_peer peers[IMSG_DP_MAX_PEERS];
 	struct imsg_dp_link links[CTL_MAX_LINKS];
+	struct imsg_dp_peer sent_peers[IMSG_DP_MAX_PEERS];
 	struct imsg_dp_status st;
 	uint64_t sent = 0, epoch;
+	int sent_n = 0;
 	char err[128];
 	int fd = -1, down_logged = 0;
 
@@ -201,7 +203,14 @@ dpseam_run(void *arg)
 			sent = 0;
 		}
 		n = peers_of_epoch(c, peers, &epoch);
-		if (epoch != 0 && epoch != sent) {
+		/*
+		 * Send again when the epoch's peers change within it: a
+		 * member whose address gossip had not brought yet (a node
+		 * restarted from its raft state applies the epoch before
+		 * SWIM hears from the others) is added once it is known.
+		 */
+		if (epoch != 0 && (epoch != sent || n != sent_n ||
+		    memcmp(peers, sent_peers, sizeof(*peers) * (size_t)n))) {
 			int ng;
 
 			if ((r = arc_dp_set_peers(fd, (uint32_t)epoch, peers,
@@ -215,6 +224,8 @@ dpseam_run(void *arg)
 			log_info("ctl.dp: epoch %llu: %d peers, %d groups sent",
 			    (unsigned long long)epoch, n, ng);
 			sent = epoch;
+			sent_n = n;
+			memcpy(sent_peers, peers, sizeof(*peers) * (size_t)n);
 		}
 		if ((n = arc_dp_links(fd, links, CTL_MAX_LINKS)) < 0 ||
 		    arc_dp_status(fd, &st) < 0)

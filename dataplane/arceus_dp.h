@@ -104,6 +104,13 @@ int		 arc_dp_alive(const struct arc_dp *dp);
 /* Defines group `group` (1..65535), members in ring order. @return 0/-errno */
 int		 arc_dp_group(struct arc_dp *dp, uint16_t group,
 		    const uint32_t *members, int n);
+/*
+ * Ties the operations posted from now on to the dataplane's epoch `epoch`
+ * (0, the default: any): one posted while the dataplane runs another
+ * epoch completes with -ESTALE and moves nothing.  A worker of a plan
+ * sets its plan's epoch, so that a new epoch stops the old plan's work.
+ */
+void		 arc_dp_set_epoch(struct arc_dp *dp, uint32_t epoch);
 /* @return the operation id (>= 0) or -errno (-EAGAIN: too many pending) */
 int64_t		 arc_dp_post(struct arc_dp *dp, const struct arc_dp_op *op);
 /*

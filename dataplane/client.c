@@ -47,6 +47,7 @@ struct arc_dp {
 	struct ring	 req, cpl;
 	int		 req_efd, cpl_efd;
 	uint64_t	 next_id;
+	uint32_t	 epoch;		/* stamped on every request; 0: any */
 	int		 pending;
 	struct {
 		uint64_t	id;
@@ -381,6 +382,7 @@ arc_dp_post(struct arc_dp *dp, const struct arc_dp_op *op)
 	rq.off = (uint64_t)off;
 	rq.count = op->count;
 	rq.aux_off = op->residual != NULL ? (uint64_t)aux : DP_NO_OFF;
+	rq.epoch = dp->epoch;
 	if ((r = ring_enqueue(&dp->req, &rq)) < 0)
 		return r == -ENOBUFS ? -EAGAIN : r;
 	dp->tab[slot].id = dp->next_id;
@@ -629,6 +631,12 @@ arc_dp_probe(int fd, uint32_t peer, uint32_t mbytes)
 	struct imsg_dp_link l;
 
 	return rpc(fd, IMSG_DP_PROBE, &p, sizeof(p), one_link_fn, &l);
+}
+
+void
+arc_dp_set_epoch(struct arc_dp *dp, uint32_t epoch)
+{
+	dp->epoch = epoch;
 }
 
 int

@@ -54,7 +54,15 @@ struct dp_req {
 	uint64_t	off;		/* buffer, from the arena start */
 	uint64_t	count;		/* fp32 values */
 	uint64_t	aux_off;	/* residual or DP_NO_OFF */
-	uint64_t	rsv[2];
+	/*
+	 * The epoch the worker's plan belongs to (0: any).  An operation of
+	 * another epoch than the dataplane's fails with -ESTALE before it
+	 * moves a byte: a worker of an old plan never trains on with peers
+	 * of a new one (it would leave the new plan's members waiting).
+	 */
+	uint32_t	epoch;
+	uint32_t	rsv32;
+	uint64_t	rsv;
 };
 static_assert(sizeof(struct dp_req) == 64, "dp_req size");
 

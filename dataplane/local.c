@@ -550,6 +550,10 @@ worker_post(struct lclient *c, const struct dp_req *rq)
 	int r = -EINVAL;
 
 	memset(&a, 0, sizeof(a));
+	if (rq->epoch != 0 && rq->epoch != l->dp->conf.epoch) {
+		r = -ESTALE;		/* an old plan's work: see dp_req */
+		goto fail;
+	}
 	if (rq->count > UINT32_MAX || !in_region(c, rq->off, rq->count * 4) ||
 	    (rq->aux_off != DP_NO_OFF && !in_region(c, rq->aux_off,
 	    rq->count * 4)))

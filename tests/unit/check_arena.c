@@ -159,6 +159,23 @@ START_TEST(test_worker_end_to_end)
 		ck_assert_int_eq(c.status, 0);
 		for (int i = 0; i < 1000; i++)
 			ck_assert(x[i] == (float)i / 4);
+		/*
+		 * an operation of another epoch (an old plan's) fails with
+		 * -ESTALE and leaves the buffer alone; of this one, it runs
+		 */
+		x[0] = 12;
+		arc_dp_set_epoch(dp, 2);
+		id = arc_dp_post(dp, &op);
+		ck_assert_int_eq(arc_dp_wait(dp, (uint64_t)id, 5000, &c), 0);
+		ck_assert_int_eq(c.status, -ESTALE);
+		ck_assert(x[0] == 12);
+		arc_dp_set_epoch(dp, 1);
+		id = arc_dp_post(dp, &op);
+		ck_assert_int_eq(arc_dp_wait(dp, (uint64_t)id, 5000, &c), 0);
+		ck_assert_int_eq(c.status, 0);
+		ck_assert(x[0] == 3);
+		x[0] = 0;
+		arc_dp_set_epoch(dp, 0);
 		/* refused: outside the region (library), unknown group and
 		 * unknown peer (dataplane) */
 		op.buf = outside;
