@@ -215,10 +215,13 @@ dist_share_wait(const struct job *j, struct ctl_share *sh, int stages,
 			return -ETIMEDOUT;
 		}
 		if (st != last)
-			log_info("data parallel: waiting for a plan: %s", r < 0 ?
-			    why : st == ENOENT ? "no job planned yet (arceusctl "
+			log_info("%s: waiting for a plan: %s", stages ?
+			    "pipeline" : "data parallel", r < 0 ? why :
+			    st == ENOENT ? "no job planned yet (arceusctl "
 			    "job start)" : st == ESRCH ? "this node is not in the "
-			    "plan" : strerror(st));
+			    "plan" : st == ENOSPC ? "the job fits no plan of the "
+			    "members there are (arceusctl plan says why)" :
+			    strerror(st));
 		last = st;
 		usleep(200000);
 	}

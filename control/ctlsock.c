@@ -100,6 +100,8 @@ answer_share(struct client *cl)
 	snprintf(sh.job, sizeof(sh.job), "%s", c->job);
 	if (!c->job_running)
 		sh.status = ENOENT;
+	else if (c->layout == NULL && c->plan_text != NULL && c->plan_dp == 0)
+		sh.status = ENOSPC;	/* the planner refused: no plan fits */
 	else
 		layout_share(c->layout, c->layout_len, c->plan_tp, c->plan_pp,
 		    c->plan_dp, c->id, c->epoch_members, c->nepoch < 64 ?

@@ -176,10 +176,18 @@ fsm_applied(void *ctx, int type, const struct cluster_state *st)
 	    "[%s], resume at step %lld", (unsigned long long)st->epoch,
 	    (unsigned long long)g->raft.current_term, st->nmembers, list,
 	    (long long)st->resume_step);
-	if (st->plan_len > 0)
+	if (st->plan_len > 0 && st->plan_dp > 0)
 		log_info("ctl.raft: epoch %llu plan: tp %d pp %d dp %d, "
 		    "predicted step %.3f s", (unsigned long long)st->epoch,
 		    st->plan_tp, st->plan_pp, st->plan_dp, st->plan_step);
+	else if (st->plan_len > 0) {
+		/* the planner's reason, from the plan's text */
+		const char *why = strstr(st->plan, "plan: ");
+		int wl = why == NULL ? 0 : (int)strcspn(why, "\n");
+
+		log_warnx("ctl.raft: epoch %llu has no plan for job '%s': %.*s",
+		    (unsigned long long)st->epoch, st->job, wl, why ? why : "");
+	}
 	pthread_mutex_lock(&c->mu);
 	free(c->plan_text);
 	c->plan_text = st->plan_len > 0 ? strdup(st->plan) : NULL;
