@@ -100,7 +100,6 @@ deps:
 	    apt-get install -y -qq --no-install-recommends $$missing; }; \
 	rc=$$?; [ $$prc = 1 ] && rm -f /usr/sbin/policy-rc.d; exit $$rc
 
-# The main job: one node trains the default model on the default corpus.
 # The main job: a local cluster of RUN_NODES simulated nodes (control,
 # dataplane, worker each, on loopback) training tiny.conf data parallel.
 RUN_NODES	?= 2

@@ -313,7 +313,7 @@ if [ $rc != 0 ]; then
 fi
 st=$("$BUILD/arceusctl" -s "$DIR/n1/run/control.sock" status 2>/dev/null)
 say "done; $(echo "$st" | grep -E '^(epoch|training)' | tr -s ' ' |
-    paste -sd';' -)"
+    paste -sd';' - | sed 's/;/; /g')"
 if [ $KEEP = 1 ]; then
 	say "the cluster keeps running (-k); Ctrl-C stops it"
 	while :; do sleep 3600; done
