@@ -2,9 +2,9 @@
 # (train_faults.sh: data parallel; pipe_faults.sh: pipeline stages).
 # Sourced, not run.  The caller sets NAME (its log prefix), NH (hosts),
 # BUILD, TAG, NET, TMP, FAILS, MEM (each node's model memory, 0: no cap)
-# and FAULTENV (the environment of host 1's worker), writes $TMP/job.conf,
-# then calls faults_setup; hosts are 1..NH on a private bridge (dp_lib.sh
-# bridge_host).  Every process is remembered by PID and killed by PID;
+# and FAULTENV (the environment of host 1's worker), writes the job
+# (job_conf), then calls faults_setup; hosts are 1..NH on a private
+# bridge (dp_lib.sh bridge_host).  Every process is remembered by PID and killed by PID;
 # every wait is on a condition with a deadline.
 
 CTL=$BUILD/arceus-control
@@ -90,6 +90,40 @@ faults_setup() {
 		    exit 1; }
 		bridge_host "$i" "$NET.$i" || { log "FAIL: host $i"; exit 1; }
 	done
+}
+
+# job_conf N_LAYER N_HEAD N_EMBD BLOCK BATCH ACCUMULATE INTERVAL [LINE...]:
+# the job both suites train, in $TMP/job.conf: a constant learning rate
+# after warm-up (so that a run of any length has the same rate at every
+# step), a checkpoint every INTERVAL steps, steps enough never to end by
+# themselves; LINEs are appended (a [dist] section)
+job_conf() {
+	cat > "$TMP/job.conf" <<EOF
+[model]
+n_layer = $1
+n_head = $2
+n_embd = $3
+block_size = $4
+[train]
+batch_size = $5
+accumulate = $6
+steps = 1000000
+lr = 1e-3
+min_lr = 1e-3
+warmup_steps = 5
+eval_interval = 0
+eval_iters = 2
+sample_len = 0
+threads = 1
+log_interval = 1000
+[data]
+path = $(pwd)/data/corpus.txt
+[checkpoint]
+interval = $7
+keep = 2
+EOF
+	shift 7
+	[ $# = 0 ] || printf '%s\n' "$@" >> "$TMP/job.conf"
 }
 
 # supervise NAME I CMD...: CMD in host I's namespace, started again 0.3 s

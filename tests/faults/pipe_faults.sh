@@ -50,34 +50,8 @@ FAULTENV=""
 trap faults_cleanup EXIT
 trap 'exit 1' INT TERM
 
-# a constant learning rate after warm-up (a run of any length has the
-# same rate at every step); steps enough never to end by themselves
-cat > "$TMP/job.conf" <<EOF
-[model]
-n_layer = 4
-n_head = 4
-n_embd = 128
-block_size = 16
-[train]
-batch_size = 2
-accumulate = 3
-steps = 1000000
-lr = 1e-3
-min_lr = 1e-3
-warmup_steps = 5
-eval_interval = 0
-eval_iters = 2
-sample_len = 0
-threads = 1
-log_interval = 1000
-[data]
-path = $(pwd)/data/corpus.txt
-[checkpoint]
-interval = $IV
-keep = 2
-[dist]
-stages = plan
-EOF
+# 2 rows a micro-batch, 3 micro-batches a step (job_conf)
+job_conf 4 4 128 16 2 3 $IV "[dist]" "stages = plan"
 
 faults_setup
 all_up

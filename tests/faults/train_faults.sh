@@ -47,32 +47,8 @@ FAULTENV=""
 trap faults_cleanup EXIT
 trap 'exit 1' INT TERM
 
-# the job: a small model, a constant learning rate after warm-up (so that
-# a run of any length has the same rate at every step), checkpoints every
-# 5 steps, steps enough never to end by themselves
-cat > "$TMP/job.conf" <<EOF
-[model]
-n_layer = 2
-n_head = 2
-n_embd = 64
-block_size = 32
-[train]
-batch_size = $G
-steps = 1000000
-lr = 1e-3
-min_lr = 1e-3
-warmup_steps = 5
-eval_interval = 0
-eval_iters = 2
-sample_len = 0
-threads = 1
-log_interval = 1000
-[data]
-path = $(pwd)/data/corpus.txt
-[checkpoint]
-interval = 5
-keep = 2
-EOF
+# the job: a small model, checkpoints every 5 steps (job_conf)
+job_conf 2 2 64 32 $G 1 5
 
 faults_setup
 
