@@ -1,7 +1,8 @@
 # control/: arceus-control (the node's authority) and arceusctl (the
 # operator's CLI).  Included by the top-level Makefile.
 
-CTL_PLAN_OBJ	:= $(BUILD)/obj/control/planner.o $(BUILD)/obj/control/cluster.o
+CTL_PLAN_OBJ	:= $(BUILD)/obj/control/planner.o $(BUILD)/obj/control/cluster.o \
+		   $(BUILD)/obj/control/replan.o
 CTL_CLI_OBJ	:= $(BUILD)/obj/control/arceusctl.o \
 		   $(BUILD)/obj/control/ctlclient.o
 
@@ -70,7 +71,8 @@ $(eval $(call unit_test,raftauth,$(BUILD)/obj/control/raftauth.o $(COMMON_LIB),$
 # cluster files; a bounded run in make check (tests/fuzz/ctl_fuzz.sh).
 FUZZ_CC		?= clang
 CTL_FUZZ_SRC	:= tests/fuzz/fuzz_ctl.c control/swim.c control/raftfsm.c \
-		   control/cluster.c control/planner.c common/conf.c \
+		   control/cluster.c control/planner.c control/replan.c \
+		   common/conf.c \
 		   common/log.c
 $(BUILD)/fuzz/fuzz_ctl: $(CTL_FUZZ_SRC) $(wildcard common/*.h control/*.h)
 	@mkdir -p $(@D)

@@ -682,6 +682,7 @@ main(int argc, char **argv)
 	 * Memory for the model: [control] model_memory, else half the
 	 * node's (until the dataplane reports its arena). */
 	C.sw.self.gflops10 = (uint32_t)(C.prof.gflops * 10.0);
+	speed_init(&C.speed);
 	C.sw.self.mem_mib = (uint32_t)((NC.model_memory ?
 	    (double)NC.model_memory : C.prof.mem_bytes / 2) / 1048576.0);
 	C.sw.self.port = (uint16_t)NC.gossip_port;
