@@ -55,7 +55,7 @@ $(eval $(call unit_test,ctlconf,$(COMMON_LIB),))
 VALGRIND_TESTS	+= check_ctlconf
 CHECK_SCRIPTS	+= tests/cluster/ctl_units.sh tests/cluster/ctl_confcheck.sh \
 		   tests/cluster/ctl_hosts.sh tests/cluster/ctl_links.sh \
-		   tests/cluster/ctl_recover.sh \
+		   tests/cluster/ctl_recover.sh tests/cluster/straggler.sh \
 		   tests/browser/ctl_dashboard.sh tests/cluster/local_run.sh
 # the whole cluster in training under faults (tests/faults/): not in make
 # check yet (one run in six here hit a rejoin livelock after the cut link;
