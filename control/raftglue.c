@@ -674,13 +674,15 @@ replan_due(struct rglue *g, const uint32_t *alive, int n, struct plan *run)
 	struct plan_cluster pc;
 	struct plan fresh;
 	char *speeds = NULL, slow[160], why[400];
+	uint64_t t0;
 	int v;
 
 	memset(run, 0, sizeof(*run));
 	if (!st->job_running || st->layout_len == 0 || !(rc.interval_s > 0) ||
 	    ms() < g->replan_next)
 		return 0;
-	g->replan_next = ms() + 1000;
+	t0 = ms();
+	g->replan_next = t0 + 1000;
 	if (plan_inputs(g, alive, n, &m, &j, &pc, &speeds, slow,
 	    sizeof(slow)) < 0)
 		return 0;
@@ -690,6 +692,10 @@ replan_due(struct rglue *g, const uint32_t *alive, int n, struct plan *run)
 		return 0;
 	}
 	plan_compute(&m, &j, &pc, run, &fresh);
+	/* a big cluster takes a while to plan: look less often, so that
+	 * the loop spends at most a twentieth of its time here */
+	if (ms() - t0 > 50)
+		g->replan_next = t0 + 20 * (ms() - t0);
 	v = replan_decide(&rc, &g->rs, ctl_now(), run, &fresh, why,
 	    sizeof(why));
 	plan_fini(&fresh);
