@@ -236,7 +236,7 @@ client_record(struct client *cl)
 		if (r.compute_ns_per_token > 0 &&
 		    cl->c->job_flops_per_token > 0 && speed_add(&cl->c->speed,
 		    cl->c->epoch, r.step, cl->c->job_flops_per_token /
-		    r.compute_ns_per_token)) {
+		    r.compute_ns_per_token, ctl_now())) {
 			double v = cl->c->speed.value * 10.0;
 
 			cl->c->sw.self.train_gflops10 = v >= 4e9 ? 4000000000u :

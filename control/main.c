@@ -522,6 +522,9 @@ on_tick(uv_timer_t *t)
 	pthread_mutex_lock(&C.mu);
 	swim_tick(&C.sw, now_ms());
 	links_refresh(&C, now_ms());
+	/* no step measured for long (a standby): the profile again */
+	if (speed_expire(&C.speed, ctl_now(), SPEED_TTL_S))
+		C.sw.self.train_gflops10 = 0;
 	others = swim_count(&C.sw, SWIM_ALIVE) + swim_count(&C.sw,
 	    SWIM_SUSPECT) - 1;
 	pthread_mutex_unlock(&C.mu);

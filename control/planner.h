@@ -143,9 +143,10 @@ void	plan_write_json(const struct plan *p, FILE *fp);
 
 /* ---- replan.c: replanning on measured speed (stragglers) ----------- */
 
-#define SPEED_SKIP	3	/* steps ignored after a (re)start */
+#define SPEED_SKIP	5	/* steps ignored after a (re)start */
 #define SPEED_WINDOW	8	/* steps the median is taken over */
 #define SPEED_MIN	4	/* steps before a value */
+#define SPEED_TTL_S	300	/* a value without a new step expires */
 
 /* A node's measured training speed from its workers' reports. */
 struct speed_est {
@@ -155,6 +156,7 @@ struct speed_est {
 	int	 n, pos;
 	double	 win[SPEED_WINDOW];	/* GFLOP/s */
 	double	 value;			/* the median; 0: none yet */
+	double	 at;			/* when the last sample came (s) */
 };
 void	speed_init(struct speed_est *s);
 /*
@@ -165,7 +167,15 @@ void	speed_init(struct speed_est *s);
  * until then.  @return 1 if the value changed.
  */
 int	speed_add(struct speed_est *s, uint64_t epoch, int64_t step,
-	    double gflops);
+	    double gflops, double now);
+/*
+ * A value with no sample for ttl seconds (a standby trains no rows, so it
+ * measures nothing) is dropped: the leader then plans that node by its
+ * profile again, gives it rows if that pays, and measures it anew; so a
+ * straggler that recovered comes back within about ttl.  @return 1 if
+ * dropped.
+ */
+int	speed_expire(struct speed_est *s, double now, double ttl);
 /*
  * The speeds to plan with: measured[i] where > 0 (src 'm'), else the
  * profile times the median measured/profile ratio of the nodes that have

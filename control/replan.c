@@ -52,12 +52,14 @@ median(const double *v, int n)
 }
 
 int
-speed_add(struct speed_est *s, uint64_t epoch, int64_t step, double gflops)
+speed_add(struct speed_est *s, uint64_t epoch, int64_t step, double gflops,
+    double now)
 {
 	double old = s->value;
 
 	if (!(gflops > 0) || !isfinite(gflops))
 		return 0;	/* not measured: a standby, a pipeline stage */
+	s->at = now;
 	if (epoch != s->epoch || step != s->last_step + 1) {
 		/* a (re)start, a rejoin or a new plan: warm up again */
 		s->epoch = epoch;
@@ -76,6 +78,16 @@ speed_add(struct speed_est *s, uint64_t epoch, int64_t step, double gflops)
 	if (s->n >= SPEED_MIN)
 		s->value = median(s->win, s->n);
 	return s->value != old;
+}
+
+int
+speed_expire(struct speed_est *s, double now, double ttl)
+{
+	if (s->value == 0 || now - s->at < ttl)
+		return 0;
+	s->value = 0;
+	s->n = s->pos = 0;
+	return 1;
 }
 
 double

@@ -589,36 +589,44 @@ START_TEST(test_speed_estimate)
 	/* the first SPEED_SKIP steps are warm-up, then SPEED_MIN to a value */
 	for (int i = 0; i < SPEED_SKIP + SPEED_MIN - 1; i++)
 		ck_assert_int_eq(speed_add(&s, 1, ++step, i < SPEED_SKIP ?
-		    1000.0 : 10.0), 0);
+		    1000.0 : 10.0, 1), 0);
 	ck_assert_double_eq(s.value, 0);
-	ck_assert_int_eq(speed_add(&s, 1, ++step, 10.0), 1);
+	ck_assert_int_eq(speed_add(&s, 1, ++step, 10.0, 1), 1);
 	ck_assert_double_eq(s.value, 10.0);
 	/* a median: one outlier (a page fault, a checkpoint) moves nothing */
 	for (int i = 0; i < 3; i++)
-		speed_add(&s, 1, ++step, 10.0);
-	speed_add(&s, 1, ++step, 0.5);
+		speed_add(&s, 1, ++step, 10.0, 2);
+	speed_add(&s, 1, ++step, 0.5, 2);
 	ck_assert_double_eq(s.value, 10.0);
 	/* not measured (a standby step): ignored, continuity kept */
-	ck_assert_int_eq(speed_add(&s, 1, step + 1, 0), 0);
+	ck_assert_int_eq(speed_add(&s, 1, step + 1, 0, 400), 0);
 	/* a restart (step goes back): warm-up again, the old value stays
 	 * until a new window has SPEED_MIN samples */
 	step = 5;
 	for (int i = 0; i < SPEED_SKIP + SPEED_MIN - 1; i++) {
-		speed_add(&s, 1, ++step, i < SPEED_SKIP ? 99.0 : 3.0);
+		speed_add(&s, 1, ++step, i < SPEED_SKIP ? 99.0 : 3.0, 3);
 		ck_assert_double_eq(s.value, 10.0);
 	}
-	speed_add(&s, 1, ++step, 3.0);
+	speed_add(&s, 1, ++step, 3.0, 3);
 	ck_assert_double_eq(s.value, 3.0);
 	/* a new epoch (new shares) with the steps going on: warm-up too */
 	for (int i = 0; i < SPEED_SKIP; i++)
-		speed_add(&s, 2, ++step, 99.0);
+		speed_add(&s, 2, ++step, 99.0, 4);
 	for (int i = 0; i < SPEED_MIN; i++)
-		speed_add(&s, 2, ++step, 6.0);
+		speed_add(&s, 2, ++step, 6.0, 4);
 	ck_assert_double_eq(s.value, 6.0);
 	/* the window slides: SPEED_WINDOW new samples replace all old */
 	for (int i = 0; i < SPEED_WINDOW; i++)
-		speed_add(&s, 2, ++step, 7.0);
+		speed_add(&s, 2, ++step, 7.0, 5);
 	ck_assert_double_eq(s.value, 7.0);
+	/* no step for the TTL (a standby): the value is dropped, once */
+	ck_assert_int_eq(speed_expire(&s, 5 + SPEED_TTL_S - 1, SPEED_TTL_S),
+	    0);
+	ck_assert_double_eq(s.value, 7.0);
+	ck_assert_int_eq(speed_expire(&s, 5 + SPEED_TTL_S, SPEED_TTL_S), 1);
+	ck_assert_double_eq(s.value, 0);
+	ck_assert_int_eq(speed_expire(&s, 5 + 2 * SPEED_TTL_S, SPEED_TTL_S),
+	    0);
 }
 END_TEST
 
