@@ -214,7 +214,8 @@ enum replan_verdict {
  * gain shorter, has done so for hold_s without a break, and interval_s
  * have passed since the epoch in force began.  A gain below the
  * threshold resets the hold: noise around one plan never flaps.  why
- * says shares and steps (for HOLD, WAIT and YES).
+ * says shares, the replicas' (first) devices and steps, e.g. "shares
+ * 4,4 on 1,2 -> 6,2 on 1,2, predicted step ..." (for HOLD, WAIT, YES).
  */
 int	replan_decide(const struct replan_conf *rc, struct replan_state *rs,
 	    double now, const struct plan *running, const struct plan *fresh,

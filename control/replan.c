@@ -182,6 +182,10 @@ shares_text(const struct plan *p, char *buf, size_t len)
 	for (int r = 0; r < p->dp && off + 16 < len; r++)
 		off += (size_t)snprintf(buf + off, len - off, "%s%d",
 		    r ? "," : "", p->rep[r].share);
+	/* the replicas by their first device, since they may move */
+	for (int r = 0; r < p->dp && off + 16 < len; r++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%u",
+		    r ? "," : " on ", p->st[r * p->pp].dev[0]);
 	if (p->nidle > 0 && off + 16 < len)
 		snprintf(buf + off, len - off, " (+%d idle)", p->nidle);
 }

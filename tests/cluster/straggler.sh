@@ -13,13 +13,13 @@
 #
 # What must hold: both controls measure a training speed and gossip it;
 # the leader replans once the measured speeds say so (replan_interval_s
-# 4 here, hold and gain as by default), saying why ("node 2 runs at N% of
-# its profile: shares 16,16 -> 22,10 ..."); host 2's share shrinks and
-# host 1's grows by as much (the global batch stays 32; the planner may
-# also leave host 2 idle, a share of 0, when the all-reduce costs more
-# than its rows give); the committed plan's text lists the measured
-# speeds it used; node 2's share never grows back while it stays slow
-# (no flapping); the training goes on through the
+# 4 here, hold and gain as by default), saying why ("node 2 runs at N%
+# of its profile: shares 16,16 on 1,2 -> 21,11 on 1,2 ..."); host 2's
+# share shrinks and host 1's grows by as much (the global batch stays
+# 32; the planner may also leave host 2 idle, a share of 0, when the
+# all-reduce costs more than its rows give); the committed plan's text
+# lists the measured speeds it used; node 2's share never grows back
+# while it stays slow (no flapping); the training goes on through the
 # new epoch with no step lost or trained twice, and every step's loss
 # equals one uninterrupted standalone node's with the same global batch
 # within 1e-4 relative: the rows only move between replicas, so the
@@ -265,7 +265,7 @@ else
 	exit 1
 fi
 check "the leader said which node is slow, by how much, and the shares" \
-    eval 'leader_log | grep -q "replanning on measured speed: node 2 runs at [0-9]*% of its profile.*: shares [0-9,]* -> "'
+    eval 'leader_log | grep -q "replanning on measured speed: node 2 runs at [0-9]*% of its profile.*: shares [0-9,]* on [0-9,]* -> "'
 speeds_in_plan() {
 	"$CLI" -s "$TMP/h1/run/control.sock" plan 2>/dev/null |
 	    grep -q "^speeds (GFLOP/s; m: measured.*: 1 [0-9.]*m 2 [0-9.]*m$"

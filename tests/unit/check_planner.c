@@ -789,7 +789,8 @@ START_TEST(test_replan_straggler)
 	t->dev[1].gflops = 10.0 / 3;
 	ck_assert_int_eq(leader_look(t, &j, &rc, &rs, now, &p, why,
 	    sizeof(why)), REPLAN_HOLD);
-	ck_assert_msg(strstr(why, "shares 4,4 -> 6,2") != NULL, "%s", why);
+	ck_assert_msg(strstr(why, "shares 4,4 on 1,2 -> 6,2 on 1,2") != NULL,
+	    "%s", why);
 	ck_assert_int_eq(leader_look(t, &j, &rc, &rs, now + 2.9, &p, why,
 	    sizeof(why)), REPLAN_HOLD);
 	/* the gain fades for one look (a fast step): the hold starts over */
@@ -804,8 +805,8 @@ START_TEST(test_replan_straggler)
 	ck_assert_int_eq(share_of(&p, 2), 4);	/* nothing committed yet */
 	v = leader_look(t, &j, &rc, &rs, now + 10.5, &p, why, sizeof(why));
 	ck_assert_int_eq(v, REPLAN_YES);
-	ck_assert_msg(strstr(why, "4,4 -> 6,2") && strstr(why, "faster"),
-	    "%s", why);
+	ck_assert_msg(strstr(why, "4,4 on 1,2 -> 6,2 on 1,2") &&
+	    strstr(why, "faster"), "%s", why);
 	/* the straggler's share shrank; the global batch is the same */
 	ck_assert_int_eq(share_of(&p, 2), 2);
 	ck_assert_int_eq(share_of(&p, 1), 6);
