@@ -891,6 +891,8 @@ raftglue_tick(struct ctl *c)
 		glue_set(g, GLUE_RUNNING);
 	if (raft_state(&g->raft) == RAFT_LEADER)
 		lead(g, alive, n);
+	else
+		g->rs.due_since = -1;	/* a hold counts in one leadership */
 }
 
 static void

@@ -35,6 +35,10 @@
 
 _Static_assert(SWIM_MAC_LEN == crypto_auth_BYTES, "mac size");
 _Static_assert(SWIM_KEY_LEN == crypto_auth_KEYBYTES, "key size");
+/* the layout above: version 2 ends at the reepoch, 3 adds 8 bytes */
+_Static_assert(SWIM_HDR2_LEN == 68 + 8, "version 2 header");
+_Static_assert(SWIM_HDR_LEN == SWIM_HDR2_LEN + 8, "version 3 header");
+_Static_assert(SWIM_MAX_DGRAM == 840, "largest datagram (docs/control.md)");
 
 struct swim_msg {
 	uint8_t	 type, nupd, flags, version;
