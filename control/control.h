@@ -181,6 +181,7 @@ struct ctl {
 	int64_t		ckpt_committed;	/* step every member has saved */
 	uint64_t	raft_auth_ok, raft_auth_refused;
 	uint64_t	stale_epochs;
+	uint64_t	replans;	/* epochs this leader made for speed */
 	/* the job and plan of the committed epoch */
 	int		job_running;
 	char		job[JOB_NAME_LEN];

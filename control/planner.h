@@ -147,6 +147,8 @@ void	plan_write_json(const struct plan *p, FILE *fp);
 #define SPEED_WINDOW	8	/* steps the median is taken over */
 #define SPEED_MIN	4	/* steps before a value */
 #define SPEED_TTL_S	300	/* a value without a new step expires */
+#define SPEED_SETTLE_S	2.0	/* after a new epoch, samples ignored:
+				   steps of the old plan still finish */
 
 /* A node's measured training speed from its workers' reports. */
 struct speed_est {
@@ -157,14 +159,18 @@ struct speed_est {
 	double	 win[SPEED_WINDOW];	/* GFLOP/s */
 	double	 value;			/* the median; 0: none yet */
 	double	 at;			/* when the last sample came (s) */
+	double	 settle;		/* ignore samples before (s) */
 };
 void	speed_init(struct speed_est *s);
 /*
- * One step's measured GFLOP/s (<= 0: not measured, ignored).  A new
- * epoch or a step that does not follow the last one starts over: the
- * next SPEED_SKIP samples are ignored, then the median of the last
- * SPEED_WINDOW (at least SPEED_MIN) is the value; the old value stays
- * until then.  @return 1 if the value changed.
+ * One step's measured GFLOP/s (<= 0: not measured, ignored) at now (s).
+ * A new epoch or a step that does not follow the last one starts over:
+ * the next SPEED_SKIP samples are ignored (and, after a new epoch, all
+ * for SPEED_SETTLE_S: the report does not say which plan a step ran
+ * in, and the old plan's last steps, with other rows and peers, still
+ * come), then the median of the last SPEED_WINDOW (at least SPEED_MIN)
+ * is the value; the old value stays until then.  @return 1 if the value
+ * changed.
  */
 int	speed_add(struct speed_est *s, uint64_t epoch, int64_t step,
 	    double gflops, double now);

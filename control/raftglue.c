@@ -182,8 +182,7 @@ fsm_applied(void *ctx, int type, const struct cluster_state *st)
 		return;
 	}
 	if (type == ENTRY_JOB) {
-		double fpt = job_flops(st);
-
+		fpt = job_flops(st);
 		log_info("ctl.raft: job '%s' %s (term %llu)", st->job,
 		    st->job_running ? "started" : "stopped",
 		    (unsigned long long)g->raft.current_term);
@@ -380,6 +379,7 @@ publish(struct rglue *g)
 	c->raft_auth_ok = g->auth.stats.ok;
 	c->raft_auth_refused = g->auth.stats.refused;
 	c->stale_epochs = g->fsm.st.stale;
+	c->replans = g->replans;
 	if (cf->n > 0)
 		c->sw.self.flags |= SWIM_F_RAFT;
 	pthread_mutex_unlock(&c->mu);

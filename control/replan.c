@@ -62,11 +62,15 @@ speed_add(struct speed_est *s, uint64_t epoch, int64_t step, double gflops,
 	s->at = now;
 	if (epoch != s->epoch || step != s->last_step + 1) {
 		/* a (re)start, a rejoin or a new plan: warm up again */
+		if (epoch != s->epoch)
+			s->settle = now + SPEED_SETTLE_S;
 		s->epoch = epoch;
 		s->skip = SPEED_SKIP;
 		s->n = s->pos = 0;
 	}
 	s->last_step = step;
+	if (now < s->settle)
+		return 0;	/* the old plan's steps may still come */
 	if (s->skip > 0) {
 		s->skip--;
 		return 0;

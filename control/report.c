@@ -551,6 +551,10 @@ report_metrics(struct ctl *c, struct sbuf *b)
 	sbuf_printf(b, "# HELP arceus_node_gflops Measured GEMM speed.\n"
 	    "# TYPE arceus_node_gflops gauge\narceus_node_gflops %.3f\n",
 	    c->prof.gflops);
+	sbuf_printf(b, "# HELP arceus_replans_total Epochs this node, as "
+	    "leader, committed for measured speed (stragglers).\n"
+	    "# TYPE arceus_replans_total counter\n"
+	    "arceus_replans_total %llu\n", (unsigned long long)c->replans);
 	sbuf_printf(b, "# HELP arceus_node_train_gflops Measured training "
 	    "speed (the job's FLOPs over the workers' compute), 0: none.\n"
 	    "# TYPE arceus_node_train_gflops gauge\n"

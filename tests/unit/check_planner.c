@@ -580,52 +580,80 @@ END_TEST
 
 /* ---- replanning on measured speed (replan.c) ------------------------ */
 
+/* Steps 50 ms apart: one report each, on a clock of its own. */
+static double speed_clock;
+
+static int
+add(struct speed_est *s, uint64_t epoch, int64_t step, double gflops)
+{
+	speed_clock += 0.05;
+	return speed_add(s, epoch, step, gflops, speed_clock);
+}
+
+/* Reports of the old plan for the settle time, then the warm-up. */
+static int64_t
+settle(struct speed_est *s, uint64_t epoch, int64_t step)
+{
+	for (double t0 = speed_clock; speed_clock - t0 < SPEED_SETTLE_S;)
+		add(s, epoch, ++step, 999.0);
+	for (int i = 0; i < SPEED_SKIP; i++)
+		add(s, epoch, ++step, 999.0);
+	return step;
+}
+
 START_TEST(test_speed_estimate)
 {
 	struct speed_est s;
 	int64_t step = 10;
+	double v;
 
+	speed_clock = 100;
 	speed_init(&s);
-	/* the first SPEED_SKIP steps are warm-up, then SPEED_MIN to a value */
-	for (int i = 0; i < SPEED_SKIP + SPEED_MIN - 1; i++)
-		ck_assert_int_eq(speed_add(&s, 1, ++step, i < SPEED_SKIP ?
-		    1000.0 : 10.0, 1), 0);
+	/* a new epoch: for SPEED_SETTLE_S, then SPEED_SKIP steps, nothing
+	 * counts (the old plan's last steps, warm-up); then SPEED_MIN
+	 * steps to a value */
+	step = settle(&s, 1, step);
 	ck_assert_double_eq(s.value, 0);
-	ck_assert_int_eq(speed_add(&s, 1, ++step, 10.0, 1), 1);
+	for (int i = 0; i < SPEED_MIN - 1; i++)
+		ck_assert_int_eq(add(&s, 1, ++step, 10.0), 0);
+	ck_assert_double_eq(s.value, 0);
+	ck_assert_int_eq(add(&s, 1, ++step, 10.0), 1);
 	ck_assert_double_eq(s.value, 10.0);
 	/* a median: one outlier (a page fault, a checkpoint) moves nothing */
 	for (int i = 0; i < 3; i++)
-		speed_add(&s, 1, ++step, 10.0, 2);
-	speed_add(&s, 1, ++step, 0.5, 2);
+		add(&s, 1, ++step, 10.0);
+	add(&s, 1, ++step, 0.5);
 	ck_assert_double_eq(s.value, 10.0);
 	/* not measured (a standby step): ignored, continuity kept */
-	ck_assert_int_eq(speed_add(&s, 1, step + 1, 0, 400), 0);
-	/* a restart (step goes back): warm-up again, the old value stays
-	 * until a new window has SPEED_MIN samples */
+	ck_assert_int_eq(add(&s, 1, step + 1, 0), 0);
+	/* a restart (step goes back): warm-up again (no settle: the same
+	 * plan), the old value stays until a new window has SPEED_MIN */
 	step = 5;
 	for (int i = 0; i < SPEED_SKIP + SPEED_MIN - 1; i++) {
-		speed_add(&s, 1, ++step, i < SPEED_SKIP ? 99.0 : 3.0, 3);
+		add(&s, 1, ++step, i < SPEED_SKIP ? 99.0 : 3.0);
 		ck_assert_double_eq(s.value, 10.0);
 	}
-	speed_add(&s, 1, ++step, 3.0, 3);
+	add(&s, 1, ++step, 3.0);
 	ck_assert_double_eq(s.value, 3.0);
-	/* a new epoch (new shares) with the steps going on: warm-up too */
-	for (int i = 0; i < SPEED_SKIP; i++)
-		speed_add(&s, 2, ++step, 99.0, 4);
+	/* a new epoch (new shares) with the steps going on: the old plan's
+	 * steps that still finish, fast or slow, never count */
+	step = settle(&s, 2, step);
+	ck_assert_double_eq(s.value, 3.0);
 	for (int i = 0; i < SPEED_MIN; i++)
-		speed_add(&s, 2, ++step, 6.0, 4);
+		add(&s, 2, ++step, 6.0);
 	ck_assert_double_eq(s.value, 6.0);
 	/* the window slides: SPEED_WINDOW new samples replace all old */
 	for (int i = 0; i < SPEED_WINDOW; i++)
-		speed_add(&s, 2, ++step, 7.0, 5);
+		add(&s, 2, ++step, 7.0);
 	ck_assert_double_eq(s.value, 7.0);
 	/* no step for the TTL (a standby): the value is dropped, once */
-	ck_assert_int_eq(speed_expire(&s, 5 + SPEED_TTL_S - 1, SPEED_TTL_S),
+	v = speed_clock;
+	ck_assert_int_eq(speed_expire(&s, v + SPEED_TTL_S - 1, SPEED_TTL_S),
 	    0);
 	ck_assert_double_eq(s.value, 7.0);
-	ck_assert_int_eq(speed_expire(&s, 5 + SPEED_TTL_S, SPEED_TTL_S), 1);
+	ck_assert_int_eq(speed_expire(&s, v + SPEED_TTL_S, SPEED_TTL_S), 1);
 	ck_assert_double_eq(s.value, 0);
-	ck_assert_int_eq(speed_expire(&s, 5 + 2 * SPEED_TTL_S, SPEED_TTL_S),
+	ck_assert_int_eq(speed_expire(&s, v + 2 * SPEED_TTL_S, SPEED_TTL_S),
 	    0);
 }
 END_TEST
