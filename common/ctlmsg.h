@@ -50,7 +50,15 @@ struct ctl_end {
 };
 struct ctl_report {
 	uint32_t	version;
-	uint32_t	pad;
+	/*
+	 * The step's compute on this node's rows, per token, in ns:
+	 * forward and backward up to the wait for the gradient all-reduce
+	 * (so neither the network nor slower replicas count), 0 when not
+	 * measured (a standby, a pipeline stage, or a worker from before
+	 * this field, which sent 0 here: the record keeps its size).
+	 * Control turns it into this node's measured training GFLOP/s.
+	 */
+	uint32_t	compute_ns_per_token;
 	int64_t		step;
 	double		loss;
 	double		tokens_per_s;

@@ -39,6 +39,7 @@ static const char *const fault_names[FAULT_NCLASSES] = {
 };
 
 static struct fault_state faults[FAULT_NCLASSES];
+static double slowdown = 1.0;
 static atomic_flag fault_lock = ATOMIC_FLAG_INIT;
 volatile int fault_armed_any;
 
@@ -128,8 +129,21 @@ fault_disarm_all(void)
 	lock();
 	for (i = 0; i < FAULT_NCLASSES; i++)
 		faults[i].armed = 0;
+	slowdown = 1.0;
 	recount();
 	unlock();
+}
+
+double
+fault_slowdown(void)
+{
+	return slowdown;
+}
+
+void
+fault_set_slowdown(double f)
+{
+	slowdown = f >= 1.0 && f <= 1000.0 ? f : 1.0;
 }
 
 unsigned long
@@ -190,13 +204,14 @@ errno_lookup(const char *s)
 
 /*
  * Grammar: item[,item...]; item = class:N[:ERRNO[:persistent]]
- * or class:rate=R[:ERRNO]
+ * or class:rate=R[:ERRNO], or slow:F (a slowdown factor, 1..1000)
  */
 int
 fault_parse(const char *spec, const char **errstr)
 {
 	struct { int c; unsigned long n; double rate; int err, pers; } it[32];
 	char buf[512], *save = NULL, *tok;
+	double slow = 0;
 	int n = 0, i;
 
 	if (strlen(spec) >= sizeof(buf)) {
@@ -219,6 +234,17 @@ fault_parse(const char *spec, const char **errstr)
 		if (nf < 2) {
 			*errstr = "expected class:N[:ERRNO[:persistent]]";
 			return -1;
+		}
+		if (strcmp(f[0], "slow") == 0) {
+			char *end;
+
+			slow = strtod(f[1], &end);
+			if (*end != '\0' || nf != 2 || !(slow >= 1.0 &&
+			    slow <= 1000.0)) {
+				*errstr = "slow takes one factor in [1, 1000]";
+				return -1;
+			}
+			continue;
 		}
 		if ((it[n].c = fault_lookup(f[0])) < 0) {
 			*errstr = "unknown fault class";
@@ -258,6 +284,8 @@ fault_parse(const char *spec, const char **errstr)
 		}
 		n++;
 	}
+	if (slow > 0)
+		fault_set_slowdown(slow);
 	for (i = 0; i < n; i++) {
 		if (it[i].rate >= 0)
 			fault_arm_rate(it[i].c, it[i].rate, 1, it[i].err);

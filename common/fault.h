@@ -9,6 +9,7 @@
  * the environment, so that a whole process can be broken from a script:
  *
  *   ARCEUS_FAULT="ckpt_write:3:ENOSPC:persistent,ckpt_fsync:1:EIO"
+ *   ARCEUS_FAULT="slow:3"	(a machine three times slower; below)
  *
  * Unarmed, fault_hit() is one load and a branch.
  */
@@ -59,6 +60,15 @@ unsigned long	fault_injected(enum fault_class c);
 int	fault_parse(const char *spec, const char **errstr);
 /* fault_parse(getenv("ARCEUS_FAULT")) if set; a bad value is fatal. */
 void	fault_init_env(void);
+
+/*
+ * A slow machine, for straggler tests: the item "slow:F" (F a number,
+ * 1..1000) in ARCEUS_FAULT makes a worker's compute F times slower: it
+ * sleeps (F - 1) times each step's compute before its all-reduce.
+ * @return F, or 1 when not armed.
+ */
+double	fault_slowdown(void);
+void	fault_set_slowdown(double f);
 
 int	fault_hit_slow(enum fault_class c);
 extern volatile int fault_armed_any;

@@ -256,6 +256,14 @@ const struct conf_key nodeconf_keys[] = {
 	    1125899906842624.0, "0",
 	    "memory this node offers the model (planner); 0: half of RAM",
 	    NULL, 0 },
+	{ "control", "replan_gain", CONF_DOUBLE, NC(replan_gain), 0, 0.01,
+	    0.9, "0.15", "the leader replans on measured speed when the new "
+	    "plan's step is at least this fraction shorter", NULL, 0 },
+	{ "control", "replan_interval_s", CONF_DOUBLE, NC(replan_interval_s),
+	    0, 0, 86400, "15", "seconds between an epoch and a replan on "
+	    "measured speed, at least; 0: never replan on speed", NULL, 0 },
+	{ "control", "replan_hold_s", CONF_DOUBLE, NC(replan_hold_s), 0, 0,
+	    3600, "3", "seconds the gain must hold before a replan", NULL, 0 },
 	{ "control", "discovery", CONF_BOOL, NC(discovery), 0, 0, 0, "yes",
 	    "find peers by DNS-SD (_arceus._udp) through avahi", NULL, 0 },
 	{ "control", "seed", CONF_CUSTOM, 0, 0, 0, 0, NULL,

@@ -69,6 +69,10 @@ struct nodeconf {
 	int64_t		http_port;	/* /metrics, /api, dashboard */
 	int64_t		voters;		/* raft voters (odd) */
 	uint64_t	model_memory;	/* offered to the model; 0: half */
+	/* replanning on measured speed (control/replan.c) */
+	double		replan_gain;	/* step fraction a new plan saves */
+	double		replan_interval_s;	/* between epochs; 0: off */
+	double		replan_hold_s;	/* the gain holds this long */
 	int		discovery;	/* DNS-SD through avahi */
 	int		nseeds;
 	struct nodeconf_seed {

@@ -622,8 +622,18 @@ struct reporter {
 	double		 next_try;	/* reconnect not before (monotonic s) */
 	int		 down_said;
 	uint64_t	 sent, skipped;
+	double		 comp_t0;	/* this step's compute began */
+	uint32_t	 ns_per_token;	/* its compute, for the next record */
 };
 void	report_open(struct reporter *r, const char *path);
+/*
+ * The step's compute on this node's rows: _start before forward, _end
+ * (tokens: rows x block) before waiting for the all-reduce; the next
+ * record carries it per token.  With ARCEUS_FAULT=slow:F (common/fault.h)
+ * _end first sleeps (F - 1) times the compute, as a slower machine.
+ */
+void	report_compute_start(struct reporter *r);
+void	report_compute_end(struct reporter *r, long tokens);
 /* One record; never blocks (a slow or absent control loses it). */
 void	report_send(struct reporter *r, int64_t step, double loss, double tps,
 	    int64_t ckpt_step, int64_t ckpt_unix);

@@ -1,6 +1,7 @@
 /*
  * ctlreport.c: the worker tells its node's arceus-control how training
- * goes (ARCHITECTURE.md §4 step 4): step, loss, tokens/s and its last
+ * goes (ARCHITECTURE.md §4 step 4): step, loss, tokens/s, its compute
+ * time per token (for the leader's straggler replans) and its last
  * complete checkpoint, as IMSG_CTL_REPORT records on one connection to
  * control.sock (common/ctlmsg.h).  Control shows them (status, /metrics,
  * the dashboard) and gossips the checkpoint step, so that the cluster
@@ -23,6 +24,7 @@
 
 #include "compute.h"
 #include "ctlmsg.h"
+#include "fault.h"
 #include "log.h"
 
 #define REPORT_RETRY_S	1.0
@@ -92,6 +94,36 @@ report_open(struct reporter *r, const char *path)
 }
 
 void
+report_compute_start(struct reporter *r)
+{
+	r->comp_t0 = now_s();
+	r->ns_per_token = 0;
+}
+
+void
+report_compute_end(struct reporter *r, long tokens)
+{
+	double dt = now_s() - r->comp_t0, f = fault_slowdown(), ns;
+
+	r->ns_per_token = 0;
+	if (r->comp_t0 <= 0 || tokens <= 0 || dt <= 0)
+		return;
+	if (f > 1.0) {		/* a slow machine, for the tests */
+		struct timespec ts;
+		double s = (f - 1.0) * dt;
+
+		ts.tv_sec = (time_t)s;
+		ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		dt = now_s() - r->comp_t0;
+	}
+	ns = dt * 1e9 / (double)tokens;
+	r->ns_per_token = ns >= UINT32_MAX ? UINT32_MAX : ns < 1 ? 1 :
+	    (uint32_t)ns;
+}
+
+void
 report_send(struct reporter *r, int64_t step, double loss, double tps,
     int64_t ckpt_step, int64_t ckpt_unix)
 {
@@ -127,6 +159,8 @@ report_send(struct reporter *r, int64_t step, double loss, double tps,
 	m.h.type = IMSG_CTL_REPORT;
 	m.h.len = sizeof(m.rep);
 	m.rep.version = CTL_VERSION;
+	m.rep.compute_ns_per_token = r->ns_per_token;
+	r->ns_per_token = 0;	/* one record per measured step */
 	m.rep.step = step;
 	m.rep.loss = loss;
 	m.rep.tokens_per_s = tps;

@@ -681,6 +681,7 @@ train_run(const struct job *j, const struct train_opts *o)
 			stop_agreed = pr.stop;
 			goto step_apply;
 		}
+		report_compute_start(&rep);
 		gpt_zero_grad(&m);
 		for (int a = 0, off = first_row; a < nmicro; a++) {
 			int n = rows / nmicro + (a < rows % nmicro);
@@ -712,6 +713,7 @@ train_run(const struct job *j, const struct train_opts *o)
 			data_train_batch_part(&data, &r, G, 0, 0, T, in, tg);
 			data_rng = r;
 		}
+		report_compute_end(&rep, (long)rows * T);
 		if (dist.dp != NULL &&
 		    dist_step_finish(&dist, &m, &loss, train_stop != 0,
 		    &stop_agreed, err, sizeof(err)) < 0) {

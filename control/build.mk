@@ -1,7 +1,8 @@
 # control/: arceus-control (the node's authority) and arceusctl (the
 # operator's CLI).  Included by the top-level Makefile.
 
-CTL_PLAN_OBJ	:= $(BUILD)/obj/control/planner.o $(BUILD)/obj/control/cluster.o
+CTL_PLAN_OBJ	:= $(BUILD)/obj/control/planner.o $(BUILD)/obj/control/cluster.o \
+		   $(BUILD)/obj/control/replan.o
 CTL_CLI_OBJ	:= $(BUILD)/obj/control/arceusctl.o \
 		   $(BUILD)/obj/control/ctlclient.o
 
@@ -54,7 +55,7 @@ $(eval $(call unit_test,ctlconf,$(COMMON_LIB),))
 VALGRIND_TESTS	+= check_ctlconf
 CHECK_SCRIPTS	+= tests/cluster/ctl_units.sh tests/cluster/ctl_confcheck.sh \
 		   tests/cluster/ctl_hosts.sh tests/cluster/ctl_links.sh \
-		   tests/cluster/ctl_recover.sh \
+		   tests/cluster/ctl_recover.sh tests/cluster/straggler.sh \
 		   tests/browser/ctl_dashboard.sh tests/cluster/local_run.sh
 # the whole cluster in training under faults (tests/faults/): data
 # parallel replicas and pipeline stages; in make check, and alone by make
@@ -73,7 +74,8 @@ $(eval $(call unit_test,raftauth,$(BUILD)/obj/control/raftauth.o $(COMMON_LIB),$
 # cluster files; a bounded run in make check (tests/fuzz/ctl_fuzz.sh).
 FUZZ_CC		?= clang
 CTL_FUZZ_SRC	:= tests/fuzz/fuzz_ctl.c control/swim.c control/raftfsm.c \
-		   control/cluster.c control/planner.c common/conf.c \
+		   control/cluster.c control/planner.c control/replan.c \
+		   common/conf.c \
 		   common/log.c
 $(BUILD)/fuzz/fuzz_ctl: $(CTL_FUZZ_SRC) $(wildcard common/*.h control/*.h)
 	@mkdir -p $(@D)

@@ -163,6 +163,10 @@ struct ctl {
 	struct swim	sw;
 	struct profile	prof;
 	struct train_state train;
+	/* this node's measured training speed (replan.c), from the reports
+	 * and the job's FLOPs per token (planner's model, fwd + bwd) */
+	struct speed_est speed;
+	double		job_flops_per_token;	/* 0: no job */
 	uint64_t	view;		/* membership changes seen */
 	/* raft, as raftglue.c last saw it (copied under mu) */
 	uint64_t	epoch;		/* committed epoch, 0: none */
@@ -177,6 +181,7 @@ struct ctl {
 	int64_t		ckpt_committed;	/* step every member has saved */
 	uint64_t	raft_auth_ok, raft_auth_refused;
 	uint64_t	stale_epochs;
+	uint64_t	replans;	/* epochs this leader made for speed */
 	/* the job and plan of the committed epoch */
 	int		job_running;
 	char		job[JOB_NAME_LEN];

@@ -233,6 +233,17 @@ client_record(struct client *cl)
 			return -1;
 		pthread_mutex_lock(&cl->c->mu);
 		train_record(&cl->c->train, &r, ctl_now());
+		/* the measured speed: the job's FLOPs per token over the
+		 * compute per token (flop/ns = GFLOP/s); it rides on SWIM */
+		if (r.compute_ns_per_token > 0 &&
+		    cl->c->job_flops_per_token > 0 && speed_add(&cl->c->speed,
+		    cl->c->epoch, r.step, cl->c->job_flops_per_token /
+		    r.compute_ns_per_token, ctl_now())) {
+			double v = cl->c->speed.value * 10.0;
+
+			cl->c->sw.self.train_gflops10 = v >= 4e9 ? 4000000000u :
+			    v < 1 ? 1 : (uint32_t)v;
+		}
 		/* our last complete checkpoint rides on SWIM to the leader */
 		if (r.ckpt_step > 0 &&
 		    (uint64_t)r.ckpt_step > cl->c->sw.self.ckpt_step)

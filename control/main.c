@@ -522,6 +522,9 @@ on_tick(uv_timer_t *t)
 	pthread_mutex_lock(&C.mu);
 	swim_tick(&C.sw, now_ms());
 	links_refresh(&C, now_ms());
+	/* no step measured for long (a standby): the profile again */
+	if (speed_expire(&C.speed, ctl_now(), SPEED_TTL_S))
+		C.sw.self.train_gflops10 = 0;
 	others = swim_count(&C.sw, SWIM_ALIVE) + swim_count(&C.sw,
 	    SWIM_SUSPECT) - 1;
 	pthread_mutex_unlock(&C.mu);
@@ -682,6 +685,7 @@ main(int argc, char **argv)
 	 * Memory for the model: [control] model_memory, else half the
 	 * node's (until the dataplane reports its arena). */
 	C.sw.self.gflops10 = (uint32_t)(C.prof.gflops * 10.0);
+	speed_init(&C.speed);
 	C.sw.self.mem_mib = (uint32_t)((NC.model_memory ?
 	    (double)NC.model_memory : C.prof.mem_bytes / 2) / 1048576.0);
 	C.sw.self.port = (uint16_t)NC.gossip_port;

@@ -141,4 +141,90 @@ void	plan_write(const struct plan *p, const struct plan_cluster *c,
 	    FILE *fp);
 void	plan_write_json(const struct plan *p, FILE *fp);
 
+/* ---- replan.c: replanning on measured speed (stragglers) ----------- */
+
+#define SPEED_SKIP	5	/* steps ignored after a (re)start */
+#define SPEED_WINDOW	8	/* steps the median is taken over */
+#define SPEED_MIN	4	/* steps before a value */
+#define SPEED_TTL_S	300	/* a value without a new step expires */
+#define SPEED_SETTLE_S	2.0	/* after a new epoch, samples ignored:
+				   steps of the old plan still finish */
+
+/* A node's measured training speed from its workers' reports. */
+struct speed_est {
+	uint64_t epoch;			/* of the last sample */
+	int64_t	 last_step;
+	int	 skip;			/* samples still to ignore */
+	int	 n, pos;
+	double	 win[SPEED_WINDOW];	/* GFLOP/s */
+	double	 value;			/* the median; 0: none yet */
+	double	 at;			/* when the last sample came (s) */
+	double	 settle;		/* ignore samples before (s) */
+};
+void	speed_init(struct speed_est *s);
+/*
+ * One step's measured GFLOP/s (<= 0: not measured, ignored) at now (s).
+ * A new epoch or a step that does not follow the last one starts over:
+ * the next SPEED_SKIP samples are ignored (and, after a new epoch, all
+ * for SPEED_SETTLE_S: the report does not say which plan a step ran
+ * in, and the old plan's last steps, with other rows and peers, still
+ * come), then the median of the last SPEED_WINDOW (at least SPEED_MIN)
+ * is the value; the old value stays until then.  @return 1 if the value
+ * changed.
+ */
+int	speed_add(struct speed_est *s, uint64_t epoch, int64_t step,
+	    double gflops, double now);
+/*
+ * A value with no sample for ttl seconds (a standby trains no rows, so it
+ * measures nothing) is dropped: the leader then plans that node by its
+ * profile again, gives it rows if that pays, and measures it anew; so a
+ * straggler that recovered comes back within about ttl.  @return 1 if
+ * dropped.
+ */
+int	speed_expire(struct speed_est *s, double now, double ttl);
+/*
+ * The speeds to plan with: measured[i] where > 0 (src 'm'), else the
+ * profile times the median measured/profile ratio of the nodes that have
+ * both (src 'p'; a GEMM probe runs faster than training by about the
+ * same factor on every node).  @return that ratio (1: none measured).
+ */
+double	speeds_resolve(int n, const double *profile, const double *measured,
+	    double *out, char *src);
+/*
+ * The plan of an epoch's layout (raftfsm.h: slots, then shares): tp, pp,
+ * dp, stages and shares filled, times not (plan_eval them).
+ * @return 0, -EINVAL (no shares, or not that shape) or -ENOMEM.
+ */
+int	plan_from_layout(const uint32_t *layout, int len, int tp, int pp,
+	    int dp, int global_batch, int micro_batch, struct plan *out);
+
+struct replan_conf {
+	double	gain;		/* fraction of the step a new plan must save */
+	double	interval_s;	/* since the last epoch, at least; 0: never */
+	double	hold_s;		/* the gain must hold this long */
+};
+struct replan_state {
+	double	epoch_at;	/* when the epoch in force began */
+	double	due_since;	/* the gain has held since; < 0: not */
+};
+enum replan_verdict {
+	REPLAN_NO = 0,		/* the plan in force is good enough */
+	REPLAN_HOLD,		/* better, but not for hold_s yet */
+	REPLAN_WAIT,		/* better, but the last epoch is too recent */
+	REPLAN_YES,
+};
+/*
+ * Is a new epoch worth it: running is the plan in force evaluated under
+ * the speeds now, fresh the plan the leader would make now.  Yes when
+ * fresh differs (shares, stages or devices) and predicts a step at least
+ * gain shorter, has done so for hold_s without a break, and interval_s
+ * have passed since the epoch in force began.  A gain below the
+ * threshold resets the hold: noise around one plan never flaps.  why
+ * says shares, the replicas' (first) devices and steps, e.g. "shares
+ * 4,4 on 1,2 -> 6,2 on 1,2, predicted step ..." (for HOLD, WAIT, YES).
+ */
+int	replan_decide(const struct replan_conf *rc, struct replan_state *rs,
+	    double now, const struct plan *running, const struct plan *fresh,
+	    char *why, size_t whylen);
+
 #endif /* ARC_PLANNER_H */

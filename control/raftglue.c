@@ -67,6 +67,11 @@ struct rglue {
 	uint64_t		 retry_at;	/* after a failed change */
 	struct plan		 last;		/* this leader's last plan */
 	uint64_t		 last_job_seq;
+	/* replanning on measured speed (replan_due) */
+	struct replan_state	 rs;
+	uint64_t		 replan_next;	/* ms: next look */
+	int			 replan_said;	/* verdict last logged */
+	uint64_t		 replans;	/* epochs for speed */
 	void			(*done)(struct ctl *);
 };
 
@@ -139,6 +144,24 @@ member_address(struct ctl *c, uint32_t id, char *out, size_t len)
 	return rc;
 }
 
+/* The running job's FLOPs per token (forward + backward), 0: none. */
+static double
+job_flops(const struct cluster_state *st)
+{
+	struct plan_model *m;
+	struct plan_job j;
+	double f = 0;
+
+	if (!st->job_running || st->jp.n_layer == 0 ||
+	    (m = malloc(sizeof(*m))) == NULL)
+		return 0;
+	job_params_plan(&st->jp, m, &j);
+	for (int i = 0; i < m->nlayers; i++)
+		f += m->layer[i].flops_per_token;
+	free(m);
+	return f;
+}
+
 static void
 fsm_applied(void *ctx, int type, const struct cluster_state *st)
 {
@@ -146,6 +169,7 @@ fsm_applied(void *ctx, int type, const struct cluster_state *st)
 	struct ctl *c = g->c;
 	char list[256] = "";
 	size_t off = 0;
+	double fpt;
 
 	if (type == ENTRY_CKPT) {
 		log_info("ctl.raft: checkpoint at step %lld committed (epoch "
@@ -158,12 +182,17 @@ fsm_applied(void *ctx, int type, const struct cluster_state *st)
 		return;
 	}
 	if (type == ENTRY_JOB) {
+		fpt = job_flops(st);
 		log_info("ctl.raft: job '%s' %s (term %llu)", st->job,
 		    st->job_running ? "started" : "stopped",
 		    (unsigned long long)g->raft.current_term);
 		pthread_mutex_lock(&c->mu);
 		c->job_running = st->job_running;
 		memcpy(c->job, st->job, sizeof(c->job));
+		/* a new job: its own speed (another model, other FLOPs) */
+		c->job_flops_per_token = fpt;
+		speed_init(&c->speed);
+		c->sw.self.train_gflops10 = 0;
 		pthread_mutex_unlock(&c->mu);
 		return;
 	}
@@ -188,7 +217,10 @@ fsm_applied(void *ctx, int type, const struct cluster_state *st)
 		log_warnx("ctl.raft: epoch %llu has no plan for job '%s': %.*s",
 		    (unsigned long long)st->epoch, st->job, wl, why ? why : "");
 	}
+	fpt = job_flops(st);	/* (also after a snapshot: no JOB entry) */
 	pthread_mutex_lock(&c->mu);
+	c->job_flops_per_token = fpt;
+	g->rs.epoch_at = ctl_now();	/* the interval counts from here */
 	free(c->plan_text);
 	c->plan_text = st->plan_len > 0 ? strdup(st->plan) : NULL;
 	free(c->layout);
@@ -226,6 +258,8 @@ raftglue_init(struct ctl *c, const unsigned char key[32])
 		return -ENOMEM;
 	g->c = c;
 	c->raft = g;
+	g->rs.due_since = -1;
+	g->rs.epoch_at = ctl_now();
 	snprintf(g->dir, sizeof(g->dir), "%s/raft", nc->state_dir);
 	if (mkdir(g->dir, 0750) < 0 && errno != EEXIST)
 		return -errno;
@@ -353,6 +387,7 @@ publish(struct rglue *g)
 	c->raft_auth_ok = g->auth.stats.ok;
 	c->raft_auth_refused = g->auth.stats.refused;
 	c->stale_epochs = g->fsm.st.stale;
+	c->replans = g->replans;
 	if (cf->n > 0)
 		c->sw.self.flags |= SWIM_F_RAFT;
 	pthread_mutex_unlock(&c->mu);
@@ -408,74 +443,189 @@ try_form(struct rglue *g, const uint32_t *alive, int n, int formed_peer)
 }
 
 /*
- * The plan for the running job on the alive members, from their SWIM
- * profiles (GEMM GFLOP/s, memory) and the link matrix SWIM's link rows
- * give (links.c: symmetric where one side measured, defaults where none
- * did, islands from bandwidth).  Fills ep; its text is malloc'd (caller
- * frees).
+ * The planner's inputs for the running job on the alive members, from
+ * their SWIM profiles (memory; speed: the measured training GFLOP/s where
+ * a member has one, else its GEMM GFLOP/s scaled by the others' ratio of
+ * the two, replan.c) and the link matrix SWIM's link rows give (links.c:
+ * symmetric where one side measured, defaults where none did, islands
+ * from bandwidth).  *speeds (malloc'd, may stay NULL) lists the speeds
+ * used, for the plan's text; slow (may be NULL) names the member furthest
+ * below its profile.  pc->dev, bw, rtt are malloc'd (inputs_free).
+ * @return 0 or -1.
  */
 #define UNMEASURED_GFLOPS	1.0
 
 static void
-plan_for(struct rglue *g, const uint32_t *alive, int n,
-    struct epoch_plan *ep)
+inputs_free(struct plan_cluster *pc)
+{
+	free(pc->dev);
+	free(pc->bw);
+	free(pc->rtt);
+	memset(pc, 0, sizeof(*pc));
+}
+
+static int
+plan_inputs(struct rglue *g, const uint32_t *alive, int n,
+    struct plan_model *m, struct plan_job *j, struct plan_cluster *pc,
+    char **speeds, char *slow, size_t slowlen)
 {
 	struct ctl *c = g->c;
-	static struct plan_model m;
-	struct plan_job j;
 	struct plan_device *dev = calloc((size_t)n, sizeof(*dev));
-	struct plan_cluster pc;
+	double *prof = calloc((size_t)n, sizeof(double));
+	double *meas = calloc((size_t)n, sizeof(double));
+	double *sp = calloc((size_t)n, sizeof(double));
+	char *src = calloc((size_t)n, 1);
 	struct link_matrix lm;
-	struct plan p;
 	const struct swim_link *cells;
-	char *text = NULL;
-	size_t len = 0;
-	FILE *fp;
-	int ncells, rc;
+	double ratio, best = 0;
+	int ncells, rc = -1, worst = -1;
 
-	memset(ep, 0, sizeof(*ep));
-	ep->job_seq = g->fsm.st.job_seq;
-	if (dev == NULL)
-		return;
-	job_params_plan(&g->fsm.st.jp, &m, &j);
+	memset(pc, 0, sizeof(*pc));
+	*speeds = NULL;
+	if (slow != NULL)
+		slow[0] = '\0';
+	if (dev == NULL || prof == NULL || meas == NULL || sp == NULL ||
+	    src == NULL)
+		goto out;
+	job_params_plan(&g->fsm.st.jp, m, j);
 	/*
 	 * What the workers train: data parallel (compute/dist.c), and
 	 * pipeline stages (compute/pipe.c) for a job whose workers take them
 	 * from the plan; tensor-parallel shards wait for workers that hold
 	 * them.
 	 */
-	j.max_tp = 1;
-	j.max_pp = g->fsm.st.jp.flags & JOB_F_PIPELINE ? 0 : 1;
+	j->max_tp = 1;
+	j->max_pp = g->fsm.st.jp.flags & JOB_F_PIPELINE ? 0 : 1;
 	pthread_mutex_lock(&c->mu);
 	for (int i = 0; i < n; i++) {
 		const struct swim_member *sm = swim_find(&c->sw, alive[i]);
 
 		dev[i].id = alive[i];
-		dev[i].gflops = sm && sm->gflops10 ? sm->gflops10 / 10.0 :
+		prof[i] = sm && sm->gflops10 ? sm->gflops10 / 10.0 :
 		    UNMEASURED_GFLOPS;
+		meas[i] = sm ? sm->train_gflops10 / 10.0 : 0;
 		dev[i].mem_bytes = sm ? sm->mem_mib * 1048576.0 : 0;
 	}
 	ncells = swim_links(&c->sw, &cells);
 	rc = links_assemble(alive, n, cells, ncells, &lm);
 	pthread_mutex_unlock(&c->mu);
-	if (rc < 0 || links_islands(&lm, dev, &pc.nisland, &pc.bw,
-	    &pc.rtt) < 0) {
-		if (rc == 0)
-			links_matrix_free(&lm);
-		free(dev);
-		return;
-	}
+	if (rc < 0)
+		goto out;
+	rc = links_islands(&lm, dev, &pc->nisland, &pc->bw, &pc->rtt);
 	links_matrix_free(&lm);
-	pc.ndev = n;
-	pc.dev = dev;
+	if (rc < 0)
+		goto out;
+	ratio = speeds_resolve(n, prof, meas, sp, src);
+	for (int i = 0; i < n; i++) {
+		dev[i].gflops = sp[i];
+		if (src[i] == 'm' && meas[i] / prof[i] > best)
+			best = meas[i] / prof[i];
+	}
+	/* the member furthest below what its profile predicts, measured
+	 * against the best member's ratio of training to GEMM speed */
+	for (int i = 0; i < n; i++)
+		if (src[i] == 'm' && (worst < 0 || meas[i] / prof[i] <
+		    meas[worst] / prof[worst]))
+			worst = i;
+	if (slow != NULL && worst >= 0 && best > 0)
+		snprintf(slow, slowlen, "node %u runs at %.0f%% of its "
+		    "profile (%.2f GFLOP/s measured, %.2f expected)",
+		    alive[worst], 100.0 * meas[worst] / prof[worst] / best,
+		    meas[worst], prof[worst] * best);
+	{
+		char *t = NULL;
+		size_t tl = 0;
+		FILE *fp = open_memstream(&t, &tl);
+
+		if (fp != NULL) {
+			fprintf(fp, "speeds (GFLOP/s; m: measured in training, "
+			    "p: GEMM profile x %.4g):", ratio);
+			for (int i = 0; i < n; i++)
+				fprintf(fp, " %u %.2f%c", alive[i], sp[i],
+				    src[i]);
+			fprintf(fp, "\n");
+			fclose(fp);
+			*speeds = t;
+		}
+	}
+	pc->ndev = n;
+	pc->dev = dev;
+	dev = NULL;
+	rc = 0;
+out:
+	if (rc < 0) {
+		free(pc->bw);
+		free(pc->rtt);
+		memset(pc, 0, sizeof(*pc));
+	}
+	free(dev);
+	free(prof);
+	free(meas);
+	free(sp);
+	free(src);
+	return rc;
+}
+
+/*
+ * The plan in force, from the committed epoch's layout, evaluated under
+ * the inputs now.  @return 0, or -1 (none, or it no longer fits).
+ */
+static int
+plan_running(struct rglue *g, const struct plan_model *m,
+    const struct plan_job *j, const struct plan_cluster *pc,
+    struct plan *run)
+{
+	const struct cluster_state *st = &g->fsm.st;
+
+	if (st->plan_job_seq != st->job_seq || st->plan_dp < 1 ||
+	    plan_from_layout(st->layout, st->layout_len, st->plan_tp,
+	    st->plan_pp, st->plan_dp, j->global_batch, j->micro_batch,
+	    run) < 0)
+		return -1;
+	if (plan_eval(m, j, pc, run) < 0 || !run->ok) {
+		plan_fini(run);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The plan for the running job on the alive members (plan_inputs).
+ * prev: the plan to keep what it can of (sticky, planner.c); NULL: this
+ * leader's last plan for the job, if any.  Fills ep; its text is
+ * malloc'd (caller frees).
+ */
+static void
+plan_for(struct rglue *g, const uint32_t *alive, int n,
+    const struct plan *prev, struct epoch_plan *ep)
+{
+	static struct plan_model m;
+	struct plan_job j;
+	struct plan_cluster pc;
+	struct plan p;
+	char *text = NULL, *speeds = NULL;
+	size_t len = 0;
+	FILE *fp;
+
+	memset(ep, 0, sizeof(*ep));
+	ep->job_seq = g->fsm.st.job_seq;
+	if (plan_inputs(g, alive, n, &m, &j, &pc, &speeds, NULL, 0) < 0)
+		return;
 	/* replans keep what survived where it was (planner.c, sticky) */
-	plan_compute(&m, &j, &pc, g->last.ok && g->last_job_seq ==
-	    g->fsm.st.job_seq ? &g->last : NULL, &p);
+	if (prev == NULL && g->last.ok && g->last_job_seq ==
+	    g->fsm.st.job_seq)
+		prev = &g->last;
+	plan_compute(&m, &j, &pc, prev, &p);
 	if ((fp = open_memstream(&text, &len)) != NULL) {
 		fprintf(fp, "job %s on %d members\n", g->fsm.st.job, n);
 		plan_write(&p, &pc, fp);
+		/* the speeds it was made with: the plan stays a function of
+		 * what its text says */
+		if (speeds != NULL)
+			fputs(speeds, fp);
 		fclose(fp);
 	}
+	free(speeds);
 	ep->text = text;
 	if (p.ok) {
 		int slot = 2 + p.tp, ns = p.dp * p.pp * slot;
@@ -508,9 +658,71 @@ plan_for(struct rglue *g, const uint32_t *alive, int n,
 	} else {
 		plan_fini(&p);
 	}
-	free(pc.bw);
-	free(pc.rtt);
-	free(dev);
+	inputs_free(&pc);
+}
+
+/*
+ * Replanning on measured speed (ARCHITECTURE.md §9, stragglers): once a
+ * second, the plan in force under the speeds now against the plan the
+ * leader would make now (keeping what it can of the one in force);
+ * replan_decide says whether that is worth an epoch (gain, hold,
+ * interval: [control] replan_*).  @return 1 to commit an epoch now, the
+ * plan in force in *run (to keep what it can of; plan_fini it).
+ */
+static int
+replan_due(struct rglue *g, const uint32_t *alive, int n, struct plan *run)
+{
+	struct ctl *c = g->c;
+	const struct nodeconf *nc = c->nc;
+	const struct cluster_state *st = &g->fsm.st;
+	struct replan_conf rc = { nc->replan_gain, nc->replan_interval_s,
+	    nc->replan_hold_s };
+	static struct plan_model m;
+	struct plan_job j;
+	struct plan_cluster pc;
+	struct plan fresh;
+	char *speeds = NULL, slow[160], why[400];
+	uint64_t t0;
+	int v;
+
+	memset(run, 0, sizeof(*run));
+	if (!st->job_running || st->layout_len == 0 || !(rc.interval_s > 0) ||
+	    ms() < g->replan_next)
+		return 0;
+	t0 = ms();
+	g->replan_next = t0 + 1000;
+	if (plan_inputs(g, alive, n, &m, &j, &pc, &speeds, slow,
+	    sizeof(slow)) < 0)
+		return 0;
+	free(speeds);
+	if (plan_running(g, &m, &j, &pc, run) < 0) {
+		inputs_free(&pc);
+		return 0;
+	}
+	plan_compute(&m, &j, &pc, run, &fresh);
+	/* a big cluster takes a while to plan: look less often, so that
+	 * the loop spends at most a twentieth of its time here */
+	if (ms() - t0 > 50)
+		g->replan_next = t0 + 20 * (ms() - t0);
+	v = replan_decide(&rc, &g->rs, ctl_now(), run, &fresh, why,
+	    sizeof(why));
+	plan_fini(&fresh);
+	inputs_free(&pc);
+	if (v != g->replan_said && (v == REPLAN_HOLD || v == REPLAN_WAIT))
+		log_info("ctl.raft: a better plan on measured speed: %s%s%s; "
+		    "%s", slow, slow[0] ? ": " : "", why, v == REPLAN_HOLD ?
+		    "waiting for it to hold" : "waiting for the minimum "
+		    "interval since the last epoch");
+	g->replan_said = v;
+	if (v != REPLAN_YES) {
+		plan_fini(run);
+		return 0;
+	}
+	log_info("ctl.raft: replanning on measured speed: %s%s%s", slow,
+	    slow[0] ? ": " : "", why);
+	g->replans++;
+	g->rs.due_since = -1;
+	return 1;
 }
 
 /*
@@ -586,9 +798,11 @@ lead(struct rglue *g, const uint32_t *alive, int n)
 	struct role_change rc;
 	struct raft_buffer b;
 	struct epoch_plan ep;
+	struct plan run;
 	char addr[64];
-	int r = 0;
+	int r = 0, replan = 0;
 
+	memset(&run, 0, sizeof(run));
 	if (g->barrier_term != g->raft.current_term) {
 		if (!g->barrier_pending) {
 			g->barrier.data = g;
@@ -639,12 +853,16 @@ lead(struct rglue *g, const uint32_t *alive, int n)
 		return;
 	}
 	if (!epoch_needed(&g->fsm.st, alive, n) && !reepoch_asked(g)) {
-		ckpt_maybe(g);
-		return;
+		if (!replan_due(g, alive, n, &run)) {
+			ckpt_maybe(g);
+			return;
+		}
+		replan = 1;
 	}
 	memset(&ep, 0, sizeof(ep));
 	if (g->fsm.st.job_running)
-		plan_for(g, alive, n, &ep);
+		plan_for(g, alive, n, replan ? &run : NULL, &ep);
+	plan_fini(&run);
 	r = entry_epoch(&b, g->fsm.st.epoch + 1, g->fsm.st.ckpt_step, alive,
 	    n, g->fsm.st.job_running ? &ep : NULL);
 	free((char *)ep.text);
@@ -681,6 +899,8 @@ raftglue_tick(struct ctl *c)
 		glue_set(g, GLUE_RUNNING);
 	if (raft_state(&g->raft) == RAFT_LEADER)
 		lead(g, alive, n);
+	else
+		g->rs.due_since = -1;	/* a hold counts in one leadership */
 }
 
 static void

@@ -140,9 +140,10 @@ report_status(struct ctl *c, struct sbuf *b, int json)
 			    "up)\n", c->dp_backend, c->dp_epoch,
 			    c->dp_workers, up, c->nlinks);
 		}
-		sbuf_printf(b, "profile   %d cores, %.1f GiB, %.1f GFLOP/s\n",
+		sbuf_printf(b, "profile   %d cores, %.1f GiB, %.1f GFLOP/s; "
+		    "training %.2f GFLOP/s measured\n",
 		    c->prof.cores, c->prof.mem_bytes / 1073741824.0,
-		    c->prof.gflops);
+		    c->prof.gflops, c->speed.value);
 		sbuf_printf(b, "gossip    rx %llu tx %llu, dropped: %llu bad "
 		    "MAC, %llu replayed, %llu malformed\n",
 		    (unsigned long long)c->sw.st.rx,
@@ -197,8 +198,8 @@ report_status(struct ctl *c, struct sbuf *b, int json)
 		sbuf_printf(b, "%s%u", i ? "," : "", c->epoch_members[i]);
 	sbuf_printf(b, "],");
 	sbuf_printf(b, "\"profile\":{\"cores\":%d,\"mem_bytes\":%.0f,"
-	    "\"gflops\":%.3f},", c->prof.cores, c->prof.mem_bytes,
-	    c->prof.gflops);
+	    "\"gflops\":%.3f,\"train_gflops\":%.3f},", c->prof.cores,
+	    c->prof.mem_bytes, c->prof.gflops, c->speed.value);
 	sbuf_printf(b, "\"gossip\":{\"rx\":%llu,\"tx\":%llu,\"rx_bytes\":%llu,"
 	    "\"tx_bytes\":%llu,\"bad_mac\":%llu,\"replayed\":%llu,"
 	    "\"malformed\":%llu,\"probes\":%llu,\"probe_failures\":%llu,"
@@ -236,17 +237,19 @@ member_row(struct sbuf *b, const struct swim_member *m, int self,
 		sbuf_printf(b, "%s{\"id\":%u,\"addr\":\"%s\",\"gossip_port\":%u,"
 		    "\"http_port\":%u,\"raft_port\":%u,\"state\":\"%s\","
 		    "\"incarnation\":%u,\"rtt_ms\":%.3f,\"since_s\":%.3f,"
+		    "\"gflops\":%.1f,\"train_gflops\":%.1f,"
 		    "\"self\":%s}", first ? "" : ",", m->id,
 		    self ? "self" : ip(m->addr, a), m->port, m->http_port,
 		    m->raft_port, swim_state_name(m->state), m->incarnation,
 		    m->rtt_ms, self ? 0.0 : (now_ms - (double)m->since_ms) /
-		    1000.0, self ? "true" : "false");
+		    1000.0, m->gflops10 / 10.0, m->train_gflops10 / 10.0,
+		    self ? "true" : "false");
 		return;
 	}
-	sbuf_printf(b, "%-10u %-15s %-6u %-8s %-5u %8.2f%s\n", m->id,
-	    self ? "(self)" : ip(m->addr, a), m->port,
+	sbuf_printf(b, "%-10u %-15s %-6u %-8s %-5u %8.2f %8.1f %8.1f%s\n",
+	    m->id, self ? "(self)" : ip(m->addr, a), m->port,
 	    swim_state_name(m->state), m->incarnation, m->rtt_ms,
-	    self ? " *" : "");
+	    m->gflops10 / 10.0, m->train_gflops10 / 10.0, self ? " *" : "");
 }
 
 void
@@ -258,8 +261,9 @@ report_members(struct ctl *c, struct sbuf *b, int json)
 	if (json)
 		sbuf_printf(b, "[");
 	else
-		sbuf_printf(b, "%-10s %-15s %-6s %-8s %-5s %8s\n", "ID",
-		    "ADDRESS", "PORT", "STATE", "INC", "RTT_MS");
+		sbuf_printf(b, "%-10s %-15s %-6s %-8s %-5s %8s %8s %8s\n",
+		    "ID", "ADDRESS", "PORT", "STATE", "INC", "RTT_MS", "GFLOPS",
+		    "TRAIN_GF");
 	self.state = c->sw.leaving ? SWIM_LEFT : SWIM_ALIVE;
 	member_row(b, &self, 1, now_ms, json, 1);
 	for (int i = 0; i < c->sw.nm; i++)
@@ -547,6 +551,14 @@ report_metrics(struct ctl *c, struct sbuf *b)
 	sbuf_printf(b, "# HELP arceus_node_gflops Measured GEMM speed.\n"
 	    "# TYPE arceus_node_gflops gauge\narceus_node_gflops %.3f\n",
 	    c->prof.gflops);
+	sbuf_printf(b, "# HELP arceus_replans_total Epochs this node, as "
+	    "leader, committed for measured speed (stragglers).\n"
+	    "# TYPE arceus_replans_total counter\n"
+	    "arceus_replans_total %llu\n", (unsigned long long)c->replans);
+	sbuf_printf(b, "# HELP arceus_node_train_gflops Measured training "
+	    "speed (the job's FLOPs over the workers' compute), 0: none.\n"
+	    "# TYPE arceus_node_train_gflops gauge\n"
+	    "arceus_node_train_gflops %.3f\n", c->speed.value);
 	if (c->train.have) {
 		sbuf_printf(b, "# HELP arceus_train_step Last reported step.\n"
 		    "# TYPE arceus_train_step gauge\narceus_train_step %lld\n"

@@ -12,7 +12,9 @@
  *   52 sender GFLOP/s x 10 u32 | 56 sender memory MiB u32 (its profile)
  *   60 sender's last complete checkpoint step u64
  *   68 an epoch the sender's workers ask to leave (reepoch) u64, or 0
- *   76 updates: id u32, addr u32, incarnation u32, port u16, http u16,
+ *   version 3 only (swim.h: sent to members that flag SWIM_F_HDR3):
+ *   76 sender's measured training GFLOP/s x 10 u32 (0: none) | 80 pad u32
+ *   84 (76 in version 2) updates: id u32, addr u32, incarnation u32, port u16, http u16,
  *      raft u16, state u8, pad u8 (20 bytes each)
  * then, optionally, one chunk of a link row (swim.h):
  *   0 link version u8 | 1 entries u8 | 2 pad u16 | 4 origin u32
@@ -33,16 +35,20 @@
 
 _Static_assert(SWIM_MAC_LEN == crypto_auth_BYTES, "mac size");
 _Static_assert(SWIM_KEY_LEN == crypto_auth_KEYBYTES, "key size");
+/* the layout above: version 2 ends at the reepoch, 3 adds 8 bytes */
+_Static_assert(SWIM_HDR2_LEN == 68 + 8, "version 2 header");
+_Static_assert(SWIM_HDR_LEN == SWIM_HDR2_LEN + 8, "version 3 header");
+_Static_assert(SWIM_MAX_DGRAM == 840, "largest datagram (docs/control.md)");
 
 struct swim_msg {
-	uint8_t	 type, nupd, flags;
+	uint8_t	 type, nupd, flags, version;
 	uint32_t sender, sender_inc;
 	uint64_t boot, seq;
 	uint32_t probe_seq, target;
 	uint16_t http_port, raft_port;
 	uint32_t target_addr;
 	uint16_t target_port;
-	uint32_t gflops10, mem_mib;
+	uint32_t gflops10, mem_mib, train_gflops10;
 	uint64_t ckpt_step;
 	uint64_t reepoch;
 	uint16_t dp_port;
@@ -127,6 +133,7 @@ swim_init(struct swim *sw, const struct swim_conf *conf, uint32_t id,
 	sw->self.raft_port = raft_port;
 	sw->self.state = SWIM_ALIVE;
 	sw->self.boot = boot;
+	sw->hdr_max = SWIM_VERSION;
 	sw->seq = 0;
 	sw->send = send;
 	sw->change = change;
@@ -408,19 +415,37 @@ upd_cmp_left(const void *a, const void *b)
 	return y->gossip_left - x->gossip_left;
 }
 
+/* The header version to send to addr:port: 3 if it flagged it speaks it */
+static int
+hdr_version_for(const struct swim *sw, uint32_t addr, uint16_t port)
+{
+	if (sw->hdr_max < SWIM_VERSION)
+		return SWIM_VERSION_OLD;
+	for (int i = 0; i < sw->nm; i++)
+		if (sw->m[i].addr == addr && sw->m[i].port == port)
+			return sw->m[i].flags & SWIM_F_HDR3 ? SWIM_VERSION :
+			    SWIM_VERSION_OLD;
+	return SWIM_VERSION_OLD;
+}
+
 static size_t
 encode(struct swim *sw, uint8_t *buf, int type, uint32_t probe_seq,
-    uint32_t target, uint32_t taddr, uint16_t tport)
+    uint32_t target, uint32_t taddr, uint16_t tport, int version)
 {
 	struct swim_member *pick[SWIM_MAX_MEMBERS + 1];
+	size_t hlen = version == SWIM_VERSION ? SWIM_HDR_LEN : SWIM_HDR2_LEN;
 	int n = 0, np = 0;
 	uint8_t *p;
 
-	memset(buf, 0, SWIM_HDR_LEN);
+	memset(buf, 0, hlen);
 	put32(buf, SWIM_MAGIC);
-	buf[4] = SWIM_VERSION;
+	buf[4] = (uint8_t)version;
 	buf[5] = (uint8_t)type;
 	buf[7] = sw->self.flags;
+	if (sw->hdr_max >= SWIM_VERSION)
+		buf[7] |= SWIM_F_HDR3;
+	else
+		buf[7] &= (uint8_t)~SWIM_F_HDR3;
 	put32(buf + 8, sw->self.id);
 	put32(buf + 12, sw->self.incarnation);
 	put64(buf + 16, sw->self.boot);
@@ -436,6 +461,8 @@ encode(struct swim *sw, uint8_t *buf, int type, uint32_t probe_seq,
 	put32(buf + 56, sw->self.mem_mib);
 	put64(buf + 60, sw->self.ckpt_step);
 	put64(buf + 68, sw->self.reepoch);
+	if (version == SWIM_VERSION)
+		put32(buf + 76, sw->self.train_gflops10);
 	/* piggyback the updates with the most retransmissions left */
 	if (sw->self.gossip_left > 0)
 		pick[np++] = &sw->self;
@@ -444,7 +471,7 @@ encode(struct swim *sw, uint8_t *buf, int type, uint32_t probe_seq,
 			pick[np++] = &sw->m[i];
 	if (np > SWIM_MAX_UPDATES)
 		qsort(pick, (size_t)np, sizeof(*pick), upd_cmp_left);
-	p = buf + SWIM_HDR_LEN;
+	p = buf + hlen;
 	for (int i = 0; i < np && n < SWIM_MAX_UPDATES; i++, n++) {
 		struct swim_member *m = pick[i];
 
@@ -474,7 +501,8 @@ send_msg(struct swim *sw, uint32_t addr, uint16_t port, int type,
 
 	if (addr == 0 || port == 0)
 		return;
-	len = encode(sw, buf, type, probe_seq, target, taddr, tport);
+	len = encode(sw, buf, type, probe_seq, target, taddr, tport,
+	    hdr_version_for(sw, addr, port));
 	sw->st.tx++;
 	sw->st.tx_bytes += len;
 	sw->send(sw->ctx, addr, port, buf, len);
@@ -488,25 +516,28 @@ static int
 decode(const struct swim *sw, const uint8_t *buf, size_t len,
     struct swim_msg *msg)
 {
-	size_t body;
+	size_t body, hlen;
 
-	if (len < SWIM_HDR_LEN + SWIM_MAC_LEN || len > SWIM_MAX_DGRAM)
+	if (len < SWIM_HDR2_LEN + SWIM_MAC_LEN || len > SWIM_MAX_DGRAM)
 		return -EBADMSG;
 	body = len - SWIM_MAC_LEN;
 	if (crypto_auth_verify(buf + body, buf, body, sw->key) != 0)
 		return -EPERM;
-	if (get32(buf) != SWIM_MAGIC || buf[4] != SWIM_VERSION)
+	if (get32(buf) != SWIM_MAGIC || (buf[4] != SWIM_VERSION_OLD &&
+	    (buf[4] != SWIM_VERSION || sw->hdr_max < SWIM_VERSION)))
 		return -EBADMSG;
+	hlen = buf[4] == SWIM_VERSION ? SWIM_HDR_LEN : SWIM_HDR2_LEN;
+	msg->version = buf[4];
 	msg->type = buf[5];
 	msg->nupd = buf[6];
 	msg->flags = buf[7];
 	if (msg->type < SWIM_PING || msg->type > SWIM_LEAVE ||
 	    msg->nupd > SWIM_MAX_UPDATES ||
-	    body < SWIM_HDR_LEN + (size_t)msg->nupd * SWIM_UPD_LEN)
+	    body < hlen + (size_t)msg->nupd * SWIM_UPD_LEN)
 		return -EBADMSG;
 	msg->link_bad = 0;
-	decode_links(sw, buf + SWIM_HDR_LEN + msg->nupd * SWIM_UPD_LEN,
-	    body - SWIM_HDR_LEN - (size_t)msg->nupd * SWIM_UPD_LEN, msg);
+	decode_links(sw, buf + hlen + msg->nupd * SWIM_UPD_LEN,
+	    body - hlen - (size_t)msg->nupd * SWIM_UPD_LEN, msg);
 	msg->sender = get32(buf + 8);
 	msg->sender_inc = get32(buf + 12);
 	msg->boot = get64(buf + 16);
@@ -521,11 +552,12 @@ decode(const struct swim *sw, const uint8_t *buf, size_t len,
 	msg->mem_mib = get32(buf + 56);
 	msg->ckpt_step = get64(buf + 60);
 	msg->reepoch = get64(buf + 68);
+	msg->train_gflops10 = hlen == SWIM_HDR_LEN ? get32(buf + 76) : 0;
 	msg->dp_port = get16(buf + 50);
 	if (msg->sender == 0 || msg->sender == sw->self.id)
 		return -EBADMSG;
 	for (int i = 0; i < msg->nupd; i++) {
-		const uint8_t *p = buf + SWIM_HDR_LEN + i * SWIM_UPD_LEN;
+		const uint8_t *p = buf + hlen + i * SWIM_UPD_LEN;
 		struct swim_member *u = &msg->upd[i];
 
 		memset(u, 0, sizeof(*u));
@@ -807,6 +839,10 @@ swim_recv(struct swim *sw, uint64_t now, uint32_t addr, uint16_t port,
 	m->last_heard_ms = now;
 	m->flags = msg.flags;
 	m->gflops10 = msg.gflops10;
+	/* a version 2 datagram of a node that speaks 3 (sent before it
+	 * heard our flag) says nothing about its speed */
+	if (msg.version == SWIM_VERSION || !(msg.flags & SWIM_F_HDR3))
+		m->train_gflops10 = msg.train_gflops10;
 	m->mem_mib = msg.mem_mib;
 	m->ckpt_step = msg.ckpt_step;
 	m->reepoch = msg.reepoch;

@@ -33,10 +33,20 @@
 #include <stdint.h>
 
 #define SWIM_MAGIC		0x41525357u	/* "ARSW" */
-#define SWIM_VERSION		2
+/*
+ * Header versions: 3 adds the sender's measured training speed (84
+ * bytes); 2 is the header of older nodes (76 bytes), still spoken.  A
+ * node flags its datagrams SWIM_F_HDR3 and sends version 3 only to
+ * members whose datagrams carried that flag (the others, seeds and
+ * strangers get version 2), so that old and new nodes keep hearing each
+ * other through a rolling upgrade.
+ */
+#define SWIM_VERSION		3
+#define SWIM_VERSION_OLD	2
 #define SWIM_MAX_MEMBERS	1024
 #define SWIM_MAX_UPDATES	16	/* piggybacked per datagram */
-#define SWIM_HDR_LEN		76
+#define SWIM_HDR_LEN		84	/* version 3 */
+#define SWIM_HDR2_LEN		76	/* version 2 */
 #define SWIM_UPD_LEN		20
 #define SWIM_MAC_LEN		32	/* crypto_auth_BYTES */
 #define SWIM_KEY_LEN		32	/* crypto_auth_KEYBYTES */
@@ -72,6 +82,7 @@ enum swim_state {
 
 /* Flags a node sets on its own datagrams (the header's flags byte). */
 #define SWIM_F_RAFT	0x01	/* member of a formed raft cluster */
+#define SWIM_F_HDR3	0x02	/* decodes header version 3 */
 
 enum swim_type {
 	SWIM_PING = 1,
@@ -107,6 +118,12 @@ struct swim_member {
 	uint64_t seq_window;		/* bit i: seq_hi - i seen */
 	double	 rtt_ms;		/* last direct probe round trip */
 	uint32_t gflops10;		/* its GEMM probe, GFLOP/s x 10 */
+	/*
+	 * Its measured training speed, GFLOP/s x 10 (the job's FLOPs over
+	 * its workers' compute time, smoothed; control/replan.c), 0: not
+	 * measured (no job yet, a standby, or an older node).
+	 */
+	uint32_t train_gflops10;
 	uint32_t mem_mib;		/* its memory for the model, MiB */
 	uint64_t ckpt_step;		/* its last complete checkpoint */
 	/*
@@ -162,6 +179,9 @@ typedef void swim_change_fn(void *ctx, const struct swim_member *m,
 
 struct swim {
 	struct swim_conf conf;
+	int		 hdr_max;	/* highest header version spoken:
+					   SWIM_VERSION (tests set 2 to act
+					   as an older node) */
 	unsigned char	key[SWIM_KEY_LEN];
 	struct swim_member self;	/* state, incarnation, ports */
 	uint64_t	 seq;		/* last sequence sent */

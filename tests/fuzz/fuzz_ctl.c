@@ -6,7 +6,9 @@
  *   1: a raw SWIM datagram (MAC, length checks);
  *   2: a raft log entry applied to the FSM (epochs, jobs, checkpoints);
  *   3: a raft snapshot restored into the FSM;
- *   4: a cluster description file (arceusctl plan --cluster), then a plan.
+ *   4: a cluster description file (arceusctl plan --cluster), then a plan;
+ *   5: an epoch's layout as the leader reads back the plan in force
+ *      (replan.c), evaluated and replanned on a small cluster.
  * Nothing may crash, leak or read out of bounds; the state machines are
  * ticked between inputs so that timers run on what was learned.
  */
@@ -83,6 +85,38 @@ cluster_file(const uint8_t *d, size_t n)
 	unlink(path);
 }
 
+/* 5: tp, pp, dp bytes, then layout words; two devices, ids 1 and 2 */
+static void
+layout_plan(const uint8_t *d, size_t n)
+{
+	static struct plan_model m;
+	struct plan_job j = { 8, 4, 1, 1 };
+	struct plan_device dev[2] = { { 1, 0, 10, 1e9 }, { 2, 0, 5, 1e9 } };
+	double bw = 1e9, rtt = 1e-4;
+	struct plan_cluster c = { 2, dev, 1, &bw, &rtt };
+	uint32_t words[64];
+	struct plan run, fresh;
+	int nw;
+
+	if (n < 3)
+		return;
+	nw = (int)((n - 3) / 4 > 64 ? 64 : (n - 3) / 4);
+	memcpy(words, d + 3, (size_t)nw * 4);
+	if (plan_from_layout(words, nw, d[0], d[1], d[2], 8, 4, &run) < 0)
+		return;
+	plan_model_gpt(&m, 2, 2, 64, 16, 256);
+	if (plan_eval(&m, &j, &c, &run) == 0 && run.ok) {
+		struct replan_conf rc = { 0.15, 1, 0 };
+		struct replan_state rs = { 0, -1 };
+		char why[256];
+
+		plan_compute(&m, &j, &c, &run, &fresh);
+		replan_decide(&rc, &rs, 10, &run, &fresh, why, sizeof(why));
+		plan_fini(&fresh);
+	}
+	plan_fini(&run);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -93,7 +127,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	setup();
 	if (size < 1)
 		return 0;
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0:
 		if (size - 1 + SWIM_MAC_LEN > sizeof(buf))
 			return 0;
@@ -121,6 +155,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 4:
 		cluster_file(data + 1, size - 1);
+		break;
+	case 5:
+		layout_plan(data + 1, size - 1);
 		break;
 	}
 	now += 7;

@@ -459,6 +459,23 @@ START_TEST(test_fault_countdown)
 	ck_assert_int_eq(fault_parse("ckpt_write:1:EIO:forever", &why), -1);
 	ck_assert_int_eq(fault_parse("net_drop:rate=2", &why), -1);
 	ck_assert_int_eq(fault_hit(FAULT_CKPT_WRITE), 0);
+
+	/* a slow machine: a factor, alone or with other items */
+	ck_assert_double_eq(fault_slowdown(), 1.0);
+	ck_assert_int_eq(fault_parse("slow:2.5", &why), 0);
+	ck_assert_double_eq(fault_slowdown(), 2.5);
+	ck_assert_int_eq(fault_hit(FAULT_CKPT_WRITE), 0);
+	ck_assert_int_eq(fault_parse("slow:0.5", &why), -1);
+	ck_assert_str_eq(why, "slow takes one factor in [1, 1000]");
+	ck_assert_int_eq(fault_parse("slow:2:EIO", &why), -1);
+	ck_assert_int_eq(fault_parse("slow:fast", &why), -1);
+	ck_assert_double_eq(fault_slowdown(), 2.5);	/* refused: unchanged */
+	fault_disarm_all();
+	ck_assert_double_eq(fault_slowdown(), 1.0);
+	ck_assert_int_eq(fault_parse("slow:3,ckpt_write:1", &why), 0);
+	ck_assert_double_eq(fault_slowdown(), 3.0);
+	ck_assert_int_eq(fault_hit(FAULT_CKPT_WRITE), -EIO);
+	fault_disarm_all();
 }
 END_TEST
 

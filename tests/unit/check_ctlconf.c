@@ -42,6 +42,9 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(nc.nseeds, 0);
 	ck_assert_int_eq(nc.bootstrap_expect, 3);
 	ck_assert_uint_eq(nc.model_memory, 0);
+	ck_assert_double_eq(nc.replan_gain, 0.15);
+	ck_assert_double_eq(nc.replan_interval_s, 15);
+	ck_assert_double_eq(nc.replan_hold_s, 3);
 	ck_assert_int_lt(nc.heartbeat_ms, nc.election_timeout_ms);
 	ck_assert_str_eq(nc.ctl_listen, "0.0.0.0");
 	unlink(path);
@@ -84,6 +87,34 @@ START_TEST(test_errors_all_at_once)
 }
 END_TEST
 
+/* replanning on speed: set, off, and bad values named with their line */
+START_TEST(test_replan_keys)
+{
+	struct nodeconf nc;
+	struct conf_errs e;
+
+	ck_assert_int_eq(load("[control]\nreplan_gain = 0.3\n"
+	    "replan_interval_s = 0\nreplan_hold_s = 1.5\n", &nc, &e), 0);
+	ck_assert_double_eq(nc.replan_gain, 0.3);
+	ck_assert_double_eq(nc.replan_interval_s, 0);
+	ck_assert_double_eq(nc.replan_hold_s, 1.5);
+	unlink(path);
+	ck_assert_int_eq(load("[control]\nreplan_gain = 0\n"
+	    "replan_interval_s = -1\nreplan_hold_s = soon\n"
+	    "replan_gain = 2\n", &nc, &e), -1);
+	ck_assert_int_eq(e.n, 4);
+	for (int i = 0; i < 4; i++) {
+		char at[8];
+
+		snprintf(at, sizeof(at), ":%d: ", i + 2);
+		ck_assert_msg(strstr(e.msg[i], at) != NULL, "%s", e.msg[i]);
+		ck_assert_msg(strstr(e.msg[i], "replan_") != NULL, "%s",
+		    e.msg[i]);
+	}
+	unlink(path);
+}
+END_TEST
+
 START_TEST(test_example_loads)
 {
 	struct nodeconf nc;
@@ -105,6 +136,7 @@ main(void)
 
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_seeds);
+	tcase_add_test(tc, test_replan_keys);
 	tcase_add_test(tc, test_errors_all_at_once);
 	tcase_add_test(tc, test_example_loads);
 	suite_add_tcase(s, tc);

@@ -8,7 +8,12 @@
  *   pipeline stages when one device cannot hold the model;
  * - heterogeneous devices get batch shares proportional to speed;
  * - replanning after a device is lost keeps every intact replica in place;
- * - 1,000 devices plan in under a second; the output is deterministic.
+ * - 1,000 devices plan in under a second; the output is deterministic;
+ * - replanning on measured speed (replan.c): the speed estimate skips
+ *   warm-up steps and takes a median; the speeds a plan uses (measured,
+ *   else the profile scaled); the plan in force from an epoch's layout;
+ *   the decision: a straggler's share shrinks once the gain holds and the
+ *   interval has passed, noise never flaps, a fading gain resets the hold.
  */
 #include <check.h>
 #include <errno.h>
@@ -573,6 +578,319 @@ START_TEST(test_cluster_file)
 }
 END_TEST
 
+/* ---- replanning on measured speed (replan.c) ------------------------ */
+
+/* Steps 50 ms apart: one report each, on a clock of its own. */
+static double speed_clock;
+
+static int
+add(struct speed_est *s, uint64_t epoch, int64_t step, double gflops)
+{
+	speed_clock += 0.05;
+	return speed_add(s, epoch, step, gflops, speed_clock);
+}
+
+/* Reports of the old plan for the settle time, then the warm-up. */
+static int64_t
+settle(struct speed_est *s, uint64_t epoch, int64_t step)
+{
+	for (double t0 = speed_clock; speed_clock - t0 < SPEED_SETTLE_S;)
+		add(s, epoch, ++step, 999.0);
+	for (int i = 0; i < SPEED_SKIP; i++)
+		add(s, epoch, ++step, 999.0);
+	return step;
+}
+
+START_TEST(test_speed_estimate)
+{
+	struct speed_est s;
+	int64_t step = 10;
+	double v;
+
+	speed_clock = 100;
+	speed_init(&s);
+	/* a new epoch: for SPEED_SETTLE_S, then SPEED_SKIP steps, nothing
+	 * counts (the old plan's last steps, warm-up); then SPEED_MIN
+	 * steps to a value */
+	step = settle(&s, 1, step);
+	ck_assert_double_eq(s.value, 0);
+	for (int i = 0; i < SPEED_MIN - 1; i++)
+		ck_assert_int_eq(add(&s, 1, ++step, 10.0), 0);
+	ck_assert_double_eq(s.value, 0);
+	ck_assert_int_eq(add(&s, 1, ++step, 10.0), 1);
+	ck_assert_double_eq(s.value, 10.0);
+	/* a median: one outlier (a page fault, a checkpoint) moves nothing */
+	for (int i = 0; i < 3; i++)
+		add(&s, 1, ++step, 10.0);
+	add(&s, 1, ++step, 0.5);
+	ck_assert_double_eq(s.value, 10.0);
+	/* not measured (a standby step): ignored, continuity kept */
+	ck_assert_int_eq(add(&s, 1, step + 1, 0), 0);
+	/* a restart (step goes back): warm-up again (no settle: the same
+	 * plan), the old value stays until a new window has SPEED_MIN */
+	step = 5;
+	for (int i = 0; i < SPEED_SKIP + SPEED_MIN - 1; i++) {
+		add(&s, 1, ++step, i < SPEED_SKIP ? 99.0 : 3.0);
+		ck_assert_double_eq(s.value, 10.0);
+	}
+	add(&s, 1, ++step, 3.0);
+	ck_assert_double_eq(s.value, 3.0);
+	/* a new epoch (new shares) with the steps going on: the old plan's
+	 * steps that still finish, fast or slow, never count */
+	step = settle(&s, 2, step);
+	ck_assert_double_eq(s.value, 3.0);
+	for (int i = 0; i < SPEED_MIN; i++)
+		add(&s, 2, ++step, 6.0);
+	ck_assert_double_eq(s.value, 6.0);
+	/* the window slides: SPEED_WINDOW new samples replace all old */
+	for (int i = 0; i < SPEED_WINDOW; i++)
+		add(&s, 2, ++step, 7.0);
+	ck_assert_double_eq(s.value, 7.0);
+	/* no step for the TTL (a standby): the value is dropped, once */
+	v = speed_clock;
+	ck_assert_int_eq(speed_expire(&s, v + SPEED_TTL_S - 1, SPEED_TTL_S),
+	    0);
+	ck_assert_double_eq(s.value, 7.0);
+	ck_assert_int_eq(speed_expire(&s, v + SPEED_TTL_S, SPEED_TTL_S), 1);
+	ck_assert_double_eq(s.value, 0);
+	ck_assert_int_eq(speed_expire(&s, v + 2 * SPEED_TTL_S, SPEED_TTL_S),
+	    0);
+}
+END_TEST
+
+START_TEST(test_speeds_resolve)
+{
+	double prof[4] = { 100, 100, 200, 50 }, meas[4] = { 10, 5, 0, 0 };
+	double out[4], r;
+	char src[4];
+
+	/* measured where known; the others: profile x the median ratio */
+	r = speeds_resolve(4, prof, meas, out, src);
+	ck_assert_double_eq_tol(r, 0.075, 1e-12);
+	ck_assert_double_eq(out[0], 10);
+	ck_assert_double_eq(out[1], 5);
+	ck_assert_double_eq_tol(out[2], 15, 1e-9);
+	ck_assert_double_eq_tol(out[3], 3.75, 1e-9);
+	ck_assert(src[0] == 'm' && src[1] == 'm' && src[2] == 'p' &&
+	    src[3] == 'p');
+	/* none measured: the profiles as they are */
+	memset(meas, 0, sizeof(meas));
+	ck_assert_double_eq(speeds_resolve(4, prof, meas, out, src), 1.0);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_double_eq(out[i], prof[i]);
+		ck_assert(src[i] == 'p');
+	}
+}
+END_TEST
+
+/* Two equal devices, data parallel, 8 sequences a step. */
+static void
+two_devices(struct tcl *t, double g1, double g2)
+{
+	tcl_init(t, 1, 10, 10);
+	tcl_add(t, 0, g1, 4 * GiB);
+	tcl_add(t, 0, g2, 4 * GiB);
+}
+
+/* The layout words raftglue.c writes for plan p (slots, then shares). */
+static int
+layout_of(const struct plan *p, uint32_t *lay)
+{
+	int slot = 2 + p->tp, ns = p->dp * p->pp * slot;
+
+	for (int i = 0; i < p->dp * p->pp; i++) {
+		lay[i * slot] = (uint32_t)p->st[i].first;
+		lay[i * slot + 1] = (uint32_t)p->st[i].nlayers;
+		for (int k = 0; k < p->tp; k++)
+			lay[i * slot + 2 + k] = p->st[i].dev[k];
+	}
+	for (int r = 0; r < p->dp; r++) {
+		lay[ns + 2 * r] = (uint32_t)p->rep[r].share;
+		lay[ns + 2 * r + 1] = (uint32_t)p->rep[r].nmicro;
+	}
+	return ns + 2 * p->dp;
+}
+
+/* Share of device id in p, -1 if it has none. */
+static int
+share_of(const struct plan *p, uint32_t id)
+{
+	for (int r = 0; r < p->dp; r++)
+		if (p->st[r * p->pp].dev[0] == id)
+			return p->rep[r].share;
+	return -1;
+}
+
+START_TEST(test_plan_from_layout)
+{
+	struct tcl *t = calloc(1, sizeof(*t));
+	struct plan_job j = { .global_batch = 8, .micro_batch = 4,
+	    .max_tp = 1, .max_pp = 1 };
+	struct plan p, q;
+	uint32_t lay[64];
+	int n;
+
+	small_model(2, 2);
+	two_devices(t, 30, 10);
+	ck_assert_int_eq(plan_compute(&M, &j, &t->c, NULL, &p), 0);
+	ck_assert_int_eq(p.dp, 2);
+	n = layout_of(&p, lay);
+	ck_assert_int_eq(plan_from_layout(lay, n, p.tp, p.pp, p.dp, 8, 4,
+	    &q), 0);
+	ck_assert_int_eq(plan_eval(&M, &j, &t->c, &q), 0);
+	ck_assert_double_eq_tol(q.step, p.step, p.step * 1e-12);
+	for (int r = 0; r < p.dp; r++)
+		ck_assert_int_eq(q.rep[r].share, p.rep[r].share);
+	plan_fini(&q);
+	/* a layout without shares (older logs) or of another shape */
+	ck_assert_int_eq(plan_from_layout(lay, n - 2 * p.dp, p.tp, p.pp, p.dp,
+	    8, 4, &q), -EINVAL);
+	ck_assert_int_eq(plan_from_layout(lay, n, 2, p.pp, p.dp, 8, 4, &q),
+	    -EINVAL);
+	plan_fini(&p);
+	free(t);
+}
+END_TEST
+
+/*
+ * The leader's loop, as raftglue.c runs it once a second: the plan in
+ * force (from its layout) evaluated under the speeds now, the plan it
+ * would make now (sticky to the one in force), the decision; a YES
+ * commits the fresh plan and restarts the interval.  @return the verdict
+ */
+static int
+leader_look(struct tcl *t, const struct plan_job *j,
+    const struct replan_conf *rc, struct replan_state *rs, double now,
+    struct plan *inforce, char *why, size_t whylen)
+{
+	struct plan run, fresh;
+	uint32_t lay[64];
+	int n = layout_of(inforce, lay), v;
+
+	ck_assert_int_eq(plan_from_layout(lay, n, inforce->tp, inforce->pp,
+	    inforce->dp, j->global_batch, j->micro_batch, &run), 0);
+	ck_assert_int_eq(plan_eval(&M, j, &t->c, &run), 0);
+	ck_assert_int_eq(plan_compute(&M, j, &t->c, &run, &fresh), 0);
+	v = replan_decide(rc, rs, now, &run, &fresh, why, whylen);
+	plan_fini(&run);
+	if (v == REPLAN_YES) {
+		plan_fini(inforce);
+		*inforce = fresh;
+		rs->epoch_at = now;
+		rs->due_since = -1;
+	} else {
+		plan_fini(&fresh);
+	}
+	return v;
+}
+
+START_TEST(test_replan_straggler)
+{
+	struct tcl *t = calloc(1, sizeof(*t));
+	struct plan_job j = { .global_batch = 8, .micro_batch = 4,
+	    .max_tp = 1, .max_pp = 1 };
+	struct replan_conf rc = { .gain = 0.15, .interval_s = 15,
+	    .hold_s = 3 };
+	struct replan_state rs = { .epoch_at = 0, .due_since = -1 };
+	struct plan p;
+	char why[400];
+	double now = 1;
+	int v;
+
+	small_model(2, 2);
+	two_devices(t, 10, 10);
+	ck_assert_int_eq(plan_compute(&M, &j, &t->c, NULL, &p), 0);
+	ck_assert_int_eq(p.dp, 2);
+	ck_assert_int_eq(share_of(&p, 1), 4);
+	ck_assert_int_eq(share_of(&p, 2), 4);
+	/* speeds as measured: equal within noise of +-5%: never a replan */
+	for (int k = 0; k < 120; k++, now += 1) {
+		t->dev[0].gflops = 10 * (k % 2 ? 1.05 : 0.95);
+		t->dev[1].gflops = 10 * (k % 3 ? 0.95 : 1.05);
+		v = leader_look(t, &j, &rc, &rs, now, &p, why, sizeof(why));
+		ck_assert_int_eq(v, REPLAN_NO);
+	}
+	/* node 2 slows to a third: better by far, but only once it has held
+	 * hold_s (3 s), and not before interval_s (15 s) after the epoch */
+	rs.epoch_at = now - 5;
+	t->dev[0].gflops = 10;
+	t->dev[1].gflops = 10.0 / 3;
+	ck_assert_int_eq(leader_look(t, &j, &rc, &rs, now, &p, why,
+	    sizeof(why)), REPLAN_HOLD);
+	ck_assert_msg(strstr(why, "shares 4,4 on 1,2 -> 6,2 on 1,2") != NULL,
+	    "%s", why);
+	ck_assert_int_eq(leader_look(t, &j, &rc, &rs, now + 2.9, &p, why,
+	    sizeof(why)), REPLAN_HOLD);
+	/* the gain fades for one look (a fast step): the hold starts over */
+	t->dev[1].gflops = 9.5;
+	ck_assert_int_eq(leader_look(t, &j, &rc, &rs, now + 3.5, &p, why,
+	    sizeof(why)), REPLAN_NO);
+	t->dev[1].gflops = 10.0 / 3;
+	ck_assert_int_eq(leader_look(t, &j, &rc, &rs, now + 4, &p, why,
+	    sizeof(why)), REPLAN_HOLD);
+	ck_assert_int_eq(leader_look(t, &j, &rc, &rs, now + 7.5, &p, why,
+	    sizeof(why)), REPLAN_WAIT);
+	ck_assert_int_eq(share_of(&p, 2), 4);	/* nothing committed yet */
+	v = leader_look(t, &j, &rc, &rs, now + 10.5, &p, why, sizeof(why));
+	ck_assert_int_eq(v, REPLAN_YES);
+	ck_assert_msg(strstr(why, "4,4 on 1,2 -> 6,2 on 1,2") &&
+	    strstr(why, "faster"), "%s", why);
+	/* the straggler's share shrank; the global batch is the same */
+	ck_assert_int_eq(share_of(&p, 2), 2);
+	ck_assert_int_eq(share_of(&p, 1), 6);
+	/* and that plan stays: the same speeds, or noise around them, or
+	 * the straggler a little faster, never bring another epoch */
+	now += 11;
+	for (int k = 0; k < 120; k++, now += 1) {
+		t->dev[0].gflops = 10 * (k % 2 ? 1.05 : 0.95);
+		t->dev[1].gflops = 10.0 / 3 * (k % 3 ? 0.95 : 1.1);
+		ck_assert_int_eq(leader_look(t, &j, &rc, &rs, now, &p, why,
+		    sizeof(why)), REPLAN_NO);
+	}
+	ck_assert_int_eq(share_of(&p, 2), 2);
+	/* it recovers: the shares go back once that holds, after the
+	 * interval */
+	t->dev[1].gflops = 10;
+	for (v = REPLAN_NO; v != REPLAN_YES && now < 1000; now += 1)
+		v = leader_look(t, &j, &rc, &rs, now, &p, why, sizeof(why));
+	ck_assert_int_eq(v, REPLAN_YES);
+	ck_assert_int_eq(share_of(&p, 2), 4);
+	/* interval 0: never on speed */
+	rc.interval_s = 0;
+	t->dev[1].gflops = 1;
+	for (int k = 0; k < 30; k++, now += 1)
+		ck_assert_int_eq(leader_look(t, &j, &rc, &rs, now, &p, why,
+		    sizeof(why)), REPLAN_NO);
+	plan_fini(&p);
+	free(t);
+}
+END_TEST
+
+/* The plan is a pure function of the speeds it was given. */
+START_TEST(test_replan_pure)
+{
+	struct tcl *t = calloc(1, sizeof(*t));
+	struct plan_job j = { .global_batch = 8, .micro_batch = 4,
+	    .max_tp = 1, .max_pp = 1 };
+	double prof[2] = { 50, 50 }, meas[2] = { 6, 2 }, sp[2];
+	char src[2];
+	struct plan a, b;
+
+	small_model(2, 2);
+	speeds_resolve(2, prof, meas, sp, src);
+	two_devices(t, sp[0], sp[1]);
+	ck_assert_int_eq(plan_compute(&M, &j, &t->c, NULL, &a), 0);
+	ck_assert_int_eq(plan_compute(&M, &j, &t->c, NULL, &b), 0);
+	ck_assert_int_eq(share_of(&a, 1), 6);
+	ck_assert_int_eq(share_of(&a, 2), 2);
+	ck_assert_int_eq(share_of(&b, 1), 6);
+	ck_assert_double_eq(a.step, b.step);
+	plan_fini(&a);
+	plan_fini(&b);
+	free(t);
+}
+END_TEST
+
 static Suite *
 planner_suite(void)
 {
@@ -590,6 +908,11 @@ planner_suite(void)
 	tcase_add_test(tc, test_worker_limits);
 	tcase_add_test(tc, test_bad_input);
 	tcase_add_test(tc, test_cluster_file);
+	tcase_add_test(tc, test_speed_estimate);
+	tcase_add_test(tc, test_speeds_resolve);
+	tcase_add_test(tc, test_plan_from_layout);
+	tcase_add_test(tc, test_replan_straggler);
+	tcase_add_test(tc, test_replan_pure);
 	suite_add_tcase(s, tc);
 	return s;
 }

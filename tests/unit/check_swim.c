@@ -49,6 +49,13 @@ static struct sim {
 
 static const struct swim_conf CONF = { 100, 40, 300, 3, 1000 };
 
+/* The header length of a datagram: version 3 or (older) 2. */
+static size_t
+hlen_of(const uint8_t *buf)
+{
+	return buf[4] == SWIM_VERSION ? SWIM_HDR_LEN : SWIM_HDR2_LEN;
+}
+
 static double
 urand(void)
 {
@@ -608,6 +615,63 @@ resign(uint8_t *buf, size_t body)
 	return body + SWIM_MAC_LEN;
 }
 
+/*
+ * Old and new nodes together (a rolling upgrade): nodes 0-2 speak the
+ * version 3 header, 3-5 only version 2.  Everyone is alive to everyone,
+ * stays so, and link rows still spread; the new nodes learn each other's
+ * measured training speed, the old ones never get a datagram they cannot
+ * read (no malformed count); a member that goes old again (restarted with
+ * an older build) gets version 2 once it says so.
+ */
+START_TEST(test_header_versions_mixed)
+{
+	uint64_t mal;
+	long t;
+
+	sim_init(6, 31);
+	for (int i = 3; i < 6; i++)
+		S.n[i].sw.hdr_max = SWIM_VERSION_OLD;
+	for (int i = 0; i < 6; i++)
+		S.n[i].sw.self.train_gflops10 = (uint32_t)(10 * (i + 1));
+	t = RUN_UNTIL(converged(), 5000);
+	ck_assert_int_ge(t, 0);
+	sim_run(3000);
+	ck_assert(converged());
+	for (int i = 0; i < 6; i++) {
+		ck_assert_uint_eq(S.n[i].sw.st.malformed, 0);
+		for (int j = 0; j < 6; j++) {
+			const struct swim_member *m;
+
+			if (i == j)
+				continue;
+			m = swim_find(&S.n[i].sw, (uint32_t)(100 + j));
+			ck_assert_ptr_nonnull(m);
+			/* speed only between two new nodes */
+			ck_assert_uint_eq(m->train_gflops10, i < 3 && j < 3 ?
+			    (uint32_t)(10 * (j + 1)) : 0);
+			ck_assert_int_eq(!!(m->flags & SWIM_F_HDR3), j < 3);
+		}
+	}
+	/* the speed moves with the sender */
+	S.n[1].sw.self.train_gflops10 = 7;
+	t = RUN_UNTIL(swim_find(&S.n[0].sw, 101)->train_gflops10 == 7 &&
+	    swim_find(&S.n[2].sw, 101)->train_gflops10 == 7, 3000);
+	ck_assert_int_ge(t, 0);
+	/* node 2 goes back to an old build: the others fall back to 2
+	 * once they hear it (what was in flight, a few, is dropped) */
+	S.n[2].sw.hdr_max = SWIM_VERSION_OLD;
+	sim_run(2000);
+	ck_assert(converged());
+	mal = S.n[2].sw.st.malformed;
+	ck_assert_uint_le(mal, 8);
+	sim_run(2000);
+	ck_assert(converged());
+	ck_assert_uint_eq(S.n[2].sw.st.malformed, mal);
+	ck_assert_uint_eq(swim_find(&S.n[0].sw, 102)->train_gflops10, 0);
+	sim_fini();
+}
+END_TEST
+
 START_TEST(test_link_malformed_dropped)
 {
 	static const struct swim_conf conf = { 100, 40, 300, 3, 1000 };
@@ -638,7 +702,7 @@ START_TEST(test_link_malformed_dropped)
 	memcpy(good, cap, ncap);
 	glen = ncap;
 	body = glen - SWIM_MAC_LEN;
-	lsec = body - SWIM_HDR_LEN - good[6] * SWIM_UPD_LEN;
+	lsec = body - hlen_of(good) - good[6] * SWIM_UPD_LEN;
 	ck_assert_uint_eq(lsec, SWIM_LINK_HDR_LEN + SWIM_LINK_ENT_LEN);
 	swim_recv(sw, S.now, addr_of(5), PORT, good, glen);
 	ck_assert_int_eq(swim_links(sw, &c), 1);
@@ -655,13 +719,13 @@ START_TEST(test_link_malformed_dropped)
 		/* a fresh sequence: re-encode from the sender */
 		swim_introduce(&tmp, S.now, addr_of(0), PORT);
 		memcpy(b, cap, ncap);
-		l = b + SWIM_HDR_LEN + b[6] * SWIM_UPD_LEN;
+		l = b + hlen_of(b) + b[6] * SWIM_UPD_LEN;
 		switch (kind) {
 		case 0: l[0] = 9; break;		/* unknown version */
 		case 1: l[1] = 2; break;		/* count > entries */
 		case 2: l[1] = 200; break;		/* count > chunk */
 		case 3: len -= 3; break;		/* truncated */
-		case 4: len = SWIM_HDR_LEN + b[6] * SWIM_UPD_LEN + 7;
+		case 4: len = hlen_of(b) + b[6] * SWIM_UPD_LEN + 7;
 			break;				/* short header */
 		case 5: l[SWIM_LINK_HDR_LEN + 14] = 7; break;	/* source */
 		case 6: memset(l + SWIM_LINK_HDR_LEN, 0, 4); break; /* peer 0 */
@@ -682,7 +746,7 @@ START_TEST(test_link_malformed_dropped)
 	 * from nowhere (the only live peer is node 0 itself) */
 	bad0 = sw->st.link_malformed;
 	for (int k = 0; k < 3000; k++) {
-		size_t hl = SWIM_HDR_LEN + good[6] * SWIM_UPD_LEN;
+		size_t hl = hlen_of(good) + good[6] * SWIM_UPD_LEN;
 		size_t rl = (size_t)(urand() * (SWIM_MAX_DGRAM - SWIM_MAC_LEN -
 		    hl + 1));
 
@@ -721,6 +785,7 @@ swim_suite(void)
 	tcase_add_test(tc, test_link_rows_spread);
 	tcase_add_test(tc, test_link_row_of_dead_dropped);
 	tcase_add_test(tc, test_link_malformed_dropped);
+	tcase_add_test(tc, test_header_versions_mixed);
 	suite_add_tcase(s, tc);
 	return s;
 }
