@@ -1361,9 +1361,17 @@ plan_compute(const struct plan_model *m, const struct plan_job *j,
 		    sizeof(out->why));
 	if (rc == -ENOMEM)
 		goto out;
+	/*
+	 * Kept within PLAN_STICKY of a fresh plan; and always, while it fits,
+	 * when prev is one copy of a model cut into shards (one replica of
+	 * stages or tensor ranks): each shard's state is on its node alone,
+	 * and a plan that moved it would leave the shard with nothing to
+	 * start from (shards do not move between nodes yet).
+	 */
 	if (prev != NULL && prev->ok && prev->rep != NULL &&
 	    search_sticky(&z, prev, &sticky) == 0 && sticky.ok &&
-	    (rc < 0 || sticky.step <= best.step * PLAN_STICKY)) {
+	    (rc < 0 || sticky.step <= best.step * PLAN_STICKY ||
+	    (prev->dp == 1 && (prev->pp > 1 || prev->tp > 1)))) {
 		plan_fini(&best);
 		best = sticky;
 		memset(&sticky, 0, sizeof(sticky));

@@ -602,7 +602,7 @@ plan_for(struct rglue *g, const uint32_t *alive, int n,
 	static struct plan_model m;
 	struct plan_job j;
 	struct plan_cluster pc;
-	struct plan p;
+	struct plan p, committed = { 0 };
 	char *text = NULL, *speeds = NULL;
 	size_t len = 0;
 	FILE *fp;
@@ -611,11 +611,23 @@ plan_for(struct rglue *g, const uint32_t *alive, int n,
 	ep->job_seq = g->fsm.st.job_seq;
 	if (plan_inputs(g, alive, n, &m, &j, &pc, &speeds, NULL, 0) < 0)
 		return;
-	/* replans keep what survived where it was (planner.c, sticky) */
+	/*
+	 * Replans keep what survived where it was (planner.c, sticky): the
+	 * committed epoch's placement first, which every leader has (one
+	 * elected since knows no plan of its own, and a pipeline stage's
+	 * state is only on the node that held it), else this leader's last.
+	 */
+	if (prev == NULL && g->fsm.st.plan_job_seq == g->fsm.st.job_seq &&
+	    g->fsm.st.plan_dp >= 1 && plan_from_layout(g->fsm.st.layout,
+	    g->fsm.st.layout_len, g->fsm.st.plan_tp, g->fsm.st.plan_pp,
+	    g->fsm.st.plan_dp, j.global_batch, j.micro_batch,
+	    &committed) == 0)
+		prev = &committed;
 	if (prev == NULL && g->last.ok && g->last_job_seq ==
 	    g->fsm.st.job_seq)
 		prev = &g->last;
 	plan_compute(&m, &j, &pc, prev, &p);
+	plan_fini(&committed);
 	if ((fp = open_memstream(&text, &len)) != NULL) {
 		fprintf(fp, "job %s on %d members\n", g->fsm.st.job, n);
 		plan_write(&p, &pc, fp);

@@ -522,6 +522,54 @@ START_TEST(test_worker_limits)
 }
 END_TEST
 
+/*
+ * One copy of a model cut into stages: each stage's state is on its
+ * device alone, so a replan keeps every stage where it is while it
+ * fits, even where a fresh plan (here: after the devices' measured
+ * speeds changed tenfold) would be much faster.
+ */
+START_TEST(test_sharded_stays)
+{
+	struct tcl *t = calloc(1, sizeof(*t));
+	struct plan_job j = { .global_batch = 8, .micro_batch = 2 };
+	struct plan p, q, f;
+	int moved = 0;
+
+	/* 389 MiB of weights and Adam state: one device holds half */
+	plan_model_gpt(&M, 8, 8, 512, 64, 256);
+	tcl_init(t, 1, 100, 10);
+	tcl_add(t, 0, 100, 400 * MiB);
+	tcl_add(t, 0, 100, 400 * MiB);
+	j.max_tp = 1;
+	j.max_pp = 0;
+	ck_assert_int_eq(plan_compute(&M, &j, &t->c, NULL, &p), 0);
+	ck_assert_int_eq(p.dp, 1);
+	ck_assert_int_eq(p.pp, 2);
+	/* the stage of the embedding on a slow device, the other fast */
+	t->dev[0].gflops = p.st[0].dev[0] == t->dev[0].id ? 10 : 1000;
+	t->dev[1].gflops = p.st[0].dev[0] == t->dev[1].id ? 10 : 1000;
+	ck_assert_int_eq(plan_compute(&M, &j, &t->c, NULL, &f), 0);
+	for (int s = 0; s < f.pp && s < p.pp; s++)
+		moved |= f.st[s].dev[0] != p.st[s].dev[0] ||
+		    f.st[s].first != p.st[s].first;
+	ck_assert_msg(moved || f.pp != p.pp, "a fresh plan would keep it "
+	    "anyway: the test shows nothing");
+	ck_assert_int_eq(plan_compute(&M, &j, &t->c, &p, &q), 0);
+	ck_assert_int_eq(q.pp, p.pp);
+	ck_assert_int_eq(q.dp, 1);
+	for (int s = 0; s < p.pp; s++) {
+		ck_assert_uint_eq(q.st[s].dev[0], p.st[s].dev[0]);
+		ck_assert_int_eq(q.st[s].first, p.st[s].first);
+		ck_assert_int_eq(q.st[s].nlayers, p.st[s].nlayers);
+	}
+	ck_assert_double_eq(q.moved_bytes, 0);
+	plan_fini(&p);
+	plan_fini(&q);
+	plan_fini(&f);
+	free(t);
+}
+END_TEST
+
 START_TEST(test_bad_input)
 {
 	struct tcl *t = calloc(1, sizeof(*t));
@@ -906,6 +954,7 @@ planner_suite(void)
 	tcase_add_test(tc, test_tp_inside_island_only);
 	tcase_add_test(tc, test_slow_island_left_out);
 	tcase_add_test(tc, test_worker_limits);
+	tcase_add_test(tc, test_sharded_stays);
 	tcase_add_test(tc, test_bad_input);
 	tcase_add_test(tc, test_cluster_file);
 	tcase_add_test(tc, test_speed_estimate);
