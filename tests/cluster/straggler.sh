@@ -34,152 +34,29 @@
 set -u
 
 BUILD=${BUILD:-build}
-CTL=$BUILD/arceus-control
-DP=$BUILD/arceus-dataplane
-TOOL=$BUILD/arceus-dptool
-WORKER=$BUILD/arceus-worker
-CLI=$BUILD/arceusctl
+NAME=straggler
+NH=2
 TAG=asg$$
 NET=10.$((150 + $$ % 50)).$(( ($$ / 50) % 250 ))
 TMP=$(mktemp -d /tmp/arceus-strag.XXXXXX)
-PIDS=""
-NS=""
 FAILS=0
 G=32			# global batch, rows a step
 SLOW=2			# host 2's slowdown
+CTL_ENV=ARCEUS_NO_PROBE=1
+CTL_EXTRA="replan_gain = 0.15
+replan_interval_s = 4
+replan_hold_s = 3"
+WENV2=ARCEUS_FAULT=slow:$SLOW
+START_STEPS=3		# the first plan still in force
 
-log() { printf 'straggler: %s\n' "$*"; }
-
-. "$(dirname "$0")/dp_lib.sh"
-
-cleanup() {
-	dp_cleanup	# every process, by PID; namespaces, links
-	if [ $FAILS != 0 ] || [ -n "${KEEP:-}" ]; then
-		log "logs in $TMP"
-	else
-		rm -rf "$TMP"
-	fi
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../faults/faults_lib.sh"
+trap faults_cleanup EXIT
 trap 'exit 1' INT TERM
-dp_preflight
-for b in "$CTL" "$WORKER" "$CLI"; do
-	[ -x "$b" ] || { log "build $b first"; exit 1; }
-done
-[ -s data/corpus.txt ] || { log "no data/corpus.txt: make corpus"; exit 1; }
 
-# the job: a small model, a constant learning rate after warm-up (so that
-# a reference of any length has the same rate at every step), no
-# checkpoints, steps enough never to end by themselves
-cat > "$TMP/job.conf" <<EOF
-[model]
-n_layer = 2
-n_head = 2
-n_embd = 64
-block_size = 32
-[train]
-batch_size = $G
-steps = 1000000
-lr = 1e-3
-min_lr = 1e-3
-warmup_steps = 5
-eval_interval = 0
-eval_iters = 2
-sample_len = 0
-threads = 1
-log_interval = 1000
-[data]
-path = $(pwd)/data/corpus.txt
-EOF
+# the job: a small model (job_conf), no checkpoints (checkpoint.dir off)
+job_conf 2 2 64 32 $G 1 5
+faults_setup
 
-head -c 32 /dev/urandom > "$TMP/key"
-chmod 600 "$TMP/key"
-for i in 1 2; do
-	d=$TMP/h$i
-	mkdir -p "$d/run" "$d/state"
-	{
-		echo "[node]"
-		echo "id = $i"
-		echo "name = host$i"
-		echo "run_dir = $d/run"
-		echo "state_dir = $d/state"
-		echo "key_file = $TMP/key"
-		echo "[dataplane]"
-		echo "transport = tcp"
-		echo "listen = $NET.$i"
-		echo "port = 7710"
-		echo "arena_size = 16M"
-		echo "chunk_size = 64K"
-		echo "peer_timeout_ms = 3000"
-		echo "op_timeout_ms = 10000"
-		for j in 1 2; do echo "peer = $j@$NET.$j:7710"; done
-		echo "[control]"
-		echo "listen = $NET.$i"
-		echo "advertise = $NET.$i"
-		echo "gossip_port = 7711"
-		echo "raft_port = 7712"
-		echo "http_port = 0"
-		echo "discovery = no"
-		echo "seed = $NET.1:7711"
-		echo "replan_gain = 0.15"
-		echo "replan_interval_s = 4"
-		echo "replan_hold_s = 3"
-		echo "[membership]"
-		echo "probe_interval_ms = 300"
-		echo "probe_timeout_ms = 250"
-		echo "suspect_timeout_ms = 3000"
-		echo "[raft]"
-		echo "election_timeout_ms = 1000"
-		echo "heartbeat_ms = 100"
-		echo "bootstrap_expect = 2"
-	} > "$d/arceus.conf"
-	"$CTL" -n -c "$d/arceus.conf" > "$d/check.log" 2>&1 ||
-	    { cat "$d/check.log"; log "FAIL: host $i's configuration"; exit 1; }
-	bridge_host "$i" "$NET.$i" || { log "FAIL: host $i"; exit 1; }
-done
-
-# host_up I [ENV...]: host I's control, dataplane and worker (with ENV)
-host_up() {
-	local i=$1 d=$TMP/h$1
-	shift
-	ip netns exec "${TAG}n$i" env ARCEUS_NO_PROBE=1 "$CTL" \
-	    -c "$d/arceus.conf" > "$d/control.log" 2>&1 &
-	PIDS="$PIDS $!"
-	ip netns exec "${TAG}n$i" "$DP" -c "$d/arceus.conf" \
-	    > "$d/dataplane.log" 2>&1 &
-	PIDS="$PIDS $!"
-	ip netns exec "${TAG}n$i" env "$@" "$WORKER" \
-	    --dataplane "$d/run/dataplane.sock" --job "$TMP/job.conf" -q \
-	    --set dist.members=plan --set checkpoint.dir= \
-	    --metrics-out "$d/metrics.jsonl" > "$d/worker.log" 2>&1 &
-	PIDS="$PIDS $!"
-	eval "WP$i=$!"
-}
-
-status_of() {	# I FIELD: FIELD of host I's control status
-	"$CLI" -s "$TMP/h$1/run/control.sock" status --json 2>/dev/null |
-	    grep -o "\"$2\":[^,}]*" | head -1 | cut -d: -f2
-}
-epoch_members() {
-	"$CLI" -s "$TMP/h$1/run/control.sock" status --json 2>/dev/null |
-	    grep -o '"epoch_members":\[[0-9,]*\]' | cut -d'[' -f2 | tr -d ']'
-}
-epoch_is() {	# MEMBERS VIEWER...
-	local want=$1 v
-	shift
-	for v in "$@"; do [ "$(epoch_members "$v")" = "$want" ] || return 1; done
-}
-# the highest step host 1 reported
-step_now() {
-	sed -n 's/^{"step":\([0-9]*\),.*/\1/p' "$TMP/h1/metrics.jsonl" \
-	    2>/dev/null | tail -1
-}
-past() { [ "$(step_now)" -ge "$1" ] 2>/dev/null; }
-advance() {	# N: wait (bounded) for the training to go N steps past now
-	local s
-	s=$(step_now)
-	until_ok 180 past $((${s:-0} + $1))
-}
 # share_of N: node N's rows in the plan in force ("replicas: 1 (4) 2 (4)")
 share_of() {
 	"$CLI" -s "$TMP/h1/run/control.sock" share 2>/dev/null |
@@ -204,32 +81,8 @@ measured() {
 		[ "$n" = 2 ] || return 1
 	done
 }
-check() {	# WHAT CMD...: a failure counted unless CMD holds
-	local what=$1
-	shift
-	if "$@"; then log "ok $what"; else log "FAIL: $what"
-	    FAILS=$((FAILS + 1)); fi
-}
 
-host_up 1
-host_up 2 ARCEUS_FAULT=slow:$SLOW
-until_ok 90 epoch_is 1,2 1 2 ||
-    { log "FAIL: no epoch of both"; tail -n 5 "$TMP"/h*/control.log
-    exit 1; }
-jobstart() {
-	local i
-	for i in 1 2; do
-		"$CLI" -s "$TMP/h$i/run/control.sock" job start "$TMP/job.conf" \
-		    --global-batch $G > "$TMP/job.log" 2>&1 && return 0
-	done
-	return 1
-}
-until_ok 60 jobstart || { log "FAIL: no leader took the job";
-    cat "$TMP/job.log"; exit 1; }
-if ! advance 3; then
-	log "FAIL: the training did not start"
-	tail -n 5 "$TMP"/h*/worker.log "$TMP"/h*/control.log; exit 1
-fi
+all_up --set dist.members=plan --set checkpoint.dir=
 e0=$(epoch_now)
 s1=$(share_of 1)
 s2=$(share_of 2)
@@ -311,76 +164,18 @@ check "no flapping: $n replan(s); node 2's rows from $s2: $seq2" \
 leader_log | grep -o "replanning on measured speed.*" | sed 's/^/straggler:   /'
 
 # the end: host 1's worker asked to stop; both stop after the same step
-kill -TERM "$WP1"
-stopped() { ! kill -0 "$WP1" 2>/dev/null && ! kill -0 "$WP2" 2>/dev/null; }
-if ! until_ok 120 stopped; then
-	log "FAIL: the workers did not both stop after SIGTERM"
-	FAILS=$((FAILS + 1))
-fi
-S=$(step_now)
-log "stopped at step $S"
-for i in 1 2; do
-	for n in control dataplane worker; do
-		if grep -q "AddressSanitizer\|runtime error\|LeakSanitizer" \
-		    "$TMP/h$i/$n.log"; then
-			log "FAIL: sanitizer report in host $i's $n log"
-			FAILS=$((FAILS + 1))
-		fi
-	done
-done
+stop_all 1
 
-# every step 1..S, each loss as one uninterrupted node's
-if ! timeout 300 "$WORKER" --standalone --job "$TMP/job.conf" -q \
-    --set train.steps="$S" --set checkpoint.dir= \
-    --metrics-out "$TMP/ref.jsonl" > "$TMP/ref.log" 2>&1; then
-	log "FAIL: the reference run"; cat "$TMP/ref.log"; exit 1
-fi
-losses() {	# FILE...: "step loss" lines
-	cat "$@" | sed -n 's/^{"step":\([0-9]*\),"loss":\([-0-9.e+]*\).*/\1 \2/p'
-}
-losses "$TMP/ref.jsonl" > "$TMP/ref.loss"
 # every step 1..S reported (by one host at least: a replica that failed a
 # step in the switch takes its peer's newer state and does not report
 # the step it did not train), each as one node's, none twice on a host
-losses "$TMP"/h*/metrics.jsonl | sort -n -k1,1 > "$TMP/all.loss"
-if r=$(awk -v S="$S" 'NR == FNR { ref[$1] = $2; next }
-    { seen[$1] = 1; d = $2 - ref[$1]; if (d < 0) d = -d
-      m = ref[$1] < 0 ? -ref[$1] : ref[$1]; x = d / (m > 0 ? m : 1)
-      if (!($1 in ref) || x > 1e-4) bad++; if (x > worst) worst = x; n++ }
-    END { for (s = 1; s <= S; s++) if (!(s in seen)) miss++
-      printf "%d reports of steps 1-%d, %d missing, %d off, worst " \
-          "relative difference %.2g", n, S, miss, bad, worst
-      exit (miss > 0 || bad > 0 || n == 0) }' \
-    "$TMP/ref.loss" "$TMP/all.loss"); then
-	log "ok no step lost, losses as one uninterrupted node's: $r"
-else
-	log "FAIL: the losses against one uninterrupted node: $r"
-	FAILS=$((FAILS + 1))
-fi
-again() {
-	local i
-	for i in 1 2; do
-		sed -n 's/^{"step":\([0-9]*\),.*/\1/p' "$TMP/h$i/metrics.jsonl" |
-		    awk -v h="$i" '$1 <= last { printf "host %s went back from " \
-		    "step %d to %d; ", h, last, $1; bad = 1 } { last = $1 }
-		    END { exit bad }' || return 1
-	done
-}
-if r=$(again); then
+ref_losses
+same_losses 1e-4
+r=$(went_back)
+if [ -z "$r" ]; then
 	log "ok no host trained a step twice"
 else
-	log "FAIL: work done twice: $r"
+	log "FAIL: work done twice (host:from>to): $r"
 	FAILS=$((FAILS + 1))
 fi
-
-if [ $FAILS -gt 0 ]; then
-	for i in 1 2; do
-		log "== host $i"
-		grep -v "^ step" "$TMP/h$i/worker.log" | tail -n 12
-		grep "ctl.raft" "$TMP/h$i/control.log" | tail -n 8
-	done
-	log "FAIL: $FAILS"
-	exit 1
-fi
-log "PASS"
-exit 0
+faults_report

@@ -1,8 +1,10 @@
 # faults_lib.sh: what the fault suites of a cluster in training share
 # (train_faults.sh: data parallel; pipe_faults.sh: pipeline stages).
-# Sourced, not run.  The caller sets NAME (its log prefix), NH (hosts),
-# BUILD, TAG, NET, TMP, FAILS, MEM (each node's model memory, 0: no cap)
-# and FAULTENV (the environment of host 1's worker), writes the job
+# Also tests/cluster/straggler.sh.  Sourced, not run.  The caller sets
+# NAME (its log prefix), NH (hosts), BUILD, TAG, NET, TMP, FAILS, and may
+# set MEM (each node's model memory, 0: no cap), CTL_EXTRA (more lines of
+# each node's [control]), CTL_ENV (the controls' environment) and WENV<I>
+# (host I's worker's environment, e.g. a fault); it writes the job
 # (job_conf), then calls faults_setup; hosts are 1..NH on a private
 # bridge (dp_lib.sh bridge_host).  Every process is remembered by PID and killed by PID;
 # every wait is on a condition with a deadline.
@@ -76,6 +78,7 @@ faults_setup() {
 			echo "discovery = no"
 			echo "model_memory = ${MEM:-0}"
 			echo "seed = $NET.1:7711"
+			[ -z "${CTL_EXTRA:-}" ] || printf '%s\n' "$CTL_EXTRA"
 			echo "[membership]"
 			echo "probe_interval_ms = 300"
 			echo "probe_timeout_ms = 250"
@@ -145,14 +148,14 @@ supervise() {
 }
 
 # host_up I: host I's control, and its dataplane and worker supervised
-# (the worker with the arguments all_up was given; host 1's with
-# $FAULTENV)
+# (the worker with the arguments all_up was given and $WENV<I>)
 WORKER_ARGS=()
 host_up() {
-	local i=$1 d=$TMP/h$1 env=""
+	local i=$1 d=$TMP/h$1 env
 	rm -f "$d/down"
-	[ "$i" = 1 ] && env=$FAULTENV
-	ip netns exec "${TAG}n$i" "$CTL" -c "$d/arceus.conf" \
+	eval "env=\${WENV$i:-}"
+	# shellcheck disable=SC2086
+	ip netns exec "${TAG}n$i" env ${CTL_ENV:-} "$CTL" -c "$d/arceus.conf" \
 	    >> "$d/control.log" 2>&1 &
 	echo $! > "$d/control.pid"
 	PIDS="$PIDS $!"
@@ -231,7 +234,7 @@ check() {	# WHAT CMD...: a failure counted unless CMD holds
 
 # all_up [WORKER ARGS...]: every host up (its worker with these
 # arguments, now and when it comes back), an epoch of all, the job to the
-# raft leader, and the training under way
+# raft leader, and the training under way ($START_STEPS steps, 10)
 all_up() {
 	local i all
 	WORKER_ARGS=("$@")
@@ -244,7 +247,7 @@ all_up() {
 	log "epoch $(status_of 1 epoch) of hosts $all"
 	until_ok 60 jobstart || { log "FAIL: no leader took the job";
 	    cat "$TMP/job.log"; exit 1; }
-	if ! advance 10; then
+	if ! advance "${START_STEPS:-10}"; then
 		log "FAIL: the training did not start"
 		tail -n 5 "$TMP"/h*/worker.log; exit 1
 	fi

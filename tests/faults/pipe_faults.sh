@@ -44,7 +44,6 @@ IV=5			# checkpoint interval
 # activations a sequence in flight, over the 64 MiB the planner reserves
 # on each node: 74M (10 MiB) holds half of it, not all
 MEM=74M
-FAULTENV=""
 
 . "$(dirname "$0")/faults_lib.sh"
 trap faults_cleanup EXIT

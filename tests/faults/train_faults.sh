@@ -41,7 +41,6 @@ TMP=$(mktemp -d /tmp/arceus-faults.XXXXXX)
 FAILS=0
 G=6			# global batch, rows a step
 MEM=0
-FAULTENV=""
 
 . "$(dirname "$0")/faults_lib.sh"
 trap faults_cleanup EXIT
@@ -53,14 +52,14 @@ job_conf 2 2 64 32 $G 1 5
 faults_setup
 
 # host 1's checkpoints: a file system too small for one
-FAULTENV=""
+WENV1=""
 if mount -t tmpfs -o size=256k "arceus-full$$" "$TMP/h1/ck" 2>/dev/null; then
 	MOUNTED=$TMP/h1/ck
 	log "host 1 checkpoints to a 256 KiB tmpfs (a checkpoint is 1.4 MB)"
 else
-	FAULTENV="ARCEUS_FAULT=ckpt_write:1:ENOSPC:persistent"
+	WENV1="ARCEUS_FAULT=ckpt_write:1:ENOSPC:persistent"
 	log "no tmpfs here: host 1's checkpoint writes fail by the fault" \
-	    "seam ($FAULTENV)"
+	    "seam ($WENV1)"
 fi
 
 all_up --set dist.members=plan
