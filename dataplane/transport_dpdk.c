@@ -1071,6 +1071,11 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 		if (n == 0)
 			break;
 		sent = rte_eth_tx_burst(st->port, 0, pk, n);
+		/*
+		 * A burst takes af_packet about 0.5 ms (its sendto runs the
+		 * receiving side too): the next frames' send times are now
+		 */
+		now = dp_now_ns();
 		st->tx_frames += sent;
 		if (!d->nb.known)
 			st->tx_bcast += sent;
@@ -1531,6 +1536,12 @@ dpdk_poll(void *state)
 		    d->rx.nxt <= 1 || now - d->unacked_ns >= DPDK_ACK_DELAY_NS))
 			send_ack(st, d);
 	}
+	/*
+	 * Again: the frames handled above may have sent (an ACK completing
+	 * a message lets the engine kick a flush), stamped later than the
+	 * now of the poll's start
+	 */
+	now = dp_now_ns();
 	if (now - st->last_tick_ns >= DPDK_TICK_NS) {
 		st->last_tick_ns = now;
 		tick(st, now);
@@ -1649,6 +1660,7 @@ dpdk_fini(void *state)
 	uint64_t rexmits = 0, timeouts = 0, dups = 0, areq = 0, ares = 0;
 	uint64_t held = 0, nm[DP_RXM_NMODES] = { 0 };
 	uint64_t achg = 0, nstatic = 0;
+	uint64_t stall = 0, stall_cwnd = 0, stall_max = 0, stalls = 0;
 	struct zmsg *z;
 
 	for (int i = 0; i < st->nall; i++) {
@@ -1662,6 +1674,11 @@ dpdk_fini(void *state)
 		ares += d->nb.resolved;
 		achg += d->nb.changes;
 		nstatic += d->nb.is_static;
+		stall += d->tx.stall_ns;
+		stall_cwnd += d->tx.stall_cwnd_ns;
+		stalls += d->tx.stalls_1ms;
+		if (d->tx.stall_max_ns > stall_max)
+			stall_max = d->tx.stall_max_ns;
 	}
 	log_info("dp.dpdk: arp: requests %llu, resolved %llu, changed %llu, "
 	    "static %llu, received %llu, replied %llu, bad %llu; frames to "
@@ -1698,6 +1715,10 @@ dpdk_fini(void *state)
 	    (unsigned long long)timeouts, (unsigned long long)held,
 	    (unsigned long long)dups,
 	    (unsigned long long)st->rx_bad);
+	log_info("dp.dpdk: window full %.1f ms (of it under a congestion "
+	    "window below the largest %.1f ms), %llu times 1 ms or more, the "
+	    "longest %.1f ms", (double)stall / 1e6, (double)stall_cwnd / 1e6,
+	    (unsigned long long)stalls, (double)stall_max / 1e6);
 	for (int i = 0; i < dp->npeers; i++) {
 		struct dpdk_peer *d = PEER_ST(dp->peers[i]);
 

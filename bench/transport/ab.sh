@@ -26,7 +26,7 @@ cleanup() {
 	PIDS=""
 	for i in 1 2; do ip netns del "${TAG}n$i" 2>/dev/null; done
 }
-trap 'cleanup; [ -n "${PERF:-}" ] || rm -rf "$TMP"' EXIT
+trap 'cleanup; [ -n "${PERF:-}${KEEP:-}" ] || rm -rf "$TMP"' EXIT
 trap 'exit 1' INT TERM
 . "$(dirname "$0")/../../tests/cluster/dp_lib.sh"
 link() {
@@ -78,9 +78,11 @@ one() {
 		until_ok 15 up "$i" || { log "$name: links not up"; cat "$TMP/$name$i.log"; return 1; }
 	done
 	[ -n "${PERF:-}" ] && { perf record -g -o "$TMP/perf.$name.$PERF" -p "$(echo $DPPIDS | tr ' ' ',')" >/dev/null 2>&1 & PP=$!; }
-	c0=$(cpu_ticks $DPPIDS)
+	set -- $DPPIDS
+	s0=$(cpu_ticks $1) r0=$(cpu_ticks $2)
 	"$TOOL" -s "$TMP/n1/dataplane.sock" probe 2 "$PROBE_MIB" > "$TMP/probe.log" 2>&1
-	c1=$(cpu_ticks $DPPIDS)
+	s1=$(cpu_ticks $1) r1=$(cpu_ticks $2)
+	c0=$((s0 + r0)) c1=$((s1 + r1))
 	[ -n "${PERF:-}" ] && { kill -INT $PP; wait $PP; }
 	P=$(sed -n 's/.*bw_probe_MBps=\([0-9.]*\).*/\1/p' "$TMP/probe.log")
 	if [ -n "${AR:-}" ]; then
@@ -98,7 +100,8 @@ one() {
 	for p in $PIDS; do wait "$p" 2>/dev/null; done
 	PIDS=""
 	F=$(grep -h "dp.dpdk: frames" "$TMP/${name}1.log" "$TMP/${name}2.log" | sed "s/.*frames rx/rx/" | tr "\n" " ")
-	log "$name probe_MBps=${P:-0} cpu_s=$CPU MB_per_cpu_s=$(awk "BEGIN { printf(\"%.0f\", $CPU > 0 ? $PROBE_MIB * 1.048576 / $CPU : 0) }") [$F]"
+	W=$(sed -n "s/.*dp.dpdk: window full/window full/p" "$TMP/${name}1.log")
+	log "$name probe_MBps=${P:-0} cpu_s=$CPU (sender $(awk "BEGIN { printf(\"%.2f\", ($s1 - $s0) / $(getconf CLK_TCK)) }"), receiver $(awk "BEGIN { printf(\"%.2f\", ($r1 - $r0) / $(getconf CLK_TCK)) }")) MB_per_cpu_s=$(awk "BEGIN { printf(\"%.0f\", $CPU > 0 ? $PROBE_MIB * 1.048576 / $CPU : 0) }") [$F] ${W:-}"
 }
 RAW=$A/bench/dpdk-rawrate
 raw() {
@@ -117,7 +120,8 @@ for r in $(seq 1 "$R"); do
 		raw 2 rx 4; sleep 0.5; raw 1 tx 3
 		wait "$RAWPID1"; wait "$RAWPID2"
 		PPS=$(sed -n 's/^rx_pps=\([0-9]*\).*/\1/p' "$TMP/raw2.log")
-		log "raw MBps=$(awk "BEGIN { printf(\"%.1f\", ${PPS:-0} * 1500 / 1e6) }")"
+		US=$(cat "$TMP/raw1.log" "$TMP/raw2.log" | sed -n 's/.*frames=\([0-9]*\) cpu_s=\([0-9.]*\).*/\1 \2/p' | awk '$1 > 0 { printf(" %.2f", $2 / $1 * 1e6) }')
+		log "raw MBps=$(awk "BEGIN { printf(\"%.1f\", ${PPS:-0} * 1500 / 1e6) }") CPU us per frame (sender, receiver):$US"
 	fi
 done
-[ -n "${PERF:-}" ] && echo "perf data in $TMP"
+[ -n "${PERF:-}${KEEP:-}" ] && echo "logs in $TMP"
