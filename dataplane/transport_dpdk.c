@@ -1073,9 +1073,12 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 		sent = rte_eth_tx_burst(st->port, 0, pk, n);
 		/*
 		 * A burst takes af_packet about 0.5 ms (its sendto runs the
-		 * receiving side too): the next frames' send times are now
+		 * receiving side too): the next frames' send times are now,
+		 * and a stall of the window starts after it
 		 */
 		now = dp_now_ns();
+		if (d->tx.stall_from != 0)
+			d->tx.stall_from = now | 1;
 		st->tx_frames += sent;
 		if (!d->nb.known)
 			st->tx_bcast += sent;

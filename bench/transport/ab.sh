@@ -51,6 +51,7 @@ cpu_ticks() {
 	done
 	echo "$t"
 }
+sys_ticks() { awk '{ print $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 one() {
 	name=$1 DP=$2/arceus-dataplane
 	{
@@ -79,9 +80,9 @@ one() {
 	done
 	[ -n "${PERF:-}" ] && { perf record -g -o "$TMP/perf.$name.$PERF" -p "$(echo $DPPIDS | tr ' ' ',')" >/dev/null 2>&1 & PP=$!; }
 	set -- $DPPIDS
-	s0=$(cpu_ticks $1) r0=$(cpu_ticks $2)
+	s0=$(cpu_ticks $1) r0=$(cpu_ticks $2) k0=$(sys_ticks $1)
 	"$TOOL" -s "$TMP/n1/dataplane.sock" probe 2 "$PROBE_MIB" > "$TMP/probe.log" 2>&1
-	s1=$(cpu_ticks $1) r1=$(cpu_ticks $2)
+	s1=$(cpu_ticks $1) r1=$(cpu_ticks $2) k1=$(sys_ticks $1)
 	c0=$((s0 + r0)) c1=$((s1 + r1))
 	[ -n "${PERF:-}" ] && { kill -INT $PP; wait $PP; }
 	P=$(sed -n 's/.*bw_probe_MBps=\([0-9.]*\).*/\1/p' "$TMP/probe.log")
@@ -101,7 +102,7 @@ one() {
 	PIDS=""
 	F=$(grep -h "dp.dpdk: frames" "$TMP/${name}1.log" "$TMP/${name}2.log" | sed "s/.*frames rx/rx/" | tr "\n" " ")
 	W=$(sed -n "s/.*dp.dpdk: window full/window full/p" "$TMP/${name}1.log")
-	log "$name probe_MBps=${P:-0} cpu_s=$CPU (sender $(awk "BEGIN { printf(\"%.2f\", ($s1 - $s0) / $(getconf CLK_TCK)) }"), receiver $(awk "BEGIN { printf(\"%.2f\", ($r1 - $r0) / $(getconf CLK_TCK)) }")) MB_per_cpu_s=$(awk "BEGIN { printf(\"%.0f\", $CPU > 0 ? $PROBE_MIB * 1.048576 / $CPU : 0) }") [$F] ${W:-}"
+	log "$name probe_MBps=${P:-0} cpu_s=$CPU (sender $(awk "BEGIN { printf(\"%.2f\", ($s1 - $s0) / $(getconf CLK_TCK)) }") of it kernel $(awk "BEGIN { printf(\"%.2f\", ($k1 - $k0) / $(getconf CLK_TCK)) }"), receiver $(awk "BEGIN { printf(\"%.2f\", ($r1 - $r0) / $(getconf CLK_TCK)) }")) MB_per_cpu_s=$(awk "BEGIN { printf(\"%.0f\", $CPU > 0 ? $PROBE_MIB * 1.048576 / $CPU : 0) }") [$F] ${W:-}"
 }
 RAW=$A/bench/dpdk-rawrate
 raw() {
@@ -121,6 +122,7 @@ for r in $(seq 1 "$R"); do
 		wait "$RAWPID1"; wait "$RAWPID2"
 		PPS=$(sed -n 's/^rx_pps=\([0-9]*\).*/\1/p' "$TMP/raw2.log")
 		US=$(cat "$TMP/raw1.log" "$TMP/raw2.log" | sed -n 's/.*frames=\([0-9]*\) cpu_s=\([0-9.]*\).*/\1 \2/p' | awk '$1 > 0 { printf(" %.2f", $2 / $1 * 1e6) }')
+		US="$US (the sender's kernel $(sed -n 's/.*frames=\([0-9]*\) .*sys_s=\([0-9.]*\).*/\1 \2/p' "$TMP/raw1.log" | awk '$1 > 0 { printf("%.2f", $2 / $1 * 1e6) }'))"
 		log "raw MBps=$(awk "BEGIN { printf(\"%.1f\", ${PPS:-0} * 1500 / 1e6) }") CPU us per frame (sender, receiver):$US"
 	fi
 done
