@@ -605,6 +605,10 @@ rdp_tx_ack(struct rdp_tx *t, uint32_t cum, const uint8_t *sack,
 
 		if (!seq_lt(q, t->nxt))
 			break;
+		if (sack[i / 8] == 0) {
+			i |= 7;		/* a byte of nothing held: the next */
+			continue;
+		}
 		if (seq_lt(q, t->una) || !(sack[i / 8] & (1u << (i % 8))))
 			continue;
 		s = &t->segs[q & MASK];
