@@ -1566,9 +1566,9 @@ dpdk_poll(void *state)
 			send_ack(st, d);
 	}
 	/*
-	 * Again: the frames handled above may have sent (an ACK completing
-	 * a message lets the engine kick a flush), stamped later than the
-	 * now of the poll's start
+	 * Again: a frame handled above may have made the engine answer (a
+	 * ping, say), and its kick flushed data frames stamped later than
+	 * the now of the poll's start (rdp clamps such ages at 0 too)
 	 */
 	now = dp_now_ns();
 	if (now - st->last_tick_ns >= DPDK_TICK_NS) {
