@@ -228,6 +228,10 @@ const struct conf_key nodeconf_keys[] = {
 	{ "dataplane", "dpdk_mtu", CONF_CUSTOM, 0, 0, 0, 0, "0",
 	    "DPDK port MTU; 0: the largest it allows up to 9000 (jumbo)",
 	    mtu_apply, 0 },
+	{ "dataplane", "dpdk_zc_min", CONF_INT, NC(dpdk_zc_min), 0, 0, 65535,
+	    "0", "payload slices of a frame shorter than this are copied, "
+	    "longer ones go as external buffers; 0: 256 on a NIC, 2048 on a "
+	    "virtual device (it copies every frame itself)", NULL, 0 },
 	{ "dataplane", "dpdk_neighbor", CONF_CUSTOM, 0, 0, 0, 0, NULL,
 	    "static neighbour \"IPv4 MAC\" of the DPDK port, overrides ARP "
 	    "(repeatable)", neigh_apply, 1 },

@@ -49,6 +49,8 @@ struct nodeconf {
 	char		dpdk_port[256];	/* PCI address or vdev spec */
 	char		dpdk_eal[256];	/* extra EAL arguments */
 	int64_t		dpdk_mtu;	/* 0: the largest the port allows */
+	int64_t		dpdk_zc_min;	/* shorter payload slices are copied;
+					   0: by the device */
 	int		ndpdk_neigh;	/* static neighbours (dpdk_neighbor) */
 	struct nodeconf_neigh {
 		uint32_t ip;		/* host order */

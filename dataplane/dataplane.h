@@ -72,6 +72,7 @@ struct dp_conf {
 	char		dpdk_port[256];	/* PCI address or vdev spec */
 	char		dpdk_eal[256];	/* extra EAL arguments */
 	int		dpdk_mtu;	/* 0: the largest the port allows */
+	int		dpdk_zc_min;	/* shorter payload slices: copied; 0: auto */
 	int		ndpdk_neigh;	/* static neighbours, override ARP */
 	struct dp_neigh {
 		uint32_t ip;		/* host order */

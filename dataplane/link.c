@@ -428,6 +428,8 @@ int
 peer_probe(struct dp *dp, struct dp_peer *p, uint64_t bytes, void *waiter)
 {
 	uint32_t n = (uint32_t)((bytes + DP_PROBE_CHUNK - 1) / DP_PROBE_CHUNK);
+	TAILQ_HEAD(, tp_msg) ready;
+	struct tp_msg *m;
 
 	if (p->state != DP_PEER_UP)
 		return -ENOTCONN;
@@ -435,22 +437,39 @@ peer_probe(struct dp *dp, struct dp_peer *p, uint64_t bytes, void *waiter)
 		return -EBUSY;
 	if (n < 2)
 		n = 2;
-	p->probe_waiter = waiter;
-	p->probe_tx_t0 = dp->now_ns;
-	peer_ping(dp, p, dp->now_ns);
+	/*
+	 * Every chunk encoded (its CRC over the MiB of payload) before the
+	 * first goes: the receiver times the probe from the first chunk's
+	 * arrival, and 256 of those CRCs (about 20 ms) are not the link's;
+	 * sent as they were encoded, they stalled the sender right after
+	 * the first chunk left.
+	 */
+	TAILQ_INIT(&ready);
 	for (uint32_t i = 0; i < n; i++) {
 		struct wire_hdr h = { .type = WIRE_PROBE, .chunk = i,
 		    .step = n };
-		struct tp_msg *m;
 
-		if ((m = dp_msg_new(dp)) == NULL)
+		if ((m = dp_msg_new(dp)) == NULL) {
+			while ((m = TAILQ_FIRST(&ready)) != NULL) {
+				TAILQ_REMOVE(&ready, m, entry);
+				dp_msg_free(dp, m);
+			}
 			return -ENOMEM;
+		}
 		h.epoch = dp->conf.epoch;
 		h.source = dp->conf.node_id;
 		h.flags = i + 1 == n ? WIRE_F_LAST : 0;
 		m->payload = probe_zeros;
 		m->len = DP_PROBE_CHUNK;
 		wire_encode(&h, probe_zeros, DP_PROBE_CHUNK, m->hdr);
+		TAILQ_INSERT_TAIL(&ready, m, entry);
+	}
+	dp->now_ns = dp_now_ns();	/* the CRCs took a while */
+	p->probe_waiter = waiter;
+	p->probe_tx_t0 = dp->now_ns;
+	peer_ping(dp, p, dp->now_ns);
+	while ((m = TAILQ_FIRST(&ready)) != NULL) {
+		TAILQ_REMOVE(&ready, m, entry);
 		dp_send(dp, p, m);
 	}
 	return 0;

@@ -190,6 +190,7 @@ main(int argc, char **argv)
 	snprintf(dc.dpdk_port, sizeof(dc.dpdk_port), "%s", nc.dpdk_port);
 	snprintf(dc.dpdk_eal, sizeof(dc.dpdk_eal), "%s", nc.dpdk_eal);
 	dc.dpdk_mtu = (int)nc.dpdk_mtu;
+	dc.dpdk_zc_min = (int)nc.dpdk_zc_min;
 	dc.ndpdk_neigh = nc.ndpdk_neigh;
 	for (int i = 0; i < nc.ndpdk_neigh; i++) {
 		dc.dpdk_neigh[i].ip = nc.dpdk_neigh[i].ip;

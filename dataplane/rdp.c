@@ -21,6 +21,18 @@ seq_lt(uint32_t a, uint32_t b)
 	return (int32_t)(a - b) < 0;
 }
 
+/*
+ * Time since then, 0 when then is later than now: a caller's now may be
+ * older than a send time (taken at the start of its poll, before a
+ * callback in that poll sent frames stamped later); unsigned, that
+ * difference wrapped to centuries and timed the frame out at once.
+ */
+static uint64_t
+since(uint64_t now, uint64_t then)
+{
+	return now > then ? now - then : 0;
+}
+
 static void
 put16(uint8_t *p, uint16_t v)
 {
@@ -333,6 +345,7 @@ tx_start(struct rdp_tx *t)
 	t->ssthresh = RDP_WINDOW;
 	t->recover = 0;
 	t->rto_probe = 0;
+	t->stall_from = 0;
 	/* frame 0: the SYN, sent like any other frame */
 	memset(s, 0, sizeof(*s));
 	s->flags = RDP_F_SYN;
@@ -461,9 +474,28 @@ rdp_tx_next(struct rdp_tx *t, uint64_t now, struct rdp_out *o)
 		return 1;
 	}
 	/* a new frame: a message is being cut, the windows allow it */
-	if (t->cur == NULL || t->nxt - t->una >= t->wmax ||
-	    (double)(t->nxt - t->una) >= t->cwnd || !rdp_tx_connected(t))
+	if (t->cur == NULL || !rdp_tx_connected(t))
 		return 0;
+	if (t->nxt - t->una >= t->wmax ||
+	    (double)(t->nxt - t->una) >= t->cwnd) {
+		if (t->stall_from == 0) {
+			t->stall_from = now | 1;
+			t->stall_cwnd = t->cwnd < t->wmax;
+		}
+		return 0;
+	}
+	if (t->stall_from != 0) {
+		uint64_t d = now > t->stall_from ? now - t->stall_from : 0;
+
+		t->stall_from = 0;
+		t->stall_ns += d;
+		if (t->stall_cwnd)
+			t->stall_cwnd_ns += d;
+		if (d > t->stall_max_ns)
+			t->stall_max_ns = d;
+		if (d >= 1000000)
+			t->stalls_1ms++;
+	}
 	seq = t->nxt++;
 	s = &t->segs[seq & MASK];
 	memset(s, 0, sizeof(*s));
@@ -508,15 +540,32 @@ rdp_tx_lost(struct rdp_tx *t, uint32_t seq)
 	t->rq[t->rq_tail++ % RDP_RQ_LEN] = seq;
 }
 
-/* A loss: halve the window, once per window of data. */
+/*
+ * A loss: halve the window, once per window of data, but not below a
+ * quarter of wmax (wmax is half the receiver's ring: 8 senders at the
+ * floor still fit it), and slow start back to that floor when the
+ * window was already smaller.  Losses on these links are a receiver
+ * descheduled past its ring or the RTO far more than a congested path:
+ * halved down to 8 frames and grown back one frame per window, a few
+ * timeouts at load 7 left a 256 MiB probe window-bound for 1 s of its
+ * 3 (one stall of 356 ms).
+ */
 static void
 tx_loss(struct rdp_tx *t, uint32_t seq)
 {
+	double floor = t->wmax / 4.0 < RDP_CWND_MIN ? RDP_CWND_MIN :
+	    t->wmax / 4.0;
+	double c = t->cwnd / 2;
+
 	if (seq_lt(seq, t->recover))
 		return;
 	t->recover = t->nxt;
-	t->ssthresh = t->cwnd / 2 < RDP_CWND_MIN ? RDP_CWND_MIN : t->cwnd / 2;
-	t->cwnd = t->ssthresh;
+	if (c < floor)		/* the floor, or what it was if less */
+		c = t->cwnd < floor ? t->cwnd : floor;
+	if (c < RDP_CWND_MIN)
+		c = RDP_CWND_MIN;
+	t->cwnd = c;
+	t->ssthresh = c < floor ? floor : c;
 }
 
 static void
@@ -573,6 +622,10 @@ rdp_tx_ack(struct rdp_tx *t, uint32_t cum, const uint8_t *sack,
 
 		if (!seq_lt(q, t->nxt))
 			break;
+		if (sack[i / 8] == 0) {
+			i |= 7;		/* a byte of nothing held: the next */
+			continue;
+		}
 		if (seq_lt(q, t->una) || !(sack[i / 8] & (1u << (i % 8))))
 			continue;
 		s = &t->segs[q & MASK];
@@ -596,7 +649,7 @@ rdp_tx_ack(struct rdp_tx *t, uint32_t cum, const uint8_t *sack,
 			continue;
 		}
 		if (nsacked >= RDP_DUPTHRESH && !s->queued &&
-		    now - s->sent_ns >= t->srtt_ns) {
+		    since(now, s->sent_ns) >= t->srtt_ns) {
 			tx_loss(t, q);
 			rdp_tx_lost(t, q);
 		}
@@ -606,7 +659,7 @@ rdp_tx_ack(struct rdp_tx *t, uint32_t cum, const uint8_t *sack,
 		struct rdp_seg *s = &t->segs[cum & MASK];
 
 		if (nsacked >= RDP_DUPTHRESH && !s->queued && !s->sacked &&
-		    now - s->sent_ns >= t->srtt_ns) {
+		    since(now, s->sent_ns) >= t->srtt_ns) {
 			tx_loss(t, cum);
 			rdp_tx_lost(t, cum);
 		}
@@ -663,7 +716,7 @@ rdp_tx_tick(struct rdp_tx *t, uint64_t now)
 		if (seq_lt(t->rto_seq, t->una) || !seq_lt(t->rto_seq, t->nxt) ||
 		    s->sacked)
 			t->rto_probe = 0;	/* it got there */
-		else if (s->queued || now - s->sent_ns < t->rto_ns)
+		else if (s->queued || since(now, s->sent_ns) < t->rto_ns)
 			return;
 		else {
 			t->timeouts++;
@@ -677,7 +730,7 @@ rdp_tx_tick(struct rdp_tx *t, uint64_t now)
 	for (uint32_t q = t->una; seq_lt(q, t->nxt); q++) {
 		struct rdp_seg *s = &t->segs[q & MASK];
 
-		if (s->sacked || s->queued || now - s->sent_ns < t->rto_ns)
+		if (s->sacked || s->queued || since(now, s->sent_ns) < t->rto_ns)
 			continue;
 		/* the oldest expired frame only (see rto_probe) */
 		t->timeouts++;

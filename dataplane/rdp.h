@@ -285,6 +285,16 @@ struct rdp_tx {
 	uint64_t	 timeouts;
 	uint64_t	 rto_held;	/* timeouts after which the receiver
 					   turned out to hold later frames */
+	/*
+	 * Stalls: a message waiting while the window (cwnd, or wmax) is
+	 * full, from the first refusal to the next new frame.
+	 */
+	uint64_t	 stall_from;	/* 0: not stalled */
+	int		 stall_cwnd;	/* cwnd (not wmax) was the limit */
+	uint64_t	 stall_ns;	/* in all */
+	uint64_t	 stall_max_ns;
+	uint64_t	 stalls_1ms;	/* those of a millisecond or more */
+	uint64_t	 stall_cwnd_ns;	/* of stall_ns, with cwnd < wmax */
 	rdp_done_fn	*done;
 	void		*arg;
 	struct rdp_seg	 segs[RDP_WINDOW];

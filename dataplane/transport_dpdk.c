@@ -98,7 +98,29 @@
 #define DPDK_AFP_FRAME_OVERHEAD	128	/* tpacket header, alignment */
 #define DPDK_MEMIF_BSIZE_DEF	2048
 #define DPDK_ZC_MIN		256	/* shorter payload slices: copied */
-#define DPDK_AFP_FRAMECNT	2048	/* af_packet ring frames (default 512) */
+/*
+ * On a virtual device, which copies every frame into its ring anyway:
+ * a slice of a 1500-byte frame (1438 bytes) costs less copied into the
+ * header's mbuf than attached as an external buffer (a second mbuf, its
+ * chaining and reference counts, a segment more for the PMD to walk and
+ * free): the probe's rate was higher copied in 5 of 5 alternated rounds
+ * over af_packet.  Jumbo frames' slices still go as external buffers.
+ */
+#define DPDK_ZC_MIN_VDEV	2048
+/*
+ * af_packet ring frames (default 512; the window is half of it).  256:
+ * the rings are walked whole by the PMD's copies, the kernel's frame
+ * lookups and copies and the receiver, and the smaller they are, the
+ * less each frame costs the sender (packet_lookup_frame alone fell from
+ * 11.7% to 6.7% of it from 2048 to 1024 frames).  Probe medians in one
+ * rotated A/B (load 1.6-2.2): rings of 1024 frames 285 MB/s, 512 320,
+ * 256 354.  The window, 128 frames, lasts about 0.6 ms at 1500 bytes:
+ * a receiver away longer stalls the sender, which cost less than the
+ * bigger rings' footprint at loads 1-3.  (The raw tool's sender gains as
+ * much from a small ring, but its receiver, with no window to hold the
+ * sender back, then drops what overflows: the rate it counts stays.)
+ */
+#define DPDK_AFP_FRAMECNT	256
 #define DPDK_ACK_FRAMES		64	/* an ACK at least every this many */
 #define DPDK_ACK_DELAY_NS	200000ull /* or this long after a frame */
 
@@ -159,6 +181,7 @@ struct dpdk_state {
 	uint16_t	 mss;
 	int		 tx_multiseg;	/* the PMD sends chained mbufs */
 	int		 tx_by_va;	/* a vdev: it reads any payload by VA */
+	uint32_t	 zc_min;		/* shorter payload slices: copied */
 	uint32_t	 wmax;		/* frames in flight per stream */
 	int		 last_n;	/* what the last poll did */
 	uint64_t	 last_tick_ns;
@@ -686,6 +709,9 @@ port_start(struct dpdk_state *st)
 	 * not only those in the registered arena, which a NIC needs
 	 */
 	st->tx_by_va = !is_pci(st->dp->conf.dpdk_port);
+	st->zc_min = st->dp->conf.dpdk_zc_min > 0 ?
+	    (uint32_t)st->dp->conf.dpdk_zc_min : st->tx_by_va ?
+	    DPDK_ZC_MIN_VDEV : DPDK_ZC_MIN;
 	st->tx_multiseg = st->ext_pool != NULL && !!(info.tx_offload_capa &
 	    RTE_ETH_TX_OFFLOAD_MULTI_SEGS);
 	/*
@@ -1033,7 +1059,7 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 
 			/* the payload slice from the arena: no copy */
 			if (st->tx_multiseg && o.cookie != NULL &&
-			    lastlen >= DPDK_ZC_MIN &&
+			    lastlen >= st->zc_min &&
 			    (st->tx_by_va || in_arena(st, last, lastlen))) {
 				if ((mb = frame_zc(st, o.cookie, &a, &h,
 				    o.l2 > 0 ? o.p1 : NULL, o.l2 > 0 ? o.l1 : 0,
@@ -1071,6 +1097,14 @@ flush(struct dpdk_state *st, struct dpdk_peer *d, uint64_t now)
 		if (n == 0)
 			break;
 		sent = rte_eth_tx_burst(st->port, 0, pk, n);
+		/*
+		 * A burst takes af_packet about 0.5 ms (its sendto runs the
+		 * receiving side too): the next frames' send times are now,
+		 * and a stall of the window starts after it
+		 */
+		now = dp_now_ns();
+		if (d->tx.stall_from != 0)
+			d->tx.stall_from = now | 1;
 		st->tx_frames += sent;
 		if (!d->nb.known)
 			st->tx_bcast += sent;
@@ -1531,6 +1565,12 @@ dpdk_poll(void *state)
 		    d->rx.nxt <= 1 || now - d->unacked_ns >= DPDK_ACK_DELAY_NS))
 			send_ack(st, d);
 	}
+	/*
+	 * Again: a frame handled above may have made the engine answer (a
+	 * ping, say), and its kick flushed data frames stamped later than
+	 * the now of the poll's start (rdp clamps such ages at 0 too)
+	 */
+	now = dp_now_ns();
 	if (now - st->last_tick_ns >= DPDK_TICK_NS) {
 		st->last_tick_ns = now;
 		tick(st, now);
@@ -1635,7 +1675,7 @@ dpdk_mem_register(void *state, void *base, size_t len)
 	st->zc_base = base;
 	st->zc_len = len;
 	log_info("dp.dpdk: arena of %zu MiB registered (%s); payloads of "
-	    "%d bytes and more leave from it %s", len >> 20, how, DPDK_ZC_MIN,
+	    "%u bytes and more leave from it %s", len >> 20, how, st->zc_min,
 	    st->tx_multiseg ? "without a copy" : "copied all the same: the "
 	    "PMD sends no chained mbufs");
 	return 0;
@@ -1649,6 +1689,7 @@ dpdk_fini(void *state)
 	uint64_t rexmits = 0, timeouts = 0, dups = 0, areq = 0, ares = 0;
 	uint64_t held = 0, nm[DP_RXM_NMODES] = { 0 };
 	uint64_t achg = 0, nstatic = 0;
+	uint64_t stall = 0, stall_cwnd = 0, stall_max = 0, stalls = 0;
 	struct zmsg *z;
 
 	for (int i = 0; i < st->nall; i++) {
@@ -1662,6 +1703,11 @@ dpdk_fini(void *state)
 		ares += d->nb.resolved;
 		achg += d->nb.changes;
 		nstatic += d->nb.is_static;
+		stall += d->tx.stall_ns;
+		stall_cwnd += d->tx.stall_cwnd_ns;
+		stalls += d->tx.stalls_1ms;
+		if (d->tx.stall_max_ns > stall_max)
+			stall_max = d->tx.stall_max_ns;
 	}
 	log_info("dp.dpdk: arp: requests %llu, resolved %llu, changed %llu, "
 	    "static %llu, received %llu, replied %llu, bad %llu; frames to "
@@ -1672,11 +1718,13 @@ dpdk_fini(void *state)
 	    (unsigned long long)st->arp_bad,
 	    (unsigned long long)st->tx_bcast);
 	log_info("dp.dpdk: zero-copy frames %llu (from the arena %llu, of "
-	    "them retransmitted %llu), copied %llu; arena %s",
+	    "them retransmitted %llu), copied %llu (payload slices under %u "
+	    "bytes); arena %s",
 	    (unsigned long long)st->tx_zc,
 	    (unsigned long long)st->tx_zc_arena,
 	    (unsigned long long)st->tx_zc_rexmit,
-	    (unsigned long long)st->tx_copied, st->zc_base == NULL ?
+	    (unsigned long long)st->tx_copied, st->zc_min,
+	    st->zc_base == NULL ?
 	    "not registered" : !st->tx_multiseg ? "registered, but the PMD "
 	    "sends no chained mbufs" : "registered");
 	for (int i = 0; i < st->nall; i++)
@@ -1698,6 +1746,10 @@ dpdk_fini(void *state)
 	    (unsigned long long)timeouts, (unsigned long long)held,
 	    (unsigned long long)dups,
 	    (unsigned long long)st->rx_bad);
+	log_info("dp.dpdk: window full %.1f ms (of it under a congestion "
+	    "window below the largest %.1f ms), %llu times 1 ms or more, the "
+	    "longest %.1f ms", (double)stall / 1e6, (double)stall_cwnd / 1e6,
+	    (unsigned long long)stalls, (double)stall_max / 1e6);
 	for (int i = 0; i < dp->npeers; i++) {
 		struct dpdk_peer *d = PEER_ST(dp->peers[i]);
 

@@ -1,32 +1,39 @@
 #!/bin/sh
-# bench/transport/ab.sh ROUNDS BUILD_A BUILD_B: an A/B of two builds of
-# the dpdk backend in one run.  Two namespaces on one veth pair (no
-# kernel addresses), then per round: a probe with build A's dataplanes,
-# the same with B's, and the raw rate of 1500-byte frames
-# (BUILD_A/bench/dpdk-rawrate; NORAW=1 skips it).  Prints per probe the
-# rate, the CPU seconds of both dataplanes, MB per CPU second and both
-# dataplanes' frame counters; the load average per round.  Knobs:
-# PROBE_MIB (256), MTU (1500), AR="BYTES..." (2-rank all-reduces after
-# each probe), PERF=1 (perf record -g of both dataplanes into the
-# temporary directory, kept).  Needs root.  Not part of make check.
+# bench/transport/ab.sh ROUNDS BUILD_A BUILD_B [BUILD_C...]: an A/B (or
+# A/B/C...) of builds of the dpdk backend in one run.  Two namespaces on
+# one veth pair (no kernel addresses), then per round: a probe with each
+# build's dataplanes, in an order rotated every round (A B C, B C A, ...:
+# whichever goes first or second gains nothing), and the raw rate of
+# 1500-byte frames (BUILD_A/bench/dpdk-rawrate; NORAW=1 skips it).
+# Prints per probe the rate, the CPU seconds of both dataplanes (the
+# sender's, of it in the kernel, the receiver's), MB per CPU second,
+# both dataplanes' frame counters and the sender's stalls; the load
+# average per round; at the end the median rate and MB per CPU second
+# per build.  Knobs: PROBE_MIB (256), MTU (1500), AR="BYTES..." (2-rank
+# all-reduces after each probe), PERF=1 (perf record -g of both
+# dataplanes into the temporary directory, kept), KEEP=1 (keep the
+# logs).  Needs root.  Not part of make check.
 set -u
-[ "$#" = 3 ] || { echo "usage: ab.sh ROUNDS BUILD_A BUILD_B" >&2; exit 1; }
+[ "$#" -ge 3 ] || { echo "usage: ab.sh ROUNDS BUILD_A BUILD_B [BUILD...]" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "ab.sh: needs root" >&2; exit 1; }
-R=$1 A=$2 B=$3
+R=$1 A=$2
+shift
+NB=$#
+for k in $(seq 1 $NB); do eval "BLD$k=\$$k"; done
 TOOL=$A/arceus-dptool
 TAG=hab$$
 NET=10.$((100 + $$ % 50)).$(( ($$ / 50) % 250 ))
 TMP=$(mktemp -d /tmp/arceus-ab.XXXXXX)
 PIDS=""
 PROBE_MIB=${PROBE_MIB:-256}
-log() { printf '%s\n' "$*"; }
+log() { printf '%s\n' "$*"; printf '%s\n' "$*" >> "$TMP/all.log"; }
 cleanup() {
 	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
 	for p in $PIDS; do wait "$p" 2>/dev/null; done
 	PIDS=""
 	for i in 1 2; do ip netns del "${TAG}n$i" 2>/dev/null; done
 }
-trap 'cleanup; [ -n "${PERF:-}" ] || rm -rf "$TMP"' EXIT
+trap 'cleanup; [ -n "${PERF:-}${KEEP:-}" ] || rm -rf "$TMP"' EXIT
 trap 'exit 1' INT TERM
 . "$(dirname "$0")/../../tests/cluster/dp_lib.sh"
 link() {
@@ -51,6 +58,7 @@ cpu_ticks() {
 	done
 	echo "$t"
 }
+sys_ticks() { awk '{ print $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 one() {
 	name=$1 DP=$2/arceus-dataplane
 	{
@@ -78,9 +86,11 @@ one() {
 		until_ok 15 up "$i" || { log "$name: links not up"; cat "$TMP/$name$i.log"; return 1; }
 	done
 	[ -n "${PERF:-}" ] && { perf record -g -o "$TMP/perf.$name.$PERF" -p "$(echo $DPPIDS | tr ' ' ',')" >/dev/null 2>&1 & PP=$!; }
-	c0=$(cpu_ticks $DPPIDS)
+	set -- $DPPIDS
+	s0=$(cpu_ticks $1) r0=$(cpu_ticks $2) k0=$(sys_ticks $1)
 	"$TOOL" -s "$TMP/n1/dataplane.sock" probe 2 "$PROBE_MIB" > "$TMP/probe.log" 2>&1
-	c1=$(cpu_ticks $DPPIDS)
+	s1=$(cpu_ticks $1) r1=$(cpu_ticks $2) k1=$(sys_ticks $1)
+	c0=$((s0 + r0)) c1=$((s1 + r1))
 	[ -n "${PERF:-}" ] && { kill -INT $PP; wait $PP; }
 	P=$(sed -n 's/.*bw_probe_MBps=\([0-9.]*\).*/\1/p' "$TMP/probe.log")
 	if [ -n "${AR:-}" ]; then
@@ -98,7 +108,8 @@ one() {
 	for p in $PIDS; do wait "$p" 2>/dev/null; done
 	PIDS=""
 	F=$(grep -h "dp.dpdk: frames" "$TMP/${name}1.log" "$TMP/${name}2.log" | sed "s/.*frames rx/rx/" | tr "\n" " ")
-	log "$name probe_MBps=${P:-0} cpu_s=$CPU MB_per_cpu_s=$(awk "BEGIN { printf(\"%.0f\", $CPU > 0 ? $PROBE_MIB * 1.048576 / $CPU : 0) }") [$F]"
+	W=$(sed -n "s/.*dp.dpdk: window full/window full/p" "$TMP/${name}1.log")
+	log "$name probe_MBps=${P:-0} cpu_s=$CPU (sender $(awk "BEGIN { printf(\"%.2f\", ($s1 - $s0) / $(getconf CLK_TCK)) }") of it kernel $(awk "BEGIN { printf(\"%.2f\", ($k1 - $k0) / $(getconf CLK_TCK)) }"), receiver $(awk "BEGIN { printf(\"%.2f\", ($r1 - $r0) / $(getconf CLK_TCK)) }")) MB_per_cpu_s=$(awk "BEGIN { printf(\"%.0f\", $CPU > 0 ? $PROBE_MIB * 1.048576 / $CPU : 0) }") [$F] ${W:-}"
 }
 RAW=$A/bench/dpdk-rawrate
 raw() {
@@ -111,13 +122,26 @@ raw() {
 link
 for r in $(seq 1 "$R"); do
 	log "round $r load $(cut -d' ' -f1-3 /proc/loadavg)"
-	one A "$A"
-	one B "$B"
+	for j in $(seq 0 $((NB - 1))); do
+		k=$(( (j + r - 1) % NB + 1 ))
+		eval "one $(echo ABCDEFGH | cut -c$k) \"\$BLD$k\""
+	done
 	if [ -z "${NORAW:-}" ]; then
 		raw 2 rx 4; sleep 0.5; raw 1 tx 3
 		wait "$RAWPID1"; wait "$RAWPID2"
 		PPS=$(sed -n 's/^rx_pps=\([0-9]*\).*/\1/p' "$TMP/raw2.log")
-		log "raw MBps=$(awk "BEGIN { printf(\"%.1f\", ${PPS:-0} * 1500 / 1e6) }")"
+		US=$(cat "$TMP/raw1.log" "$TMP/raw2.log" | sed -n 's/.*frames=\([0-9]*\) cpu_s=\([0-9.]*\).*/\1 \2/p' | awk '$1 > 0 { printf(" %.2f", $2 / $1 * 1e6) }')
+		US="$US (the sender's kernel $(sed -n 's/.*frames=\([0-9]*\) .*sys_s=\([0-9.]*\).*/\1 \2/p' "$TMP/raw1.log" | awk '$1 > 0 { printf("%.2f", $2 / $1 * 1e6) }'))"
+		log "raw MBps=$(awk "BEGIN { printf(\"%.1f\", ${PPS:-0} * 1500 / 1e6) }") CPU us per frame (sender, receiver):$US"
 	fi
 done
-[ -n "${PERF:-}" ] && echo "perf data in $TMP"
+# medians per build, from the lines above
+med() { sort -n | awk '{ v[NR] = $1 } END { if (NR) printf("%.1f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+for k in $(seq 1 $NB); do
+	n=$(echo ABCDEFGH | cut -c$k)
+	L=$(grep "^$n probe_MBps=" "$TMP/all.log")
+	[ -n "$L" ] || continue
+	log "$n ($(eval echo \$BLD$k)): median probe_MBps=$(echo "$L" | sed 's/.*probe_MBps=\([0-9.]*\).*/\1/' | med)" \
+	    "MB_per_cpu_s=$(echo "$L" | sed 's/.*MB_per_cpu_s=\([0-9]*\).*/\1/' | med) over $(echo "$L" | wc -l) probes"
+done
+[ -n "${PERF:-}${KEEP:-}" ] && echo "logs in $TMP"

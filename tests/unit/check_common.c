@@ -238,7 +238,8 @@ START_TEST(test_nodeconf_dpdk)
 	    "dpdk_neighbor = 10.0.0.6 02:00:00:00:00\n"
 	    "dpdk_neighbor = 10.0.0.7 02:00:00:00:00:07 x\n"
 	    "dpdk_neighbor = 300.0.0.1 02:00:00:00:00:07\n"
-	    "dpdk_mtu = 9001\n");
+	    "dpdk_mtu = 9001\n"
+	    "dpdk_zc_min = 65536\n");
 
 	nodeconf_load(&nc, p, &e);
 	unlink(p);
@@ -249,7 +250,8 @@ START_TEST(test_nodeconf_dpdk)
 	ck_assert_uint_eq(nc.dpdk_neigh[1].mac[1], 0xbb);
 	ck_assert_uint_eq(nc.dpdk_neigh[1].mac[5], 0xff);
 	ck_assert_int_eq(nc.dpdk_mtu, 0);		/* the default */
-	ck_assert_int_eq(e.n, 7);
+	ck_assert_int_eq(nc.dpdk_zc_min, 0);		/* the default */
+	ck_assert_int_eq(e.n, 8);
 	ck_assert_msg(strstr(e.msg[0], ":4: ") && strstr(e.msg[0],
 	    "duplicate neighbour"), "%s", e.msg[0]);
 	ck_assert_msg(strstr(e.msg[1], ":5: ") && strstr(e.msg[1], "MAC"),
@@ -264,12 +266,15 @@ START_TEST(test_nodeconf_dpdk)
 	    "%s", e.msg[5]);
 	ck_assert_msg(strstr(e.msg[6], ":10: ") && strstr(e.msg[6],
 	    "576..9000"), "%s", e.msg[6]);
-	p = write_tmp("[dataplane]\ndpdk_mtu = 9000\n");
+	ck_assert_msg(strstr(e.msg[7], ":11: ") && strstr(e.msg[7],
+	    "dpdk_zc_min"), "%s", e.msg[7]);
+	p = write_tmp("[dataplane]\ndpdk_mtu = 9000\ndpdk_zc_min = 4096\n");
 	memset(&e, 0, sizeof(e));
 	nodeconf_load(&nc, p, &e);
 	unlink(p);
 	ck_assert_int_eq(e.n, 0);
 	ck_assert_int_eq(nc.dpdk_mtu, 9000);
+	ck_assert_int_eq(nc.dpdk_zc_min, 4096);
 }
 END_TEST
 

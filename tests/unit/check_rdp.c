@@ -482,6 +482,163 @@ START_TEST(test_reset)
 }
 END_TEST
 
+/*
+ * A caller's clock may lag a frame's send time (now taken at the start
+ * of a poll in which a callback already sent frames stamped later): such
+ * a frame is not old.  Unsigned, now - sent wrapped to centuries: every
+ * tick timed it out and every ACK with SACKed frames past it marked it
+ * lost (spurious retransmissions and a halved window, 5 to 50 per 256
+ * MiB over af_packet).  Then, at the real RTO, the timeout does come.
+ */
+static int ck_nop_done;
+static void
+nop_done(void *arg, void *cookie, int res)
+{
+	(void)arg;
+	(void)cookie;
+	(void)res;
+	ck_nop_done++;
+}
+
+START_TEST(test_clock_behind)
+{
+	static uint8_t body[20 * 1000], hdr[16];
+	struct rdp_tx *t = calloc(1, sizeof(*t));
+	uint8_t sack[RDP_SACK_BYTES];
+	const uint64_t t0 = 50000000, later = t0 + 3000000;
+	struct rdp_out o;
+	uint32_t first;
+	int n = 0;
+
+	rdp_tx_init(t, 1000, nop_done, NULL);
+	ck_assert(rdp_tx_next(t, t0, &o));		/* the SYN */
+	memset(sack, 0, sizeof(sack));
+	rdp_tx_ack(t, 1, sack, sizeof(sack), t0 + 100000);
+	ck_assert(rdp_tx_connected(t));
+	/* a clean RTT sample: the RTO is its floor */
+	rdp_tx_push(t, (void *)1, hdr, sizeof(hdr), body, sizeof(body));
+	first = t->nxt;
+	while (rdp_tx_next(t, later, &o))
+		n++;
+	ck_assert_int_gt(n, 8);
+	/* a tick and an ACK with a clock behind the send times */
+	rdp_tx_tick(t, t0 + 200000);
+	ck_assert_uint_eq(t->timeouts, 0);
+	for (int i = 1; i <= 6; i++)		/* first + 1 .. + 6 held */
+		sack[i / 8] |= (uint8_t)(1u << (i % 8));
+	rdp_tx_ack(t, first, sack, sizeof(sack), t0 + 200000);
+	ck_assert(!rdp_tx_next(t, t0 + 200000, &o) || o.seq != first);
+	ck_assert_uint_eq(t->rexmits, 0);
+	ck_assert_uint_eq(t->timeouts, 0);
+	/* the same frame at its real age past the RTO does time out */
+	rdp_tx_tick(t, later + t->rto_ns);
+	ck_assert_uint_eq(t->timeouts, 1);
+	ck_assert(rdp_tx_next(t, later + t->rto_ns, &o));
+	ck_assert_uint_eq(o.seq, first);
+	ck_assert_uint_eq(t->rexmits, 1);
+	rdp_tx_reset(t, -ECONNRESET);
+	ck_assert_int_eq(ck_nop_done, 1);
+	free(t);
+}
+END_TEST
+
+/*
+ * Losses in window after window (a receiver descheduled again and again,
+ * frames past a hole SACKed each time): the window halves once per
+ * window of data but stays at a quarter of wmax or more (halved down
+ * to 8 frames, it grew back one frame per window: a probe stayed
+ * window-bound for a second after a few timeouts); every frame lost is
+ * sent again and all messages finish.
+ */
+START_TEST(test_cwnd_floor)
+{
+	static uint8_t body[1 << 20], hdr[16];
+	struct rdp_tx *t = calloc(1, sizeof(*t));
+	uint8_t sack[RDP_SACK_BYTES];
+	uint64_t now = 50000000;
+	struct rdp_out o;
+	int pushed = 0;
+
+	ck_nop_done = 0;
+	rdp_tx_init(t, 1000, nop_done, NULL);
+	ck_assert(rdp_tx_next(t, now, &o));		/* the SYN */
+	memset(sack, 0, sizeof(sack));
+	rdp_tx_ack(t, 1, sack, sizeof(sack), now + 100000);
+	/* slow start up to wmax: every window acknowledged whole */
+	for (int k = 0; k < 40; k++) {
+		if (!rdp_tx_busy(t)) {
+			rdp_tx_push(t, (void *)1, hdr, sizeof(hdr), body,
+			    sizeof(body));
+			pushed++;
+		}
+		while (rdp_tx_next(t, now, &o))
+			;
+		now += 200000;
+		rdp_tx_ack(t, t->nxt, sack, sizeof(sack), now);
+	}
+	ck_assert(t->cwnd >= t->wmax - 1);
+	/* six windows, each with its oldest frame lost */
+	for (int k = 0; k < 6; k++) {
+		uint32_t una;
+
+		if (!rdp_tx_busy(t)) {
+			rdp_tx_push(t, (void *)1, hdr, sizeof(hdr), body,
+			    sizeof(body));
+			pushed++;
+		}
+		while (rdp_tx_next(t, now, &o))
+			;
+		una = t->una;
+		ck_assert(t->nxt - una > 8);
+		/* 1 ms later: past every RTT sampled (200 us, then this) */
+		now += 1000000;
+		memset(sack, 0, sizeof(sack));
+		sack[0] = 0x1e;		/* una + 1 .. una + 4 held */
+		rdp_tx_ack(t, una, sack, sizeof(sack), now);
+		ck_assert(rdp_tx_next(t, now, &o));
+		ck_assert_uint_eq(o.seq, una);		/* sent again */
+		memset(sack, 0, sizeof(sack));
+		rdp_tx_ack(t, t->nxt, sack, sizeof(sack), now);
+	}
+	ck_assert_uint_eq(t->rexmits, 6);
+	ck_assert_msg(t->cwnd >= t->wmax / 4.0, "cwnd %.0f", t->cwnd);
+	ck_assert(t->cwnd < t->wmax);		/* it did come down */
+	/* and slow start again from below the floor */
+	t->cwnd = 16;
+	t->recover = t->una;
+	now += 1000000;
+	if (!rdp_tx_busy(t)) {
+		rdp_tx_push(t, (void *)1, hdr, sizeof(hdr), body, sizeof(body));
+		pushed++;
+	}
+	while (rdp_tx_next(t, now, &o))
+		;
+	memset(sack, 0, sizeof(sack));
+	sack[0] = 0x1e;
+	now += 1000000;
+	rdp_tx_ack(t, t->una, sack, sizeof(sack), now);
+	/* the loss did not raise it (16, plus the 4 SACKed frames of slow
+	 * start), and slow start goes on up to the floor */
+	ck_assert_msg(t->cwnd <= 20, "cwnd %.0f", t->cwnd);
+	ck_assert(t->ssthresh >= t->wmax / 4.0);
+	while (!rdp_tx_idle(t)) {
+		if (!rdp_tx_busy(t) && rdp_tx_next(t, now, &o) == 0) {
+			now += 100000;
+			memset(sack, 0, sizeof(sack));
+			rdp_tx_ack(t, t->nxt, sack, sizeof(sack), now);
+			continue;
+		}
+		while (rdp_tx_next(t, now, &o))
+			;
+		now += 100000;
+		memset(sack, 0, sizeof(sack));
+		rdp_tx_ack(t, t->nxt, sack, sizeof(sack), now);
+	}
+	ck_assert_int_eq(ck_nop_done, pushed);
+	free(t);
+}
+END_TEST
+
 /* Reassembly bounds: an oversized message is dropped up to its END. */
 START_TEST(test_asm)
 {
@@ -658,6 +815,8 @@ main(void)
 	tcase_add_test(tc, test_stalled_receiver);
 	tcase_add_test(tc, test_stalled_receiver_lost);
 	tcase_add_test(tc, test_wrap);
+	tcase_add_test(tc, test_clock_behind);
+	tcase_add_test(tc, test_cwnd_floor);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
