@@ -188,6 +188,7 @@ struct job {
 	char	dist_stages[512];	/* node ids of the pipeline stages */
 	char	dist_layers[512];	/* blocks per stage; empty: even */
 	char	dist_schedule[16];	/* 1f1b | gpipe */
+	char	dist_tensor[512];	/* node ids of the tensor group */
 };
 
 extern const struct conf_key job_keys[];
@@ -237,10 +238,21 @@ int	data_build(const char *text_path, const char *out_path, char *err,
  * LayerNorm and the (tied) head.  Lall 0 means the whole model (Lall = L,
  * l0 = 0).  Tensors a stage does not hold have size 0.
  */
+/*
+ * Tensor parallel (tp > 1, tensor.c): rank tr of tp holds heads
+ * [tr*NH/tp, (tr+1)*NH/tp) of every block's attention (their rows of q, k
+ * and v, with their biases, column-parallel; their columns of the output
+ * projection, row-parallel) and rows [tr*4C/tp, (tr+1)*4C/tp) of the MLP's
+ * fc (with its bias), their columns of fcproj; everything else (the
+ * embeddings, the LayerNorms, the projections' biases, the head) whole on
+ * every rank.  tp 0 is 1.  NH and 4C divide by tp.
+ */
 struct gpt_config {
 	int	L, NH, C, maxT, V;
 	int	l0, Lall;
+	int	tp, tr;
 };
+#define GPT_MAX_TP	16
 
 /* Parameter tensors, carved from one block (llm.c style). */
 #define GPT_NPARAMS	16
@@ -289,6 +301,16 @@ struct gpt {
 	 */
 	void			(*grad_ready)(void *arg, int l);
 	void			*grad_ready_arg;
+	/*
+	 * Tensor parallel: sums x[n] over the tensor group in place, the
+	 * same bits on every rank (the row-parallel outputs in forward, the
+	 * gradients of the column-parallel inputs in backward, twice each
+	 * per block).  A failure returns -errno: the pass goes on with what
+	 * x holds and tp_err keeps the first error (the caller checks it).
+	 */
+	int			(*tp_reduce)(void *arg, float *x, size_t n);
+	void			*tp_reduce_arg;
+	int			 tp_err;
 };
 
 int	gpt_init(struct gpt *m, const struct gpt_config *cfg,
@@ -302,10 +324,24 @@ size_t	gpt_count_params(const struct gpt_config *cfg);
  * of memory.
  */
 void	*gpt_alloc(size_t bytes, int zero);
-/* nanoGPT initialisation: N(0, 0.02), residual projections / sqrt(2L) */
+/*
+ * nanoGPT initialisation: N(0, 0.02), residual projections / sqrt(2L);
+ * a stage or tensor shard keeps its slices of the whole model's values
+ */
 void	gpt_init_weights(struct gpt *m, struct rng *r);
 /* 1 if tensor i (in struct gpt_params order) gets weight decay */
 int	gpt_param_decays(int i);
+/*
+ * 1 if tensor i is split over the tensor group (tp > 1): qkvw, qkvb,
+ * attprojw, fcw, fcb, fcprojw; the others are whole on every rank
+ */
+int	gpt_param_sharded(int i);
+/*
+ * Where element j of one block's slice of tensor i (2 <= i <= 13) of the
+ * whole model is in a rank's shard of that block: its index, or -1 if
+ * rank cfg->tr does not hold it (tp <= 1: j).
+ */
+long	gpt_tp_index(const struct gpt_config *cfg, int i, size_t j);
 /*
  * Forward over inputs[B,T]; with targets, m->loss is the mean
  * cross-entropy and the per-position gradient is kept for backward.
@@ -516,6 +552,13 @@ struct pipe_op {
 
 struct pipe {
 	struct arc_dp	*dp;
+	/*
+	 * tensor.c uses this struct for a tensor group (tensor 1): S ranks,
+	 * ours s, nodes[] theirs, group theirs, red the all-reduces' buffer
+	 * (the blocks' [B*T, C] sums too); no stages, no sends
+	 */
+	int		 tensor;
+	char		 why[256];	/* the tensor hook's last failure */
 	int		 S, s;		/* stages, ours */
 	int		 R, r;		/* pipeline replicas, ours */
 	/* node of each stage of our replica; our stage's in each replica */
@@ -608,10 +651,48 @@ int	pipe_step(struct pipe *p, struct gpt *m, const struct dataset *d,
 int	pipe_resume(struct pipe *p, const char *dir, struct gpt *m,
 	    struct adamw *o, struct trainer_state *ts, int rc, char *err,
 	    size_t errlen);
+/* Sums buf[count] over group g, naming the group in err. 0 or -errno */
+int	pipe_allreduce(struct pipe *p, uint16_t g, float *buf, size_t count,
+	    char *err, size_t errlen);
+/* The crc32c of what every stage (tensor rank) must agree on. */
+uint32_t pipe_job_print(const struct job *j);
 /* Validation loss through the stages, the same on each. @return 0/-errno */
 int	pipe_eval(struct pipe *p, struct gpt *m, const struct dataset *d,
 	    int iters, int *in, int *tg, float *val, char *err,
 	    size_t errlen);
+
+/* ------------------------------------------------------------------ */
+/* tensor.c: tensor parallel through arceus-dataplane (all-reduces).   */
+/*
+ * dist.tensor: "1,2" (node ids of one tensor group, rank order) into
+ * nodes[], *n of them.  @return 0 or -EINVAL with err set (replicas of a
+ * group, "1,2/3,4", are refused: not done)
+ */
+int	tp_parse_group(const char *s, uint32_t *nodes, int *n, char *err,
+	    size_t errlen);
+/*
+ * Whether a model of n_head heads and width n_embd splits over n ranks.
+ * @return 0 or -EINVAL with err naming the key and the reason
+ */
+int	tp_check_split(int64_t n_head, int64_t n_embd, int n, char *err,
+	    size_t errlen);
+/*
+ * Attaches to dist.dataplane, finds our rank in dist.tensor, defines the
+ * group (dist.group) and the arena buffer for rows x block_size x n_embd
+ * sums.  p->S: the ranks, p->s: ours.  @return 0 or -errno with err set
+ */
+int	tp_init(struct pipe *p, const struct job *j, int rows, char *err,
+	    size_t errlen);
+/* The gpt tp_reduce hook over p's group (arg: the struct pipe). */
+int	tp_reduce(void *arg, float *x, size_t n);
+/*
+ * After a step's backward: the global gradient norm (the sharded
+ * tensors' squares summed over the group, the whole ones once) into
+ * *norm, the same on every rank, and whether any rank asked to stop.
+ * @return 0 or -errno with err set
+ */
+int	tp_step_finish(struct pipe *p, struct gpt *m, int stop, int *stop_all,
+	    float *norm, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* ctlreport.c: progress to the node's arceus-control (control.sock).  */

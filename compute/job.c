@@ -111,6 +111,11 @@ const struct conf_key job_keys[] = {
 	{ "dist", "schedule", CONF_STR, JS(dist_schedule), 1, 0, "1f1b",
 	    "pipeline schedule over the train.accumulate micro-batches: "
 	    "1f1b or gpipe", NULL, 0 },
+	{ "dist", "tensor", CONF_STR, JS(dist_tensor), 0, 0, "",
+	    "tensor parallel: node ids of one tensor group in rank order, "
+	    "e.g. 1,2: each rank holds model.n_head / N heads and 4 x "
+	    "model.n_embd / N MLP rows of every block (both must divide); "
+	    "empty: none", NULL, 0 },
 	{ "dist", "control", CONF_STR, JS(dist_control), 0, 0, "",
 	    "control.sock to report progress to; empty: the one beside the "
 	    "dataplane's socket (cluster mode only); off: none", NULL, 0 },
@@ -186,8 +191,34 @@ job_load(struct job *job, const char *path, char **sets, int nsets)
 			conf_err(&errs, where, 0, "dist.layers without "
 			    "dist.stages");
 		}
+		if (job->dist_tensor[0] != '\0') {
+			uint32_t m[GPT_MAX_TP];
+			char why[256];
+			int n;
+
+			if (tp_parse_group(job->dist_tensor, m, &n, why,
+			    sizeof(why)) < 0 ||
+			    tp_check_split(job->n_head, job->n_embd, n, why,
+			    sizeof(why)) < 0)
+				conf_err(&errs, where, 0, "dist.tensor = %s: %s",
+				    job->dist_tensor, why);
+			if (job->dist_stages[0] != '\0')
+				conf_err(&errs, where, 0, "dist.tensor and "
+				    "dist.stages: tensor parallel inside pipeline "
+				    "stages is not supported yet");
+			if (job->dist_members[0] != '\0')
+				conf_err(&errs, where, 0, "dist.tensor and "
+				    "dist.members: replicas of a tensor group "
+				    "(tensor x data parallel) are not supported "
+				    "yet");
+			if (job->dist_shares[0] != '\0')
+				conf_err(&errs, where, 0, "dist.shares with "
+				    "dist.tensor: every rank of a tensor group "
+				    "trains the whole batch");
+		}
 		if (job->dist_dataplane[0] != '\0' &&
-		    job->dist_stages[0] == '\0') {
+		    job->dist_stages[0] == '\0' &&
+		    job->dist_tensor[0] == '\0') {
 			uint32_t m[DIST_MAX_MEMBERS];
 			char why[256];
 

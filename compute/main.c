@@ -140,6 +140,12 @@ main(int argc, char **argv)
 		    "not --standalone\n", job.dist_stages);
 		return 2;
 	}
+	if (standalone && job.dist_tensor[0] != '\0') {
+		fprintf(stderr, "arceus-worker: dist.tensor = %s: a tensor "
+		    "rank trains through its dataplane (--dataplane SOCK), not "
+		    "--standalone\n", job.dist_tensor);
+		return 2;
+	}
 	if (!standalone && job.dist_dataplane[0] == '\0') {
 		fprintf(stderr, "arceus-worker: say --standalone, or "
 		    "--dataplane SOCK (with dist.members) to train data "

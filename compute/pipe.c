@@ -230,21 +230,21 @@ pipe_slots(const struct pipe_op *ops, int n)
 }
 
 /* Fingerprint of what every stage must agree on. */
-static uint32_t
-job_print(const struct job *j)
+uint32_t
+pipe_job_print(const struct job *j)
 {
 	char b[2048];
 	int n;
 
 	n = snprintf(b, sizeof(b), "%lld %lld %lld %lld %lld %lld %lld %.17g "
-	    "%.17g %lld %lld %.17g %.17g %.17g %.17g %.17g %lld %s %s %s",
+	    "%.17g %lld %lld %.17g %.17g %.17g %.17g %.17g %lld %s %s %s %s",
 	    (long long)j->n_layer, (long long)j->n_head, (long long)j->n_embd,
 	    (long long)j->block_size, (long long)j->batch_size,
 	    (long long)j->accumulate, (long long)j->steps, j->lr, j->min_lr,
 	    (long long)j->warmup_steps, (long long)j->decay_steps,
 	    j->weight_decay, j->beta1, j->beta2, j->eps, j->grad_clip,
 	    (long long)j->seed, j->dist_stages, j->dist_layers,
-	    j->dist_schedule);
+	    j->dist_schedule, j->dist_tensor);
 	if (j->dist_shares[0] != '\0' && n > 0 && (size_t)n < sizeof(b))
 		n += snprintf(b + n, sizeof(b) - (size_t)n, " %s",
 		    j->dist_shares);
@@ -326,7 +326,7 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 		p->Gall += shares[i] * p->M;
 		most_rows = shares[i] > most_rows ? shares[i] : most_rows;
 	}
-	p->print = job_print(j);
+	p->print = pipe_job_print(j);
 	act = (size_t)most_rows * (size_t)p->T * (size_t)p->C;
 	p->act = act;
 	if ((p->sched = calloc(2 * (size_t)p->M, sizeof(*p->sched))) == NULL) {
@@ -350,7 +350,7 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 	p->overlap = j->dist_overlap;
 	for (int i = 0, l0 = 0; R > 1 && i < S; l0 += p->layers[i++]) {
 		struct gpt_config c = { p->layers[i], (int)j->n_head, p->C,
-		    p->T, p->V, l0, (int)j->n_layer };
+		    p->T, p->V, l0, (int)j->n_layer, 0, 0 };
 		size_t n = gpt_count_params(&c) + 2;
 
 		most = n > most ? n : most;
@@ -409,7 +409,7 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 	}
 	if (R > 1) {
 		struct gpt_config c = { p->layers[p->s], (int)j->n_head, p->C,
-		    p->T, p->V, p->l0, (int)j->n_layer };
+		    p->T, p->V, p->l0, (int)j->n_layer, 0, 0 };
 
 		if ((p->gbuf = arc_dp_alloc(p->dp, most * sizeof(float))) ==
 		    NULL || (p->rep.comp != ARC_DP_COMP_NONE &&
@@ -458,7 +458,12 @@ void
 pipe_fini(struct pipe *p)
 {
 	if (p->dp != NULL) {
-		if (p->steps > 0)
+		if (p->steps > 0 && p->tensor)
+			log_info("tensor parallel: %llu steps, %.1f MB sent, "
+			    "%.1f ms a step in the group's all-reduces",
+			    (unsigned long long)p->steps, p->wire_bytes / 1e6,
+			    p->wait_s * 1e3 / (double)p->steps);
+		else if (p->steps > 0)
 			log_info("pipeline: %llu steps, %.1f MB sent, %.1f ms a "
 			    "step waiting for other stages",
 			    (unsigned long long)p->steps, p->wire_bytes / 1e6,
@@ -596,9 +601,17 @@ allreduce_in(struct pipe *p, uint16_t g, float *buf, size_t count,
 	    .buf = buf, .count = count, .divisor = 1.0f };
 	struct arc_dp_cpl c;
 
-	return op_wait(p, arc_dp_post(p->dp, &op), g == p->group ?
+	return op_wait(p, arc_dp_post(p->dp, &op), p->tensor ?
+	    "all-reduce over the tensor group" : g == p->group ?
 	    "all-reduce over the stages" : "gradient all-reduce over the "
 	    "replicas", -1, &c, err, errlen);
+}
+
+int
+pipe_allreduce(struct pipe *p, uint16_t g, float *buf, size_t count,
+    char *err, size_t errlen)
+{
+	return allreduce_in(p, g, buf, count, err, errlen);
 }
 
 static int
@@ -668,8 +681,8 @@ pipe_agree(struct pipe *p, uint64_t step, char *err, size_t errlen)
 {
 	int r;
 
-	if ((r = agree_in(p, p->group, p->S, p->s, p->nodes, "stage", step,
-	    err, errlen)) < 0 || p->R == 1)
+	if ((r = agree_in(p, p->group, p->S, p->s, p->nodes, p->tensor ?
+	    "tensor rank" : "stage", step, err, errlen)) < 0 || p->R == 1)
 		return r;
 	return agree_in(p, p->dgroup, p->R, p->r, p->peers, "replica", step,
 	    err, errlen);
@@ -744,18 +757,20 @@ pipe_resume(struct pipe *p, const char *dir, struct gpt *m, struct adamw *o,
 		if (loaded > 0)
 			snprintf(mine_s, sizeof(mine_s), "step %llu at newest",
 			    (unsigned long long)loaded);
-		snprintf(err, errlen, "no checkpoint step that every stage%s "
-		    "has (this stage: %s in %s; the %d newest of each "
-		    "compared): give every stage checkpoints of one step, or "
-		    "remove them all to start over", p->R > 1 ?
+		snprintf(err, errlen, "no checkpoint step that every %s%s "
+		    "has (this one: %s in %s; the %d newest of each "
+		    "compared): give every one checkpoints of one step, or "
+		    "remove them all to start over", p->tensor ?
+		    "tensor rank" : "stage", p->R > 1 ?
 		    " of every replica" : "", mine_s, dir, PIPE_RESUME_STEPS);
 		return -ESRCH;
 	}
 	if (common == loaded)
 		return rc;
-	log_warnx("pipeline: falling back from step %llu to step %llu, the "
-	    "newest checkpoint every stage has", (unsigned long long)loaded,
-	    (unsigned long long)common);
+	log_warnx("%s: falling back from step %llu to step %llu, the "
+	    "newest checkpoint every %s has", p->tensor ? "tensor parallel" :
+	    "pipeline", (unsigned long long)loaded,
+	    (unsigned long long)common, p->tensor ? "rank" : "stage");
 	return train_load_at(dir, common, m, o, ts, err, errlen);
 }
 

@@ -151,7 +151,7 @@ tool_sample(int argc, char **argv)
 		return 1;
 	}
 	cfg = (struct gpt_config){ (int)job.n_layer, (int)job.n_head,
-	    (int)job.n_embd, (int)job.block_size, GPT_VOCAB, 0, 0 };
+	    (int)job.n_embd, (int)job.block_size, GPT_VOCAB, 0, 0, 0, 0 };
 	kern_set_threads((int)job.threads);
 	if (gpt_init(&m, &cfg, kern_lookup(job.kernels)) < 0 ||
 	    adamw_init(&opt, m.nparams) < 0) {

@@ -120,13 +120,37 @@ shape_of(const struct gpt *m, uint32_t *shape)
 	shape[4] = (uint32_t)m->cfg.V;
 }
 
-/* trainer_state.stage: 0 for the whole model, else first block, blocks */
+/*
+ * trainer_state.stage: 0 for the whole model, else a pipeline stage's
+ * first block << 16 | all blocks, and a tensor rank's (ranks - 1) << 28 |
+ * rank << 24
+ */
 static uint32_t
 stage_of(const struct gpt *m)
 {
+	uint32_t t = 0;
+
+	if (m->cfg.tp > 1)
+		t = (uint32_t)(m->cfg.tp - 1) << 28 | (uint32_t)m->cfg.tr << 24;
 	if (m->cfg.Lall == 0 || (m->embed && m->head))
-		return 0;
-	return (uint32_t)m->cfg.l0 << 16 | (uint32_t)m->cfg.Lall;
+		return t;
+	return t | (uint32_t)m->cfg.l0 << 16 | (uint32_t)m->cfg.Lall;
+}
+
+/* What trainer_state.stage st says, in words. */
+static void
+stage_words(uint32_t st, char *buf, size_t len)
+{
+	int n = 0;
+
+	if ((st & 0xffffff) == 0)
+		n = snprintf(buf, len, "the whole model");
+	else
+		n = snprintf(buf, len, "the pipeline stage from block %u of %u",
+		    st >> 16 & 0xff, st & 0xffff);
+	if (st >> 24 != 0 && n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, ", tensor rank %u of %u",
+		    st >> 24 & 0xf, (st >> 28) + 1);
 }
 
 /*
@@ -174,13 +198,14 @@ train_check(const char *dir, uint64_t step, struct gpt *m, struct adamw *o,
 
 	shape_of(m, shape);
 	if (ts->stage != stage_of(m)) {
+		char have[128], want[128];
+
+		stage_words(ts->stage, have, sizeof(have));
+		stage_words(stage_of(m), want, sizeof(want));
 		snprintf(err, errlen, "%s: checkpoint of step %llu is of %s, "
-		    "this worker trains %s %u-%u: use this stage's own "
-		    "checkpoint dir", dir, (unsigned long long)step,
-		    ts->stage == 0 ? "the whole model" : "another pipeline "
-		    "stage", stage_of(m) == 0 ? "the whole model, blocks" :
-		    "the pipeline stage of blocks", (unsigned)m->cfg.l0,
-		    (unsigned)(m->cfg.l0 + m->cfg.L - 1));
+		    "this worker trains %s (blocks %u-%u): use its own "
+		    "checkpoint dir", dir, (unsigned long long)step, have, want,
+		    (unsigned)m->cfg.l0, (unsigned)(m->cfg.l0 + m->cfg.L - 1));
 		return -EINVAL;
 	}
 	if (memcmp(shape, ts->shape, sizeof(shape)) != 0 ||
@@ -441,7 +466,7 @@ train_run(const struct job *j, const struct train_opts *o)
 {
 	const struct kern_ops *k = kern_lookup(j->kernels);
 	struct gpt_config cfg = { (int)j->n_layer, (int)j->n_head,
-	    (int)j->n_embd, (int)j->block_size, GPT_VOCAB, 0, 0 };
+	    (int)j->n_embd, (int)j->block_size, GPT_VOCAB, 0, 0, 0, 0 };
 	int B = (int)j->batch_size, T = (int)j->block_size, rc = -1;
 	int tty = isatty(STDERR_FILENO) && !o->quiet;
 	struct trainer_state ts;
@@ -451,6 +476,9 @@ train_run(const struct job *j, const struct train_opts *o)
 	struct dist dist = { .rank = 0, .world = 1 };
 	struct pipe pipe = { 0 };
 	int piped = j->dist_dataplane[0] != '\0' && j->dist_stages[0] != '\0';
+	/* tensor parallel (tensor.c): a group, each rank a shard of blocks */
+	struct pipe tens = { 0 };
+	int tensor = j->dist_dataplane[0] != '\0' && j->dist_tensor[0] != '\0';
 	struct reporter rep;
 	int64_t ckpt_unix = 0;
 	int rows, first_row, G, nmicro, EB = (int)j->batch_size;
@@ -500,12 +528,25 @@ train_run(const struct job *j, const struct train_opts *o)
 		cfg.L = pipe.layers[pipe.s];
 		cfg.Lall = (int)j->n_layer;
 	}
+	if (tensor) {
+		/* our shard of every block; the ranks agree below */
+		if (tp_init(&tens, j, B, err, sizeof(err)) < 0) {
+			log_warnx("tensor parallel: %s", err);
+			goto out;
+		}
+		cfg.tp = tens.S;
+		cfg.tr = tens.s;
+	}
 	if (gpt_init(&m, &cfg, k) < 0) {
 		log_warnx("model: out of memory");
 		goto out;
 	}
 	m.dropout = (float)j->dropout;
-	if (j->dist_dataplane[0] != '\0' && !piped) {
+	if (tensor) {
+		m.tp_reduce = tp_reduce;
+		m.tp_reduce_arg = &tens;
+	}
+	if (j->dist_dataplane[0] != '\0' && !piped && !tensor) {
 		if (dist_init(&dist, j, m.nparams, err, sizeof(err)) < 0) {
 			log_warnx("data parallel: %s", err);
 			goto out;
@@ -557,10 +598,11 @@ train_run(const struct job *j, const struct train_opts *o)
 
 	if (j->ckpt_dir[0] != '\0' && j->resume) {
 		rc = train_load(j->ckpt_dir, &m, &opt, &ts, err, sizeof(err));
-		if (piped && (rc == 0 || rc == -ENOENT) &&
-		    (rc = pipe_resume(&pipe, j->ckpt_dir, &m, &opt, &ts, rc,
-		    err, sizeof(err))) < 0 && rc != -ENOENT) {
-			log_warnx("pipeline: %s", err);
+		if ((piped || tensor) && (rc == 0 || rc == -ENOENT) &&
+		    (rc = pipe_resume(piped ? &pipe : &tens, j->ckpt_dir, &m,
+		    &opt, &ts, rc, err, sizeof(err))) < 0 && rc != -ENOENT) {
+			log_warnx("%s: %s", piped ? "pipeline" :
+			    "tensor parallel", err);
 			goto out;
 		}
 		if (rc == 0) {
@@ -597,6 +639,10 @@ train_run(const struct job *j, const struct train_opts *o)
 		log_warnx("pipeline: %s", err);
 		goto out;
 	}
+	if (tensor && pipe_agree(&tens, ts.step, err, sizeof(err)) < 0) {
+		log_warnx("tensor parallel: %s", err);
+		goto out;
+	}
 	if (o->metrics_out != NULL &&
 	    (mf = fopen(o->metrics_out, "a")) == NULL) {
 		log_warn("%s", o->metrics_out);
@@ -605,7 +651,8 @@ train_run(const struct job *j, const struct train_opts *o)
 	log_info("model: %d layers, %d heads, width %d, block %d: %.2fM "
 	    "parameters%s; kernels %s; %lld steps of %d x %d tokens x %lld%s",
 	    (int)j->n_layer, cfg.NH, cfg.C, cfg.maxT, m.nparams / 1e6,
-	    piped ? " on this stage" : "", k->name,
+	    piped ? " on this stage" : tensor ? " on this tensor rank" : "",
+	    k->name,
 	    (long long)j->steps, B, T, (long long)j->accumulate,
 	    dist.world > 1 ? " on each replica" : "");
 	log_info("data: %s, %zu tokens (%zu train, %zu validation)", j->path,
@@ -623,7 +670,8 @@ train_run(const struct job *j, const struct train_opts *o)
 	 * on the step to stop after (the stop rides on the all-reduce), since
 	 * one that stopped alone would leave the others waiting on it.
 	 */
-	while ((int64_t)ts.step < j->steps && (dist.dp != NULL || piped ?
+	while ((int64_t)ts.step < j->steps && (dist.dp != NULL || piped ||
+	    tensor ?
 	    !stop_agreed : !train_stop)) {
 		double t0 = now_s(), ms, tps;
 		float lr = lr_at(j, (int64_t)ts.step), loss = 0, norm;
@@ -682,6 +730,7 @@ train_run(const struct job *j, const struct train_opts *o)
 			goto step_apply;
 		}
 		gpt_zero_grad(&m);
+		m.tp_err = 0;
 		for (int a = 0, off = first_row; a < nmicro; a++) {
 			int n = rows / nmicro + (a < rows % nmicro);
 			struct rng r = step_data_rng;
@@ -711,6 +760,17 @@ train_run(const struct job *j, const struct train_opts *o)
 
 			data_train_batch_part(&data, &r, G, 0, 0, T, in, tg);
 			data_rng = r;
+		}
+		if (tensor) {
+			/* every rank's loss is the same: the norm and stop */
+			if (m.tp_err == 0 && tp_step_finish(&tens, &m,
+			    train_stop != 0, &stop_agreed, &norm, err,
+			    sizeof(err)) == 0)
+				goto step_apply;
+			if (m.tp_err != 0)
+				snprintf(err, sizeof(err), "%s", tens.why);
+			m.tp_err = 0;
+			goto step_failed;
 		}
 		if (dist.dp != NULL &&
 		    dist_step_finish(&dist, &m, &loss, train_stop != 0,
@@ -779,9 +839,19 @@ step_apply:
 					    &last_ckpt);
 				goto out;
 			}
-		} else if (eval_now)
+		} else if (eval_now) {
 			val = evaluate(&m, &data, EB, T, (int)j->eval_iters, in,
 			    tg);
+			if (m.tp_err != 0) {
+				progress_break();
+				log_warnx("step %llu, validation: %s; stopping",
+				    (unsigned long long)ts.step, tens.why);
+				if (j->ckpt_dir[0] != '\0')
+					checkpoint(j, &m, &opt, &data_rng, &ts,
+					    &last_ckpt);
+				goto out;
+			}
+		}
 		if (mf != NULL) {
 			fprintf(mf, "{\"step\":%llu,\"loss\":%.6f,\"lr\":%.6g,"
 			    "\"grad_norm\":%.6g,\"ms_per_step\":%.3f,"
@@ -822,7 +892,9 @@ step_apply:
 	if (j->sample_len > 0 && piped)
 		log_info("no sample: generating needs the whole model, and "
 		    "this stage holds blocks %d-%d", cfg.l0, cfg.l0 + cfg.L - 1);
-	else if (j->sample_len > 0 && !train_stop && !stop_agreed) {
+	/* a tensor group generates together (a rank's late signal aside) */
+	else if (j->sample_len > 0 && (tensor || !train_stop) &&
+	    !stop_agreed) {
 		uint8_t *s = malloc((size_t)j->sample_len);
 
 		if (s != NULL && gpt_generate(&m, NULL, 0, s,
@@ -841,6 +913,7 @@ out:
 	report_close(&rep);
 	dist_fini(&dist);
 	pipe_fini(&pipe);
+	pipe_fini(&tens);
 	if (mf != NULL)
 		fclose(mf);
 	free(in);

@@ -251,7 +251,7 @@ static void
 chain(const int *split, int S, float dropout)
 {
 	const struct kern_ops *k = &kern_ref_ops;
-	struct gpt_config wc = { NL, 2, 16, NT, GPT_VOCAB, 0, 0 };
+	struct gpt_config wc = { NL, 2, 16, NT, GPT_VOCAB, 0, 0, 0, 0 };
 	struct gpt whole, st[NL];
 	int in[2][NB * NT], tg[2][NB * NT], l0 = 0;
 	float wloss[2], sloss[2];
@@ -382,7 +382,7 @@ END_TEST
 
 START_TEST(test_stage_bad_config)
 {
-	struct gpt_config c = { 2, 2, 16, NT, GPT_VOCAB, 2, 3 };
+	struct gpt_config c = { 2, 2, 16, NT, GPT_VOCAB, 2, 3, 0, 0 };
 	struct gpt m;
 
 	/* blocks 2-3 of 3 do not exist */

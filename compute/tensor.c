@@ -1,0 +1,251 @@
+/*
+ * tensor.c: tensor-parallel training through the node's arceus-dataplane
+ * (Megatron style).  The nodes of dist.tensor form a group of N ranks
+ * that each hold a shard of every block (gpt.c, struct gpt_config tp, tr):
+ *
+ *   attention: q, k, v column-parallel (rank r: heads [r*H/N, (r+1)*H/N),
+ *              their rows of qkvw and qkvb), the output projection
+ *              row-parallel (those heads' input columns of attprojw)
+ *   MLP:       fc column-parallel (rows [r*4C/N, (r+1)*4C/N) of fcw, fcb),
+ *              fcproj row-parallel (the same columns of fcprojw)
+ *
+ * and the rest whole: the embeddings, the LayerNorms, the projections'
+ * biases (added once, after the sum), the head and the loss.  Every rank
+ * draws the same rows (the single node's), so that per block:
+ *
+ *   forward:  the two row-parallel outputs [B*T, C] are summed over the
+ *             group (the gpt tp_reduce hook, tp_reduce below);
+ *   backward: the gradients of the two column-parallel inputs (the
+ *             LayerNorm outputs, [B*T, C]) are summed over the group.
+ *
+ * Four all-reduces of [B*T, C] a block a micro-batch.  The dataplane's
+ * ring hands every rank the same bits, so the residual stream, the loss
+ * and the gradients of the whole tensors are the same, bit for bit, on
+ * every rank: each applies the same AdamW update to its copies, and they
+ * stay identical without a reduction of their own.  After the step's
+ * backward one small all-reduce: each rank's sum of squares of its
+ * sharded gradients (a float pair in its own slot) and the stop flag;
+ * the whole tensors' squares count once, from our own copy, so that every
+ * rank clips with the single node's global norm.
+ *
+ * Checkpoints: each rank writes its own shard (its own checkpoint.dir);
+ * the trainer state says which rank of how many (trainer_state.stage),
+ * and a rank refuses another's.  At resume the ranks fall back together
+ * to the newest step all of them have (pipe_resume).
+ *
+ * Not done: replicas of a tensor group (tp x dp), tensor parallel inside
+ * pipeline stages, and a plan that chooses tp (control refuses tp > 1).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "arceus_dp.h"
+#include "compute.h"
+#include "log.h"
+
+#define TP_GROUP_WAIT_S		60.0
+#define TP_RESUME_STEPS		8	/* pipe.c's PIPE_RESUME_STEPS */
+
+int
+tp_parse_group(const char *s, uint32_t *nodes, int *n, char *err,
+    size_t errlen)
+{
+	char why[256];
+	int k;
+
+	*n = 0;
+	if (strchr(s, '/') != NULL) {
+		snprintf(err, errlen, "'%s': replicas of a tensor group (tensor "
+		    "x data parallel) are not supported yet: list one group",
+		    s);
+		return -EINVAL;
+	}
+	if ((k = dist_parse_members(s, nodes, GPT_MAX_TP, why,
+	    sizeof(why))) < 0) {
+		snprintf(err, errlen, "%s", why);
+		return -EINVAL;
+	}
+	if (k < 2) {
+		snprintf(err, errlen, "'%s': a tensor group has 2 ranks or "
+		    "more", s);
+		return -EINVAL;
+	}
+	for (int i = 0; i < k; i++)
+		for (int j = 0; j < i; j++)
+			if (nodes[i] == nodes[j]) {
+				snprintf(err, errlen, "'%s': node %u is listed "
+				    "twice", s, nodes[i]);
+				return -EINVAL;
+			}
+	*n = k;
+	return 0;
+}
+
+int
+tp_check_split(int64_t n_head, int64_t n_embd, int n, char *err,
+    size_t errlen)
+{
+	if (n < 1 || n > GPT_MAX_TP) {
+		snprintf(err, errlen, "%d ranks: 2 to %d", n, GPT_MAX_TP);
+		return -EINVAL;
+	}
+	if (n_head % n != 0) {
+		snprintf(err, errlen, "%d ranks do not divide model.n_head = "
+		    "%lld: each rank holds whole attention heads, as many on "
+		    "each", n, (long long)n_head);
+		return -EINVAL;
+	}
+	if (4 * n_embd % n != 0) {
+		snprintf(err, errlen, "%d ranks do not divide the MLP's 4 x "
+		    "model.n_embd = %lld rows: each rank holds as many", n,
+		    (long long)(4 * n_embd));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int
+tp_init(struct pipe *p, const struct job *j, int rows, char *err,
+    size_t errlen)
+{
+	uint32_t nodes[GPT_MAX_TP];
+	char why[256];
+	size_t need;
+	int n;
+	double t0;
+
+	memset(p, 0, sizeof(*p));
+	p->tensor = 1;
+	if (tp_parse_group(j->dist_tensor, nodes, &n, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "dist.tensor: %s", why);
+		return -EINVAL;
+	}
+	if (tp_check_split(j->n_head, j->n_embd, n, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "dist.tensor = %s: %s", j->dist_tensor,
+		    why);
+		return -EINVAL;
+	}
+	p->S = n;
+	p->R = 1;
+	p->T = (int)j->block_size;
+	p->C = (int)j->n_embd;
+	p->V = GPT_VOCAB;
+	p->EB = (int)j->batch_size;
+	p->print = pipe_job_print(j);
+	memcpy(p->nodes, nodes, sizeof(uint32_t) * (size_t)n);
+	/* the blocks' sums of a micro-batch or a validation batch; the
+	   norm's; pipe_agree's and pipe_resume's */
+	if (rows < p->EB)
+		rows = p->EB;
+	p->act = (size_t)rows * (size_t)p->T * (size_t)p->C;
+	need = (3 * TP_RESUME_STEPS + 5) * (size_t)n + 1;
+	p->nred = p->act > need ? p->act : need;
+	if ((p->dp = arc_dp_attach(j->dist_dataplane, p->nred * sizeof(float) +
+	    (1u << 20), err, errlen)) == NULL)
+		return -ENOTCONN;
+	p->node = arc_dp_node_id(p->dp);
+	p->s = -1;
+	for (int i = 0; i < n; i++)
+		if (nodes[i] == p->node)
+			p->s = i;
+	if (p->s < 0) {
+		snprintf(err, errlen, "dist.tensor = '%s' does not list this "
+		    "node (%u, the id of the dataplane at %s)", j->dist_tensor,
+		    p->node, j->dist_dataplane);
+		goto fail;
+	}
+	p->group = (uint16_t)j->dist_group;
+	if ((p->red = arc_dp_alloc(p->dp, p->nred * sizeof(float))) == NULL) {
+		snprintf(err, errlen, "%zu bytes of the tensor group's sums do "
+		    "not fit the dataplane's arena (raise [dataplane] "
+		    "arena_size)", p->nred * sizeof(float));
+		goto fail;
+	}
+	t0 = now_s();
+	for (int said = 0;; said = 1) {
+		int r = arc_dp_group(p->dp, p->group, nodes, n);
+
+		if (r == 0)
+			break;
+		if (r != -EHOSTUNREACH || now_s() - t0 > TP_GROUP_WAIT_S) {
+			snprintf(err, errlen, "group %u of the tensor group: "
+			    "%s%s", p->group, strerror(-r), r == -EHOSTUNREACH ?
+			    " (a node is not among the dataplane's peers: check "
+			    "[dataplane] peer)" : "");
+			goto fail;
+		}
+		if (!said)
+			log_info("tensor parallel: waiting for the dataplane to "
+			    "know every node of the group");
+		usleep(100000);
+	}
+	log_info("tensor parallel: rank %d of %d (node %u, group %u): heads "
+	    "%lld-%lld of every block, MLP rows %lld-%lld", p->s, n, p->node,
+	    p->group, (long long)(j->n_head / n * p->s),
+	    (long long)(j->n_head / n * (p->s + 1) - 1),
+	    (long long)(4 * j->n_embd / n * p->s),
+	    (long long)(4 * j->n_embd / n * (p->s + 1) - 1));
+	return 0;
+fail:
+	pipe_fini(p);
+	return -EINVAL;
+}
+
+int
+tp_reduce(void *arg, float *x, size_t n)
+{
+	struct pipe *p = arg;
+	int r;
+
+	if (n > p->nred) {
+		snprintf(p->why, sizeof(p->why), "a sum of %zu values over the "
+		    "tensor group, room for %zu", n, p->nred);
+		return -E2BIG;
+	}
+	memcpy(p->red, x, n * sizeof(float));
+	if ((r = pipe_allreduce(p, p->group, p->red, n, p->why,
+	    sizeof(p->why))) < 0)
+		return r;
+	memcpy(x, p->red, n * sizeof(float));
+	return 0;
+}
+
+int
+tp_step_finish(struct pipe *p, struct gpt *m, int stop, int *stop_all,
+    float *norm, char *err, size_t errlen)
+{
+	double whole = 0, shard = 0, sum;
+	const float *g = m->grads;
+	int S = p->S, r;
+
+	for (int i = 0; i < GPT_NPARAMS; i++) {
+		double ss = 0;
+
+		for (size_t k = 0; k < m->sizes[i]; k++)
+			ss += (double)g[k] * g[k];
+		g += m->sizes[i];
+		if (gpt_param_sharded(i))
+			shard += ss;
+		else
+			whole += ss;
+	}
+	/* ours in our slot as a float pair: the zeros elsewhere add exactly */
+	memset(p->red, 0, (2 * (size_t)S + 1) * sizeof(float));
+	p->red[2 * p->s] = (float)shard;
+	p->red[2 * p->s + 1] = (float)(shard - (double)(float)shard);
+	p->red[2 * S] = stop ? 1.0f : 0.0f;
+	if ((r = pipe_allreduce(p, p->group, p->red, 2 * (size_t)S + 1, err,
+	    errlen)) < 0)
+		return r;
+	sum = whole;
+	for (int i = 0; i < S; i++)
+		sum += (double)p->red[2 * i] + (double)p->red[2 * i + 1];
+	*norm = (float)sqrt(sum);
+	*stop_all = p->red[2 * S] > 0.5f;
+	p->steps++;
+	return 0;
+}
