@@ -70,7 +70,7 @@ CFLAGS_compute/gemm_tn.c := -Wno-psabi
 CFLAGS_compute/optim.c	:= -fno-math-errno
 CHECK_SCRIPTS	+= tests/cli/worker_cli.sh tests/cli/kern_paths.sh \
 		   tests/cluster/dist_train.sh \
-		   tests/cluster/pipe_train.sh
+		   tests/cluster/pipe_train.sh tests/cluster/tensor_train.sh
 
 # Data parallel on a local cluster against one node, overlap against none.
 bench-dist: all corpus

@@ -558,7 +558,8 @@ struct pipe {
 	 * (the blocks' [B*T, C] sums too); no stages, no sends
 	 */
 	int		 tensor;
-	char		 why[256];	/* the tensor hook's last failure */
+	char		 why[256];	/* the tensor hook's first failure */
+	int		 failed;	/* its -errno: the group is broken */
 	int		 S, s;		/* stages, ours */
 	int		 R, r;		/* pipeline replicas, ours */
 	/* node of each stage of our replica; our stage's in each replica */

@@ -201,15 +201,18 @@ tp_reduce(void *arg, float *x, size_t n)
 	struct pipe *p = arg;
 	int r;
 
+	/* after a failure the group is broken: no waiting on it again */
+	if (p->failed)
+		return p->failed;
 	if (n > p->nred) {
 		snprintf(p->why, sizeof(p->why), "a sum of %zu values over the "
 		    "tensor group, room for %zu", n, p->nred);
-		return -E2BIG;
+		return p->failed = -E2BIG;
 	}
 	memcpy(p->red, x, n * sizeof(float));
 	if ((r = pipe_allreduce(p, p->group, p->red, n, p->why,
 	    sizeof(p->why))) < 0)
-		return r;
+		return p->failed = r;
 	memcpy(x, p->red, n * sizeof(float));
 	return 0;
 }

@@ -1,0 +1,281 @@
+#!/bin/sh
+# tensor_train.sh: tensor-parallel training across simulated hosts matches
+# the single-node run.
+#
+# Two network namespaces on a private bridge (made and removed here), an
+# arceus-dataplane in each (tcp).  Each host runs an arceus-worker,
+# attached to its dataplane, with dist.tensor = 1,2: host 1 holds heads
+# 0-1 of each of the 4 blocks and MLP rows 0-127, host 2 heads 2-3 and
+# rows 128-255; both hold the embeddings, the LayerNorms and the head.
+# The reference is one standalone worker with the same job.  Both ranks
+# must report the same loss, gradient norm and validation loss bit for bit
+# (the ring all-reduce hands both the same sums, and all that follows is
+# the same math on the same bits), and the reference's within 1e-4
+# relative: every block's two projections and two LayerNorm input
+# gradients are sums of two half-width matrix products here, one
+# full-width product there: fp32 sums in another order (about 1e-7
+# relative a step), which AdamW carries on over 20 steps, as dist_train's
+# replicas do (the same bound there, for the same reason).
+# Then 10 steps with a checkpoint and a resume to 20 that must equal the
+# uninterrupted run bit for bit; swapped checkpoint directories (rank 0's
+# shard on rank 1) are refused, naming the ranks; SIGTERM to one rank stops
+# both after the same step, each with its checkpoint; a killed worker on
+# host 2 stops host 1's within the dataplane's op_timeout_ms, naming peer
+# 2; a job whose heads do not split over the ranks is refused naming
+# dist.tensor and model.n_head.
+#
+# Needs root, iproute2 and the corpus (make corpus); exit 77 without the
+# first two.  Every process is started here, remembered by PID and killed
+# by PID; everything is bounded in time.
+set -u
+
+BUILD=${BUILD:-build}
+DP=$BUILD/arceus-dataplane
+TOOL=$BUILD/arceus-dptool
+WORKER=$BUILD/arceus-worker
+TAG=att$$
+NET=10.$((100 + $$ % 50)).$(( ($$ / 50) % 250 ))
+TMP=$(mktemp -d /tmp/arceus-tensor.XXXXXX)
+PIDS=""
+NS=""
+FAILS=0
+STEPS=20
+
+log() { printf 'tensor_train: %s\n' "$*"; }
+
+. "$(dirname "$0")/dp_lib.sh"
+trap 'dp_cleanup; [ -n "${KEEP:-}" ] || rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM
+dp_preflight
+[ -x "$WORKER" ] || { log "build $WORKER first"; exit 1; }
+[ -s data/corpus.txt ] || { log "no data/corpus.txt: make corpus"; exit 1; }
+
+# a small model that trains a step in milliseconds, one thread each;
+# dropout on, so that both ranks' masks must be the single node's
+JOB="--job configs/jobs/tiny.conf --set model.n_layer=4 --set model.n_head=4
+ --set model.n_embd=64 --set model.block_size=32 --set train.steps=$STEPS
+ --set train.batch_size=4 --set train.accumulate=2 --set train.dropout=0.1
+ --set train.warmup_steps=5 --set train.decay_steps=$STEPS
+ --set train.eval_interval=10
+ --set train.eval_iters=4 --set train.sample_len=0 --set train.threads=1
+ --set checkpoint.dir= -q"
+
+{
+	echo "[dataplane]"
+	echo "transport = tcp"
+	echo "port = 7720"
+	echo "arena_size = 64M"
+	echo "chunk_size = 64K"
+	echo "peer_timeout_ms = 2000"
+	echo "op_timeout_ms = 10000"
+	for i in 1 2; do echo "peer = $i@$NET.$i:7720"; done
+} > "$TMP/arceus.conf"
+for i in 1 2; do
+	bridge_host "$i" "$NET.$i" || { log "FAIL: host $i"; exit 1; }
+	mkdir -p "$TMP/n$i"
+	ip netns exec "${TAG}n$i" "$DP" -c "$TMP/arceus.conf" -o node.id=$i \
+	    -o "node.run_dir=$TMP/n$i" -o "dataplane.listen=$NET.$i" \
+	    > "$TMP/dataplane$i.log" 2>&1 &
+	PIDS="$PIDS $!"
+done
+until_ok 20 peer_up 1 2 && until_ok 20 peer_up 2 1 ||
+    { log "FAIL: links not up"; cat "$TMP"/dataplane*.log; exit 1; }
+
+# start NAME ARGS...: both ranks at once, in the background (PIDs in wp,
+# WP1, WP2); rank i checkpoints in $CK$i when CK is set
+CK=""
+start() {
+	name=$1; shift
+	wp=""
+	for i in 1 2; do
+		ck=""
+		[ -n "$CK" ] && ck="$CK$i"
+		# shellcheck disable=SC2086
+		timeout 300 ip netns exec "${TAG}n$i" "$WORKER" \
+		    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
+		    --set dist.tensor=1,2 --set checkpoint.dir="$ck" "$@" \
+		    --metrics-out "$TMP/$name$i.jsonl" > "$TMP/$name$i.log" 2>&1 &
+		wp="$wp $!"
+		eval "WP$i=$!"
+	done
+}
+# ranks NAME ARGS...: start, then wait; fails unless both exit 0
+ranks() {
+	start "$@"
+	ok=0
+	for p in $wp; do wait "$p" || ok=1; done
+	return $ok
+}
+
+# same_ranks A: the two ranks of run A report the same losses and norms
+same_ranks() {
+	for f in loss grad_norm val_loss; do
+		field $f "$TMP/${1}1.jsonl" > "$TMP/$1.1.$f"
+		field $f "$TMP/${1}2.jsonl" > "$TMP/$1.2.$f"
+		cmp -s "$TMP/$1.1.$f" "$TMP/$1.2.$f" || return 1
+	done
+}
+
+# shellcheck disable=SC2086
+if ! timeout 300 "$WORKER" --standalone $JOB \
+    --metrics-out "$TMP/ref.jsonl" > "$TMP/ref.log" 2>&1; then
+	log "FAIL: the standalone reference run"; cat "$TMP/ref.log"; exit 1
+fi
+field loss "$TMP/ref.jsonl" > "$TMP/ref.loss"
+field grad_norm "$TMP/ref.jsonl" > "$TMP/ref.norm"
+field val_loss "$TMP/ref.jsonl" > "$TMP/ref.val"
+
+if ranks tp; then
+	if [ "$(wc -l < "$TMP/tp1.jsonl")" = $STEPS ] && same_ranks tp; then
+		log "ok both ranks report the same $STEPS losses, norms and" \
+		    "validation losses"
+	else
+		log "FAIL: the ranks disagree"
+		paste "$TMP/tp1.jsonl" "$TMP/tp2.jsonl" | head; FAILS=$((FAILS + 1))
+	fi
+	if r=$(close "$TMP/tp.1.loss" "$TMP/ref.loss" 1e-4); then
+		log "ok tp 2 = 1 node, loss: $r"
+	else
+		log "FAIL loss against the single node: $r"
+		paste "$TMP/tp.1.loss" "$TMP/ref.loss"; FAILS=$((FAILS + 1))
+	fi
+	if r=$(close "$TMP/tp.1.grad_norm" "$TMP/ref.norm" 1e-4); then
+		log "ok gradient norms (the shards' squares summed): $r"
+	else
+		log "FAIL gradient norms against the single node: $r"
+		paste "$TMP/tp.1.grad_norm" "$TMP/ref.norm"; FAILS=$((FAILS + 1))
+	fi
+	if r=$(close "$TMP/tp.1.val_loss" "$TMP/ref.val" 1e-4); then
+		log "ok validation loss: $r"
+	else
+		log "FAIL validation loss against the single node: $r"
+		FAILS=$((FAILS + 1))
+	fi
+	grep -h "tensor parallel" "$TMP"/tp1.log "$TMP"/tp2.log |
+	    sed 's/^/tensor_train:   /'
+else
+	log "FAIL: the tensor-parallel run"; cat "$TMP"/tp1.log "$TMP"/tp2.log
+	FAILS=$((FAILS + 1))
+fi
+
+# resume: 10 steps with a checkpoint (rank i in $TMP/ckr<i>), then on
+# to 20 from it (groups of their own from here: a run that failed would
+# leave its group's sequences apart on the two dataplanes)
+resume_ok=1
+for steps in 10 $STEPS; do
+	CK=$TMP/ckr ranks rs --set train.steps=$steps --set dist.group=200 ||
+	    resume_ok=0
+	for i in 1 2; do cp "$TMP/rs$i.log" "$TMP/rs$steps-$i.log"; done
+done
+if [ $resume_ok = 1 ] && [ -d "$TMP/ckr1/$(printf 'step-%010d' 10)" ] &&
+    [ -d "$TMP/ckr2/$(printf 'step-%010d' 10)" ] &&
+    grep -q "resumed from .* at step 10" "$TMP/rs$STEPS-1.log" &&
+    grep -q "resumed from .* at step 10" "$TMP/rs$STEPS-2.log" &&
+    same_ranks rs && cmp -s "$TMP/rs.1.loss" "$TMP/tp.1.loss" &&
+    cmp -s "$TMP/rs.1.grad_norm" "$TMP/tp.1.grad_norm"; then
+	log "ok 10 steps, a checkpoint per rank, resume, 10 more = $STEPS" \
+	    "steps bit for bit"
+else
+	log "FAIL: the resumed run differs from the uninterrupted one"
+	tail -n 3 "$TMP"/rs*.log
+	paste "$TMP/rs.1.loss" "$TMP/tp.1.loss" | head -n 25
+	FAILS=$((FAILS + 1))
+fi
+
+# each rank's checkpoint is its own shard: swapped directories are refused
+# (the shards are of the same size; the trainer state says whose)
+CK="" ranks sw --set train.steps=$((STEPS + 5)) --set dist.group=300 \
+    --set checkpoint.dir="$TMP/ckr2" > /dev/null 2>&1
+sw_rc=$?
+if [ $sw_rc != 0 ] && grep -q "is of the whole model, tensor rank 1 of 2, this \
+worker trains the whole model, tensor rank 0 of 2" "$TMP/sw1.log"; then
+	log "ok another rank's checkpoint is refused: $(grep -o \
+	    'is of the whole model.*' "$TMP/sw1.log" | cut -c1-90)..."
+else
+	log "FAIL: a swapped checkpoint was not refused"
+	tail -n 3 "$TMP"/sw1.log "$TMP"/sw2.log; FAILS=$((FAILS + 1))
+fi
+
+# started NAME: rank 1 finished 3 steps of run NAME
+started() { [ "$(wc -l < "$TMP/${1}1.jsonl" 2>/dev/null || echo 0)" -ge 3 ]; }
+
+# SIGTERM to one rank: both stop after the same step, with checkpoints
+CK=$TMP/stck start st --set train.steps=1000000 --set train.eval_interval=0 \
+    --set checkpoint.interval=1000000 --set dist.group=400
+if until_ok 60 started st; then
+	# to the worker itself: timeout(1) would pass it on twice (to its
+	# child, then to its process group), and a second signal exits at once
+	w2=$(pgrep -P "$WP2")
+	[ -n "$w2" ] && kill -TERM "$w2"
+	wait "$WP1"; rc1=$?
+	wait "$WP2"; rc2=$?
+	n1=$(wc -l < "$TMP/st1.jsonl"); n2=$(wc -l < "$TMP/st2.jsonl")
+	if [ $rc1 = 0 ] && [ $rc2 = 0 ] && [ "$n1" = "$n2" ] &&
+	    grep -q "stopped by signal at step $n1\$" "$TMP/st1.log" &&
+	    grep -q "stopped by signal at step $n1\$" "$TMP/st2.log" &&
+	    [ -d "$TMP/stck1/$(printf 'step-%010d' "$n1")" ] &&
+	    [ -d "$TMP/stck2/$(printf 'step-%010d' "$n1")" ]; then
+		log "ok SIGTERM to rank 1: both ranks stopped after step $n1," \
+		    "each with its checkpoint"
+	else
+		log "FAIL: SIGTERM to one rank (exits $rc1 $rc2, steps $n1 $n2)"
+		tail -n 3 "$TMP"/st1.log "$TMP"/st2.log; FAILS=$((FAILS + 1))
+	fi
+else
+	log "FAIL: the run to stop did not start"; tail -n 5 "$TMP"/st1.log
+	FAILS=$((FAILS + 1))
+	for p in $wp; do kill -9 "$p" 2>/dev/null; wait "$p"; done
+fi
+
+# a lost worker: host 2's is killed; host 1's waits for the group's sum
+# until the dataplane's op_timeout_ms (10 s), names peer 2 and keeps the
+# checkpoint of its last whole step
+CK=$TMP/kwck start kw --set train.steps=1000000 --set train.eval_interval=0 \
+    --set checkpoint.interval=1000000 --set dist.group=500
+if until_ok 60 started kw; then
+	w2=$(pgrep -P "$WP2")
+	[ -n "$w2" ] && kill -9 "$w2"
+	t0=$(date +%s%N)
+	wait "$WP1"; rc=$?
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	wait "$WP2"
+	done1=$(wc -l < "$TMP/kw1.jsonl")
+	if [ -n "$w2" ] && [ $rc != 0 ] && grep -q "failed: peer 2" \
+	    "$TMP/kw1.log" &&
+	    [ -d "$TMP/kwck1/$(printf 'step-%010d' "$done1")" ]; then
+		log "ok a killed worker: rank 0 stopped after $ms ms with a" \
+		    "checkpoint of its $done1 steps: $(grep -o \
+		    'step [0-9]*: .*failed: [^;]*' "$TMP/kw1.log")"
+	else
+		log "FAIL: worker 1 (exit $rc) did not name peer 2 (worker 2 pid" \
+		    "${w2:-none})"; tail -n 5 "$TMP/kw1.log"; FAILS=$((FAILS + 1))
+	fi
+else
+	log "FAIL: the run to kill did not start"; tail -n 5 "$TMP"/kw1.log
+	FAILS=$((FAILS + 1))
+	for p in $wp; do kill -9 "$p" 2>/dev/null; wait "$p"; done
+fi
+
+# heads that do not split over the ranks: refused before anything starts
+# shellcheck disable=SC2086
+if timeout 60 "$WORKER" --dataplane "$TMP/n1/dataplane.sock" $JOB \
+    --set dist.tensor=1,2 --set model.n_head=1 > "$TMP/bad.log" 2>&1; then
+	log "FAIL: 1 head over 2 ranks was not refused"; FAILS=$((FAILS + 1))
+elif grep -q "dist.tensor = 1,2: 2 ranks do not divide model.n_head = 1" \
+    "$TMP/bad.log"; then
+	log "ok 1 head over 2 ranks is refused: $(head -n 1 "$TMP/bad.log")"
+else
+	log "FAIL: the refusal does not say why"; cat "$TMP/bad.log"
+	FAILS=$((FAILS + 1))
+fi
+
+for f in "$TMP"/*.log; do
+	if grep -q "AddressSanitizer\|runtime error\|LeakSanitizer" "$f"; then
+		log "FAIL: sanitizer report in $(basename "$f"):"
+		grep -A5 "AddressSanitizer\|runtime error\|LeakSanitizer" "$f"
+		FAILS=$((FAILS + 1))
+	fi
+done
+if [ $FAILS -gt 0 ]; then log "FAIL: $FAILS"; exit 1; fi
+log "PASS"
+exit 0
