@@ -664,13 +664,15 @@ int	pipe_eval(struct pipe *p, struct gpt *m, const struct dataset *d,
 
 /* ------------------------------------------------------------------ */
 /* tensor.c: tensor parallel through arceus-dataplane (all-reduces).   */
+#define TP_MAX_REPLICAS	64	/* tensor groups side by side, data parallel */
 /*
- * dist.tensor: "1,2" (node ids of one tensor group, rank order) into
- * nodes[], *n of them.  @return 0 or -EINVAL with err set (replicas of a
- * group, "1,2/3,4", are refused: not done)
+ * dist.tensor: "1,2" (node ids of one tensor group, rank order), or
+ * "1,2/3,4" (replicas of it, data parallel, each as many ranks) into
+ * nodes[R][n], replica-major.  @return 0 with *n, *R set, or -EINVAL with
+ * err set
  */
-int	tp_parse_group(const char *s, uint32_t *nodes, int *n, char *err,
-	    size_t errlen);
+int	tp_parse_group(const char *s, uint32_t *nodes, int *n, int *R,
+	    char *err, size_t errlen);
 /*
  * Whether a model of n_head heads and width n_embd splits over n ranks.
  * @return 0 or -EINVAL with err naming the key and the reason
@@ -678,12 +680,15 @@ int	tp_parse_group(const char *s, uint32_t *nodes, int *n, char *err,
 int	tp_check_split(int64_t n_head, int64_t n_embd, int n, char *err,
 	    size_t errlen);
 /*
- * Attaches to dist.dataplane, finds our rank in dist.tensor, defines the
- * group (dist.group) and the arena buffer for rows x block_size x n_embd
- * sums.  p->S: the ranks, p->s: ours.  @return 0 or -errno with err set
+ * Attaches to dist.dataplane, finds our rank and replica in dist.tensor,
+ * defines the groups (replica r's ranks: dist.group + r; with replicas,
+ * rank s's replicas: dist.group + R + s) and the arena buffers: the
+ * blocks' sums, and with replicas the shard's gradients (p->rep, dist.c's
+ * buckets).  p->S, p->s: the ranks, ours; p->R, p->r: the replicas, ours;
+ * p->G of p->Gall rows a step ours from p->first, p->M micro-batches.
+ * @return 0 or -errno with err set
  */
-int	tp_init(struct pipe *p, const struct job *j, int rows, char *err,
-	    size_t errlen);
+int	tp_init(struct pipe *p, const struct job *j, char *err, size_t errlen);
 /* The gpt tp_reduce hook over p's group (arg: the struct pipe). */
 int	tp_reduce(void *arg, float *x, size_t n);
 /*

@@ -115,7 +115,8 @@ const struct conf_key job_keys[] = {
 	    "tensor parallel: node ids of one tensor group in rank order, "
 	    "e.g. 1,2: each rank holds model.n_head / N heads and 4 x "
 	    "model.n_embd / N MLP rows of every block (both must divide); "
-	    "empty: none", NULL, 0 },
+	    "1,2/3,4: two data-parallel replicas of that group; empty: none",
+	    NULL, 0 },
 	{ "dist", "control", CONF_STR, JS(dist_control), 0, 0, "",
 	    "control.sock to report progress to; empty: the one beside the "
 	    "dataplane's socket (cluster mode only); off: none", NULL, 0 },
@@ -192,16 +193,26 @@ job_load(struct job *job, const char *path, char **sets, int nsets)
 			    "dist.stages");
 		}
 		if (job->dist_tensor[0] != '\0') {
-			uint32_t m[GPT_MAX_TP];
+			static uint32_t m[GPT_MAX_TP * TP_MAX_REPLICAS];
+			int n, r, sh[TP_MAX_REPLICAS];
 			char why[256];
-			int n;
 
-			if (tp_parse_group(job->dist_tensor, m, &n, why,
+			if (tp_parse_group(job->dist_tensor, m, &n, &r, why,
 			    sizeof(why)) < 0 ||
 			    tp_check_split(job->n_head, job->n_embd, n, why,
 			    sizeof(why)) < 0)
 				conf_err(&errs, where, 0, "dist.tensor = %s: %s",
 				    job->dist_tensor, why);
+			else if (job->dist_shares[0] != '\0' &&
+			    dist_parse_shares(job->dist_shares, r,
+			    (int)job->batch_size, sh, why, sizeof(why)) < 0)
+				conf_err(&errs, where, 0, "dist.shares: %s",
+				    why);
+			else if (job->dist_group + r + n > 65535)
+				conf_err(&errs, where, 0, "dist.group = %lld: "
+				    "the tensor groups take groups up to %lld, "
+				    "above 65535", (long long)job->dist_group,
+				    (long long)job->dist_group + r + n);
 			if (job->dist_stages[0] != '\0')
 				conf_err(&errs, where, 0, "dist.tensor and "
 				    "dist.stages: tensor parallel inside pipeline "
@@ -209,12 +220,8 @@ job_load(struct job *job, const char *path, char **sets, int nsets)
 			if (job->dist_members[0] != '\0')
 				conf_err(&errs, where, 0, "dist.tensor and "
 				    "dist.members: replicas of a tensor group "
-				    "(tensor x data parallel) are not supported "
-				    "yet");
-			if (job->dist_shares[0] != '\0')
-				conf_err(&errs, where, 0, "dist.shares with "
-				    "dist.tensor: every rank of a tensor group "
-				    "trains the whole batch");
+				    "are listed in dist.tensor (1,2/3,4: two "
+				    "groups of two ranks)");
 		}
 		if (job->dist_dataplane[0] != '\0' &&
 		    job->dist_stages[0] == '\0' &&

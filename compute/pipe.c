@@ -469,9 +469,10 @@ pipe_fini(struct pipe *p)
 			    (unsigned long long)p->steps, p->wire_bytes / 1e6,
 			    p->wait_s * 1e3 / (double)p->steps);
 		if (p->rep.steps > 0)
-			log_info("pipeline replicas: %.1f MB of gradients sent, "
+			log_info("%s replicas: %.1f MB of gradients sent, "
 			    "%.1f ms a step copying and waiting; %llu of %llu "
 			    "layer buckets went during backward",
+			    p->tensor ? "tensor group" : "pipeline",
 			    p->rep.wire_bytes / 1e6, p->rep.comm_s * 1e3 /
 			    (double)p->rep.steps,
 			    (unsigned long long)p->rep.buckets_early,

@@ -33,8 +33,18 @@
  * and a rank refuses another's.  At resume the ranks fall back together
  * to the newest step all of them have (pipe_resume).
  *
- * Not done: replicas of a tensor group (tp x dp), tensor parallel inside
- * pipeline stages, and a plan that chooses tp (control refuses tp > 1).
+ * Replicas (dist.tensor = 1,2/3,4: two groups of two ranks), data
+ * parallel: each group trains its rows of a global batch (dist.shares,
+ * or batch_size each), and after backward every rank sums its shard's
+ * gradients, the loss and stop with the same rank of the other groups
+ * (group dist.group + R + s; group r's ranks use dist.group + r), with
+ * dist.c's buckets, each block's during the last backward.  The ranks of
+ * one group hand their replicas the same whole tensors' gradients, and
+ * each ring sums them in the same order, so the whole tensors stay the
+ * same on every rank of every group.
+ *
+ * Not done: tensor parallel inside pipeline stages, and a plan that
+ * chooses tp (control refuses tp > 1).
  */
 #include <errno.h>
 #include <math.h>
@@ -51,37 +61,60 @@
 #define TP_RESUME_STEPS		8	/* pipe.c's PIPE_RESUME_STEPS */
 
 int
-tp_parse_group(const char *s, uint32_t *nodes, int *n, char *err,
+tp_parse_group(const char *s, uint32_t *nodes, int *n, int *R, char *err,
     size_t errlen)
 {
-	char why[256];
-	int k;
+	char part[512], why[256];
+	const char *p = s;
+	int k, total = 0;
 
-	*n = 0;
-	if (strchr(s, '/') != NULL) {
-		snprintf(err, errlen, "'%s': replicas of a tensor group (tensor "
-		    "x data parallel) are not supported yet: list one group",
-		    s);
+	*n = *R = 0;
+	if (strlen(s) >= sizeof(part)) {
+		snprintf(err, errlen, "too long");
 		return -EINVAL;
 	}
-	if ((k = dist_parse_members(s, nodes, GPT_MAX_TP, why,
-	    sizeof(why))) < 0) {
-		snprintf(err, errlen, "%s", why);
-		return -EINVAL;
+	for (;;) {
+		const char *e = strchr(p, '/');
+		size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
+
+		memcpy(part, p, len);
+		part[len] = '\0';
+		if (*R == TP_MAX_REPLICAS) {
+			snprintf(err, errlen, "'%s': more than %d replicas", s,
+			    TP_MAX_REPLICAS);
+			return -EINVAL;
+		}
+		if ((k = dist_parse_members(part, nodes + total, GPT_MAX_TP, why,
+		    sizeof(why))) < 0) {
+			snprintf(err, errlen, "%s", why);
+			return -EINVAL;
+		}
+		if (*R > 0 && k != *n) {
+			snprintf(err, errlen, "'%s': replica %d has %d ranks, "
+			    "replica 0 %d: every replica of the tensor group has "
+			    "as many", s, *R, k, *n);
+			return -EINVAL;
+		}
+		if (k < 2) {
+			snprintf(err, errlen, "'%s': a tensor group has 2 ranks "
+			    "or more", s);
+			return -EINVAL;
+		}
+		*n = k;
+		total += k;
+		(*R)++;
+		if (e == NULL)
+			break;
+		p = e + 1;
 	}
-	if (k < 2) {
-		snprintf(err, errlen, "'%s': a tensor group has 2 ranks or "
-		    "more", s);
-		return -EINVAL;
-	}
-	for (int i = 0; i < k; i++)
+	/* a node is one rank of one replica */
+	for (int i = 0; i < total; i++)
 		for (int j = 0; j < i; j++)
 			if (nodes[i] == nodes[j]) {
 				snprintf(err, errlen, "'%s': node %u is listed "
 				    "twice", s, nodes[i]);
 				return -EINVAL;
 			}
-	*n = k;
 	return 0;
 }
 
@@ -108,19 +141,43 @@ tp_check_split(int64_t n_head, int64_t n_embd, int n, char *err,
 	return 0;
 }
 
-int
-tp_init(struct pipe *p, const struct job *j, int rows, char *err,
-    size_t errlen)
+/* Defines group g of n nodes, waiting (bounded) for unknown peers. */
+static int
+tp_group(struct pipe *p, uint16_t g, const uint32_t *nodes, int n,
+    const char *what, char *err, size_t errlen)
 {
-	uint32_t nodes[GPT_MAX_TP];
+	double t0 = now_s();
+
+	for (int said = 0;; said = 1) {
+		int r = arc_dp_group(p->dp, g, nodes, n);
+
+		if (r == 0)
+			return 0;
+		if (r != -EHOSTUNREACH || now_s() - t0 > TP_GROUP_WAIT_S) {
+			snprintf(err, errlen, "group %u of %s: %s%s", g, what,
+			    strerror(-r), r == -EHOSTUNREACH ? " (a node is "
+			    "not among the dataplane's peers: check [dataplane] "
+			    "peer)" : "");
+			return r;
+		}
+		if (!said)
+			log_info("tensor parallel: waiting for the dataplane to "
+			    "know every node of %s", what);
+		usleep(100000);
+	}
+}
+
+int
+tp_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
+{
+	static uint32_t all[GPT_MAX_TP * TP_MAX_REPLICAS];
+	int shares[TP_MAX_REPLICAS], n, R, most_rows;
 	char why[256];
-	size_t need;
-	int n;
-	double t0;
+	size_t need, grads = 0, bytes;
 
 	memset(p, 0, sizeof(*p));
 	p->tensor = 1;
-	if (tp_parse_group(j->dist_tensor, nodes, &n, why, sizeof(why)) < 0) {
+	if (tp_parse_group(j->dist_tensor, all, &n, &R, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "dist.tensor: %s", why);
 		return -EINVAL;
 	}
@@ -129,67 +186,112 @@ tp_init(struct pipe *p, const struct job *j, int rows, char *err,
 		    why);
 		return -EINVAL;
 	}
+	/* each replica's rows per micro-batch: dist.shares, or batch_size */
+	if (dist_parse_shares(j->dist_shares, R, (int)j->batch_size, shares,
+	    why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "dist.shares: %s", why);
+		return -EINVAL;
+	}
+	if (R > 1 && dist_parse_comp(j->dist_compress, &p->rep, why,
+	    sizeof(why)) < 0) {
+		snprintf(err, errlen, "dist.compress = %s", why);
+		return -EINVAL;
+	}
 	p->S = n;
-	p->R = 1;
+	p->R = R;
+	p->M = (int)j->accumulate;
 	p->T = (int)j->block_size;
 	p->C = (int)j->n_embd;
 	p->V = GPT_VOCAB;
 	p->EB = (int)j->batch_size;
+	p->overlap = j->dist_overlap;
 	p->print = pipe_job_print(j);
-	memcpy(p->nodes, nodes, sizeof(uint32_t) * (size_t)n);
+	most_rows = p->EB;
+	for (int i = 0; i < R; i++) {
+		p->Gall += shares[i] * p->M;
+		most_rows = shares[i] > most_rows ? shares[i] : most_rows;
+	}
 	/* the blocks' sums of a micro-batch or a validation batch; the
 	   norm's; pipe_agree's and pipe_resume's */
-	if (rows < p->EB)
-		rows = p->EB;
-	p->act = (size_t)rows * (size_t)p->T * (size_t)p->C;
-	need = (3 * TP_RESUME_STEPS + 5) * (size_t)n + 1;
+	p->act = (size_t)most_rows * (size_t)p->T * (size_t)p->C;
+	need = (3 * TP_RESUME_STEPS + 5) * (size_t)(n > R ? n : R) + 1;
 	p->nred = p->act > need ? p->act : need;
-	if ((p->dp = arc_dp_attach(j->dist_dataplane, p->nred * sizeof(float) +
-	    (1u << 20), err, errlen)) == NULL)
+	if (R > 1) {
+		/* the shard's gradients, loss and stop (all ranks' shards
+		   are of one size) */
+		struct gpt_config c = { (int)j->n_layer, (int)j->n_head, p->C,
+		    p->T, p->V, 0, 0, n, 0 };
+
+		grads = gpt_count_params(&c) + 2;
+	}
+	bytes = p->nred * sizeof(float) + grads * sizeof(float) *
+	    (p->rep.comp != ARC_DP_COMP_NONE ? 2 : 1);
+	if ((p->dp = arc_dp_attach(j->dist_dataplane, bytes + (1u << 20), err,
+	    errlen)) == NULL)
 		return -ENOTCONN;
 	p->node = arc_dp_node_id(p->dp);
-	p->s = -1;
-	for (int i = 0; i < n; i++)
-		if (nodes[i] == p->node)
-			p->s = i;
+	p->s = p->r = -1;
+	for (int i = 0; i < n * R; i++)
+		if (all[i] == p->node) {
+			p->r = i / n;
+			p->s = i % n;
+		}
 	if (p->s < 0) {
 		snprintf(err, errlen, "dist.tensor = '%s' does not list this "
 		    "node (%u, the id of the dataplane at %s)", j->dist_tensor,
 		    p->node, j->dist_dataplane);
 		goto fail;
 	}
-	p->group = (uint16_t)j->dist_group;
-	if ((p->red = arc_dp_alloc(p->dp, p->nred * sizeof(float))) == NULL) {
-		snprintf(err, errlen, "%zu bytes of the tensor group's sums do "
-		    "not fit the dataplane's arena (raise [dataplane] "
-		    "arena_size)", p->nred * sizeof(float));
+	for (int i = 0; i < n; i++)
+		p->nodes[i] = all[p->r * n + i];
+	for (int i = 0; i < R; i++)
+		p->peers[i] = all[i * n + p->s];
+	p->group = (uint16_t)(j->dist_group + p->r);
+	p->dgroup = (uint16_t)(j->dist_group + R + p->s);
+	p->G = shares[p->r] * p->M;
+	for (int i = 0; i < p->r; i++)
+		p->first += shares[i] * p->M;
+	if ((p->red = arc_dp_alloc(p->dp, p->nred * sizeof(float))) == NULL)
+		goto nospace;
+	if (R > 1) {
+		if ((p->gbuf = arc_dp_alloc(p->dp, grads * sizeof(float))) ==
+		    NULL || (p->rep.comp != ARC_DP_COMP_NONE &&
+		    (p->rep.resid = arc_dp_alloc(p->dp, grads *
+		    sizeof(float))) == NULL))
+			goto nospace;
+		if (p->rep.resid != NULL)
+			memset(p->rep.resid, 0, grads * sizeof(float));
+		p->rep.buf = p->gbuf;
+		p->rep.count = grads;
+		p->rep.rank = p->r;
+		p->rep.world = R;
+		p->rep.node = p->node;
+		p->rep.group = p->dgroup;
+	}
+	snprintf(why, sizeof(why), "the tensor group of replica %d", p->r);
+	if (tp_group(p, p->group, p->nodes, n, why, err, errlen) < 0)
 		goto fail;
-	}
-	t0 = now_s();
-	for (int said = 0;; said = 1) {
-		int r = arc_dp_group(p->dp, p->group, nodes, n);
-
-		if (r == 0)
-			break;
-		if (r != -EHOSTUNREACH || now_s() - t0 > TP_GROUP_WAIT_S) {
-			snprintf(err, errlen, "group %u of the tensor group: "
-			    "%s%s", p->group, strerror(-r), r == -EHOSTUNREACH ?
-			    " (a node is not among the dataplane's peers: check "
-			    "[dataplane] peer)" : "");
-			goto fail;
-		}
-		if (!said)
-			log_info("tensor parallel: waiting for the dataplane to "
-			    "know every node of the group");
-		usleep(100000);
-	}
+	snprintf(why, sizeof(why), "the replicas of tensor rank %d", p->s);
+	if (R > 1 && tp_group(p, p->dgroup, p->peers, R, why, err,
+	    errlen) < 0)
+		goto fail;
 	log_info("tensor parallel: rank %d of %d (node %u, group %u): heads "
 	    "%lld-%lld of every block, MLP rows %lld-%lld", p->s, n, p->node,
 	    p->group, (long long)(j->n_head / n * p->s),
 	    (long long)(j->n_head / n * (p->s + 1) - 1),
 	    (long long)(4 * j->n_embd / n * p->s),
 	    (long long)(4 * j->n_embd / n * (p->s + 1) - 1));
+	if (R > 1)
+		log_info("tensor parallel: replica %d of %d (rows %d-%d of %d a "
+		    "step), the shard's gradients all-reduced with this rank's "
+		    "replicas in group %u, compression %s", p->r, R, p->first,
+		    p->first + p->G - 1, p->Gall, p->dgroup, j->dist_compress);
+	p->rep.dp = R > 1 ? p->dp : NULL;
 	return 0;
+nospace:
+	snprintf(err, errlen, "%zu bytes of the tensor group's sums and "
+	    "gradients do not fit the dataplane's arena (raise [dataplane] "
+	    "arena_size)", bytes);
 fail:
 	pipe_fini(p);
 	return -EINVAL;

@@ -530,7 +530,7 @@ train_run(const struct job *j, const struct train_opts *o)
 	}
 	if (tensor) {
 		/* our shard of every block; the ranks agree below */
-		if (tp_init(&tens, j, B, err, sizeof(err)) < 0) {
+		if (tp_init(&tens, j, err, sizeof(err)) < 0) {
 			log_warnx("tensor parallel: %s", err);
 			goto out;
 		}
@@ -572,6 +572,12 @@ train_run(const struct job *j, const struct train_opts *o)
 		rows = pipe.G;
 		G = pipe.Gall;
 	}
+	if (tensor) {
+		/* every rank of a group the group's rows, of all groups' G */
+		rows = tens.G;
+		first_row = tens.first;
+		G = tens.Gall;
+	}
 	/* a standby (no rows) runs no micro-batch: B only sizes buffers */
 	B = nmicro > 0 ? (rows + nmicro - 1) / nmicro : 1;
 	if (adamw_init(&opt, m.nparams) < 0) {
@@ -590,7 +596,7 @@ train_run(const struct job *j, const struct train_opts *o)
 	/* replicas draw one global batch, and dropout masks of their own */
 	rng_seed(&m.drop_rng, (uint64_t)j->seed + 2 +
 	    0x9e3779b97f4a7c15ull * (uint64_t)(dist.rank + pipe.r * pipe.S +
-	    pipe.s));
+	    pipe.s + tens.r));
 	rng_seed(&sample_rng, (uint64_t)j->seed + 3);
 	gpt_init_weights(&m, &init_rng);
 	shape_of(&m, ts.shape);
@@ -748,9 +754,11 @@ train_run(const struct job *j, const struct train_opts *o)
 			 * micro-batch each layer's all-reduce goes as soon as
 			 * backward is past it
 			 */
-			m.grad_ready = dist.dp != NULL && j->dist_overlap &&
-			    a == nmicro - 1 ? dist_layer_ready : NULL;
-			m.grad_ready_arg = &dist;
+			m.grad_ready = (dist.dp != NULL || tens.R > 1) &&
+			    j->dist_overlap && a == nmicro - 1 ?
+			    dist_layer_ready : NULL;
+			m.grad_ready_arg = tensor ? &tens.rep : &dist;
+			tens.rep.model = &m;
 			gpt_backward(&m, (float)n / (float)G);
 			m.grad_ready = NULL;
 			loss += m.loss * ((float)n / (float)G);
@@ -762,15 +770,24 @@ train_run(const struct job *j, const struct train_opts *o)
 			data_rng = r;
 		}
 		if (tensor) {
-			/* every rank's loss is the same: the norm and stop */
-			if (m.tp_err == 0 && tp_step_finish(&tens, &m,
-			    train_stop != 0, &stop_agreed, &norm, err,
-			    sizeof(err)) == 0)
-				goto step_apply;
-			if (m.tp_err != 0)
+			int stop = train_stop != 0;
+
+			/*
+			 * replicas: the shard's gradients, loss and stop
+			 * summed with this rank's replicas; then (every rank's
+			 * loss is the same) the norm and stop over the group
+			 */
+			if (m.tp_err != 0) {
 				snprintf(err, sizeof(err), "%s", tens.why);
-			m.tp_err = 0;
-			goto step_failed;
+				goto step_failed;
+			}
+			if (tens.R > 1 && dist_step_finish(&tens.rep, &m, &loss,
+			    stop, &stop, err, sizeof(err)) < 0)
+				goto step_failed;
+			if (tp_step_finish(&tens, &m, stop, &stop_agreed, &norm,
+			    err, sizeof(err)) < 0)
+				goto step_failed;
+			goto step_apply;
 		}
 		if (dist.dp != NULL &&
 		    dist_step_finish(&dist, &m, &loss, train_stop != 0,

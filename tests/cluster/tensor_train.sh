@@ -2,9 +2,9 @@
 # tensor_train.sh: tensor-parallel training across simulated hosts matches
 # the single-node run.
 #
-# Two network namespaces on a private bridge (made and removed here), an
-# arceus-dataplane in each (tcp).  Each host runs an arceus-worker,
-# attached to its dataplane, with dist.tensor = 1,2: host 1 holds heads
+# Four network namespaces on a private bridge (made and removed here), an
+# arceus-dataplane in each (tcp).  Hosts 1 and 2 run an arceus-worker
+# each, attached to its dataplane, with dist.tensor = 1,2: host 1 holds heads
 # 0-1 of each of the 4 blocks and MLP rows 0-127, host 2 heads 2-3 and
 # rows 128-255; both hold the embeddings, the LayerNorms and the head.
 # The reference is one standalone worker with the same job.  Both ranks
@@ -16,6 +16,11 @@
 # full-width product there: fp32 sums in another order (about 1e-7
 # relative a step), which AdamW carries on over 20 steps, as dist_train's
 # replicas do (the same bound there, for the same reason).
+# Two replicas of the group (1,2/3,4, all four hosts, no dropout) must
+# agree bit for bit, ranks and replicas, and match one node with their
+# global batch within 1e-4 (the rows summed in another order too), with
+# each block's bucket all-reduced during the last backward and the same
+# bits without that.
 # Then 10 steps with a checkpoint and a resume to 20 that must equal the
 # uninterrupted run bit for bit; swapped checkpoint directories (rank 0's
 # shard on rank 1) are refused, naming the ranks; SIGTERM to one rank stops
@@ -68,9 +73,9 @@ JOB="--job configs/jobs/tiny.conf --set model.n_layer=4 --set model.n_head=4
 	echo "chunk_size = 64K"
 	echo "peer_timeout_ms = 2000"
 	echo "op_timeout_ms = 10000"
-	for i in 1 2; do echo "peer = $i@$NET.$i:7720"; done
+	for i in 1 2 3 4; do echo "peer = $i@$NET.$i:7720"; done
 } > "$TMP/arceus.conf"
-for i in 1 2; do
+for i in 1 2 3 4; do
 	bridge_host "$i" "$NET.$i" || { log "FAIL: host $i"; exit 1; }
 	mkdir -p "$TMP/n$i"
 	ip netns exec "${TAG}n$i" "$DP" -c "$TMP/arceus.conf" -o node.id=$i \
@@ -78,7 +83,8 @@ for i in 1 2; do
 	    > "$TMP/dataplane$i.log" 2>&1 &
 	PIDS="$PIDS $!"
 done
-until_ok 20 peer_up 1 2 && until_ok 20 peer_up 2 1 ||
+until_ok 20 peer_up 1 2 && until_ok 20 peer_up 2 1 && until_ok 20 peer_up 1 3 &&
+    until_ok 20 peer_up 3 4 && until_ok 20 peer_up 2 4 ||
     { log "FAIL: links not up"; cat "$TMP"/dataplane*.log; exit 1; }
 
 # start NAME ARGS...: both ranks at once, in the background (PIDs in wp,
@@ -156,6 +162,66 @@ if ranks tp; then
 else
 	log "FAIL: the tensor-parallel run"; cat "$TMP"/tp1.log "$TMP"/tp2.log
 	FAILS=$((FAILS + 1))
+fi
+
+# two replicas of the tensor group (hosts 1,2 and 3,4), data parallel:
+# each trains 8 rows a step in 2 micro-batches, against the single node's
+# 16 in 2 micro-batches of 8, no dropout (the replicas' masks are their
+# own)
+# quad NAME ARGS...: all four hosts at once; fails unless all exit 0
+quad() {
+	name=$1; shift
+	wp=""
+	for i in 1 2 3 4; do
+		# shellcheck disable=SC2086
+		timeout 300 ip netns exec "${TAG}n$i" "$WORKER" \
+		    --dataplane "$TMP/n$i/dataplane.sock" $JOB \
+		    --set dist.tensor=1,2/3,4 --set train.dropout=0 "$@" \
+		    --metrics-out "$TMP/$name$i.jsonl" > "$TMP/$name$i.log" 2>&1 &
+		wp="$wp $!"
+	done
+	ok=0
+	for p in $wp; do wait "$p" || ok=1; done
+	return $ok
+}
+# shellcheck disable=SC2086
+if quad dr --set dist.group=600 && timeout 300 "$WORKER" --standalone $JOB \
+    --set train.batch_size=8 --set train.dropout=0 \
+    --metrics-out "$TMP/ref8.jsonl" > "$TMP/ref8.log" 2>&1; then
+	field loss "$TMP/ref8.jsonl" > "$TMP/ref8.loss"
+	for i in 1 2 3 4; do field loss "$TMP/dr$i.jsonl" > "$TMP/dr$i.loss"; done
+	if [ "$(wc -l < "$TMP/dr1.loss")" = $STEPS ] &&
+	    cmp -s "$TMP/dr1.loss" "$TMP/dr2.loss" &&
+	    cmp -s "$TMP/dr1.loss" "$TMP/dr3.loss" &&
+	    cmp -s "$TMP/dr1.loss" "$TMP/dr4.loss" &&
+	    r=$(close "$TMP/dr1.loss" "$TMP/ref8.loss" 1e-4); then
+		log "ok 2 replicas x tp 2 agree bit for bit; = 1 node x batch 8," \
+		    "loss: $r"
+	else
+		log "FAIL: 2 replicas x tp 2: ${r:-}"
+		paste "$TMP"/dr?.loss "$TMP/ref8.loss" | head; FAILS=$((FAILS + 1))
+	fi
+else
+	log "FAIL: the run of 2 replicas x tp 2"
+	tail -n 3 "$TMP"/dr?.log "$TMP/ref8.log"; FAILS=$((FAILS + 1))
+fi
+grep -h "replica" "$TMP"/dr1.log | sed 's/^/tensor_train:   /'
+if grep -q "of [1-9][0-9]* layer buckets went during backward" "$TMP/dr1.log" &&
+    ! grep -q " 0 of [0-9]* layer buckets" "$TMP/dr1.log"; then
+	log "ok the replicas' blocks were all-reduced while backward went on"
+else
+	log "FAIL: no replica bucket went during backward"; FAILS=$((FAILS + 1))
+fi
+for i in 1 2 3 4; do field grad_norm "$TMP/dr$i.jsonl" > "$TMP/dr$i.norm"; done
+if quad do --set dist.group=700 --set dist.overlap=no &&
+    field loss "$TMP/do1.jsonl" > "$TMP/do1.loss" &&
+    field grad_norm "$TMP/do4.jsonl" > "$TMP/do4.norm" &&
+    cmp -s "$TMP/do1.loss" "$TMP/dr1.loss" &&
+    cmp -s "$TMP/do4.norm" "$TMP/dr1.norm"; then
+	log "ok replicas without overlap: the same losses and norms bit for bit"
+else
+	log "FAIL: replicas without overlap differ"
+	tail -n 3 "$TMP"/do?.log; FAILS=$((FAILS + 1))
 fi
 
 # resume: 10 steps with a checkpoint (rank i in $TMP/ckr<i>), then on

@@ -330,10 +330,10 @@ END_TEST
 START_TEST(test_bad_split)
 {
 	struct gpt_config c = { 1, 3, 12, NT, GPT_VOCAB, 0, 0, 2, 0 };
-	uint32_t nodes[GPT_MAX_TP];
+	uint32_t nodes[GPT_MAX_TP * 4];
 	struct gpt m;
 	char err[256];
-	int n;
+	int n, R;
 
 	/* 3 heads over 2 ranks */
 	ck_assert_int_eq(gpt_init(&m, &c, &kern_ref_ops), -EINVAL);
@@ -346,20 +346,31 @@ START_TEST(test_bad_split)
 	ck_assert_int_eq(tp_check_split(4, 16, GPT_MAX_TP + 1, err,
 	    sizeof(err)), -EINVAL);
 
-	ck_assert_int_eq(tp_parse_group("2,1", nodes, &n, err, sizeof(err)),
-	    0);
+	ck_assert_int_eq(tp_parse_group("2,1", nodes, &n, &R, err,
+	    sizeof(err)), 0);
 	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(R, 1);
 	ck_assert_uint_eq(nodes[0], 2);
 	ck_assert_uint_eq(nodes[1], 1);
-	ck_assert_int_eq(tp_parse_group("1", nodes, &n, err, sizeof(err)),
+	/* replicas of the group, replica-major */
+	ck_assert_int_eq(tp_parse_group("1,2/3,4/6,5", nodes, &n, &R, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(R, 3);
+	ck_assert_uint_eq(nodes[4], 6);
+	ck_assert_uint_eq(nodes[5], 5);
+	ck_assert_int_eq(tp_parse_group("1", nodes, &n, &R, err, sizeof(err)),
 	    -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "2 ranks or more"));
-	ck_assert_int_eq(tp_parse_group("1,1", nodes, &n, err, sizeof(err)),
-	    -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "listed twice"));
-	ck_assert_int_eq(tp_parse_group("1,2/3,4", nodes, &n, err,
+	ck_assert_int_eq(tp_parse_group("1,1", nodes, &n, &R, err,
 	    sizeof(err)), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "not supported yet"));
+	ck_assert_ptr_nonnull(strstr(err, "listed twice"));
+	ck_assert_int_eq(tp_parse_group("1,2/3,1", nodes, &n, &R, err,
+	    sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "listed twice"));
+	ck_assert_int_eq(tp_parse_group("1,2/3,4,5", nodes, &n, &R, err,
+	    sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "replica 1 has 3 ranks"));
 }
 END_TEST
 
@@ -379,6 +390,14 @@ START_TEST(test_job_refuses)
 	sets[1] = "dist.stages=1,2";
 	ck_assert_int_eq(job_load(&j, NULL, sets, 2), -1);
 	sets[1] = "dist.members=1,2";
+	ck_assert_int_eq(job_load(&j, NULL, sets, 2), -1);
+	/* replicas: their shares, and the groups' ids */
+	sets[0] = "dist.tensor=1,2/3,4";
+	sets[1] = "dist.shares=3,5";
+	ck_assert_int_eq(job_load(&j, NULL, sets, 2), 0);
+	sets[1] = "dist.shares=3";
+	ck_assert_int_eq(job_load(&j, NULL, sets, 2), -1);
+	sets[1] = "dist.group=65533";
 	ck_assert_int_eq(job_load(&j, NULL, sets, 2), -1);
 }
 END_TEST
