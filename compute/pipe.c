@@ -753,17 +753,18 @@ pipe_resume(struct pipe *p, const char *dir, struct gpt *m, struct adamw *o,
 	if (common == 0 && some) {
 		/* some have checkpoints, of no step all have: every stage
 		   says so (some is the same everywhere) */
+		const char *unit = p->tensor ? "tensor rank" : "stage";
 		char mine_s[64] = "none";
 
 		if (loaded > 0)
 			snprintf(mine_s, sizeof(mine_s), "step %llu at newest",
 			    (unsigned long long)loaded);
 		snprintf(err, errlen, "no checkpoint step that every %s%s "
-		    "has (this one: %s in %s; the %d newest of each "
-		    "compared): give every one checkpoints of one step, or "
-		    "remove them all to start over", p->tensor ?
-		    "tensor rank" : "stage", p->R > 1 ?
-		    " of every replica" : "", mine_s, dir, PIPE_RESUME_STEPS);
+		    "has (this %s: %s in %s; the %d newest of each "
+		    "compared): give every %s checkpoints of one step, or "
+		    "remove them all to start over", unit, p->R > 1 ?
+		    " of every replica" : "", unit, mine_s, dir,
+		    PIPE_RESUME_STEPS, unit);
 		return -ESRCH;
 	}
 	if (common == loaded)
