@@ -502,11 +502,12 @@ int	dist_init(struct dist *d, const struct job *j, size_t nparams,
 void	dist_fini(struct dist *d);
 /*
  * This node's part of the committed plan from control (dist.control),
- * waiting (bounded) for one with this node; stages: a plan of pipeline
- * stages is taken too (else refused).  @return 0 or -errno with err set
+ * waiting (bounded) for one with this node; kind 1: a plan of pipeline
+ * stages is taken too, 2: one of tensor-parallel shards (else refused).
+ * @return 0 or -errno with err set
  */
 struct ctl_share;
-int	dist_share_wait(const struct job *j, struct ctl_share *sh, int stages,
+int	dist_share_wait(const struct job *j, struct ctl_share *sh, int kind,
 	    char *err, size_t errlen);
 /* Until the dataplane at sock runs epoch; -ESTALE past it. 0 or -errno */
 int	dist_epoch_wait(const char *sock, uint64_t epoch, char *err,
@@ -699,6 +700,15 @@ int	tp_reduce(void *arg, float *x, size_t n);
  */
 int	tp_step_finish(struct pipe *p, struct gpt *m, int stop, int *stop_all,
 	    float *norm, char *err, size_t errlen);
+#define TP_PLAN_GROUP	2000	/* groups of a plan's tensor groups */
+/*
+ * dist.tensor = plan: the job as a plan of tensor-parallel shards (tp >
+ * 1, pp 1) has it, into *out: dist.tensor (replica by replica),
+ * dist.shares (each replica's rows per micro-batch), train.accumulate,
+ * dist.group TP_PLAN_GROUP.  @return 0 or -errno with err set
+ */
+int	tp_from_share(const struct ctl_share *sh, const struct job *j,
+	    struct job *out, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* ctlreport.c: progress to the node's arceus-control (control.sock).  */

@@ -115,8 +115,9 @@ const struct conf_key job_keys[] = {
 	    "tensor parallel: node ids of one tensor group in rank order, "
 	    "e.g. 1,2: each rank holds model.n_head / N heads and 4 x "
 	    "model.n_embd / N MLP rows of every block (both must divide); "
-	    "1,2/3,4: two data-parallel replicas of that group; empty: none",
-	    NULL, 0 },
+	    "1,2/3,4: two data-parallel replicas of that group; plan: the "
+	    "groups of the plan control committed (a plan of tp 1 trains data "
+	    "parallel); empty: none", NULL, 0 },
 	{ "dist", "control", CONF_STR, JS(dist_control), 0, 0, "",
 	    "control.sock to report progress to; empty: the one beside the "
 	    "dataplane's socket (cluster mode only); off: none", NULL, 0 },
@@ -192,7 +193,16 @@ job_load(struct job *job, const char *path, char **sets, int nsets)
 			conf_err(&errs, where, 0, "dist.layers without "
 			    "dist.stages");
 		}
-		if (job->dist_tensor[0] != '\0') {
+		if (strcmp(job->dist_tensor, "plan") == 0) {
+			/* the plan's groups and shares (train.c) */
+			if (job->dist_shares[0] != '\0' ||
+			    job->dist_members[0] != '\0' ||
+			    job->dist_stages[0] != '\0')
+				conf_err(&errs, where, 0, "dist.tensor = plan "
+				    "takes the tensor groups and the shares from "
+				    "the plan: leave dist.shares, dist.members and "
+				    "dist.stages empty");
+		} else if (job->dist_tensor[0] != '\0') {
 			static uint32_t m[GPT_MAX_TP * TP_MAX_REPLICAS];
 			int n, r, sh[TP_MAX_REPLICAS];
 			char why[256];

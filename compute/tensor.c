@@ -55,6 +55,7 @@
 
 #include "arceus_dp.h"
 #include "compute.h"
+#include "ctlmsg.h"
 #include "log.h"
 
 #define TP_GROUP_WAIT_S		60.0
@@ -352,5 +353,57 @@ tp_step_finish(struct pipe *p, struct gpt *m, int stop, int *stop_all,
 	*norm = (float)sqrt(sum);
 	*stop_all = p->red[2 * S] > 0.5f;
 	p->steps++;
+	return 0;
+}
+
+int
+tp_from_share(const struct ctl_share *sh, const struct job *j,
+    struct job *out, char *err, size_t errlen)
+{
+	size_t n = 0;
+	int M;
+
+	*out = *j;
+	if (sh->tp < 2 || sh->pp != 1 || sh->dp < 1 ||
+	    (uint64_t)sh->dp * sh->tp > CTL_SHARE_MAX) {
+		snprintf(err, errlen, "the plan of epoch %llu (tp %u, pp %u, dp "
+		    "%u) is not one of tensor-parallel shards alone",
+		    (unsigned long long)sh->epoch, sh->tp, sh->pp, sh->dp);
+		return -ENOTSUP;
+	}
+	M = sh->nmicro[0] > 0 ? sh->nmicro[0] : 1;
+	out->dist_tensor[0] = out->dist_shares[0] = '\0';
+	out->dist_members[0] = '\0';
+	for (uint32_t i = 0; i < sh->dp; i++) {
+		if (sh->nmicro[i] != sh->nmicro[0] || sh->shares[i] < M ||
+		    sh->shares[i] % M != 0) {
+			snprintf(err, errlen, "the plan of epoch %llu gives "
+			    "replica %u %d rows in %d micro-batches, replica 0 "
+			    "%d in %d: tensor groups here need the same number "
+			    "of micro-batches, of whole rows, in every replica",
+			    (unsigned long long)sh->epoch, i, sh->shares[i],
+			    sh->nmicro[i], sh->shares[0], sh->nmicro[0]);
+			return -ENOTSUP;
+		}
+		for (uint32_t k = 0; k < sh->tp; k++)
+			n += (size_t)snprintf(out->dist_tensor + n,
+			    n < sizeof(out->dist_tensor) ?
+			    sizeof(out->dist_tensor) - n : 0, "%s%u",
+			    k > 0 ? "," : i > 0 ? "/" : "",
+			    sh->members[i * sh->tp + k]);
+		snprintf(out->dist_shares + strlen(out->dist_shares),
+		    sizeof(out->dist_shares) - strlen(out->dist_shares),
+		    "%s%d", i > 0 ? "," : "", sh->shares[i] / M);
+	}
+	if (n >= sizeof(out->dist_tensor)) {
+		snprintf(err, errlen, "the plan's tensor groups do not fit "
+		    "dist.tensor");
+		return -E2BIG;
+	}
+	if (tp_check_split(j->n_head, j->n_embd, (int)sh->tp, err,
+	    errlen) < 0)
+		return -EINVAL;
+	out->accumulate = M;
+	out->dist_group = TP_PLAN_GROUP;
 	return 0;
 }

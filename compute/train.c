@@ -388,6 +388,40 @@ pipe_from_plan(const struct job *j, struct job *out, uint64_t *epoch,
 	return dist_epoch_wait(j->dist_dataplane, sh.epoch, err, errlen);
 }
 
+/*
+ * dist.tensor = plan: the job as the committed plan has it (tensor.c's
+ * tp_from_share), once this node's dataplane runs the plan's epoch; a
+ * plan of tp 1 (the planner's choice for a model that fits) is trained
+ * data parallel (dist.members = plan).  @return 0 or -errno with err set
+ */
+static int
+tp_from_plan(const struct job *j, struct job *out, uint64_t *epoch,
+    char *err, size_t errlen)
+{
+	struct ctl_share sh;
+	int r;
+
+	*out = *j;
+	if ((r = dist_share_wait(j, &sh, 2, err, errlen)) < 0)
+		return r;
+	if (sh.tp < 2) {
+		out->dist_tensor[0] = '\0';
+		snprintf(out->dist_members, sizeof(out->dist_members), "plan");
+		log_info("tensor parallel: the plan of epoch %llu is tp 1: data "
+		    "parallel", (unsigned long long)sh.epoch);
+		*epoch = 0;
+		return 0;
+	}
+	if ((r = tp_from_share(&sh, j, out, err, errlen)) < 0)
+		return r;
+	*epoch = sh.epoch;
+	log_info("tensor parallel by the plan of epoch %llu, job %s: groups "
+	    "%s, rows %s per micro-batch, %lld micro-batches",
+	    (unsigned long long)sh.epoch, sh.job, out->dist_tensor,
+	    out->dist_shares, (long long)out->accumulate);
+	return dist_epoch_wait(j->dist_dataplane, sh.epoch, err, errlen);
+}
+
 /* Is the plan this replica follows over (control runs a newer epoch)? */
 static int
 plan_over(const struct dist *d, const struct job *j)
@@ -485,7 +519,7 @@ train_run(const struct job *j, const struct train_opts *o)
 	int stop_agreed = 0, resumed = 0, rejoin, rejoin_now = 0, nbuf;
 	double epoch_check = 0;
 	struct job planned;		/* dist.stages = plan: the plan's */
-	uint64_t pipe_epoch = 0;
+	uint64_t pipe_epoch = 0, tp_epoch = 0;
 	struct gpt m;
 	FILE *mf = NULL;
 	uint64_t last_ckpt = 0;
@@ -516,6 +550,15 @@ train_run(const struct job *j, const struct train_opts *o)
 		}
 		j = &planned;
 	}
+	if (tensor && strcmp(j->dist_tensor, "plan") == 0) {
+		if (tp_from_plan(j, &planned, &tp_epoch, err,
+		    sizeof(err)) < 0) {
+			log_warnx("tensor parallel: %s", err);
+			goto out;
+		}
+		j = &planned;
+		tensor = j->dist_tensor[0] != '\0';	/* tp 1: data parallel */
+	}
 	if (piped) {
 		/* our blocks of the model; the stages agree below */
 		if (pipe_init(&pipe, j, err, sizeof(err)) < 0) {
@@ -534,6 +577,8 @@ train_run(const struct job *j, const struct train_opts *o)
 			log_warnx("tensor parallel: %s", err);
 			goto out;
 		}
+		if (tp_epoch != 0)	/* a new epoch stops this plan's work */
+			pipe_bind_epoch(&tens, tp_epoch);
 		cfg.tp = tens.S;
 		cfg.tr = tens.s;
 	}
@@ -808,10 +853,12 @@ step_failed:
 				checkpoint(j, &m, &opt, &data_rng, &ts,
 				    &last_ckpt);
 			dist_failed(&dist, j);
-			if (pipe_epoch != 0) {	/* a plan's pipeline: the same */
+			/* a plan's pipeline or tensor groups: the same */
+			if (pipe_epoch != 0 || tp_epoch != 0) {
 				report_path(j, err, sizeof(err));
 				if (err[0] != '\0')
-					(void)ctl_reepoch_ask(err, pipe_epoch);
+					(void)ctl_reepoch_ask(err, pipe_epoch != 0 ?
+					    pipe_epoch : tp_epoch);
 			}
 			if (!rejoin)
 				goto out;

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "compute.h"
+#include "ctlmsg.h"
 
 static const char *tensor_names[GPT_NPARAMS] = {
 	"wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
@@ -402,6 +403,55 @@ START_TEST(test_job_refuses)
 }
 END_TEST
 
+/* A plan's tensor groups (control's share) as the job a worker trains. */
+START_TEST(test_from_plan)
+{
+	struct ctl_share sh;
+	struct job j, out;
+	char *sets[3] = { "dist.tensor=plan", "model.n_head=4",
+	    "model.n_embd=16" };
+	char err[256];
+
+	ck_assert_int_eq(job_load(&j, NULL, sets, 3), 0);
+	memset(&sh, 0, sizeof(sh));
+	sh.epoch = 7;
+	sh.tp = 2;
+	sh.pp = 1;
+	sh.dp = 2;
+	sh.members[0] = 5;
+	sh.members[1] = 2;
+	sh.members[2] = 9;
+	sh.members[3] = 1;
+	sh.shares[0] = 8;
+	sh.shares[1] = 4;
+	sh.nmicro[0] = sh.nmicro[1] = 2;
+	ck_assert_int_eq(tp_from_share(&sh, &j, &out, err, sizeof(err)), 0);
+	ck_assert_str_eq(out.dist_tensor, "5,2/9,1");
+	ck_assert_str_eq(out.dist_shares, "4,2");
+	ck_assert_int_eq(out.accumulate, 2);
+	ck_assert_int_eq(out.dist_group, TP_PLAN_GROUP);
+	/* micro-batches that differ between replicas are refused */
+	sh.nmicro[1] = 4;
+	ck_assert_int_eq(tp_from_share(&sh, &j, &out, err, sizeof(err)),
+	    -ENOTSUP);
+	ck_assert_ptr_nonnull(strstr(err, "replica 1 4 rows in 4"));
+	sh.nmicro[1] = 2;
+	/* a split the model does not take */
+	sh.tp = 3;
+	sh.dp = 1;
+	ck_assert_int_eq(tp_from_share(&sh, &j, &out, err, sizeof(err)),
+	    -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "model.n_head = 4"));
+	/* not a tensor plan */
+	sh.tp = 1;
+	ck_assert_int_eq(tp_from_share(&sh, &j, &out, err, sizeof(err)),
+	    -ENOTSUP);
+	/* plan takes the groups and shares from the plan alone */
+	sets[1] = "dist.shares=4";
+	ck_assert_int_eq(job_load(&j, NULL, sets, 2), -1);
+}
+END_TEST
+
 static Suite *
 tensor_suite(void)
 {
@@ -415,6 +465,7 @@ tensor_suite(void)
 	tcase_add_test(tc, test_model_dropout);
 	tcase_add_test(tc, test_bad_split);
 	tcase_add_test(tc, test_job_refuses);
+	tcase_add_test(tc, test_from_plan);
 	suite_add_tcase(s, tc);
 	return s;
 }
