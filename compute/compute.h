@@ -700,6 +700,8 @@ int	tp_reduce(void *arg, float *x, size_t n);
  */
 int	tp_step_finish(struct pipe *p, struct gpt *m, int stop, int *stop_all,
 	    float *norm, char *err, size_t errlen);
+/* m's sums of squared gradients: of its sharded tensors, of the whole */
+void	tp_sq_sums(const struct gpt *m, double *shard, double *whole);
 #define TP_PLAN_GROUP	2000	/* groups of a plan's tensor groups */
 /*
  * dist.tensor = plan: the job as a plan of tensor-parallel shards (tp >

@@ -12,6 +12,11 @@
  * Dropout, when enabled, is applied to the embedding and to the outputs of
  * both residual branches (nanoGPT's resid_dropout); attention-weight
  * dropout is not, since the attention kernel never forms the weights.
+ *
+ * A struct gpt may hold a part of the model: a pipeline stage's blocks
+ * (l0, Lall), and a tensor rank's shard of each (tp, tr; tensor.c): its
+ * heads and MLP rows, with the row-parallel outputs and the column-
+ * parallel inputs' gradients summed over the group by the tp_reduce hook.
  */
 #include <sys/mman.h>
 

@@ -320,14 +320,12 @@ tp_reduce(void *arg, float *x, size_t n)
 	return 0;
 }
 
-int
-tp_step_finish(struct pipe *p, struct gpt *m, int stop, int *stop_all,
-    float *norm, char *err, size_t errlen)
+void
+tp_sq_sums(const struct gpt *m, double *shard, double *whole)
 {
-	double whole = 0, shard = 0, sum;
 	const float *g = m->grads;
-	int S = p->S, r;
 
+	*shard = *whole = 0;
 	for (int i = 0; i < GPT_NPARAMS; i++) {
 		double ss = 0;
 
@@ -335,10 +333,20 @@ tp_step_finish(struct pipe *p, struct gpt *m, int stop, int *stop_all,
 			ss += (double)g[k] * g[k];
 		g += m->sizes[i];
 		if (gpt_param_sharded(i))
-			shard += ss;
+			*shard += ss;
 		else
-			whole += ss;
+			*whole += ss;
 	}
+}
+
+int
+tp_step_finish(struct pipe *p, struct gpt *m, int stop, int *stop_all,
+    float *norm, char *err, size_t errlen)
+{
+	double whole, shard, sum;
+	int S = p->S, r;
+
+	tp_sq_sums(m, &shard, &whole);
 	/* ours in our slot as a float pair: the zeros elsewhere add exactly */
 	memset(p->red, 0, (2 * (size_t)S + 1) * sizeof(float));
 	p->red[2 * p->s] = (float)shard;
