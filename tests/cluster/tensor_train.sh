@@ -23,7 +23,9 @@
 # bits without that.
 # Then 10 steps with a checkpoint and a resume to 20 that must equal the
 # uninterrupted run bit for bit; swapped checkpoint directories (rank 0's
-# shard on rank 1) are refused, naming the ranks; SIGTERM to one rank stops
+# shard on rank 1) are refused, naming the ranks; a rank that lost its
+# newest checkpoint makes both fall back to the newest step both have
+# (and train on to the same losses); SIGTERM to one rank stops
 # both after the same step, each with its checkpoint; a killed worker on
 # host 2 stops host 1's within the dataplane's op_timeout_ms, naming peer
 # 2; a job whose heads do not split over the ranks is refused naming
@@ -260,6 +262,22 @@ worker trains the whole model, tensor rank 0 of 2" "$TMP/sw1.log"; then
 else
 	log "FAIL: a swapped checkpoint was not refused"
 	tail -n 3 "$TMP"/sw1.log "$TMP"/sw2.log; FAILS=$((FAILS + 1))
+fi
+
+# a rank that lost its newest checkpoint (step 20): both fall back to
+# step 10, the newest that both have, and train on to the same losses
+rm -rf "$TMP/ckr2/$(printf 'step-%010d' $STEPS)"
+tail -n 10 "$TMP/tp.1.loss" > "$TMP/tp.last10"
+if CK=$TMP/ckr ranks fb --set dist.group=350 &&
+    grep -q "falling back from step $STEPS to step 10" "$TMP/fb1.log" &&
+    grep -q "resumed from .* at step 10\$" "$TMP/fb1.log" &&
+    grep -q "resumed from .* at step 10\$" "$TMP/fb2.log" &&
+    same_ranks fb && cmp -s "$TMP/fb.1.loss" "$TMP/tp.last10"; then
+	log "ok rank 1 without its step $STEPS: both ranks fell back to step" \
+	    "10 and trained on to the same losses"
+else
+	log "FAIL: the fallback to the newest common checkpoint"
+	tail -n 4 "$TMP"/fb1.log "$TMP"/fb2.log; FAILS=$((FAILS + 1))
 fi
 
 # started NAME: rank 1 finished 3 steps of run NAME
