@@ -700,6 +700,15 @@ int	tp_reduce(void *arg, float *x, size_t n);
  */
 int	tp_step_finish(struct pipe *p, struct gpt *m, int stop, int *stop_all,
 	    float *norm, char *err, size_t errlen);
+/*
+ * Before the first step: the ranks compare a checksum of the tensors every
+ * one holds whole (and their AdamW moments), which must be the same bits
+ * everywhere; with replicas, each rank's replicas a checksum of all their
+ * state.  @return 0, -EINVAL naming the rank or replica that differs (a
+ * checkpoint of another run), or a failure of the all-reduce
+ */
+int	tp_agree_whole(struct pipe *p, const struct gpt *m,
+	    const struct adamw *o, char *err, size_t errlen);
 /* m's sums of squared gradients: of its sharded tensors, of the whole */
 void	tp_sq_sums(const struct gpt *m, double *shard, double *whole);
 #define TP_PLAN_GROUP	2000	/* groups of a plan's tensor groups */

@@ -55,6 +55,7 @@
 
 #include "arceus_dp.h"
 #include "compute.h"
+#include "crc32c.h"
 #include "ctlmsg.h"
 #include "log.h"
 
@@ -413,5 +414,75 @@ tp_from_share(const struct ctl_share *sh, const struct job *j,
 		return -EINVAL;
 	out->accumulate = M;
 	out->dist_group = TP_PLAN_GROUP;
+	return 0;
+}
+
+/*
+ * Every member of group g (n of them, we are number me) puts crc in its
+ * own slot; *who: the first whose crc is not member 0's, or -1.
+ * @return 0 or -errno of the all-reduce
+ */
+static int
+crc_differs(struct pipe *p, uint16_t g, int n, int me, uint32_t crc,
+    int *who, char *err, size_t errlen)
+{
+	int r;
+
+	*who = -1;
+	/* 16-bit halves in our own slot: the zeros elsewhere add exactly */
+	memset(p->red, 0, 2 * (size_t)n * sizeof(float));
+	p->red[2 * me] = (float)(crc & 0xffff);
+	p->red[2 * me + 1] = (float)(crc >> 16);
+	if ((r = pipe_allreduce(p, g, p->red, 2 * (size_t)n, err, errlen)) < 0)
+		return r;
+	for (int i = n - 1; i > 0; i--)
+		if (p->red[2 * i] != p->red[0] || p->red[2 * i + 1] != p->red[1])
+			*who = i;
+	return 0;
+}
+
+int
+tp_agree_whole(struct pipe *p, const struct gpt *m, const struct adamw *o,
+    char *err, size_t errlen)
+{
+	uint32_t whole = 0, all = 0;
+	size_t off = 0;
+	int i, r;
+
+	for (int t = 0; t < GPT_NPARAMS; t++) {
+		size_t len = m->sizes[t] * sizeof(float);
+		uint32_t *c = gpt_param_sharded(t) ? &all : &whole;
+
+		*c = crc32c(*c, m->params + off, len);
+		*c = crc32c(*c, o->m + off, len);
+		*c = crc32c(*c, o->v + off, len);
+		off += m->sizes[t];
+	}
+	if ((r = crc_differs(p, p->group, p->S, p->s, whole, &i, err,
+	    errlen)) < 0)
+		return r;
+	if (i > 0) {
+		snprintf(err, errlen, "tensor rank %d (node %u) holds other "
+		    "values of the whole tensors (embeddings, LayerNorms, "
+		    "biases, head, their moments) than rank 0 (node %u): their "
+		    "checkpoints are of different runs (give every rank the "
+		    "checkpoints of one run, or none)", i, p->nodes[i],
+		    p->nodes[0]);
+		return -EINVAL;
+	}
+	if (p->R < 2)
+		return 0;
+	all ^= whole;
+	if ((r = crc_differs(p, p->dgroup, p->R, p->r, all, &i, err,
+	    errlen)) < 0)
+		return r;
+	if (i > 0) {
+		snprintf(err, errlen, "replica %d (node %u) holds another state "
+		    "of tensor rank %d's shard than replica 0 (node %u): their "
+		    "checkpoints are of different runs (give every replica the "
+		    "checkpoints of one run, or none)", i, p->peers[i], p->s,
+		    p->peers[0]);
+		return -EINVAL;
+	}
 	return 0;
 }

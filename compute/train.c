@@ -690,7 +690,8 @@ train_run(const struct job *j, const struct train_opts *o)
 		log_warnx("pipeline: %s", err);
 		goto out;
 	}
-	if (tensor && pipe_agree(&tens, ts.step, err, sizeof(err)) < 0) {
+	if (tensor && (pipe_agree(&tens, ts.step, err, sizeof(err)) < 0 ||
+	    tp_agree_whole(&tens, &m, &opt, err, sizeof(err)) < 0)) {
 		log_warnx("tensor parallel: %s", err);
 		goto out;
 	}

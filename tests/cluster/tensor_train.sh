@@ -25,7 +25,8 @@
 # uninterrupted run bit for bit; swapped checkpoint directories (rank 0's
 # shard on rank 1) are refused, naming the ranks; a rank that lost its
 # newest checkpoint makes both fall back to the newest step both have
-# (and train on to the same losses); SIGTERM to one rank stops
+# (and train on to the same losses); checkpoints of one step from two runs
+# are refused (the whole tensors differ); SIGTERM to one rank stops
 # both after the same step, each with its checkpoint; a killed worker on
 # host 2 stops host 1's within the dataplane's op_timeout_ms, naming peer
 # 2; a job whose heads do not split over the ranks is refused naming
@@ -278,6 +279,30 @@ if CK=$TMP/ckr ranks fb --set dist.group=350 &&
 else
 	log "FAIL: the fallback to the newest common checkpoint"
 	tail -n 4 "$TMP"/fb1.log "$TMP"/fb2.log; FAILS=$((FAILS + 1))
+fi
+
+# checkpoints of one step from two runs (another learning rate): the job
+# and the step agree, the tensors every rank holds whole do not: both
+# ranks refuse, naming rank 1
+if CK=$TMP/xa ranks xa --set train.steps=5 --set dist.group=360 &&
+    CK=$TMP/xb ranks xb --set train.steps=5 --set train.lr=2e-3 \
+    --set dist.group=360; then
+	cp -r "$TMP/xa1" "$TMP/xm1"
+	cp -r "$TMP/xb2" "$TMP/xm2"
+	if ! CK=$TMP/xm ranks xm --set train.steps=8 --set dist.group=370 &&
+	    grep -q "tensor rank 1 (node 2) holds other values of the whole" \
+	    "$TMP/xm1.log" && grep -q "tensor rank 1 (node 2) holds other" \
+	    "$TMP/xm2.log"; then
+		log "ok checkpoints of two runs are refused by both ranks:" \
+		    "$(grep -o 'tensor rank 1 (node 2) holds.*' "$TMP/xm1.log" |
+		    cut -c1-80)..."
+	else
+		log "FAIL: checkpoints of two runs were not refused"
+		tail -n 3 "$TMP"/xm1.log "$TMP"/xm2.log; FAILS=$((FAILS + 1))
+	fi
+else
+	log "FAIL: the runs of 5 steps"; tail -n 3 "$TMP"/x[ab]?.log
+	FAILS=$((FAILS + 1))
 fi
 
 # started NAME: rank 1 finished 3 steps of run NAME
