@@ -31,7 +31,8 @@
  * Checkpoints: each rank writes its own shard (its own checkpoint.dir);
  * the trainer state says which rank of how many (trainer_state.stage),
  * and a rank refuses another's.  At resume the ranks fall back together
- * to the newest step all of them have (pipe_resume).
+ * to the newest step all of them have (pipe_resume), then compare a
+ * checksum of what they hold alike (tp_agree_whole).
  *
  * Replicas (dist.tensor = 1,2/3,4: two groups of two ranks), data
  * parallel: each group trains its rows of a global batch (dist.shares,
@@ -43,8 +44,11 @@
  * each ring sums them in the same order, so the whole tensors stay the
  * same on every rank of every group.
  *
- * Not done: tensor parallel inside pipeline stages, and a plan that
- * chooses tp (control refuses tp > 1).
+ * From the plan (dist.tensor = plan): control's share of a plan of tp > 1
+ * and pp 1 becomes dist.tensor, dist.shares and train.accumulate
+ * (tp_from_share), groups from TP_PLAN_GROUP.
+ *
+ * Not done: tensor parallel inside pipeline stages.
  */
 #include <errno.h>
 #include <math.h>
