@@ -7,7 +7,8 @@
 # each, attached to its dataplane, with dist.tensor = 1,2: host 1 holds heads
 # 0-1 of each of the 4 blocks and MLP rows 0-127, host 2 heads 2-3 and
 # rows 128-255; both hold the embeddings, the LayerNorms and the head.
-# The reference is one standalone worker with the same job.  Both ranks
+# The reference is one standalone worker with the same job.  At the end
+# both ranks generate a sample together (the same text).  Both ranks
 # must report the same loss, gradient norm and validation loss bit for bit
 # (the ring all-reduce hands both the same sums, and all that follows is
 # the same math on the same bits), and the reference's within 1e-4
@@ -126,7 +127,7 @@ same_ranks() {
 }
 
 # shellcheck disable=SC2086
-if ! timeout 300 "$WORKER" --standalone $JOB \
+if ! timeout 300 "$WORKER" --standalone $JOB --set train.sample_len=60 \
     --metrics-out "$TMP/ref.jsonl" > "$TMP/ref.log" 2>&1; then
 	log "FAIL: the standalone reference run"; cat "$TMP/ref.log"; exit 1
 fi
@@ -134,7 +135,24 @@ field loss "$TMP/ref.jsonl" > "$TMP/ref.loss"
 field grad_norm "$TMP/ref.jsonl" > "$TMP/ref.norm"
 field val_loss "$TMP/ref.jsonl" > "$TMP/ref.val"
 
-if ranks tp; then
+# sample: the text after the '--- sample' line
+sample() { sed -n '/^--- sample/,/^---$/p' "$1"; }
+if ranks tp --set train.sample_len=60; then
+	sample "$TMP/tp1.log" > "$TMP/tp1.sample"
+	sample "$TMP/tp2.log" > "$TMP/tp2.sample"
+	sample "$TMP/ref.log" > "$TMP/ref.sample"
+	if [ -s "$TMP/tp1.sample" ] && cmp -s "$TMP/tp1.sample" \
+	    "$TMP/tp2.sample"; then
+		# the same text as one node's, but for a draw that fell within
+		# the last bits of a probability (not a failure)
+		cmp -s "$TMP/tp1.sample" "$TMP/ref.sample" && same="the" ||
+		    same="not the"
+		log "ok both ranks generated the same sample together" \
+		    "($same single node's)"
+	else
+		log "FAIL: the ranks' samples differ or are missing"
+		cat "$TMP/tp1.sample" "$TMP/tp2.sample"; FAILS=$((FAILS + 1))
+	fi
 	if [ "$(wc -l < "$TMP/tp1.jsonl")" = $STEPS ] && same_ranks tp; then
 		log "ok both ranks report the same $STEPS losses, norms and" \
 		    "validation losses"
