@@ -559,6 +559,16 @@ struct pipe {
 	 * (the blocks' [B*T, C] sums too); no stages, no sends
 	 */
 	int		 tensor;
+	/*
+	 * Tensor ranks: K of them, ours k, their nodes and group: a tensor
+	 * group (tensor 1), or the stage's (dist.stages = 1+2,3+4: stages of
+	 * two ranks each, K 2; nodes[] then the stages of rank k, so that
+	 * each rank k is a pipeline of its own, coupled to the others of its
+	 * stage by the tensor group's sums); 1, 0 without
+	 */
+	int		 K, k;
+	uint32_t	 tnodes[GPT_MAX_TP];
+	uint16_t	 tgroup;
 	char		 why[256];	/* the tensor hook's first failure */
 	int		 failed;	/* its -errno: the group is broken */
 	int		 S, s;		/* stages, ours */
@@ -602,12 +612,14 @@ struct pipe_result {
 	int	stop;		/* some stage asked to stop */
 };
 /*
- * dist.stages: "1,2" (one pipeline), or "1,2/3,4" (replicas of it, each
- * the same number of stages) into nodes[R][S], replica-major.  @return
- * 0 with *S, *R set, or -EINVAL with err set
+ * dist.stages: "1,2" (one pipeline), "1,2/3,4" (replicas of it, each the
+ * same number of stages), and stages of tensor ranks, "1+2,3+4" (each
+ * stage as many) into nodes[R][S][K], replica-major (PIPE_MAX_STAGES *
+ * PIPE_MAX_REPLICAS at most).  @return 0 with *S, *R, *K (1: no tensor
+ * ranks) set, or -EINVAL with err set
  */
 int	pipe_parse_stages(const char *s, uint32_t *nodes, int *S, int *R,
-	    char *err, size_t errlen);
+	    int *K, char *err, size_t errlen);
 /*
  * dist.layers: blocks per stage of nstages summing to nlayer (empty: as
  * even as may be, the first stages one more).  @return nstages or -EINVAL

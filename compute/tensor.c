@@ -48,7 +48,10 @@
  * and pp 1 becomes dist.tensor, dist.shares and train.accumulate
  * (tp_from_share), groups from TP_PLAN_GROUP.
  *
- * Not done: tensor parallel inside pipeline stages.
+ * Inside pipeline stages (dist.stages = 1+2,3+4, pipe.c): a stage's ranks
+ * are a tensor group (struct pipe K, k, tgroup, tnodes), and rank k of
+ * every stage a pipeline of its own; the hook and the checks here use the
+ * tensor group's fields either way.
  */
 #include <errno.h>
 #include <math.h>
@@ -249,10 +252,12 @@ tp_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 		goto fail;
 	}
 	for (int i = 0; i < n; i++)
-		p->nodes[i] = all[p->r * n + i];
+		p->nodes[i] = p->tnodes[i] = all[p->r * n + i];
 	for (int i = 0; i < R; i++)
 		p->peers[i] = all[i * n + p->s];
-	p->group = (uint16_t)(j->dist_group + p->r);
+	p->group = p->tgroup = (uint16_t)(j->dist_group + p->r);
+	p->K = n;
+	p->k = p->s;
 	p->dgroup = (uint16_t)(j->dist_group + R + p->s);
 	p->G = shares[p->r] * p->M;
 	for (int i = 0; i < p->r; i++)
@@ -318,7 +323,7 @@ tp_reduce(void *arg, float *x, size_t n)
 		return p->failed = -E2BIG;
 	}
 	memcpy(p->red, x, n * sizeof(float));
-	if ((r = pipe_allreduce(p, p->group, p->red, n, p->why,
+	if ((r = pipe_allreduce(p, p->tgroup, p->red, n, p->why,
 	    sizeof(p->why))) < 0)
 		return p->failed = r;
 	memcpy(x, p->red, n * sizeof(float));
@@ -349,22 +354,22 @@ tp_step_finish(struct pipe *p, struct gpt *m, int stop, int *stop_all,
     float *norm, char *err, size_t errlen)
 {
 	double whole, shard, sum;
-	int S = p->S, r;
+	int K = p->K, r;
 
 	tp_sq_sums(m, &shard, &whole);
 	/* ours in our slot as a float pair: the zeros elsewhere add exactly */
-	memset(p->red, 0, (2 * (size_t)S + 1) * sizeof(float));
-	p->red[2 * p->s] = (float)shard;
-	p->red[2 * p->s + 1] = (float)(shard - (double)(float)shard);
-	p->red[2 * S] = stop ? 1.0f : 0.0f;
-	if ((r = pipe_allreduce(p, p->group, p->red, 2 * (size_t)S + 1, err,
+	memset(p->red, 0, (2 * (size_t)K + 1) * sizeof(float));
+	p->red[2 * p->k] = (float)shard;
+	p->red[2 * p->k + 1] = (float)(shard - (double)(float)shard);
+	p->red[2 * K] = stop ? 1.0f : 0.0f;
+	if ((r = pipe_allreduce(p, p->tgroup, p->red, 2 * (size_t)K + 1, err,
 	    errlen)) < 0)
 		return r;
 	sum = whole;
-	for (int i = 0; i < S; i++)
+	for (int i = 0; i < K; i++)
 		sum += (double)p->red[2 * i] + (double)p->red[2 * i + 1];
 	*norm = (float)sqrt(sum);
-	*stop_all = p->red[2 * S] > 0.5f;
+	*stop_all = p->red[2 * K] > 0.5f;
 	p->steps++;
 	return 0;
 }
@@ -462,7 +467,7 @@ tp_agree_whole(struct pipe *p, const struct gpt *m, const struct adamw *o,
 		*c = crc32c(*c, o->v + off, len);
 		off += m->sizes[t];
 	}
-	if ((r = crc_differs(p, p->group, p->S, p->s, whole, &i, err,
+	if ((r = crc_differs(p, p->tgroup, p->K, p->k, whole, &i, err,
 	    errlen)) < 0)
 		return r;
 	if (i > 0) {
@@ -470,8 +475,8 @@ tp_agree_whole(struct pipe *p, const struct gpt *m, const struct adamw *o,
 		    "values of the whole tensors (embeddings, LayerNorms, "
 		    "biases, head, their moments) than rank 0 (node %u): their "
 		    "checkpoints are of different runs (give every rank the "
-		    "checkpoints of one run, or none)", i, p->nodes[i],
-		    p->nodes[0]);
+		    "checkpoints of one run, or none)", i, p->tnodes[i],
+		    p->tnodes[0]);
 		return -EINVAL;
 	}
 	if (p->R < 2)
@@ -484,7 +489,7 @@ tp_agree_whole(struct pipe *p, const struct gpt *m, const struct adamw *o,
 		snprintf(err, errlen, "replica %d (node %u) holds another state "
 		    "of tensor rank %d's shard than replica 0 (node %u): their "
 		    "checkpoints are of different runs (give every replica the "
-		    "checkpoints of one run, or none)", i, p->peers[i], p->s,
+		    "checkpoints of one run, or none)", i, p->peers[i], p->k,
 		    p->peers[0]);
 		return -EINVAL;
 	}

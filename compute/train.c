@@ -570,6 +570,11 @@ train_run(const struct job *j, const struct train_opts *o)
 		cfg.l0 = pipe.l0;
 		cfg.L = pipe.layers[pipe.s];
 		cfg.Lall = (int)j->n_layer;
+		/* stages of tensor ranks (1+2,3+4): our shard of the stage's */
+		if (pipe.K > 1) {
+			cfg.tp = pipe.K;
+			cfg.tr = pipe.k;
+		}
 	}
 	if (tensor) {
 		/* our shard of every block; the ranks agree below */
@@ -590,6 +595,10 @@ train_run(const struct job *j, const struct train_opts *o)
 	if (tensor) {
 		m.tp_reduce = tp_reduce;
 		m.tp_reduce_arg = &tens;
+	}
+	if (piped && pipe.K > 1) {
+		m.tp_reduce = tp_reduce;
+		m.tp_reduce_arg = &pipe;
 	}
 	if (j->dist_dataplane[0] != '\0' && !piped && !tensor) {
 		if (dist_init(&dist, j, m.nparams, err, sizeof(err)) < 0) {
@@ -686,7 +695,9 @@ train_run(const struct job *j, const struct train_opts *o)
 		if (took == 2 && j->ckpt_dir[0] != '\0')
 			checkpoint(j, &m, &opt, &data_rng, &ts, &last_ckpt);
 	}
-	if (piped && pipe_agree(&pipe, ts.step, err, sizeof(err)) < 0) {
+	if (piped && (pipe_agree(&pipe, ts.step, err, sizeof(err)) < 0 ||
+	    (pipe.K > 1 && tp_agree_whole(&pipe, &m, &opt, err,
+	    sizeof(err)) < 0))) {
 		log_warnx("pipeline: %s", err);
 		goto out;
 	}
