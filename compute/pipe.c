@@ -44,6 +44,13 @@
  * last backward.  The ring all-reduce hands all replicas the same bits,
  * so (1), (2) and AdamW give the same parameters on every replica.
  *
+ * Stages of tensor ranks (dist.stages = 1+2,3+4: K ranks a stage,
+ * tensor.c): rank k of every stage is a pipeline of its own (nodes[]),
+ * with groups of its own (dist.group + r * K + k over the stages,
+ * dist.group + R * K + s * K + k over the replicas); a stage's ranks sum
+ * their blocks' partial outputs and input gradients in their tensor group
+ * (tgroup), and before (2) their shards' squares and stop.
+ *
  * Sends and receives are matched in order per pair of nodes (the
  * dataplane's sequence numbers): activations only go down the pipeline
  * and gradients only up, each stream in micro-batch order.  A send

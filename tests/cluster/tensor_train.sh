@@ -21,7 +21,10 @@
 # agree bit for bit, ranks and replicas, and match one node with their
 # global batch within 1e-4 (the rows summed in another order too), with
 # each block's bucket all-reduced during the last backward and the same
-# bits without that.
+# bits without that.  Two pipeline stages of two tensor ranks each
+# (dist.stages = 1+2,3+4, hosts 1-4, no dropout) agree bit for bit and
+# match one node within 1e-4, and resume from their checkpoints bit for
+# bit.
 # Then 10 steps with a checkpoint and a resume to 20 that must equal the
 # uninterrupted run bit for bit; swapped checkpoint directories (rank 0's
 # shard on rank 1) are refused, naming the ranks; a rank that lost its
