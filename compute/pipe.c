@@ -669,10 +669,10 @@ allreduce_in(struct pipe *p, uint16_t g, float *buf, size_t count,
 	    .buf = buf, .count = count, .divisor = 1.0f };
 	struct arc_dp_cpl c;
 
-	return op_wait(p, arc_dp_post(p->dp, &op), p->tensor ?
-	    "all-reduce over the tensor group" : g == p->group ?
-	    "all-reduce over the stages" : "gradient all-reduce over the "
-	    "replicas", -1, &c, err, errlen);
+	return op_wait(p, arc_dp_post(p->dp, &op), p->tensor ||
+	    (p->K > 1 && g == p->tgroup) ? "all-reduce over the tensor group" :
+	    g == p->group ? "all-reduce over the stages" : "gradient "
+	    "all-reduce over the replicas", -1, &c, err, errlen);
 }
 
 int
