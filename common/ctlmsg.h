@@ -75,8 +75,9 @@ struct ctl_share {
 	int32_t		status;		/* 0, or why there is no part here:
 					   ENOENT no plan (no job, or not
 					   planned yet), ESRCH this node is not
-					   in it, ENOTSUP pipeline or tensor
-					   parallel stages, E2BIG > 64 replicas */
+					   in it, ENOTSUP tensor parallel
+					   inside pipeline stages, or stages
+					   split unlike, E2BIG > 64 replicas */
 	uint64_t	epoch;		/* the plan's */
 	uint32_t	tp, pp, dp;
 	uint32_t	rank;		/* ours among the replicas */
@@ -105,6 +106,11 @@ struct ctl_share {
 	 * shares[r] and nmicro[r] per replica; rank indexes members[].
 	 */
 	int32_t		layers[CTL_SHARE_MAX];
+	/*
+	 * Tensor-parallel shards (tp > 1, pp 1): members[r * tp + k] is rank
+	 * k of replica r's tensor group, shares[r] and nmicro[r] per
+	 * replica, no standbys; rank indexes members[].
+	 */
 };
 #define CTL_SHARE_STANDBY_GROUP	32767
 

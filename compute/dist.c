@@ -168,7 +168,7 @@ dist_parse_comp(const char *s, struct dist *d, char *err, size_t errlen)
  * runs, planned data parallel with this node among the replicas.
  */
 int
-dist_share_wait(const struct job *j, struct ctl_share *sh, int stages,
+dist_share_wait(const struct job *j, struct ctl_share *sh, int kind,
     char *err, size_t errlen)
 {
 	char path[1024], why[256];
@@ -186,11 +186,18 @@ dist_share_wait(const struct job *j, struct ctl_share *sh, int stages,
 
 		r = ctl_share_get(path, sh, why, sizeof(why));
 		st = r < 0 ? -r : sh->status;
-		if (r == 0 && st == 0 && sh->pp > 1 && !stages) {
+		if (r == 0 && st == 0 && sh->pp > 1 && kind != 1) {
 			snprintf(err, errlen, "the plan of epoch %llu splits the "
 			    "model into %u pipeline stages: this job's workers "
 			    "take them with dist.stages = plan",
 			    (unsigned long long)sh->epoch, sh->pp);
+			return -ENOTSUP;
+		}
+		if (r == 0 && st == 0 && sh->tp > 1 && kind != 2) {
+			snprintf(err, errlen, "the plan of epoch %llu splits "
+			    "every block over %u tensor ranks: this job's "
+			    "workers take them with dist.tensor = plan",
+			    (unsigned long long)sh->epoch, sh->tp);
 			return -ENOTSUP;
 		}
 		if (r == 0 && st == 0)
@@ -199,8 +206,9 @@ dist_share_wait(const struct job *j, struct ctl_share *sh, int stages,
 			snprintf(err, errlen, "the plan of epoch %llu (tp %u, pp "
 			    "%u, dp %u): %s", (unsigned long long)sh->epoch,
 			    sh->tp, sh->pp, sh->dp, st == ENOTSUP ? "tensor-"
-			    "parallel shards, or stages split differently in "
-			    "each replica, are not trained yet" :
+			    "parallel shards inside pipeline stages, or stages "
+			    "split differently in each replica, are not trained "
+			    "yet" :
 			    strerror(st));
 			return -st;
 		}

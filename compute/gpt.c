@@ -12,6 +12,11 @@
  * Dropout, when enabled, is applied to the embedding and to the outputs of
  * both residual branches (nanoGPT's resid_dropout); attention-weight
  * dropout is not, since the attention kernel never forms the weights.
+ *
+ * A struct gpt may hold a part of the model: a pipeline stage's blocks
+ * (l0, Lall), and a tensor rank's shard of each (tp, tr; tensor.c): its
+ * heads and MLP rows, with the row-parallel outputs and the column-
+ * parallel inputs' gradients summed over the group by the tp_reduce hook.
  */
 #include <sys/mman.h>
 
@@ -166,10 +171,18 @@ cfg_head(const struct gpt_config *c)
 	return c->l0 + c->L == cfg_lall(c);
 }
 
+static int
+cfg_tp(const struct gpt_config *c)
+{
+	return c->tp > 1 ? c->tp : 1;
+}
+
 static void
 param_sizes(const struct gpt_config *c, size_t *s)
 {
-	size_t L = c->L, C = c->C;
+	size_t L = c->L, C = c->C, tp = (size_t)cfg_tp(c);
+	/* a tensor rank's share: Cq of each of q, k, v; F of the MLP */
+	size_t Cq = C / tp, F = 4 * C / tp;
 	int embed = cfg_embed(c), head = cfg_head(c);
 
 	/* wte is the input embedding and the tied head: both ends hold it */
@@ -177,15 +190,15 @@ param_sizes(const struct gpt_config *c, size_t *s)
 	s[1] = embed ? (size_t)c->maxT * C : 0;		/* wpe */
 	s[2] = L * C;			/* ln1w */
 	s[3] = L * C;			/* ln1b */
-	s[4] = L * 3 * C * C;		/* qkvw */
-	s[5] = L * 3 * C;		/* qkvb */
-	s[6] = L * C * C;		/* attprojw */
+	s[4] = L * 3 * Cq * C;		/* qkvw */
+	s[5] = L * 3 * Cq;		/* qkvb */
+	s[6] = L * C * Cq;		/* attprojw */
 	s[7] = L * C;			/* attprojb */
 	s[8] = L * C;			/* ln2w */
 	s[9] = L * C;			/* ln2b */
-	s[10] = L * 4 * C * C;		/* fcw */
-	s[11] = L * 4 * C;		/* fcb */
-	s[12] = L * C * 4 * C;		/* fcprojw */
+	s[10] = L * F * C;		/* fcw */
+	s[11] = L * F;			/* fcb */
+	s[12] = L * C * F;		/* fcprojw */
 	s[13] = L * C;			/* fcprojb */
 	s[14] = head ? C : 0;		/* lnfw */
 	s[15] = head ? C : 0;		/* lnfb */
@@ -213,6 +226,50 @@ gpt_param_decays(int i)
 	return i == 0 || i == 1 || i == 4 || i == 6 || i == 10 || i == 12;
 }
 
+int
+gpt_param_sharded(int i)
+{
+	return i == 4 || i == 5 || i == 6 || i == 10 || i == 11 || i == 12;
+}
+
+long
+gpt_tp_index(const struct gpt_config *c, int i, size_t j)
+{
+	size_t C = (size_t)c->C, tp = (size_t)cfg_tp(c), r = (size_t)c->tr;
+	size_t Cq = C / tp, F = 4 * C / tp, row, col;
+
+	if (tp == 1 || !gpt_param_sharded(i))
+		return (long)j;
+	switch (i) {
+	case 4:		/* qkvw [3C, C]: our rows of each of q, k, v */
+	case 5:		/* qkvb [3C] */
+		row = i == 4 ? j / C : j;
+		col = i == 4 ? j % C : 0;
+		if (row % C / Cq != r)
+			return -1;
+		row = row / C * Cq + row % C - r * Cq;
+		return (long)(i == 4 ? row * C + col : row);
+	case 6:		/* attprojw [C, C]: our columns */
+		row = j / C;
+		col = j % C;
+		if (col / Cq != r)
+			return -1;
+		return (long)(row * Cq + col - r * Cq);
+	case 10:	/* fcw [4C, C]: our rows */
+	case 11:	/* fcb [4C] */
+		row = i == 10 ? j / C : j;
+		if (row / F != r)
+			return -1;
+		return (long)(i == 10 ? j - r * F * C : j - r * F);
+	default:	/* 12, fcprojw [C, 4C]: our columns */
+		row = j / (4 * C);
+		col = j % (4 * C);
+		if (col / F != r)
+			return -1;
+		return (long)(row * F + col - r * F);
+	}
+}
+
 size_t
 gpt_count_params(const struct gpt_config *cfg)
 {
@@ -232,7 +289,9 @@ gpt_init(struct gpt *m, const struct gpt_config *cfg,
 	if (cfg->L < 1 || cfg->NH < 1 || cfg->C < 1 || cfg->C % cfg->NH ||
 	    cfg->maxT < 1 || cfg->V < 1 || cfg->l0 < 0 || cfg->Lall < 0 ||
 	    (cfg->Lall == 0 && cfg->l0 != 0) ||
-	    (cfg->Lall > 0 && cfg->l0 + cfg->L > cfg->Lall))
+	    (cfg->Lall > 0 && cfg->l0 + cfg->L > cfg->Lall) ||
+	    cfg->tp < 0 || cfg->tp > GPT_MAX_TP || cfg->tr < 0 ||
+	    cfg->tr >= cfg_tp(cfg) || cfg->NH % cfg_tp(cfg) != 0)
 		return -EINVAL;
 	m->cfg = *cfg;
 	m->embed = cfg_embed(cfg);
@@ -307,18 +366,23 @@ gpt_init_weights(struct gpt *m, struct rng *r)
 	whole.L = Lall;
 	whole.l0 = 0;
 	whole.Lall = 0;
+	whole.tp = whole.tr = 0;
 	param_sizes(&whole, full);
 	for (int i = 0; i < GPT_NPARAMS; i++) {
 		float std = (i == 6 || i == 12) ? proj_std : 0.02f;
 		/* per-block tensors are [Lall, ...]: ours from block l0 */
-		size_t lo = 0, hi = m->sizes[i];
+		size_t lo = 0, hi = m->sizes[i], per = full[i], mine = 0;
+		int blocks = i >= 2 && i <= 13;
 
-		if (i >= 2 && i <= 13) {
-			lo = full[i] / (size_t)Lall * (size_t)c->l0;
-			hi = lo + m->sizes[i];
+		if (blocks) {
+			per = full[i] / (size_t)Lall;	/* a block's, whole */
+			mine = m->sizes[i] / (size_t)c->L; /* ... our shard */
+			lo = per * (size_t)c->l0;
+			hi = lo + per * (size_t)c->L;
 		}
 		for (size_t j = 0; j < full[i]; j++) {
 			float v;
+			long at;
 
 			if (i == 2 || i == 8 || i == 14)	/* LN weights */
 				v = 1.0f;
@@ -326,8 +390,15 @@ gpt_init_weights(struct gpt *m, struct rng *r)
 				v = rng_normal(r) * std;
 			else
 				v = 0.0f;			/* biases */
-			if (j >= lo && j < hi)
+			if (j < lo || j >= hi)
+				continue;
+			if (!blocks) {
 				base[j - lo] = v;
+				continue;
+			}
+			/* our block j / per, and our part of it */
+			if ((at = gpt_tp_index(c, i, (j - lo) % per)) >= 0)
+				base[(j - lo) / per * mine + (size_t)at] = v;
 		}
 		base += m->sizes[i];
 	}
@@ -338,7 +409,9 @@ static int
 acts_reserve(struct gpt *m, int B, int T)
 {
 	const struct gpt_config *c = &m->cfg;
-	size_t N = (size_t)B * T, L = c->L, C = c->C, NH = c->NH;
+	size_t N = (size_t)B * T, L = c->L, C = c->C, tp = (size_t)cfg_tp(c);
+	/* a tensor rank's heads: Cq of q, k, v each, F of the MLP */
+	size_t NH = (size_t)c->NH / tp, Cq = C / tp, F = 4 * C / tp;
 	/* the head's tensors on the last stage only, V = 0 elsewhere */
 	size_t V = m->head ? (size_t)c->V : 0, H = m->head ? 1 : 0;
 	struct gpt_acts *a = m->acts;
@@ -353,13 +426,13 @@ acts_reserve(struct gpt *m, int B, int T)
 	struct { float **p; size_t n; } t[] = {
 		{ &a->encoded, N * C },
 		{ &a->ln1, L * N * C }, { &a->ln1_mean, L * N },
-		{ &a->ln1_rstd, L * N }, { &a->qkv, L * N * 3 * C },
-		{ &a->atty, L * N * C }, { &a->lse, L * N * NH },
+		{ &a->ln1_rstd, L * N }, { &a->qkv, L * N * 3 * Cq },
+		{ &a->atty, L * N * Cq }, { &a->lse, L * N * NH },
 		{ &a->attproj, drop ? L * N * C : 0 },
 		{ &a->residual2, L * N * C },
 		{ &a->ln2, L * N * C }, { &a->ln2_mean, L * N },
-		{ &a->ln2_rstd, L * N }, { &a->fch, L * N * 4 * C },
-		{ &a->fch_gelu, L * N * 4 * C },
+		{ &a->ln2_rstd, L * N }, { &a->fch, L * N * F },
+		{ &a->fch_gelu, L * N * F },
 		{ &a->fcproj, drop ? L * N * C : 0 },
 		{ &a->residual3, L * N * C }, { &a->lnf, H * N * C },
 		{ &a->lnf_mean, H * N }, { &a->lnf_rstd, H * N },
@@ -369,8 +442,8 @@ acts_reserve(struct gpt *m, int B, int T)
 		{ &a->mask_att, drop ? L * N * C : 0 },
 		{ &a->mask_mlp, drop ? L * N * C : 0 },
 		{ &a->dres, N * C }, { &a->dtmp, N * C }, { &a->dln, N * C },
-		{ &a->datty, N * C }, { &a->dqkv, N * 3 * C },
-		{ &a->dfch, N * 4 * C }, { &a->dfch_gelu, N * 4 * C },
+		{ &a->datty, N * Cq }, { &a->dqkv, N * 3 * Cq },
+		{ &a->dfch, N * F }, { &a->dfch_gelu, N * F },
 		{ &a->dlogits, N * V },
 	};
 	size_t total = 0, nt = sizeof(t) / sizeof(t[0]);
@@ -451,11 +524,26 @@ add_bias_rows(float *out, const float *res, const float *bias, int N, int C)
 	}
 }
 
+/* Tensor parallel: x summed over the group (the hook's first error kept). */
+static void
+tp_sum(struct gpt *m, float *x, size_t n)
+{
+	int r;
+
+	if (m->tp_reduce == NULL)
+		return;
+	if ((r = m->tp_reduce(m->tp_reduce_arg, x, n)) < 0 && m->tp_err == 0)
+		m->tp_err = r;
+}
+
 /*
  * A residual branch's projection: out = res + dropout(inp . w^T + bias).
  * Without dropout (mask NULL) the projection is added straight into the
  * stream: out = res + bias, then the matmul accumulates into it, one
  * pass and one [N, C] buffer fewer than a matmul into tmp and an add.
+ * Tensor parallel, the projection is row-parallel: inp . w^T is this
+ * rank's part of it (its Cin of the input columns), summed over the group
+ * in tmp before the bias (whole on every rank, so added once) goes in.
  */
 static void
 branch_fwd(struct gpt *m, float *out, const float *res, float *tmp,
@@ -465,6 +553,16 @@ branch_fwd(struct gpt *m, float *out, const float *res, float *tmp,
 	const struct kern_ops *k = m->k;
 	size_t NC = (size_t)N * C;
 
+	if (cfg_tp(&m->cfg) > 1) {
+		PROF(PK_MATMUL_F, k->matmul_fwd(tmp, inp, w, NULL, N, Cin, C,
+		    0));
+		tp_sum(m, tmp, NC);
+		add_bias_rows(tmp, tmp, bias, N, C);
+		if (mask != NULL)
+			dropout_fwd(tmp, mask, NC, m->dropout, &m->drop_rng);
+		add_vec(out, res, tmp, NC);
+		return;
+	}
 	if (mask == NULL) {
 		add_bias_rows(out, res, bias, N, C);
 		PROF(PK_MATMUL_F, k->matmul_fwd(out, inp, w, NULL, N, Cin, C,
@@ -491,7 +589,9 @@ gpt_stage_forward(struct gpt *m, const int *inputs, const float *x,
 	const struct kern_ops *k = m->k;
 	const struct gpt_config *c = &m->cfg;
 	const struct gpt_params *p = &m->p;
-	int C = c->C, NH = c->NH, V = c->V, N = B * T;
+	int C = c->C, V = c->V, N = B * T, tp = cfg_tp(c);
+	/* this tensor rank's heads (all of them when tp is 1) */
+	int NH = c->NH / tp, Cq = C / tp, F = 4 * C / tp;
 	int drop = m->training && m->dropout > 0;
 	struct gpt_acts *a;
 
@@ -541,36 +641,42 @@ gpt_stage_forward(struct gpt *m, const int *inputs, const float *x,
 	const float *res = a->encoded;
 	for (int l = 0; l < c->L; l++) {
 		size_t NC = (size_t)N * C;
-		float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC;
-		float *atty = a->atty + l * NC;
+		size_t NQ = (size_t)N * Cq, NF = (size_t)N * F;
+		float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NQ;
+		float *atty = a->atty + l * NQ;
 		float *lse = a->lse + (size_t)l * N * NH;
-		float *attproj = drop ? a->attproj + l * NC : NULL;
+		/* scratch of a branch's projection: dtmp when tensor parallel
+		   (backward's, free here) */
+		float *attproj = tp > 1 ? a->dtmp : drop ? a->attproj + l * NC :
+		    NULL;
 		float *res2 = a->residual2 + l * NC, *ln2 = a->ln2 + l * NC;
-		float *fch = a->fch + l * 4 * NC;
-		float *fchg = a->fch_gelu + l * 4 * NC;
-		float *fcproj = drop ? a->fcproj + l * NC : NULL;
+		float *fch = a->fch + l * NF;
+		float *fchg = a->fch_gelu + l * NF;
+		float *fcproj = tp > 1 ? a->dtmp : drop ? a->fcproj + l * NC :
+		    NULL;
 		float *res3 = a->residual3 + l * NC;
 
 		PROF(PK_LN_F, k->layernorm_fwd(ln1, a->ln1_mean + (size_t)l * N,
 		    a->ln1_rstd + (size_t)l * N, res, p->ln1w + l * C,
 		    p->ln1b + l * C, N, C));
-		PROF(PK_MATMUL_F, k->matmul_fwd(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C,
-		    p->qkvb + (size_t)l * 3 * C, N, C, 3 * C, 0));
-		PROF(PK_ATTN_F, k->attn_fwd(atty, lse, qkv, B, T, C, NH));
+		/* column-parallel: our heads' q, k, v */
+		PROF(PK_MATMUL_F, k->matmul_fwd(qkv, ln1, p->qkvw + (size_t)l * 3 * Cq * C,
+		    p->qkvb + (size_t)l * 3 * Cq, N, C, 3 * Cq, 0));
+		PROF(PK_ATTN_F, k->attn_fwd(atty, lse, qkv, B, T, Cq, NH));
 		branch_fwd(m, res2, res, attproj, drop ? a->mask_att + l * NC :
-		    NULL, atty, p->attprojw + (size_t)l * C * C,
-		    p->attprojb + (size_t)l * C, N, C, C);
+		    NULL, atty, p->attprojw + (size_t)l * C * Cq,
+		    p->attprojb + (size_t)l * C, N, Cq, C);
 		PROF(PK_LN_F, k->layernorm_fwd(ln2, a->ln2_mean + (size_t)l * N,
 		    a->ln2_rstd + (size_t)l * N, res2, p->ln2w + l * C,
 		    p->ln2b + l * C, N, C));
 		/* fc's bias goes in with the GELU, one pass for both */
-		PROF(PK_MATMUL_F, k->matmul_fwd(fch, ln2, p->fcw + (size_t)l * 4 * C * C,
-		    NULL, N, C, 4 * C, 0));
-		PROF(PK_GELU_F, k->gelu_fwd(fchg, fch, p->fcb + (size_t)l * 4 * C,
-		    N, 4 * C));
+		PROF(PK_MATMUL_F, k->matmul_fwd(fch, ln2, p->fcw + (size_t)l * F * C,
+		    NULL, N, C, F, 0));
+		PROF(PK_GELU_F, k->gelu_fwd(fchg, fch, p->fcb + (size_t)l * F,
+		    N, F));
 		branch_fwd(m, res3, res2, fcproj, drop ? a->mask_mlp + l * NC :
-		    NULL, fchg, p->fcprojw + (size_t)l * 4 * C * C,
-		    p->fcprojb + (size_t)l * C, N, 4 * C, C);
+		    NULL, fchg, p->fcprojw + (size_t)l * C * F,
+		    p->fcprojb + (size_t)l * C, N, F, C);
 		res = res3;
 	}
 	if (!m->head) {
@@ -638,8 +744,9 @@ gpt_stage_backward(struct gpt *m, const float *dout, float scale)
 	const struct gpt_config *c = &m->cfg;
 	const struct gpt_params *p = &m->p, *g = &m->g;
 	struct gpt_acts *a = m->acts;
-	int B = m->B, T = m->T, C = c->C, NH = c->NH, V = c->V, N = B * T;
-	size_t NC = (size_t)N * C;
+	int B = m->B, T = m->T, C = c->C, V = c->V, N = B * T, tp = cfg_tp(c);
+	int NH = c->NH / tp, Cq = C / tp, F = 4 * C / tp;
+	size_t NC = (size_t)N * C, NQ = (size_t)N * Cq, NF = (size_t)N * F;
 	int drop = m->dropout > 0 && m->training;
 	float dl = scale / (float)N;
 	double t_bwd = prof_on > 0 ? prof_now() : 0;
@@ -681,16 +788,19 @@ blocks:
 			dbranch = a->dtmp;
 		}
 		/* fresh activation gradients are overwritten (acc 0) */
-		PROF(PK_MATMUL_B, k->matmul_bwd(a->dfch_gelu, g->fcprojw + (size_t)l * 4 * C * C,
+		PROF(PK_MATMUL_B, k->matmul_bwd(a->dfch_gelu, g->fcprojw + (size_t)l * C * F,
 		    g->fcprojb + (size_t)l * C, dbranch,
-		    a->fch_gelu + l * 4 * NC, p->fcprojw + (size_t)l * 4 * C * C,
-		    N, 4 * C, C, 0));
+		    a->fch_gelu + l * NF, p->fcprojw + (size_t)l * C * F,
+		    N, F, C, 0));
 		/* fc's bias gradient is summed in the GELU's backward pass */
-		PROF(PK_GELU_B, k->gelu_bwd(a->dfch, g->fcb + (size_t)l * 4 * C,
-		    a->fch + l * 4 * NC, a->dfch_gelu, N, 4 * C, 0));
-		PROF(PK_MATMUL_B, k->matmul_bwd(a->dln, g->fcw + (size_t)l * 4 * C * C,
+		PROF(PK_GELU_B, k->gelu_bwd(a->dfch, g->fcb + (size_t)l * F,
+		    a->fch + l * NF, a->dfch_gelu, N, F, 0));
+		PROF(PK_MATMUL_B, k->matmul_bwd(a->dln, g->fcw + (size_t)l * F * C,
 		    NULL, a->dfch, a->ln2 + l * NC,
-		    p->fcw + (size_t)l * 4 * C * C, N, C, 4 * C, 0));
+		    p->fcw + (size_t)l * F * C, N, C, F, 0));
+		/* tensor parallel: fc is column-parallel, dln our part */
+		if (tp > 1)
+			tp_sum(m, a->dln, NC);
 		PROF(PK_LN_B, k->layernorm_bwd(a->dres, g->ln2w + l * C, g->ln2b + l * C,
 		    a->dln, a->residual2 + l * NC, p->ln2w + l * C,
 		    a->ln2_mean + (size_t)l * N, a->ln2_rstd + (size_t)l * N,
@@ -703,15 +813,18 @@ blocks:
 			mul_vec(a->dtmp, a->mask_att + l * NC, NC);
 			dbranch = a->dtmp;
 		}
-		PROF(PK_MATMUL_B, k->matmul_bwd(a->datty, g->attprojw + (size_t)l * C * C,
-		    g->attprojb + (size_t)l * C, dbranch, a->atty + l * NC,
-		    p->attprojw + (size_t)l * C * C, N, C, C, 0));
-		zero_vec(a->dqkv, 3 * NC);
-		PROF(PK_ATTN_B, k->attn_bwd(a->dqkv, a->datty, a->qkv + l * 3 * NC,
-		    a->atty + l * NC, a->lse + (size_t)l * N * NH, B, T, C, NH));
-		PROF(PK_MATMUL_B, k->matmul_bwd(a->dln, g->qkvw + (size_t)l * 3 * C * C,
-		    g->qkvb + (size_t)l * 3 * C, a->dqkv, a->ln1 + l * NC,
-		    p->qkvw + (size_t)l * 3 * C * C, N, C, 3 * C, 0));
+		PROF(PK_MATMUL_B, k->matmul_bwd(a->datty, g->attprojw + (size_t)l * C * Cq,
+		    g->attprojb + (size_t)l * C, dbranch, a->atty + l * NQ,
+		    p->attprojw + (size_t)l * C * Cq, N, Cq, C, 0));
+		zero_vec(a->dqkv, 3 * NQ);
+		PROF(PK_ATTN_B, k->attn_bwd(a->dqkv, a->datty, a->qkv + l * 3 * NQ,
+		    a->atty + l * NQ, a->lse + (size_t)l * N * NH, B, T, Cq, NH));
+		PROF(PK_MATMUL_B, k->matmul_bwd(a->dln, g->qkvw + (size_t)l * 3 * Cq * C,
+		    g->qkvb + (size_t)l * 3 * Cq, a->dqkv, a->ln1 + l * NC,
+		    p->qkvw + (size_t)l * 3 * Cq * C, N, C, 3 * Cq, 0));
+		/* the same for q, k, v */
+		if (tp > 1)
+			tp_sum(m, a->dln, NC);
 		PROF(PK_LN_B, k->layernorm_bwd(a->dres, g->ln1w + l * C, g->ln1b + l * C,
 		    a->dln, res, p->ln1w + l * C, a->ln1_mean + (size_t)l * N,
 		    a->ln1_rstd + (size_t)l * N, N, C));

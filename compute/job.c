@@ -104,13 +104,21 @@ const struct conf_key job_keys[] = {
 	    "pipeline parallel: node ids of the stages in order, e.g. 1,2 "
 	    "(the first holds the embeddings, the last the head and the "
 	    "loss); 1,2/3,4: two data-parallel replicas of that pipeline; "
-	    "empty: no pipeline", NULL, 0 },
+	    "1+2,3+4: stages of two tensor ranks each; empty: no pipeline",
+	    NULL, 0 },
 	{ "dist", "layers", CONF_STR, JS(dist_layers), 0, 0, "",
 	    "blocks of each stage in dist.stages order, summing to "
 	    "model.n_layer; empty: as even as may be", NULL, 0 },
 	{ "dist", "schedule", CONF_STR, JS(dist_schedule), 1, 0, "1f1b",
 	    "pipeline schedule over the train.accumulate micro-batches: "
 	    "1f1b or gpipe", NULL, 0 },
+	{ "dist", "tensor", CONF_STR, JS(dist_tensor), 0, 0, "",
+	    "tensor parallel: node ids of one tensor group in rank order, "
+	    "e.g. 1,2: each rank holds model.n_head / N heads and 4 x "
+	    "model.n_embd / N MLP rows of every block (both must divide); "
+	    "1,2/3,4: two data-parallel replicas of that group; plan: the "
+	    "groups of the plan control committed (a plan of tp 1 trains data "
+	    "parallel); empty: none", NULL, 0 },
 	{ "dist", "control", CONF_STR, JS(dist_control), 0, 0, "",
 	    "control.sock to report progress to; empty: the one beside the "
 	    "dataplane's socket (cluster mode only); off: none", NULL, 0 },
@@ -156,13 +164,18 @@ job_load(struct job *job, const char *path, char **sets, int nsets)
 				    "dist.shares and dist.members empty");
 		} else if (job->dist_stages[0] != '\0') {
 			static uint32_t m[PIPE_MAX_STAGES * PIPE_MAX_REPLICAS];
-			int n, r, l[PIPE_MAX_STAGES];
+			int n, r, K, l[PIPE_MAX_STAGES];
+			long top;
 			char why[256];
 
-			if (pipe_parse_stages(job->dist_stages, m, &n, &r, why,
-			    sizeof(why)) < 0)
+			if (pipe_parse_stages(job->dist_stages, m, &n, &r, &K,
+			    why, sizeof(why)) < 0)
 				conf_err(&errs, where, 0, "dist.stages: %s",
 				    why);
+			else if (K > 1 && tp_check_split(job->n_head,
+			    job->n_embd, K, why, sizeof(why)) < 0)
+				conf_err(&errs, where, 0, "dist.stages = %s: %s",
+				    job->dist_stages, why);
 			else if (pipe_split_layers(job->dist_layers, n,
 			    (int)job->n_layer, l, why, sizeof(why)) < 0)
 				conf_err(&errs, where, 0, "dist.layers: %s",
@@ -172,11 +185,11 @@ job_load(struct job *job, const char *path, char **sets, int nsets)
 			    (int)job->batch_size, l, why, sizeof(why)) < 0)
 				conf_err(&errs, where, 0, "dist.shares: %s",
 				    why);
-			else if (job->dist_group + r + n > 65535)
+			else if ((top = (long)job->dist_group + (long)r * K +
+			    (long)n * K + (K > 1 ? (long)r * n : 0)) > 65535)
 				conf_err(&errs, where, 0, "dist.group = %lld: "
-				    "the pipeline takes groups up to %lld, above "
-				    "65535", (long long)job->dist_group,
-				    (long long)job->dist_group + r + n);
+				    "the pipeline takes groups up to %ld, above "
+				    "65535", (long long)job->dist_group, top);
 			if (job->dist_members[0] != '\0')
 				conf_err(&errs, where, 0, "dist.stages and "
 				    "dist.members: replicas of a pipeline are "
@@ -186,8 +199,50 @@ job_load(struct job *job, const char *path, char **sets, int nsets)
 			conf_err(&errs, where, 0, "dist.layers without "
 			    "dist.stages");
 		}
+		if (strcmp(job->dist_tensor, "plan") == 0) {
+			/* the plan's groups and shares (train.c) */
+			if (job->dist_shares[0] != '\0' ||
+			    job->dist_members[0] != '\0' ||
+			    job->dist_stages[0] != '\0')
+				conf_err(&errs, where, 0, "dist.tensor = plan "
+				    "takes the tensor groups and the shares from "
+				    "the plan: leave dist.shares, dist.members and "
+				    "dist.stages empty");
+		} else if (job->dist_tensor[0] != '\0') {
+			static uint32_t m[GPT_MAX_TP * TP_MAX_REPLICAS];
+			int n, r, sh[TP_MAX_REPLICAS];
+			char why[256];
+
+			if (tp_parse_group(job->dist_tensor, m, &n, &r, why,
+			    sizeof(why)) < 0 ||
+			    tp_check_split(job->n_head, job->n_embd, n, why,
+			    sizeof(why)) < 0)
+				conf_err(&errs, where, 0, "dist.tensor = %s: %s",
+				    job->dist_tensor, why);
+			else if (job->dist_shares[0] != '\0' &&
+			    dist_parse_shares(job->dist_shares, r,
+			    (int)job->batch_size, sh, why, sizeof(why)) < 0)
+				conf_err(&errs, where, 0, "dist.shares: %s",
+				    why);
+			else if (job->dist_group + r + n > 65535)
+				conf_err(&errs, where, 0, "dist.group = %lld: "
+				    "the tensor groups take groups up to %lld, "
+				    "above 65535", (long long)job->dist_group,
+				    (long long)job->dist_group + r + n);
+			if (job->dist_stages[0] != '\0')
+				conf_err(&errs, where, 0, "dist.tensor and "
+				    "dist.stages: the tensor ranks of pipeline "
+				    "stages are listed in dist.stages (1+2,3+4: "
+				    "two stages of two ranks)");
+			if (job->dist_members[0] != '\0')
+				conf_err(&errs, where, 0, "dist.tensor and "
+				    "dist.members: replicas of a tensor group "
+				    "are listed in dist.tensor (1,2/3,4: two "
+				    "groups of two ranks)");
+		}
 		if (job->dist_dataplane[0] != '\0' &&
-		    job->dist_stages[0] == '\0') {
+		    job->dist_stages[0] == '\0' &&
+		    job->dist_tensor[0] == '\0') {
 			uint32_t m[DIST_MAX_MEMBERS];
 			char why[256];
 

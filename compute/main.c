@@ -55,7 +55,7 @@ main(int argc, char **argv)
 	const char *jobpath = NULL, *dpsock = NULL;
 	char **sets;
 	int nsets = 0, standalone = 0, checkonly = 0, level = LOG_LEVEL_INFO;
-	int ch;
+	int ch, rc;
 	struct job job;
 
 	log_init("arceus-worker", LOG_LEVEL_INFO);
@@ -120,11 +120,12 @@ main(int argc, char **argv)
 			fatal("malloc");
 		snprintf(sets[nsets++], len, "dist.dataplane=%s", dpsock);
 	}
-	if (job_load(&job, jobpath, sets, nsets) < 0)
-		return 1;
+	rc = job_load(&job, jobpath, sets, nsets);
 	if (dpsock != NULL)
 		free(sets[nsets - 1]);
 	free(sets);
+	if (rc < 0)
+		return 1;
 	if (checkonly) {
 		printf("%s: ok\n", jobpath);
 		return 0;
@@ -138,6 +139,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "arceus-worker: dist.stages = %s: a pipeline "
 		    "stage trains through its dataplane (--dataplane SOCK), "
 		    "not --standalone\n", job.dist_stages);
+		return 2;
+	}
+	if (standalone && job.dist_tensor[0] != '\0') {
+		fprintf(stderr, "arceus-worker: dist.tensor = %s: a tensor "
+		    "rank trains through its dataplane (--dataplane SOCK), not "
+		    "--standalone\n", job.dist_tensor);
 		return 2;
 	}
 	if (!standalone && job.dist_dataplane[0] == '\0') {

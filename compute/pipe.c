@@ -44,6 +44,13 @@
  * last backward.  The ring all-reduce hands all replicas the same bits,
  * so (1), (2) and AdamW give the same parameters on every replica.
  *
+ * Stages of tensor ranks (dist.stages = 1+2,3+4: K ranks a stage,
+ * tensor.c): rank k of every stage is a pipeline of its own (nodes[]),
+ * with groups of its own (dist.group + r * K + k over the stages,
+ * dist.group + R * K + s * K + k over the replicas); a stage's ranks sum
+ * their blocks' partial outputs and input gradients in their tensor group
+ * (tgroup), and before (2) their shards' squares and stop.
+ *
  * Sends and receives are matched in order per pair of nodes (the
  * dataplane's sequence numbers): activations only go down the pipeline
  * and gradients only up, each stream in micro-batch order.  A send
@@ -71,20 +78,20 @@
 #define PIPE_RESUME_STEPS	8	/* newest checkpoints compared at resume */
 
 int
-pipe_parse_stages(const char *s, uint32_t *nodes, int *S, int *R,
+pipe_parse_stages(const char *s, uint32_t *nodes, int *S, int *R, int *K,
     char *err, size_t errlen)
 {
-	char part[512], why[256];
+	char part[512], tok[512], why[256];
 	const char *p = s;
 	int n, total = 0;
 
-	*S = *R = 0;
+	*S = *R = *K = 0;
 	if (strlen(s) >= sizeof(part)) {
 		snprintf(err, errlen, "too long");
 		return -EINVAL;
 	}
 	for (;;) {
-		const char *e = strchr(p, '/');
+		const char *e = strchr(p, '/'), *q;
 		size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
 
 		memcpy(part, p, len);
@@ -94,11 +101,44 @@ pipe_parse_stages(const char *s, uint32_t *nodes, int *S, int *R,
 			    PIPE_MAX_REPLICAS);
 			return -EINVAL;
 		}
-		if ((n = dist_parse_members(part, nodes + total,
-		    PIPE_MAX_STAGES, why, sizeof(why))) < 0) {
-			snprintf(err, errlen, "%s", why);
-			return -EINVAL;
+		/* stages a, b, ...; a stage of tensor ranks as 1+2 */
+		n = 0;
+		for (q = part;; n++) {
+			const char *c = strchr(q, ',');
+			size_t tl = c != NULL ? (size_t)(c - q) : strlen(q);
+			uint32_t t[GPT_MAX_TP];
+			int k;
+
+			memcpy(tok, q, tl);
+			tok[tl] = '\0';
+			for (char *x = tok; *x != '\0'; x++)
+				if (*x == '+')
+					*x = ',';
+			if ((k = dist_parse_members(tok, t, GPT_MAX_TP, why,
+			    sizeof(why))) < 0) {
+				snprintf(err, errlen, "'%s': stage %d of replica "
+				    "%d: %s", s, n, *R, why);
+				return -EINVAL;
+			}
+			if (*K > 0 && k != *K) {
+				snprintf(err, errlen, "'%s': stage %d of replica "
+				    "%d has %d tensor ranks, the first stage %d: "
+				    "every stage has as many", s, n, *R, k, *K);
+				return -EINVAL;
+			}
+			if (total + k > PIPE_MAX_STAGES * PIPE_MAX_REPLICAS ||
+			    n == PIPE_MAX_STAGES) {
+				snprintf(err, errlen, "'%s': too many nodes", s);
+				return -EINVAL;
+			}
+			*K = k;
+			memcpy(nodes + total, t, sizeof(uint32_t) * (size_t)k);
+			total += k;
+			if (c == NULL)
+				break;
+			q = c + 1;
 		}
+		n++;
 		if (*R > 0 && n != *S) {
 			snprintf(err, errlen, "'%s': replica %d has %d stages, "
 			    "replica 0 %d: every replica of the pipeline has "
@@ -110,18 +150,13 @@ pipe_parse_stages(const char *s, uint32_t *nodes, int *S, int *R,
 			    "more", s);
 			return -EINVAL;
 		}
-		if (total + n > PIPE_MAX_STAGES * PIPE_MAX_REPLICAS) {
-			snprintf(err, errlen, "'%s': too many nodes", s);
-			return -EINVAL;
-		}
 		*S = n;
-		total += n;
 		(*R)++;
 		if (e == NULL)
 			break;
 		p = e + 1;
 	}
-	/* a node is one stage of one replica */
+	/* a node is one rank of one stage of one replica */
 	for (int i = 0; i < total; i++)
 		for (int k = 0; k < i; k++)
 			if (nodes[k] == nodes[i]) {
@@ -230,21 +265,21 @@ pipe_slots(const struct pipe_op *ops, int n)
 }
 
 /* Fingerprint of what every stage must agree on. */
-static uint32_t
-job_print(const struct job *j)
+uint32_t
+pipe_job_print(const struct job *j)
 {
 	char b[2048];
 	int n;
 
 	n = snprintf(b, sizeof(b), "%lld %lld %lld %lld %lld %lld %lld %.17g "
-	    "%.17g %lld %lld %.17g %.17g %.17g %.17g %.17g %lld %s %s %s",
+	    "%.17g %lld %lld %.17g %.17g %.17g %.17g %.17g %lld %s %s %s %s",
 	    (long long)j->n_layer, (long long)j->n_head, (long long)j->n_embd,
 	    (long long)j->block_size, (long long)j->batch_size,
 	    (long long)j->accumulate, (long long)j->steps, j->lr, j->min_lr,
 	    (long long)j->warmup_steps, (long long)j->decay_steps,
 	    j->weight_decay, j->beta1, j->beta2, j->eps, j->grad_clip,
 	    (long long)j->seed, j->dist_stages, j->dist_layers,
-	    j->dist_schedule);
+	    j->dist_schedule, j->dist_tensor);
 	if (j->dist_shares[0] != '\0' && n > 0 && (size_t)n < sizeof(b))
 		n += snprintf(b + n, sizeof(b) - (size_t)n, " %s",
 		    j->dist_shares);
@@ -290,16 +325,23 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 	static uint32_t all[PIPE_MAX_STAGES * PIPE_MAX_REPLICAS];
 	char why[256];
 	size_t act, bytes, most = 0;
-	int S, R, EB, most_rows, shares[PIPE_MAX_REPLICAS];
+	int S, R, K, EB, most_rows, shares[PIPE_MAX_REPLICAS];
 
 	memset(p, 0, sizeof(*p));
-	if (pipe_parse_stages(j->dist_stages, all, &S, &R, why,
+	if (pipe_parse_stages(j->dist_stages, all, &S, &R, &K, why,
 	    sizeof(why)) < 0) {
 		snprintf(err, errlen, "dist.stages: %s", why);
 		return -EINVAL;
 	}
+	if (K > 1 && tp_check_split(j->n_head, j->n_embd, K, why,
+	    sizeof(why)) < 0) {
+		snprintf(err, errlen, "dist.stages = %s: %s", j->dist_stages,
+		    why);
+		return -EINVAL;
+	}
 	p->S = S;
 	p->R = R;
+	p->K = K;
 	if (pipe_split_layers(j->dist_layers, S, (int)j->n_layer, p->layers,
 	    why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "dist.layers: %s", why);
@@ -326,7 +368,7 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 		p->Gall += shares[i] * p->M;
 		most_rows = shares[i] > most_rows ? shares[i] : most_rows;
 	}
-	p->print = job_print(j);
+	p->print = pipe_job_print(j);
 	act = (size_t)most_rows * (size_t)p->T * (size_t)p->C;
 	p->act = act;
 	if ((p->sched = calloc(2 * (size_t)p->M, sizeof(*p->sched))) == NULL) {
@@ -338,6 +380,12 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 	if (p->nred < (3 * PIPE_RESUME_STEPS + 5) * (size_t)(S > R ? S : R) + 1)
 		p->nred = (3 * PIPE_RESUME_STEPS + 5) * (size_t)(S > R ? S : R) +
 		    1;
+	/* tensor ranks: the blocks' sums of [rows*T, C] (the stage's), and
+	   pipe_agree's, pipe_resume's over them */
+	if (K > 1 && p->nred < act)
+		p->nred = act;
+	if (p->nred < (3 * PIPE_RESUME_STEPS + 5) * (size_t)K + 1)
+		p->nred = (3 * PIPE_RESUME_STEPS + 5) * (size_t)K + 1;
 	/* data parallel: the largest stage's gradients, loss and stop (and
 	   as much error feedback with lossy compression) */
 	if (R > 1 && dist_parse_comp(j->dist_compress, &p->rep, why,
@@ -350,7 +398,7 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 	p->overlap = j->dist_overlap;
 	for (int i = 0, l0 = 0; R > 1 && i < S; l0 += p->layers[i++]) {
 		struct gpt_config c = { p->layers[i], (int)j->n_head, p->C,
-		    p->T, p->V, l0, (int)j->n_layer };
+		    p->T, p->V, l0, (int)j->n_layer, K, 0 };
 		size_t n = gpt_count_params(&c) + 2;
 
 		most = n > most ? n : most;
@@ -366,10 +414,11 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 	}
 	p->node = arc_dp_node_id(p->dp);
 	p->s = p->r = -1;
-	for (int i = 0; i < S * R; i++)
+	for (int i = 0; i < S * R * K; i++)
 		if (all[i] == p->node) {
-			p->r = i / S;
-			p->s = i % S;
+			p->r = i / (S * K);
+			p->s = i / K % S;
+			p->k = i % K;
 		}
 	if (p->s < 0) {
 		snprintf(err, errlen, "dist.stages = '%s' does not list this "
@@ -377,14 +426,23 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 		    p->node, j->dist_dataplane);
 		goto fail;
 	}
+	/* our pipeline: the stages of our replica, rank k of each */
 	for (int i = 0; i < S; i++)
-		p->nodes[i] = all[p->r * S + i];
+		p->nodes[i] = all[(p->r * S + i) * K + p->k];
 	for (int i = 0; i < R; i++)
-		p->peers[i] = all[i * S + p->s];
-	/* groups: replica r's stages dist.group + r, stage s's replicas
-	   dist.group + R + s (job_load checked they fit) */
-	p->group = (uint16_t)(j->dist_group + p->r);
-	p->dgroup = (uint16_t)(j->dist_group + R + p->s);
+		p->peers[i] = all[(i * S + p->s) * K + p->k];
+	for (int i = 0; i < K; i++)
+		p->tnodes[i] = all[(p->r * S + p->s) * K + i];
+	/*
+	 * groups: replica r's (rank k's) stages dist.group + r * K + k,
+	 * stage s's (rank k's) replicas dist.group + R * K + s * K + k, and
+	 * with tensor ranks replica r's stage s dist.group + R * K + S * K +
+	 * r * S + s (job_load checked they fit)
+	 */
+	p->group = (uint16_t)(j->dist_group + p->r * K + p->k);
+	p->dgroup = (uint16_t)(j->dist_group + R * K + p->s * K + p->k);
+	p->tgroup = (uint16_t)(j->dist_group + R * K + S * K + p->r * S +
+	    p->s);
 	p->G = shares[p->r] * p->M;
 	for (int i = 0; i < p->r; i++)
 		p->first += shares[i] * p->M;
@@ -409,7 +467,7 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 	}
 	if (R > 1) {
 		struct gpt_config c = { p->layers[p->s], (int)j->n_head, p->C,
-		    p->T, p->V, p->l0, (int)j->n_layer };
+		    p->T, p->V, p->l0, (int)j->n_layer, K, p->k };
 
 		if ((p->gbuf = arc_dp_alloc(p->dp, most * sizeof(float))) ==
 		    NULL || (p->rep.comp != ARC_DP_COMP_NONE &&
@@ -432,6 +490,10 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 	if (R > 1 && group_define(p, p->dgroup, p->peers, R, why, err,
 	    errlen) < 0)
 		goto fail;
+	snprintf(why, sizeof(why), "the tensor ranks of stage %d", p->s);
+	if (K > 1 && group_define(p, p->tgroup, p->tnodes, K, why, err,
+	    errlen) < 0)
+		goto fail;
 	log_info("pipeline: stage %d of %d (node %u, group %u), blocks %d-%d "
 	    "of %lld%s%s, %d micro-batches of %d rows a step, schedule %s "
 	    "(%d in flight at most)", p->s, S, p->node, p->group, p->l0,
@@ -439,6 +501,11 @@ pipe_init(struct pipe *p, const struct job *j, char *err, size_t errlen)
 	    p->s == 0 ? ", the embeddings" : "", p->s == S - 1 ?
 	    ", the head and the loss" : "", p->M, p->G / p->M,
 	    p->gpipe ? "gpipe" : "1f1b", p->nslots);
+	if (K > 1)
+		log_info("pipeline: tensor rank %d of %d of stage %d (group %u): "
+		    "heads %lld-%lld of its blocks", p->k, K, p->s, p->tgroup,
+		    (long long)(j->n_head / K * p->k),
+		    (long long)(j->n_head / K * (p->k + 1) - 1));
 	if (R > 1)
 		log_info("pipeline: replica %d of %d (rows %d-%d of %d a step), "
 		    "gradients all-reduced with this stage's replicas in group "
@@ -458,15 +525,21 @@ void
 pipe_fini(struct pipe *p)
 {
 	if (p->dp != NULL) {
-		if (p->steps > 0)
+		if (p->steps > 0 && p->tensor)
+			log_info("tensor parallel: %llu steps, %.1f MB sent, "
+			    "%.1f ms a step in the group's all-reduces",
+			    (unsigned long long)p->steps, p->wire_bytes / 1e6,
+			    p->wait_s * 1e3 / (double)p->steps);
+		else if (p->steps > 0)
 			log_info("pipeline: %llu steps, %.1f MB sent, %.1f ms a "
 			    "step waiting for other stages",
 			    (unsigned long long)p->steps, p->wire_bytes / 1e6,
 			    p->wait_s * 1e3 / (double)p->steps);
 		if (p->rep.steps > 0)
-			log_info("pipeline replicas: %.1f MB of gradients sent, "
+			log_info("%s replicas: %.1f MB of gradients sent, "
 			    "%.1f ms a step copying and waiting; %llu of %llu "
 			    "layer buckets went during backward",
+			    p->tensor ? "tensor group" : "pipeline",
 			    p->rep.wire_bytes / 1e6, p->rep.comm_s * 1e3 /
 			    (double)p->rep.steps,
 			    (unsigned long long)p->rep.buckets_early,
@@ -596,9 +669,17 @@ allreduce_in(struct pipe *p, uint16_t g, float *buf, size_t count,
 	    .buf = buf, .count = count, .divisor = 1.0f };
 	struct arc_dp_cpl c;
 
-	return op_wait(p, arc_dp_post(p->dp, &op), g == p->group ?
-	    "all-reduce over the stages" : "gradient all-reduce over the "
-	    "replicas", -1, &c, err, errlen);
+	return op_wait(p, arc_dp_post(p->dp, &op), p->tensor ||
+	    (p->K > 1 && g == p->tgroup) ? "all-reduce over the tensor group" :
+	    g == p->group ? "all-reduce over the stages" : "gradient "
+	    "all-reduce over the replicas", -1, &c, err, errlen);
+}
+
+int
+pipe_allreduce(struct pipe *p, uint16_t g, float *buf, size_t count,
+    char *err, size_t errlen)
+{
+	return allreduce_in(p, g, buf, count, err, errlen);
 }
 
 static int
@@ -668,9 +749,14 @@ pipe_agree(struct pipe *p, uint64_t step, char *err, size_t errlen)
 {
 	int r;
 
-	if ((r = agree_in(p, p->group, p->S, p->s, p->nodes, "stage", step,
-	    err, errlen)) < 0 || p->R == 1)
+	if ((r = agree_in(p, p->group, p->S, p->s, p->nodes, p->tensor ?
+	    "tensor rank" : "stage", step, err, errlen)) < 0)
 		return r;
+	if (p->K > 1 && !p->tensor && (r = agree_in(p, p->tgroup, p->K, p->k,
+	    p->tnodes, "tensor rank", step, err, errlen)) < 0)
+		return r;
+	if (p->R == 1)
+		return 0;
 	return agree_in(p, p->dgroup, p->R, p->r, p->peers, "replica", step,
 	    err, errlen);
 }
@@ -730,6 +816,10 @@ pipe_resume(struct pipe *p, const char *dir, struct gpt *m, struct adamw *o,
 	if ((r = common_in(p, p->group, p->S, p->s, mine, &n, 0, &some, err,
 	    errlen)) < 0)
 		return r;
+	/* a stage's tensor ranks: each puts its pipeline's common steps */
+	if (p->K > 1 && !p->tensor && (r = common_in(p, p->tgroup, p->K, p->k,
+	    mine, &n, some ? 1.0f : 0.0f, &some, err, errlen)) < 0)
+		return r;
 	/* replicas: each puts its pipeline's common steps, and whether
 	   any of its stages had one */
 	if (p->R > 1 && (r = common_in(p, p->dgroup, p->R, p->r, mine, &n,
@@ -739,23 +829,26 @@ pipe_resume(struct pipe *p, const char *dir, struct gpt *m, struct adamw *o,
 	if (common == 0 && some) {
 		/* some have checkpoints, of no step all have: every stage
 		   says so (some is the same everywhere) */
+		const char *unit = p->tensor ? "tensor rank" : "stage";
 		char mine_s[64] = "none";
 
 		if (loaded > 0)
 			snprintf(mine_s, sizeof(mine_s), "step %llu at newest",
 			    (unsigned long long)loaded);
-		snprintf(err, errlen, "no checkpoint step that every stage%s "
-		    "has (this stage: %s in %s; the %d newest of each "
-		    "compared): give every stage checkpoints of one step, or "
-		    "remove them all to start over", p->R > 1 ?
-		    " of every replica" : "", mine_s, dir, PIPE_RESUME_STEPS);
+		snprintf(err, errlen, "no checkpoint step that every %s%s "
+		    "has (this %s: %s in %s; the %d newest of each "
+		    "compared): give every %s checkpoints of one step, or "
+		    "remove them all to start over", unit, p->R > 1 ?
+		    " of every replica" : "", unit, mine_s, dir,
+		    PIPE_RESUME_STEPS, unit);
 		return -ESRCH;
 	}
 	if (common == loaded)
 		return rc;
-	log_warnx("pipeline: falling back from step %llu to step %llu, the "
-	    "newest checkpoint every stage has", (unsigned long long)loaded,
-	    (unsigned long long)common);
+	log_warnx("%s: falling back from step %llu to step %llu, the "
+	    "newest checkpoint every %s has", p->tensor ? "tensor parallel" :
+	    "pipeline", (unsigned long long)loaded,
+	    (unsigned long long)common, p->tensor ? "rank" : "stage");
 	return train_load_at(dir, common, m, o, ts, err, errlen);
 }
 
@@ -774,10 +867,16 @@ pipe_step(struct pipe *p, struct gpt *m, const struct dataset *d,
 	int rc;
 
 	gpt_zero_grad(m);
+	m->tp_err = 0;
 	r = r0;
 	for (int k = 0; k < p->nsched; k++) {
 		int i = p->sched[k].micro;
 
+		/* a failed sum over the stage's tensor ranks: no more waits */
+		if (m->tp_err != 0) {
+			snprintf(err, errlen, "%s", p->why);
+			return m->tp_err;
+		}
 		gpt_slot(m, i % p->nslots);
 		if (p->sched[k].kind == PIPE_F) {
 			/* micro-batch i's rows of the step's batch */
@@ -817,6 +916,10 @@ pipe_step(struct pipe *p, struct gpt *m, const struct dataset *d,
 		}
 	}
 	*data_rng = r;
+	if (m->tp_err != 0) {
+		snprintf(err, errlen, "%s", p->why);
+		return m->tp_err;
+	}
 	if ((rc = send_drain(p, err, errlen)) < 0)
 		return rc;
 
@@ -856,12 +959,34 @@ pipe_step(struct pipe *p, struct gpt *m, const struct dataset *d,
 	 * (2) the global norm: each stage's sum of squares as a float pair
 	 * in its own slot (zeros elsewhere add exactly), summed in stage
 	 * order in double on every stage.  wte counts once: on the first.
+	 * Tensor ranks: first their shards' squares summed over the stage's
+	 * ranks (the whole tensors' count once, the same on each), and stop,
+	 * so that every rank of every stage has it.
 	 */
+	if (p->K > 1) {
+		double shard, whole, wte = 0;
+		int K = p->K;
+
+		tp_sq_sums(m, &shard, &whole);
+		for (size_t k = 0; !first && k < m->sizes[0]; k++)
+			wte += (double)m->g.wte[k] * m->g.wte[k];
+		memset(p->red, 0, (2 * (size_t)K + 1) * sizeof(float));
+		p->red[2 * p->k] = (float)shard;
+		p->red[2 * p->k + 1] = (float)(shard - (double)(float)shard);
+		p->red[2 * K] = res->stop ? 1.0f : 0.0f;
+		if ((rc = allreduce_in(p, p->tgroup, p->red, 2 * (size_t)K + 1,
+		    err, errlen)) < 0)
+			return rc;
+		ss = whole - wte;
+		for (int i = 0; i < K; i++)
+			ss += (double)p->red[2 * i] + (double)p->red[2 * i + 1];
+		res->stop = p->red[2 * K] > 0.5f;
+	}
 	{
 		size_t skip = first ? 0 : m->sizes[0];
 		double sum = 0;
 
-		for (size_t k = skip; k < m->nparams; k++)
+		for (size_t k = skip; p->K <= 1 && k < m->nparams; k++)
 			ss += (double)m->grads[k] * m->grads[k];
 		memset(p->red, 0, 2 * (size_t)S * sizeof(float));
 		p->red[2 * s] = (float)ss;
@@ -886,6 +1011,7 @@ pipe_eval(struct pipe *p, struct gpt *m, const struct dataset *d, int iters,
 	double sum = 0;
 
 	m->training = 0;
+	m->tp_err = 0;
 	gpt_slot(m, 0);
 	for (int i = 0; i < iters; i++) {
 		data_val_batch(d, i, B, T, in, tg);
@@ -902,6 +1028,11 @@ pipe_eval(struct pipe *p, struct gpt *m, const struct dataset *d, int iters,
 		else if ((rc = send_to(p, s + 1, gpt_stage_out(m), n, err,
 		    errlen)) < 0)
 			goto out;
+	}
+	if (m->tp_err != 0) {
+		snprintf(err, errlen, "%s", p->why);
+		rc = m->tp_err;
+		goto out;
 	}
 	if ((rc = send_drain(p, err, errlen)) < 0)
 		goto out;

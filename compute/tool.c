@@ -151,7 +151,7 @@ tool_sample(int argc, char **argv)
 		return 1;
 	}
 	cfg = (struct gpt_config){ (int)job.n_layer, (int)job.n_head,
-	    (int)job.n_embd, (int)job.block_size, GPT_VOCAB, 0, 0 };
+	    (int)job.n_embd, (int)job.block_size, GPT_VOCAB, 0, 0, 0, 0 };
 	kern_set_threads((int)job.threads);
 	if (gpt_init(&m, &cfg, kern_lookup(job.kernels)) < 0 ||
 	    adamw_init(&opt, m.nparams) < 0) {
@@ -217,9 +217,25 @@ tool_share(const char *sock)
 	}
 	if (sh.status != 0) {
 		printf("no part for this node: %s\n", sh.status == ENOTSUP ?
-		    "the plan has tensor-parallel shards, or stages split "
-		    "differently in each replica" : strerror(sh.status));
+		    "the plan has tensor groups inside pipeline stages, or "
+		    "stages split differently in each replica" :
+		    strerror(sh.status));
 		return 1;
+	}
+	if (sh.tp > 1) {
+		printf("this node: rank %u, tensor rank %u of %u in replica %u "
+		    "(dist.tensor = plan), dataplane groups from %u\ntensor "
+		    "groups:", sh.rank, sh.rank % sh.tp, sh.tp, sh.rank / sh.tp,
+		    (unsigned)TP_PLAN_GROUP);
+		for (uint32_t i = 0; i < sh.dp * sh.tp; i++)
+			printf("%s%u", i == 0 ? " " : i % sh.tp ? "," : "/",
+			    sh.members[i]);
+		printf("; rows per step:");
+		for (uint32_t r = 0; r < sh.dp; r++)
+			printf(" %d (%d micro-batches)", sh.shares[r],
+			    sh.nmicro[r]);
+		printf("\n");
+		return 0;
 	}
 	if (sh.pp > 1) {
 		printf("this node: rank %u, stage %u of %u in replica %u "

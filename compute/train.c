@@ -120,13 +120,37 @@ shape_of(const struct gpt *m, uint32_t *shape)
 	shape[4] = (uint32_t)m->cfg.V;
 }
 
-/* trainer_state.stage: 0 for the whole model, else first block, blocks */
+/*
+ * trainer_state.stage: 0 for the whole model, else a pipeline stage's
+ * first block << 16 | all blocks, and a tensor rank's (ranks - 1) << 28 |
+ * rank << 24
+ */
 static uint32_t
 stage_of(const struct gpt *m)
 {
+	uint32_t t = 0;
+
+	if (m->cfg.tp > 1)
+		t = (uint32_t)(m->cfg.tp - 1) << 28 | (uint32_t)m->cfg.tr << 24;
 	if (m->cfg.Lall == 0 || (m->embed && m->head))
-		return 0;
-	return (uint32_t)m->cfg.l0 << 16 | (uint32_t)m->cfg.Lall;
+		return t;
+	return t | (uint32_t)m->cfg.l0 << 16 | (uint32_t)m->cfg.Lall;
+}
+
+/* What trainer_state.stage st says, in words. */
+static void
+stage_words(uint32_t st, char *buf, size_t len)
+{
+	int n = 0;
+
+	if ((st & 0xffffff) == 0)
+		n = snprintf(buf, len, "the whole model");
+	else
+		n = snprintf(buf, len, "the pipeline stage from block %u of %u",
+		    st >> 16 & 0xff, st & 0xffff);
+	if (st >> 24 != 0 && n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, ", tensor rank %u of %u",
+		    st >> 24 & 0xf, (st >> 28) + 1);
 }
 
 /*
@@ -174,13 +198,14 @@ train_check(const char *dir, uint64_t step, struct gpt *m, struct adamw *o,
 
 	shape_of(m, shape);
 	if (ts->stage != stage_of(m)) {
+		char have[128], want[128];
+
+		stage_words(ts->stage, have, sizeof(have));
+		stage_words(stage_of(m), want, sizeof(want));
 		snprintf(err, errlen, "%s: checkpoint of step %llu is of %s, "
-		    "this worker trains %s %u-%u: use this stage's own "
-		    "checkpoint dir", dir, (unsigned long long)step,
-		    ts->stage == 0 ? "the whole model" : "another pipeline "
-		    "stage", stage_of(m) == 0 ? "the whole model, blocks" :
-		    "the pipeline stage of blocks", (unsigned)m->cfg.l0,
-		    (unsigned)(m->cfg.l0 + m->cfg.L - 1));
+		    "this worker trains %s (blocks %u-%u): use its own "
+		    "checkpoint dir", dir, (unsigned long long)step, have, want,
+		    (unsigned)m->cfg.l0, (unsigned)(m->cfg.l0 + m->cfg.L - 1));
 		return -EINVAL;
 	}
 	if (memcmp(shape, ts->shape, sizeof(shape)) != 0 ||
@@ -363,6 +388,40 @@ pipe_from_plan(const struct job *j, struct job *out, uint64_t *epoch,
 	return dist_epoch_wait(j->dist_dataplane, sh.epoch, err, errlen);
 }
 
+/*
+ * dist.tensor = plan: the job as the committed plan has it (tensor.c's
+ * tp_from_share), once this node's dataplane runs the plan's epoch; a
+ * plan of tp 1 (the planner's choice for a model that fits) is trained
+ * data parallel (dist.members = plan).  @return 0 or -errno with err set
+ */
+static int
+tp_from_plan(const struct job *j, struct job *out, uint64_t *epoch,
+    char *err, size_t errlen)
+{
+	struct ctl_share sh;
+	int r;
+
+	*out = *j;
+	if ((r = dist_share_wait(j, &sh, 2, err, errlen)) < 0)
+		return r;
+	if (sh.tp < 2) {
+		out->dist_tensor[0] = '\0';
+		snprintf(out->dist_members, sizeof(out->dist_members), "plan");
+		log_info("tensor parallel: the plan of epoch %llu is tp 1: data "
+		    "parallel", (unsigned long long)sh.epoch);
+		*epoch = 0;
+		return 0;
+	}
+	if ((r = tp_from_share(&sh, j, out, err, errlen)) < 0)
+		return r;
+	*epoch = sh.epoch;
+	log_info("tensor parallel by the plan of epoch %llu, job %s: groups "
+	    "%s, rows %s per micro-batch, %lld micro-batches",
+	    (unsigned long long)sh.epoch, sh.job, out->dist_tensor,
+	    out->dist_shares, (long long)out->accumulate);
+	return dist_epoch_wait(j->dist_dataplane, sh.epoch, err, errlen);
+}
+
 /* Is the plan this replica follows over (control runs a newer epoch)? */
 static int
 plan_over(const struct dist *d, const struct job *j)
@@ -441,7 +500,7 @@ train_run(const struct job *j, const struct train_opts *o)
 {
 	const struct kern_ops *k = kern_lookup(j->kernels);
 	struct gpt_config cfg = { (int)j->n_layer, (int)j->n_head,
-	    (int)j->n_embd, (int)j->block_size, GPT_VOCAB, 0, 0 };
+	    (int)j->n_embd, (int)j->block_size, GPT_VOCAB, 0, 0, 0, 0 };
 	int B = (int)j->batch_size, T = (int)j->block_size, rc = -1;
 	int tty = isatty(STDERR_FILENO) && !o->quiet;
 	struct trainer_state ts;
@@ -451,13 +510,16 @@ train_run(const struct job *j, const struct train_opts *o)
 	struct dist dist = { .rank = 0, .world = 1 };
 	struct pipe pipe = { 0 };
 	int piped = j->dist_dataplane[0] != '\0' && j->dist_stages[0] != '\0';
+	/* tensor parallel (tensor.c): a group, each rank a shard of blocks */
+	struct pipe tens = { 0 };
+	int tensor = j->dist_dataplane[0] != '\0' && j->dist_tensor[0] != '\0';
 	struct reporter rep;
 	int64_t ckpt_unix = 0;
 	int rows, first_row, G, nmicro, EB = (int)j->batch_size;
 	int stop_agreed = 0, resumed = 0, rejoin, rejoin_now = 0, nbuf;
 	double epoch_check = 0;
 	struct job planned;		/* dist.stages = plan: the plan's */
-	uint64_t pipe_epoch = 0;
+	uint64_t pipe_epoch = 0, tp_epoch = 0;
 	struct gpt m;
 	FILE *mf = NULL;
 	uint64_t last_ckpt = 0;
@@ -488,6 +550,15 @@ train_run(const struct job *j, const struct train_opts *o)
 		}
 		j = &planned;
 	}
+	if (tensor && strcmp(j->dist_tensor, "plan") == 0) {
+		if (tp_from_plan(j, &planned, &tp_epoch, err,
+		    sizeof(err)) < 0) {
+			log_warnx("tensor parallel: %s", err);
+			goto out;
+		}
+		j = &planned;
+		tensor = j->dist_tensor[0] != '\0';	/* tp 1: data parallel */
+	}
 	if (piped) {
 		/* our blocks of the model; the stages agree below */
 		if (pipe_init(&pipe, j, err, sizeof(err)) < 0) {
@@ -499,13 +570,37 @@ train_run(const struct job *j, const struct train_opts *o)
 		cfg.l0 = pipe.l0;
 		cfg.L = pipe.layers[pipe.s];
 		cfg.Lall = (int)j->n_layer;
+		/* stages of tensor ranks (1+2,3+4): our shard of the stage's */
+		if (pipe.K > 1) {
+			cfg.tp = pipe.K;
+			cfg.tr = pipe.k;
+		}
+	}
+	if (tensor) {
+		/* our shard of every block; the ranks agree below */
+		if (tp_init(&tens, j, err, sizeof(err)) < 0) {
+			log_warnx("tensor parallel: %s", err);
+			goto out;
+		}
+		if (tp_epoch != 0)	/* a new epoch stops this plan's work */
+			pipe_bind_epoch(&tens, tp_epoch);
+		cfg.tp = tens.S;
+		cfg.tr = tens.s;
 	}
 	if (gpt_init(&m, &cfg, k) < 0) {
 		log_warnx("model: out of memory");
 		goto out;
 	}
 	m.dropout = (float)j->dropout;
-	if (j->dist_dataplane[0] != '\0' && !piped) {
+	if (tensor) {
+		m.tp_reduce = tp_reduce;
+		m.tp_reduce_arg = &tens;
+	}
+	if (piped && pipe.K > 1) {
+		m.tp_reduce = tp_reduce;
+		m.tp_reduce_arg = &pipe;
+	}
+	if (j->dist_dataplane[0] != '\0' && !piped && !tensor) {
 		if (dist_init(&dist, j, m.nparams, err, sizeof(err)) < 0) {
 			log_warnx("data parallel: %s", err);
 			goto out;
@@ -531,6 +626,12 @@ train_run(const struct job *j, const struct train_opts *o)
 		rows = pipe.G;
 		G = pipe.Gall;
 	}
+	if (tensor) {
+		/* every rank of a group the group's rows, of all groups' G */
+		rows = tens.G;
+		first_row = tens.first;
+		G = tens.Gall;
+	}
 	/* a standby (no rows) runs no micro-batch: B only sizes buffers */
 	B = nmicro > 0 ? (rows + nmicro - 1) / nmicro : 1;
 	if (adamw_init(&opt, m.nparams) < 0) {
@@ -549,7 +650,7 @@ train_run(const struct job *j, const struct train_opts *o)
 	/* replicas draw one global batch, and dropout masks of their own */
 	rng_seed(&m.drop_rng, (uint64_t)j->seed + 2 +
 	    0x9e3779b97f4a7c15ull * (uint64_t)(dist.rank + pipe.r * pipe.S +
-	    pipe.s));
+	    pipe.s + tens.r));
 	rng_seed(&sample_rng, (uint64_t)j->seed + 3);
 	gpt_init_weights(&m, &init_rng);
 	shape_of(&m, ts.shape);
@@ -557,10 +658,11 @@ train_run(const struct job *j, const struct train_opts *o)
 
 	if (j->ckpt_dir[0] != '\0' && j->resume) {
 		rc = train_load(j->ckpt_dir, &m, &opt, &ts, err, sizeof(err));
-		if (piped && (rc == 0 || rc == -ENOENT) &&
-		    (rc = pipe_resume(&pipe, j->ckpt_dir, &m, &opt, &ts, rc,
-		    err, sizeof(err))) < 0 && rc != -ENOENT) {
-			log_warnx("pipeline: %s", err);
+		if ((piped || tensor) && (rc == 0 || rc == -ENOENT) &&
+		    (rc = pipe_resume(piped ? &pipe : &tens, j->ckpt_dir, &m,
+		    &opt, &ts, rc, err, sizeof(err))) < 0 && rc != -ENOENT) {
+			log_warnx("%s: %s", piped ? "pipeline" :
+			    "tensor parallel", err);
 			goto out;
 		}
 		if (rc == 0) {
@@ -593,8 +695,15 @@ train_run(const struct job *j, const struct train_opts *o)
 		if (took == 2 && j->ckpt_dir[0] != '\0')
 			checkpoint(j, &m, &opt, &data_rng, &ts, &last_ckpt);
 	}
-	if (piped && pipe_agree(&pipe, ts.step, err, sizeof(err)) < 0) {
+	if (piped && (pipe_agree(&pipe, ts.step, err, sizeof(err)) < 0 ||
+	    (pipe.K > 1 && tp_agree_whole(&pipe, &m, &opt, err,
+	    sizeof(err)) < 0))) {
 		log_warnx("pipeline: %s", err);
+		goto out;
+	}
+	if (tensor && (pipe_agree(&tens, ts.step, err, sizeof(err)) < 0 ||
+	    tp_agree_whole(&tens, &m, &opt, err, sizeof(err)) < 0)) {
+		log_warnx("tensor parallel: %s", err);
 		goto out;
 	}
 	if (o->metrics_out != NULL &&
@@ -605,7 +714,8 @@ train_run(const struct job *j, const struct train_opts *o)
 	log_info("model: %d layers, %d heads, width %d, block %d: %.2fM "
 	    "parameters%s; kernels %s; %lld steps of %d x %d tokens x %lld%s",
 	    (int)j->n_layer, cfg.NH, cfg.C, cfg.maxT, m.nparams / 1e6,
-	    piped ? " on this stage" : "", k->name,
+	    piped ? " on this stage" : tensor ? " on this tensor rank" : "",
+	    k->name,
 	    (long long)j->steps, B, T, (long long)j->accumulate,
 	    dist.world > 1 ? " on each replica" : "");
 	log_info("data: %s, %zu tokens (%zu train, %zu validation)", j->path,
@@ -623,7 +733,8 @@ train_run(const struct job *j, const struct train_opts *o)
 	 * on the step to stop after (the stop rides on the all-reduce), since
 	 * one that stopped alone would leave the others waiting on it.
 	 */
-	while ((int64_t)ts.step < j->steps && (dist.dp != NULL || piped ?
+	while ((int64_t)ts.step < j->steps && (dist.dp != NULL || piped ||
+	    tensor ?
 	    !stop_agreed : !train_stop)) {
 		double t0 = now_s(), ms, tps;
 		float lr = lr_at(j, (int64_t)ts.step), loss = 0, norm;
@@ -683,6 +794,7 @@ train_run(const struct job *j, const struct train_opts *o)
 		}
 		report_compute_start(&rep);
 		gpt_zero_grad(&m);
+		m.tp_err = 0;
 		for (int a = 0, off = first_row; a < nmicro; a++) {
 			int n = rows / nmicro + (a < rows % nmicro);
 			struct rng r = step_data_rng;
@@ -700,9 +812,11 @@ train_run(const struct job *j, const struct train_opts *o)
 			 * micro-batch each layer's all-reduce goes as soon as
 			 * backward is past it
 			 */
-			m.grad_ready = dist.dp != NULL && j->dist_overlap &&
-			    a == nmicro - 1 ? dist_layer_ready : NULL;
-			m.grad_ready_arg = &dist;
+			m.grad_ready = (dist.dp != NULL || tens.R > 1) &&
+			    j->dist_overlap && a == nmicro - 1 ?
+			    dist_layer_ready : NULL;
+			m.grad_ready_arg = tensor ? &tens.rep : &dist;
+			tens.rep.model = &m;
 			gpt_backward(&m, (float)n / (float)G);
 			m.grad_ready = NULL;
 			loss += m.loss * ((float)n / (float)G);
@@ -714,6 +828,26 @@ train_run(const struct job *j, const struct train_opts *o)
 			data_rng = r;
 		}
 		report_compute_end(&rep, (long)rows * T);
+		if (tensor) {
+			int stop = train_stop != 0;
+
+			/*
+			 * replicas: the shard's gradients, loss and stop
+			 * summed with this rank's replicas; then (every rank's
+			 * loss is the same) the norm and stop over the group
+			 */
+			if (m.tp_err != 0) {
+				snprintf(err, sizeof(err), "%s", tens.why);
+				goto step_failed;
+			}
+			if (tens.R > 1 && dist_step_finish(&tens.rep, &m, &loss,
+			    stop, &stop, err, sizeof(err)) < 0)
+				goto step_failed;
+			if (tp_step_finish(&tens, &m, stop, &stop_agreed, &norm,
+			    err, sizeof(err)) < 0)
+				goto step_failed;
+			goto step_apply;
+		}
 		if (dist.dp != NULL &&
 		    dist_step_finish(&dist, &m, &loss, train_stop != 0,
 		    &stop_agreed, err, sizeof(err)) < 0) {
@@ -733,10 +867,12 @@ step_failed:
 				checkpoint(j, &m, &opt, &data_rng, &ts,
 				    &last_ckpt);
 			dist_failed(&dist, j);
-			if (pipe_epoch != 0) {	/* a plan's pipeline: the same */
+			/* a plan's pipeline or tensor groups: the same */
+			if (pipe_epoch != 0 || tp_epoch != 0) {
 				report_path(j, err, sizeof(err));
 				if (err[0] != '\0')
-					(void)ctl_reepoch_ask(err, pipe_epoch);
+					(void)ctl_reepoch_ask(err, pipe_epoch != 0 ?
+					    pipe_epoch : tp_epoch);
 			}
 			if (!rejoin)
 				goto out;
@@ -781,9 +917,19 @@ step_apply:
 					    &last_ckpt);
 				goto out;
 			}
-		} else if (eval_now)
+		} else if (eval_now) {
 			val = evaluate(&m, &data, EB, T, (int)j->eval_iters, in,
 			    tg);
+			if (m.tp_err != 0) {
+				progress_break();
+				log_warnx("step %llu, validation: %s; stopping",
+				    (unsigned long long)ts.step, tens.why);
+				if (j->ckpt_dir[0] != '\0')
+					checkpoint(j, &m, &opt, &data_rng, &ts,
+					    &last_ckpt);
+				goto out;
+			}
+		}
 		if (mf != NULL) {
 			fprintf(mf, "{\"step\":%llu,\"loss\":%.6f,\"lr\":%.6g,"
 			    "\"grad_norm\":%.6g,\"ms_per_step\":%.3f,"
@@ -824,7 +970,9 @@ step_apply:
 	if (j->sample_len > 0 && piped)
 		log_info("no sample: generating needs the whole model, and "
 		    "this stage holds blocks %d-%d", cfg.l0, cfg.l0 + cfg.L - 1);
-	else if (j->sample_len > 0 && !train_stop && !stop_agreed) {
+	/* a tensor group generates together (a rank's late signal aside) */
+	else if (j->sample_len > 0 && (tensor || !train_stop) &&
+	    !stop_agreed) {
 		uint8_t *s = malloc((size_t)j->sample_len);
 
 		if (s != NULL && gpt_generate(&m, NULL, 0, s,
@@ -843,6 +991,7 @@ out:
 	report_close(&rep);
 	dist_fini(&dist);
 	pipe_fini(&pipe);
+	pipe_fini(&tens);
 	if (mf != NULL)
 		fclose(mf);
 	free(in);

@@ -287,6 +287,7 @@ cluster_free(struct cluster_desc *cd)
 struct jp {
 	int64_t	n_layer, n_head, n_embd, block_size, batch, accumulate;
 	int	pipeline;	/* [dist] stages = plan */
+	int	tensor;		/* [dist] tensor = plan */
 };
 
 static int
@@ -316,6 +317,10 @@ job_cb(void *ctx, const char *section, const char *key, const char *value,
 		(void)line;
 		return 0;
 	}
+	if (strcmp(section, "dist") == 0 && strcmp(key, "tensor") == 0) {
+		jp->tensor = strcmp(value, "plan") == 0;
+		return 0;
+	}
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		int64_t v;
 		const char *why;
@@ -339,7 +344,7 @@ job_params_load(const char *path, struct job_params *out,
     struct conf_errs *errs)
 {
 	/* the defaults of compute/job.c */
-	struct jp jp = { 4, 4, 128, 64, 12, 1, 0 };
+	struct jp jp = { 4, 4, 128, 64, 12, 1, 0, 0 };
 	int before = errs->n;
 
 	if (conf_parse_cb(path, job_cb, &jp, errs) < 0)
@@ -365,7 +370,8 @@ job_params_load(const char *path, struct job_params *out,
 	out->block_size = (uint32_t)jp.block_size;
 	out->micro_batch = (uint32_t)jp.batch;
 	out->global_batch = (uint32_t)(jp.batch * jp.accumulate);
-	out->flags = jp.pipeline ? JOB_F_PIPELINE : 0;
+	out->flags = (jp.pipeline ? JOB_F_PIPELINE : 0) |
+	    (jp.tensor ? JOB_F_TENSOR : 0);
 	return errs->n > before ? -1 : 0;
 }
 

@@ -19,9 +19,9 @@
 # is a standby (on one machine the planner may well find one replica
 # faster than two sharing its cores): it trains no rows but keeps the
 # model in step.  A job with dist.stages = plan lets the planner split the
-# model into pipeline stages; -M MEM (e.g. 80M) caps the memory each node
-# offers the model ([control] model_memory), so that a model too big for
-# one node is split.  Node 1's worker shows its progress
+# model into pipeline stages (dist.tensor = plan: over tensor groups);
+# -M MEM (e.g. 80M) caps the memory each node offers the model ([control]
+# model_memory), so that a model too big for one node is split.  Node 1's worker shows its progress
 # here; node 1's control serves the dashboard on HTTP_PORT (default 7780;
 # 0: none).  At the end the cluster stops, unless -k keeps it running
 # (Ctrl-C stops it).  Running it again resumes from the checkpoints in
@@ -276,6 +276,13 @@ if [ $PLANNED = 1 ]; then
 		case $a in dist.stages=*) stages=${a#dist.stages=} ;; esac
 	done
 	[ "$stages" = plan ] && split=""
+	# ... and so does one whose tensor groups do
+	tensor=$(awk -F'[=#; \t]+' '/^\[/ { sec = $0; next }
+	    sec == "[dist]" && $1 == "tensor" { print $2; exit }' "$JOB")
+	for a in "$@"; do
+		case $a in dist.tensor=*) tensor=${a#dist.tensor=} ;; esac
+	done
+	[ "$tensor" = plan ] && split=""
 else
 	split="--set dist.members=$members --set dist.shares=$shares"
 fi

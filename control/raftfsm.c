@@ -562,7 +562,35 @@ layout_share(const uint32_t *layout, int len, int tp, int pp, int dp,
 		return;
 	}
 	if (tp > 1) {
-		out->status = ENOTSUP;
+		/*
+		 * tensor-parallel shards (compute/tensor.c): replica r's
+		 * ranks at members[r * tp + k]; not inside pipeline stages,
+		 * and no standbys (a node outside the plan holds no shard)
+		 */
+		if (pp > 1) {
+			out->status = ENOTSUP;
+			return;
+		}
+		if ((long)dp * tp > CTL_SHARE_MAX) {
+			out->status = E2BIG;
+			return;
+		}
+		out->status = ESRCH;
+		out->nstandby = 0;
+		out->group = 0;
+		for (int r = 0; r < dp; r++) {
+			out->shares[r] = (int32_t)layout[nslot + 2 * r];
+			out->nmicro[r] = (int32_t)layout[nslot + 2 * r + 1];
+			for (int k = 0; k < tp; k++) {
+				int i = r * tp + k;
+
+				out->members[i] = layout[r * slot + 2 + k];
+				if (out->members[i] == self) {
+					out->rank = (uint32_t)i;
+					out->status = 0;
+				}
+			}
+		}
 		return;
 	}
 	if ((long)dp * pp > CTL_SHARE_MAX || pp > CTL_SHARE_MAX) {

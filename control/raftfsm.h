@@ -49,6 +49,9 @@ struct job_params {
 /* The job's workers take pipeline stages from the plan (dist.stages =
    plan): the planner may split the model; without it, data parallel. */
 #define JOB_F_PIPELINE	0x1
+/* ... tensor-parallel shards (dist.tensor = plan): the planner may split
+   every block's heads and MLP over a tensor group (tp > 1, pp 1) */
+#define JOB_F_TENSOR	0x2
 
 /* The plan an epoch carries. */
 struct epoch_plan {

@@ -490,11 +490,11 @@ plan_inputs(struct rglue *g, const uint32_t *alive, int n,
 	job_params_plan(&g->fsm.st.jp, m, j);
 	/*
 	 * What the workers train: data parallel (compute/dist.c), and
-	 * pipeline stages (compute/pipe.c) for a job whose workers take them
-	 * from the plan; tensor-parallel shards wait for workers that hold
-	 * them.
+	 * pipeline stages (compute/pipe.c) or tensor-parallel shards
+	 * (compute/tensor.c) for a job whose workers take them from the
+	 * plan; not both at once (layout_share refuses tp > 1 with pp > 1).
 	 */
-	j->max_tp = 1;
+	j->max_tp = g->fsm.st.jp.flags & JOB_F_TENSOR ? 0 : 1;
 	j->max_pp = g->fsm.st.jp.flags & JOB_F_PIPELINE ? 0 : 1;
 	pthread_mutex_lock(&c->mu);
 	for (int i = 0; i < n; i++) {

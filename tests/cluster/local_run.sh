@@ -7,7 +7,8 @@
 # hears the workers' reports (training step and checkpoint), both
 # replicas end with the same losses, and a second run resumes from the
 # checkpoints.  Then the planner's way (-P): the workers train by the
-# plan their controls committed.  Bad arguments are refused with a
+# plan their controls committed, as data-parallel replicas, pipeline
+# stages or a tensor group.  Bad arguments are refused with a
 # reason.  Every process is the launcher's; it stops them by PID (checked
 # here: none is left).
 set -u
@@ -172,6 +173,34 @@ if [ $rc = 0 ] && grep -q 'tp 1 pp 2 dp 1' "$TMP/pp.log" &&
 else
 	log "FAIL: the planned pipeline (exit $rc): ${r:-}"
 	grep -v '^ step' "$TMP/pp.log" | tail -8
+	FAILS=$((FAILS + 1))
+fi
+
+# the same model with dist.tensor = plan: the planner splits every block
+# over a tensor group of the two nodes (tp 2), the workers take their
+# ranks from the plan, and every step's loss is the single node's within
+# 1e-4 (tensor_train.sh says why the sums differ in the last bits)
+TJ=configs/jobs/tiny-tensor.conf
+# shellcheck disable=SC2086
+BUILD=$BUILD timeout 300 $L -n 2 -d "$TMP/tp" -p $((BASE + 300)) -H 0 -P \
+    -M 85M -j $TJ -- $PARGS > "$TMP/tp.log" 2>&1
+rc=$?
+# shellcheck disable=SC2086
+timeout 300 "$BUILD/arceus-worker" --standalone --job $TJ $PARGS -q \
+    --set dist.tensor= \
+    --metrics-out "$TMP/tpref.jsonl" > "$TMP/tpref.log" 2>&1
+if [ $rc = 0 ] && grep -q 'tp 2 pp 1 dp 1' "$TMP/tp.log" &&
+    grep -q 'tensor parallel by the plan of epoch' "$TMP/tp.log" &&
+    r=$(paste "$(losses "$TMP/tp/n1/metrics.jsonl" > "$TMP/tp1";
+    echo "$TMP/tp1")" "$(losses "$TMP/tpref.jsonl" > "$TMP/tpr"; echo \
+    "$TMP/tpr")" | awk '{ d = $1 - $2; if (d < 0) d = -d;
+    if (d / $2 > w) w = d / $2; n++ } END { printf "%d steps, worst " \
+    "relative difference %.2g", n, w; exit (n != 12 || w > 1e-4) }'); then
+	log "ok -P -M 85M, dist.tensor = plan: $(grep -o 'the plan: .*' \
+	    "$TMP/tp.log" | sed 's/; *$//'); the single node's losses: $r"
+else
+	log "FAIL: the planned tensor groups (exit $rc): ${r:-}"
+	grep -v '^ step' "$TMP/tp.log" | tail -8
 	FAILS=$((FAILS + 1))
 fi
 

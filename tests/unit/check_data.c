@@ -260,7 +260,7 @@ END_TEST
  */
 START_TEST(test_adamw_clip_fused)
 {
-	struct gpt_config cfg = { 1, 1, 4, 2, GPT_VOCAB, 0, 0 };
+	struct gpt_config cfg = { 1, 1, 4, 2, GPT_VOCAB, 0, 0, 0, 0 };
 	struct adamw o[2];
 	struct gpt m[2];
 	struct rng r;
@@ -303,7 +303,7 @@ END_TEST
 /* AdamW against a plain double-precision implementation. */
 START_TEST(test_adamw_reference)
 {
-	struct gpt_config cfg = { 1, 1, 4, 2, GPT_VOCAB, 0, 0 };
+	struct gpt_config cfg = { 1, 1, 4, 2, GPT_VOCAB, 0, 0, 0, 0 };
 	struct adamw o;
 	struct gpt m;
 	struct rng r;

@@ -51,7 +51,7 @@ tensor_off(const struct gpt *m, int t)
 static void
 fd_check(const struct kern_ops *k, float dropout)
 {
-	struct gpt_config cfg = { 2, 2, 8, 6, GPT_VOCAB, 0, 0 };
+	struct gpt_config cfg = { 2, 2, 8, 6, GPT_VOCAB, 0, 0, 0, 0 };
 	int B = 2, T = 5, in[10], tg[10];
 	struct gpt m;
 	struct rng r;
@@ -153,7 +153,7 @@ END_TEST
 /* The oneDNN model computes what the reference model computes. */
 START_TEST(test_dnnl_vs_ref)
 {
-	struct gpt_config cfg = { 2, 4, 64, 32, GPT_VOCAB, 0, 0 };
+	struct gpt_config cfg = { 2, 4, 64, 32, GPT_VOCAB, 0, 0, 0, 0 };
 	int B = 3, T = 29, in[3 * 29], tg[3 * 29];
 	struct gpt a, b;
 	struct rng r;
@@ -192,7 +192,7 @@ END_TEST
 /* Micro-batches accumulate to the gradient of the whole batch. */
 START_TEST(test_accumulate)
 {
-	struct gpt_config cfg = { 1, 2, 16, 8, GPT_VOCAB, 0, 0 };
+	struct gpt_config cfg = { 1, 2, 16, 8, GPT_VOCAB, 0, 0, 0, 0 };
 	int in[4 * 8], tg[4 * 8];
 	struct gpt m;
 	struct rng r;
@@ -225,7 +225,7 @@ END_TEST
 /* Bad tokens are refused, never read out of bounds. */
 START_TEST(test_bad_input)
 {
-	struct gpt_config cfg = { 1, 1, 8, 4, GPT_VOCAB, 0, 0 };
+	struct gpt_config cfg = { 1, 1, 8, 4, GPT_VOCAB, 0, 0, 0, 0 };
 	int in[4] = { 1, 2, 300, 4 }, tg[4] = { 1, 2, 3, 4 };
 	struct gpt m;
 
@@ -249,7 +249,7 @@ START_TEST(test_overfit)
 {
 	static const char text[] = "the quick brown fox jumps over the lazy "
 	    "dog while the cat sleeps";
-	struct gpt_config cfg = { 2, 2, 32, 32, GPT_VOCAB, 0, 0 };
+	struct gpt_config cfg = { 2, 2, 32, 32, GPT_VOCAB, 0, 0, 0, 0 };
 	int B = 4, T = 32, in[4 * 32], tg[4 * 32];
 	struct adamw o;
 	struct gpt m;
@@ -288,7 +288,7 @@ END_TEST
 /* Generation is deterministic for a seed and only emits bytes. */
 START_TEST(test_generate)
 {
-	struct gpt_config cfg = { 1, 2, 16, 8, GPT_VOCAB, 0, 0 };
+	struct gpt_config cfg = { 1, 2, 16, 8, GPT_VOCAB, 0, 0, 0, 0 };
 	uint8_t a[20], b[20];
 	struct gpt m;
 	struct rng r;

@@ -66,36 +66,59 @@ START_TEST(test_parse_stages)
 {
 	uint32_t n[PIPE_MAX_STAGES * 4];
 	char err[256];
-	int S, R;
+	int S, R, K;
 
-	ck_assert_int_eq(pipe_parse_stages("3,1", n, &S, &R, err,
+	ck_assert_int_eq(pipe_parse_stages("3,1", n, &S, &R, &K, err,
 	    sizeof(err)), 0);
 	ck_assert_int_eq(S, 2);
 	ck_assert_int_eq(R, 1);
 	ck_assert_uint_eq(n[0], 3);
 	ck_assert_uint_eq(n[1], 1);
 	/* replicas of the pipeline, replica-major */
-	ck_assert_int_eq(pipe_parse_stages("1,2,3/4,5,6", n, &S, &R, err,
+	ck_assert_int_eq(pipe_parse_stages("1,2,3/4,5,6", n, &S, &R, &K, err,
 	    sizeof(err)), 0);
 	ck_assert_int_eq(S, 3);
 	ck_assert_int_eq(R, 2);
 	for (int i = 0; i < 6; i++)
 		ck_assert_uint_eq(n[i], (uint32_t)i + 1);
 	/* each refusal says why */
-	ck_assert_int_eq(pipe_parse_stages("1,2/3", n, &S, &R, err,
+	ck_assert_int_eq(pipe_parse_stages("1,2/3", n, &S, &R, &K, err,
 	    sizeof(err)), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "replica 1 has 1 stages, replica 0 "
 	    "2"));
-	ck_assert_int_eq(pipe_parse_stages("1,2/2,3", n, &S, &R, err,
+	ck_assert_int_eq(pipe_parse_stages("1,2/2,3", n, &S, &R, &K, err,
 	    sizeof(err)), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "node 2 is listed twice"));
-	ck_assert_int_eq(pipe_parse_stages("1", n, &S, &R, err, sizeof(err)),
+	ck_assert_int_eq(pipe_parse_stages("1", n, &S, &R, &K, err, sizeof(err)),
 	    -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "2 stages or more"));
-	ck_assert_int_eq(pipe_parse_stages("1,2/", n, &S, &R, err,
+	ck_assert_int_eq(pipe_parse_stages("1,2/", n, &S, &R, &K, err,
 	    sizeof(err)), -EINVAL);
-	ck_assert_int_eq(pipe_parse_stages("1,x", n, &S, &R, err,
+	ck_assert_int_eq(pipe_parse_stages("1,x", n, &S, &R, &K, err,
 	    sizeof(err)), -EINVAL);
+	ck_assert_int_eq(pipe_parse_stages("3,1", n, &S, &R, &K, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(K, 1);
+	/* stages of tensor ranks: nodes[R][S][K] */
+	ck_assert_int_eq(pipe_parse_stages("1+2,3+4/5+6,8+7", n, &S, &R, &K,
+	    err, sizeof(err)), 0);
+	ck_assert_int_eq(S, 2);
+	ck_assert_int_eq(R, 2);
+	ck_assert_int_eq(K, 2);
+	ck_assert_uint_eq(n[1], 2);
+	ck_assert_uint_eq(n[2], 3);
+	ck_assert_uint_eq(n[6], 8);
+	ck_assert_uint_eq(n[7], 7);
+	ck_assert_int_eq(pipe_parse_stages("1+2,3", n, &S, &R, &K, err,
+	    sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "stage 1 of replica 0 has 1 tensor "
+	    "ranks, the first stage 2"));
+	ck_assert_int_eq(pipe_parse_stages("1+2,3+1", n, &S, &R, &K, err,
+	    sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "node 1 is listed twice"));
+	ck_assert_int_eq(pipe_parse_stages("1+2", n, &S, &R, &K, err,
+	    sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "2 stages or more"));
 }
 END_TEST
 
@@ -251,7 +274,7 @@ static void
 chain(const int *split, int S, float dropout)
 {
 	const struct kern_ops *k = &kern_ref_ops;
-	struct gpt_config wc = { NL, 2, 16, NT, GPT_VOCAB, 0, 0 };
+	struct gpt_config wc = { NL, 2, 16, NT, GPT_VOCAB, 0, 0, 0, 0 };
 	struct gpt whole, st[NL];
 	int in[2][NB * NT], tg[2][NB * NT], l0 = 0;
 	float wloss[2], sloss[2];
@@ -382,7 +405,7 @@ END_TEST
 
 START_TEST(test_stage_bad_config)
 {
-	struct gpt_config c = { 2, 2, 16, NT, GPT_VOCAB, 2, 3 };
+	struct gpt_config c = { 2, 2, 16, NT, GPT_VOCAB, 2, 3, 0, 0 };
 	struct gpt m;
 
 	/* blocks 2-3 of 3 do not exist */

@@ -482,7 +482,10 @@ START_TEST(test_slow_island_left_out)
 }
 END_TEST
 
-/* What the workers can run bounds the plan: data parallel only here. */
+/*
+ * What the workers can run bounds the plan: data parallel only, stages
+ * or tensor-parallel shards when they take them.
+ */
 START_TEST(test_worker_limits)
 {
 	struct tcl *t = calloc(1, sizeof(*t));
@@ -517,6 +520,24 @@ START_TEST(test_worker_limits)
 	j.max_tp = j.max_pp = 1;
 	ck_assert_int_eq(plan_compute(&M, &j, &t->c, NULL, &p), -ENOSPC);
 	ck_assert_msg(strstr(p.why, "memory") != NULL, "why: %s", p.why);
+	plan_fini(&p);
+	/*
+	 * Workers that take tensor-parallel shards and not stages
+	 * (dist.tensor = plan): a model no device holds is split over a
+	 * tensor group, never into stages.
+	 */
+	tcl_init(t, 1, 100, 10);
+	for (int i = 0; i < 16; i++)
+		tcl_add(t, 0, 100, 1 * GiB);
+	j.max_tp = j.max_pp = 1;
+	ck_assert_int_eq(plan_compute(&M, &j, &t->c, NULL, &p), -ENOSPC);
+	plan_fini(&p);
+	j.max_tp = 0;
+	j.max_pp = 1;
+	ck_assert_int_eq(plan_compute(&M, &j, &t->c, NULL, &p), 0);
+	ck_assert_int_gt(p.tp, 1);
+	ck_assert_int_eq(p.pp, 1);
+	ck_assert_int_eq(12 % p.tp, 0);		/* whole heads on each */
 	plan_fini(&p);
 	free(t);
 }

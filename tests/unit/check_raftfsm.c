@@ -323,7 +323,7 @@ START_TEST(test_stale_and_malformed)
 		struct cluster_fsm g;
 
 		struct job_params jp = { 12, 12, 768, 1024, 4, 64,
-		    JOB_F_PIPELINE };
+		    JOB_F_PIPELINE | JOB_F_TENSOR };
 		static const uint32_t lay[] = { 0, 2, 7, 2, 3, 8 };
 		struct epoch_plan ep = { 1, 1, 2, 1, 0.5, "plan: tp 1 pp 2",
 		    lay, 6 };
@@ -352,7 +352,8 @@ START_TEST(test_stale_and_malformed)
 		ck_assert_str_eq(g.st.job, "gpt2");
 		ck_assert_uint_eq(g.st.jp.n_embd, 768);
 		ck_assert_uint_eq(g.st.jp.global_batch, 64);
-		ck_assert_uint_eq(g.st.jp.flags, JOB_F_PIPELINE);
+		ck_assert_uint_eq(g.st.jp.flags, JOB_F_PIPELINE |
+		    JOB_F_TENSOR);
 		ck_assert_int_eq(g.st.plan_pp, 2);
 		ck_assert_double_eq(g.st.plan_step, 0.5);
 		ck_assert_str_eq(g.st.plan, "plan: tp 1 pp 2");
@@ -519,6 +520,36 @@ START_TEST(test_layout_share)
 		/* nor a stage of the embedding alone */
 		memset(&sh, 0, sizeof(sh));
 		layout_share(bare, 8, 1, 2, 1, 2, ep, 4, &sh);
+		ck_assert_int_eq(sh.status, ENOTSUP);
+	}
+	/* tensor parallel: dp 2 x tp 2 (slots: stage, layers, 2 devices) */
+	{
+		static const uint32_t tl[] = { 0, 6, 5, 2,   0, 6, 9, 1,
+		    8, 2,  4, 2 };
+		/* tp 2 inside pipeline stages: not trained */
+		static const uint32_t tpl[] = { 0, 3, 5, 2,   3, 3, 9, 1,
+		    8, 2 };
+
+		memset(&sh, 0, sizeof(sh));
+		layout_share(tl, 12, 2, 1, 2, 1, ep, 4, &sh);
+		ck_assert_int_eq(sh.status, 0);
+		ck_assert_uint_eq(sh.tp, 2);
+		ck_assert_uint_eq(sh.dp, 2);
+		ck_assert_uint_eq(sh.rank, 3);	/* replica 1, rank 1 */
+		ck_assert_uint_eq(sh.members[0], 5);
+		ck_assert_uint_eq(sh.members[1], 2);
+		ck_assert_uint_eq(sh.members[2], 9);
+		ck_assert_uint_eq(sh.members[3], 1);
+		ck_assert_int_eq(sh.shares[0], 8);
+		ck_assert_int_eq(sh.shares[1], 4);
+		ck_assert_int_eq(sh.nmicro[1], 2);
+		/* no standbys: a node outside the plan holds no shard */
+		ck_assert_uint_eq(sh.nstandby, 0);
+		memset(&sh, 0, sizeof(sh));
+		layout_share(tl, 12, 2, 1, 2, 7, ep, 4, &sh);
+		ck_assert_int_eq(sh.status, ESRCH);
+		memset(&sh, 0, sizeof(sh));
+		layout_share(tpl, 10, 2, 2, 1, 5, ep, 4, &sh);
 		ck_assert_int_eq(sh.status, ENOTSUP);
 	}
 }

@@ -72,7 +72,7 @@ static uint64_t
 load_state(const struct job *j, float **params, float **m, float **v)
 {
 	struct gpt_config cfg = { (int)j->n_layer, (int)j->n_head,
-	    (int)j->n_embd, (int)j->block_size, GPT_VOCAB, 0, 0 };
+	    (int)j->n_embd, (int)j->block_size, GPT_VOCAB, 0, 0, 0, 0 };
 	struct trainer_state ts;
 	struct adamw o;
 	struct gpt g;
@@ -108,7 +108,7 @@ START_TEST(test_resume_bit_exact)
 	ck_assert_uint_eq(load_state(&b, &pb, &mb, &vb), 20);
 	{
 		struct gpt g;
-		struct gpt_config cfg = { 2, 2, 32, 16, GPT_VOCAB, 0, 0 };
+		struct gpt_config cfg = { 2, 2, 32, 16, GPT_VOCAB, 0, 0, 0, 0 };
 
 		gpt_init(&g, &cfg, &kern_ref_ops);
 		n = g.nparams;
