@@ -223,8 +223,9 @@ dist_share_wait(const struct job *j, struct ctl_share *sh, int kind,
 			return -ETIMEDOUT;
 		}
 		if (st != last)
-			log_info("%s: waiting for a plan: %s", stages ?
-			    "pipeline" : "data parallel", r < 0 ? why :
+			log_info("%s: waiting for a plan: %s", kind == 1 ?
+			    "pipeline" : kind == 2 ? "tensor parallel" :
+			    "data parallel", r < 0 ? why :
 			    st == ENOENT ? "no job planned yet (arceusctl "
 			    "job start)" : st == ESRCH ? "this node is not in the "
 			    "plan" : st == ENOSPC ? "the job fits no plan of the "
