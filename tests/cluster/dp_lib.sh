@@ -136,3 +136,58 @@ kill_hosts() {
 	done
 	return 0
 }
+
+# train_setup N PORT: the start of the training tests (dist_train.sh,
+# pipe_train.sh, tensor_train.sh): preflight (root and iproute2, else exit
+# 77; the worker built; the corpus), N hosts on the bridge, each with a
+# dataplane over tcp on PORT ($TMP/arceus.conf, every host a peer;
+# DPPID<i>), and every link up both ways.  Uses the caller's DP, WORKER
+# and log.
+train_setup() {
+	local n=$1 port=$2 i j
+	dp_preflight
+	[ -x "$WORKER" ] || { log "build $WORKER first"; exit 1; }
+	[ -s data/corpus.txt ] ||
+	    { log "no data/corpus.txt: make corpus"; exit 1; }
+	{
+		echo "[dataplane]"
+		echo "transport = tcp"
+		echo "port = $port"
+		echo "arena_size = 64M"
+		echo "chunk_size = 64K"
+		echo "peer_timeout_ms = 2000"
+		echo "op_timeout_ms = 10000"
+		for i in $(seq 1 "$n"); do echo "peer = $i@$NET.$i:$port"; done
+	} > "$TMP/arceus.conf"
+	for i in $(seq 1 "$n"); do
+		bridge_host "$i" "$NET.$i" || { log "FAIL: host $i"; exit 1; }
+		mkdir -p "$TMP/n$i"
+		ip netns exec "${TAG}n$i" "$DP" -c "$TMP/arceus.conf" \
+		    -o node.id="$i" -o "node.run_dir=$TMP/n$i" \
+		    -o "dataplane.listen=$NET.$i" \
+		    > "$TMP/dataplane$i.log" 2>&1 &
+		PIDS="$PIDS $!"
+		eval "DPPID$i=$!"
+	done
+	for i in $(seq 1 "$n"); do
+		for j in $(seq 1 "$n"); do
+			[ "$i" = "$j" ] || until_ok 20 peer_up "$i" "$j" ||
+			    { log "FAIL: links not up ($i to $j)"
+			    cat "$TMP"/dataplane*.log; exit 1; }
+		done
+	done
+}
+
+# train_ref ARGS...: the anchor, one node alone (arceus-worker
+# --standalone ARGS): $TMP/ref.jsonl, .log, and its losses, gradient norms
+# and validation losses in ref.loss, ref.norm, ref.val
+train_ref() {
+	if ! timeout 300 "$WORKER" --standalone "$@" \
+	    --metrics-out "$TMP/ref.jsonl" > "$TMP/ref.log" 2>&1; then
+		log "FAIL: the standalone reference run"; cat "$TMP/ref.log"
+		exit 1
+	fi
+	field loss "$TMP/ref.jsonl" > "$TMP/ref.loss"
+	field grad_norm "$TMP/ref.jsonl" > "$TMP/ref.norm"
+	field val_loss "$TMP/ref.jsonl" > "$TMP/ref.val"
+}

@@ -58,9 +58,6 @@ log() { printf 'tensor_train: %s\n' "$*"; }
 . "$(dirname "$0")/dp_lib.sh"
 trap 'dp_cleanup; [ -n "${KEEP:-}" ] || rm -rf "$TMP"' EXIT
 trap 'exit 1' INT TERM
-dp_preflight
-[ -x "$WORKER" ] || { log "build $WORKER first"; exit 1; }
-[ -s data/corpus.txt ] || { log "no data/corpus.txt: make corpus"; exit 1; }
 
 # a small model that trains a step in milliseconds, one thread each;
 # dropout on, so that both ranks' masks must be the single node's
@@ -72,27 +69,7 @@ JOB="--job configs/jobs/tiny.conf --set model.n_layer=4 --set model.n_head=4
  --set train.eval_iters=4 --set train.sample_len=0 --set train.threads=1
  --set checkpoint.dir= -q"
 
-{
-	echo "[dataplane]"
-	echo "transport = tcp"
-	echo "port = 7720"
-	echo "arena_size = 64M"
-	echo "chunk_size = 64K"
-	echo "peer_timeout_ms = 2000"
-	echo "op_timeout_ms = 10000"
-	for i in 1 2 3 4; do echo "peer = $i@$NET.$i:7720"; done
-} > "$TMP/arceus.conf"
-for i in 1 2 3 4; do
-	bridge_host "$i" "$NET.$i" || { log "FAIL: host $i"; exit 1; }
-	mkdir -p "$TMP/n$i"
-	ip netns exec "${TAG}n$i" "$DP" -c "$TMP/arceus.conf" -o node.id=$i \
-	    -o "node.run_dir=$TMP/n$i" -o "dataplane.listen=$NET.$i" \
-	    > "$TMP/dataplane$i.log" 2>&1 &
-	PIDS="$PIDS $!"
-done
-until_ok 20 peer_up 1 2 && until_ok 20 peer_up 2 1 && until_ok 20 peer_up 1 3 &&
-    until_ok 20 peer_up 3 4 && until_ok 20 peer_up 2 4 ||
-    { log "FAIL: links not up"; cat "$TMP"/dataplane*.log; exit 1; }
+train_setup 4 7720
 
 # start NAME ARGS...: both ranks at once, in the background (PIDs in wp,
 # WP1, WP2); rank i checkpoints in $CK$i when CK is set
@@ -130,13 +107,7 @@ same_ranks() {
 }
 
 # shellcheck disable=SC2086
-if ! timeout 300 "$WORKER" --standalone $JOB --set train.sample_len=60 \
-    --metrics-out "$TMP/ref.jsonl" > "$TMP/ref.log" 2>&1; then
-	log "FAIL: the standalone reference run"; cat "$TMP/ref.log"; exit 1
-fi
-field loss "$TMP/ref.jsonl" > "$TMP/ref.loss"
-field grad_norm "$TMP/ref.jsonl" > "$TMP/ref.norm"
-field val_loss "$TMP/ref.jsonl" > "$TMP/ref.val"
+train_ref $JOB --set train.sample_len=60
 
 # sample: the text after the '--- sample' line
 sample() { sed -n '/^--- sample/,/^---$/p' "$1"; }
