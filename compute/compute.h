@@ -506,6 +506,13 @@ void	dist_fini(struct dist *d);
  * stages is taken too, 2: one of tensor-parallel shards (else refused).
  * @return 0 or -errno with err set
  */
+/*
+ * "1, 2,3": numbers from lo to hi separated by commas or blanks, at most
+ * max.  @return how many (may be more than max: counted, not stored), or
+ * -1 at a token that is not such a number
+ */
+int	dist_parse_list(const char *s, unsigned long lo, unsigned long hi,
+	    uint32_t *out, int max);
 struct ctl_share;
 int	dist_share_wait(const struct job *j, struct ctl_share *sh, int kind,
 	    char *err, size_t errlen);

@@ -44,13 +44,8 @@
 #define DIST_GROUP_WAIT_S	60.0
 #define DIST_PLAN_WAIT_S	300.0
 
-/*
- * "1, 2,3": numbers from lo to hi separated by commas or blanks, at most
- * max.  @return how many (may be more than max: counted, not stored), or
- * -1 at a token that is not such a number
- */
-static int
-parse_list(const char *s, unsigned long lo, unsigned long hi, uint32_t *out,
+int
+dist_parse_list(const char *s, unsigned long lo, unsigned long hi, uint32_t *out,
     int max)
 {
 	int n = 0;
@@ -82,7 +77,7 @@ dist_parse_members(const char *s, uint32_t *out, int max, char *err,
 {
 	int n;
 
-	if ((n = parse_list(s, 1, 0xffffffffUL, out, max)) < 0) {
+	if ((n = dist_parse_list(s, 1, 0xffffffffUL, out, max)) < 0) {
 		snprintf(err, errlen, "'%s': node ids are numbers above 0, "
 		    "separated by commas", s);
 		return -EINVAL;
@@ -118,7 +113,7 @@ dist_parse_shares(const char *s, int nmembers, int batch, int *out,
 			out[i] = batch;
 		return nmembers;
 	}
-	if ((n = parse_list(s, 1, 65536, v, DIST_MAX_MEMBERS)) < 0) {
+	if ((n = dist_parse_list(s, 1, 65536, v, DIST_MAX_MEMBERS)) < 0) {
 		snprintf(err, errlen, "'%s': batch shares are numbers from 1 "
 		    "to 65536, separated by commas", s);
 		return -EINVAL;

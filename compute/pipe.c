@@ -190,28 +190,13 @@ pipe_split_layers(const char *s, int nstages, int nlayer, int *out,
 			out[i] = nlayer / nstages + (i < nlayer % nstages);
 		return nstages;
 	}
-	for (const char *p = s; *p != '\0';) {
-		char *end;
-		unsigned long x;
-
-		while (*p == ' ' || *p == ',')
-			p++;
-		if (*p == '\0')
-			break;
-		errno = 0;
-		x = strtoul(p, &end, 10);
-		if (end == p || errno != 0 || x < 1 || x > 65536 ||
-		    (*end != '\0' && *end != ',' && *end != ' ')) {
-			snprintf(err, errlen, "'%s': blocks per stage are "
-			    "numbers from 1, separated by commas", s);
-			return -EINVAL;
-		}
-		if (n < PIPE_MAX_STAGES)
-			v[n] = (uint32_t)x;
-		n++;
-		sum += (int)(x > 65536 ? 65536 : x);
-		p = end;
+	if ((n = dist_parse_list(s, 1, 65536, v, PIPE_MAX_STAGES)) < 0) {
+		snprintf(err, errlen, "'%s': blocks per stage are numbers from "
+		    "1, separated by commas", s);
+		return -EINVAL;
 	}
+	for (int i = 0; i < n && i < PIPE_MAX_STAGES; i++)
+		sum += (int)v[i];
 	if (n != nstages) {
 		snprintf(err, errlen, "'%s': %d block counts for %d stages", s,
 		    n, nstages);

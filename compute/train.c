@@ -312,17 +312,23 @@ checkpoint(const struct job *j, struct gpt *m, struct adamw *o,
  * dataplanes of the others would not).
  */
 static void
-dist_failed(const struct dist *d, const struct job *j)
+plan_failed(const struct job *j, uint64_t epoch)
 {
 	char path[1024];
 	int r;
 
-	if (d->epoch == 0)
+	if (epoch == 0)		/* not a plan's: nothing to ask */
 		return;
 	report_path(j, path, sizeof(path));
-	if (path[0] != '\0' && (r = ctl_reepoch_ask(path, d->epoch)) < 0)
+	if (path[0] != '\0' && (r = ctl_reepoch_ask(path, epoch)) < 0)
 		log_warnx("asking control at %s for a fresh epoch: %s", path,
 		    strerror(-r));
+}
+
+static void
+dist_failed(const struct dist *d, const struct job *j)
+{
+	plan_failed(j, d->epoch);
 }
 
 #define DIST_REJOIN_WAIT_S	20.0	/* for the epoch after a failed one */
@@ -866,14 +872,9 @@ step_failed:
 			if (j->ckpt_dir[0] != '\0' && last_ckpt != ts.step)
 				checkpoint(j, &m, &opt, &data_rng, &ts,
 				    &last_ckpt);
-			dist_failed(&dist, j);
-			/* a plan's pipeline or tensor groups: the same */
-			if (pipe_epoch != 0 || tp_epoch != 0) {
-				report_path(j, err, sizeof(err));
-				if (err[0] != '\0')
-					(void)ctl_reepoch_ask(err, pipe_epoch != 0 ?
-					    pipe_epoch : tp_epoch);
-			}
+			/* a plan's replicas, pipeline or tensor groups */
+			plan_failed(j, dist.epoch != 0 ? dist.epoch :
+			    pipe_epoch != 0 ? pipe_epoch : tp_epoch);
 			if (!rejoin)
 				goto out;
 			rejoin_now = 1;
