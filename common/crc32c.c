@@ -268,6 +268,12 @@ crc_fold_body(uint32_t crc, unsigned char *dst, const void *buf, size_t len,
 	__m128i y, k1, lanes[8];
 	uint64_t c;
 
+	/*
+	 * Without copy nothing is written to dst; point it into buf, so that
+	 * the offsets taken below are not arithmetic on a null pointer (UB)
+	 */
+	if (!copy)
+		dst = (unsigned char *)(uintptr_t)p;
 	x0 = _mm256_xor_si256(crc_load256(p, dst, copy),
 	    _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, (int)~crc));
 	x1 = crc_load256(p + 32, dst + 32, copy);
@@ -341,6 +347,8 @@ crc32c_nofold(uint32_t crc, const void *buf, size_t len)
 uint32_t
 crc32c_copy(uint32_t crc, void *dst, const void *src, size_t len)
 {
+	if (len == 0)		/* dst and src may be NULL then */
+		return crc;
 #if defined(__x86_64__)
 	if (crc_hw < 0)
 		crc_init_hw();

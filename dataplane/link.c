@@ -672,6 +672,8 @@ dp_rxmsg_add(struct dp *dp, struct dp_peer *p, struct dp_rxmsg *m,
 		m->crc = crc32c(m->crc, data, len);
 		break;
 	case DP_RXM_STAGE:
+		if (len == 0)
+			break;
 		if (rxmsg_room(m, (size_t)m->got + len) < 0) {
 			dp_on_bad(dp, p, WIRE_ELENGTH);
 			m->mode = DP_RXM_SKIP;

@@ -39,8 +39,12 @@ reduce_sum_f32(float *restrict dst, const float *restrict src, size_t n)
 		memcpy(dst + i + 32, &a2, 64);
 		memcpy(dst + i + 48, &a3, 64);
 	}
-	for (; i < n; i++)
-		dst[i] += src[i];
+	for (; i < n; i++) {
+		float s;
+
+		memcpy(&s, src + i, sizeof(s));	/* src may sit at any byte */
+		dst[i] += s;
+	}
 }
 
 void
