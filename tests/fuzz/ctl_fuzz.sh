@@ -24,4 +24,10 @@ if [ $rc != 0 ]; then
 	tail -40 "$BUILD/fuzz/fuzz_ctl.log"
 	exit 1
 fi
+# UBSan goes on after a report: a report is a failure all the same
+if grep -q "runtime error:" "$BUILD/fuzz/fuzz_ctl.log"; then
+	echo "ctl_fuzz: FAIL: undefined behaviour (UBSan), in $BUILD/fuzz/fuzz_ctl.log:"
+	grep -A2 "runtime error:" "$BUILD/fuzz/fuzz_ctl.log" | head -20
+	exit 1
+fi
 echo "ctl_fuzz: PASS (${SECS}s)"

@@ -22,4 +22,10 @@ if [ $rc != 0 ]; then
 	tail -40 "$BUILD/fuzz/fuzz_dp.log"
 	exit 1
 fi
+# UBSan goes on after a report: a report is a failure all the same
+if grep -q "runtime error:" "$BUILD/fuzz/fuzz_dp.log"; then
+	echo "dp_fuzz: FAIL: undefined behaviour (UBSan), in $BUILD/fuzz/fuzz_dp.log:"
+	grep -A2 "runtime error:" "$BUILD/fuzz/fuzz_dp.log" | head -20
+	exit 1
+fi
 echo "dp_fuzz: PASS (${SECS}s)"
